@@ -1,0 +1,628 @@
+// Loading and validation of the YAML configuration. Every problem is collected
+// with its file, line, column and key path, so `dockscaler validate` can show
+// them all at once; nothing is used from a file that has any problem.
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace dockscaler::config {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Reads one document, recording problems instead of stopping at the first.
+class reader {
+ public:
+  explicit reader(std::string file) : file_(std::move(file)) {}
+
+  void fail(const YAML::Node& at, const std::string& key, std::string message) {
+    problem p;
+    p.file = file_;
+    if (at.IsDefined()) {
+      const YAML::Mark m = at.Mark();
+      if (m.line >= 0) {
+        p.line = m.line + 1;
+        p.column = m.column + 1;
+      }
+    }
+    p.key = key;
+    p.message = std::move(message);
+    problems_.push_back(std::move(p));
+  }
+
+  void fail_at(const YAML::Mark& m, std::string message) {
+    problems_.push_back(problem{file_, m.line + 1, m.column + 1, "", std::move(message)});
+  }
+
+  std::vector<problem>& problems() { return problems_; }
+
+  // Reports keys of `map` that are not in `allowed`. Returns false when `map`
+  // is present but not a mapping (the caller then skips it).
+  bool expect_map(const YAML::Node& map, const std::string& path,
+                  std::initializer_list<const char*> allowed) {
+    if (!map.IsDefined() || map.IsNull()) return false;
+    if (!map.IsMap()) {
+      fail(map, path, "expected a mapping");
+      return false;
+    }
+    for (const auto& kv : map) {
+      const std::string k = kv.first.Scalar();
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        fail(kv.first, join(path, k), "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  // Scalar accessors: leave `out` unchanged when the key is absent; record a
+  // problem and leave it unchanged when the value is of the wrong form.
+  // yaml-cpp nodes are references: assigning to a bound node writes into the
+  // document, so nodes are only ever copy-initialised here, never assigned.
+  std::optional<YAML::Node> scalar(const YAML::Node& parent, const char* key,
+                                   const std::string& path) {
+    YAML::Node node = parent[key];
+    if (!node.IsDefined() || node.IsNull()) return std::nullopt;
+    if (!node.IsScalar()) {
+      fail(node, join(path, key), "expected a single value");
+      return std::nullopt;
+    }
+    return node;
+  }
+
+  void get(const YAML::Node& parent, const char* key, const std::string& path, std::string& out) {
+    if (auto n = scalar(parent, key, path)) out = n->Scalar();
+  }
+
+  void get(const YAML::Node& parent, const char* key, const std::string& path, bool& out) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    const std::string l = lower(t);
+    if (l == "true" || l == "yes" || l == "on") out = true;
+    else if (l == "false" || l == "no" || l == "off") out = false;
+    else fail(*n, join(path, key), "expected true or false, got \"" + t + "\"");
+  }
+
+  template <typename Int>
+  void get_int(const YAML::Node& parent, const char* key, const std::string& path, Int& out,
+               long long min, long long max) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    long long v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || end != t.data() + t.size()) {
+      fail(*n, join(path, key), "expected a whole number, got \"" + t + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      fail(*n, join(path, key),
+           "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + t);
+      return;
+    }
+    out = static_cast<Int>(v);
+  }
+
+  void get(const YAML::Node& parent, const char* key, const std::string& path, double& out,
+           double min, double max) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    char* end = nullptr;
+    double v = std::strtod(t.c_str(), &end);
+    if (t.empty() || *end != '\0' || !std::isfinite(v)) {
+      fail(*n, join(path, key), "expected a number, got \"" + t + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      std::ostringstream m;
+      m << "must be between " << min << " and " << max << ", got " << t;
+      fail(*n, join(path, key), m.str());
+      return;
+    }
+    out = v;
+  }
+
+  void get(const YAML::Node& parent, const char* key, const std::string& path, duration& out,
+           bool allow_zero = false) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    auto d = parse_duration(t);
+    if (!d) {
+      fail(*n, join(path, key), "bad duration \"" + t + "\" (expected e.g. 250ms, 10s, 5m, 1h)");
+      return;
+    }
+    if (!allow_zero && d->count() == 0) {
+      fail(*n, join(path, key), "must be longer than 0");
+      return;
+    }
+    out = *d;
+  }
+
+  void get_size(const YAML::Node& parent, const char* key, const std::string& path,
+                std::uint64_t& out) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    auto s = parse_size(t);
+    if (!s) {
+      fail(*n, join(path, key), "bad size \"" + t + "\" (expected e.g. 512, 16k, 128m, 1g)");
+      return;
+    }
+    out = *s;
+  }
+
+  void get_listen(const YAML::Node& parent, const char* key, const std::string& path,
+                  std::string& out) {
+    auto n = scalar(parent, key, path);
+    if (!n) return;
+    const std::string t = n->Scalar();
+    static const std::regex form(R"(^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$)");
+    std::smatch m;
+    if (!std::regex_match(t, m, form) || std::stoi(m[2].str()) > 65535) {
+      fail(*n, join(path, key), "expected HOST:PORT, got \"" + t + "\"");
+      return;
+    }
+    out = t;
+  }
+
+ private:
+  std::string file_;
+  std::vector<problem> problems_;
+};
+
+bool valid_service_name(const std::string& s) {
+  static const std::regex form(R"(^[a-z0-9][a-z0-9_.-]{0,62}$)");
+  return std::regex_match(s, form);
+}
+
+// Docker's reference grammar (distribution/reference), without the digest-only
+// and uppercase-domain corner cases.
+bool valid_image_reference(const std::string& s) {
+  static const std::regex form(
+      R"(^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(:[0-9]+)?/)?)"
+      R"([a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*)"
+      R"((:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$)");
+  return s.size() <= 255 && std::regex_match(s, form);
+}
+
+void read_step(reader& r, const YAML::Node& parent, const std::string& path, step_config& out) {
+  auto n = r.scalar(parent, "step", path);
+  if (!n) return;
+  const std::string t = n->Scalar();
+  const std::string key = reader::join(path, "step");
+  if (lower(t) == "auto") {
+    out = {step_config::kind::automatic, 0};
+    return;
+  }
+  bool percent = !t.empty() && t.back() == '%';
+  std::string digits = percent ? t.substr(0, t.size() - 1) : t;
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (ec != std::errc() || end != digits.data() + digits.size() || v == 0 ||
+      (percent && v > 1000)) {
+    r.fail(*n, key, "expected a count (e.g. 2), a percentage (e.g. \"50%\") or auto, got \"" + t + "\"");
+    return;
+  }
+  out = {percent ? step_config::kind::percent : step_config::kind::count, v};
+}
+
+void read_service(reader& r, const std::string& name, const YAML::Node& key_node,
+                  const YAML::Node& n, config& cfg) {
+  const std::string path = "services." + name;
+  service_config s;
+  s.name = name;
+  if (!valid_service_name(name))
+    r.fail(key_node, path,
+           "service names are lowercase letters, digits, '.', '_' or '-' (at most 63), starting "
+           "with a letter or digit");
+  if (!n.IsMap()) {
+    r.fail(n.IsDefined() && !n.IsNull() ? n : key_node, path, "expected a mapping with at least `image`");
+    return;
+  }
+  r.expect_map(n, path,
+               {"image", "mode", "port", "route", "env", "resources", "security", "concurrency",
+                "queue", "replicas", "scale_up", "scale_down", "wait_time", "readiness",
+                "drain_timeout", "app", "prewarm", "timeout", "max_concurrency", "content_type"});
+
+  auto image_node = r.scalar(n, "image", path);
+  if (!image_node) {
+    r.fail(key_node, reader::join(path, "image"), "is required");
+  } else if (s.image = image_node->Scalar(); !valid_image_reference(s.image)) {
+    r.fail(*image_node, reader::join(path, "image"), "\"" + s.image + "\" is not a valid image reference");
+  }
+
+  if (auto mode_node = r.scalar(n, "mode", path)) {
+    const std::string mode = mode_node->Scalar();
+    if (mode == "http") s.mode = service_mode::http;
+    else if (mode == "stdio") s.mode = service_mode::stdio;
+    else r.fail(*mode_node, reader::join(path, "mode"), "expected http or stdio, got \"" + mode + "\"");
+  }
+  r.get_int(n, "port", path, s.port, 1, 65535);
+
+  if (s.mode == service_mode::http) {
+    for (const char* k : {"prewarm", "timeout", "max_concurrency", "content_type"})
+      if (n[k].IsDefined())
+        r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
+  }
+  r.get(n, "app", path, s.app);
+  r.get(n, "prewarm", path, s.prewarm);
+  r.get(n, "timeout", path, s.call_timeout);
+  r.get_int(n, "max_concurrency", path, s.max_concurrency, 1, 100000);
+  r.get(n, "content_type", path, s.content_type);
+
+  const YAML::Node route = n["route"];
+  bool has_prefix = false;
+  if (r.expect_map(route, path + ".route", {"path_prefix", "strip_prefix", "host"})) {
+    if (auto pn = r.scalar(route, "path_prefix", path + ".route")) {
+      const std::string prefix = pn->Scalar();
+      has_prefix = true;
+      if (prefix.empty() || prefix.front() != '/')
+        r.fail(*pn, path + ".route.path_prefix", "must start with '/', got \"" + prefix + "\"");
+      s.route.path_prefix = prefix;
+    }
+    r.get(route, "strip_prefix", path + ".route", s.route.strip_prefix);
+    r.get(route, "host", path + ".route", s.route.host);
+  }
+  if (!has_prefix) {
+    // Without a path, a host-only route takes every path; otherwise the default
+    // URL shape: IronFunctions' /r/<app>/<name> for stdio, /<name> for http.
+    if (!s.route.host.empty()) {
+      s.route.path_prefix = "/";
+    } else if (s.mode == service_mode::stdio) {
+      s.route.path_prefix = "/r/" + s.app + "/" + s.name;
+    } else {
+      s.route.path_prefix = "/" + s.name;
+      s.route.strip_prefix = true;
+    }
+  }
+
+  const YAML::Node env = n["env"];
+  if (env.IsDefined() && !env.IsNull()) {
+    if (!env.IsMap()) {
+      r.fail(env, path + ".env", "expected a mapping of NAME: value");
+    } else {
+      static const std::regex env_name(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
+      for (const auto& kv : env) {
+        const std::string k = kv.first.Scalar();
+        if (!std::regex_match(k, env_name))
+          r.fail(kv.first, path + ".env." + k, "not a valid environment variable name");
+        else if (!kv.second.IsScalar() && !kv.second.IsNull())
+          r.fail(kv.second, path + ".env." + k, "expected a single value");
+        else
+          s.env[k] = kv.second.IsNull() ? "" : kv.second.Scalar();
+      }
+    }
+  }
+
+  const YAML::Node res = n["resources"];
+  if (r.expect_map(res, path + ".resources", {"memory", "cpus", "pids"})) {
+    r.get_size(res, "memory", path + ".resources", s.resources.memory_bytes);
+    if (res["memory"].IsDefined() && s.resources.memory_bytes != 0 &&
+        s.resources.memory_bytes < 6 * 1024 * 1024)
+      r.fail(res["memory"], path + ".resources.memory", "Docker needs at least 6m");
+    r.get(res, "cpus", path + ".resources", s.resources.cpus, 0.01, 1024);
+    r.get_int(res, "pids", path + ".resources", s.resources.pids, 1, 4194304);
+  }
+
+  const YAML::Node sec = n["security"];
+  if (r.expect_map(sec, path + ".security", {"cap_drop", "read_only", "user"})) {
+    const YAML::Node caps = sec["cap_drop"];
+    if (caps.IsDefined() && !caps.IsNull()) {
+      if (!caps.IsSequence()) {
+        r.fail(caps, path + ".security.cap_drop", "expected a list, e.g. [ALL]");
+      } else {
+        for (const auto& c : caps) {
+          if (!c.IsScalar()) r.fail(c, path + ".security.cap_drop", "expected capability names");
+          else s.security.cap_drop.push_back(c.Scalar());
+        }
+      }
+    }
+    r.get(sec, "read_only", path + ".security", s.security.read_only);
+    r.get(sec, "user", path + ".security", s.security.user);
+  }
+
+  r.get_int(n, "concurrency", path, s.concurrency, 1, 100000);
+
+  const YAML::Node q = n["queue"];
+  if (r.expect_map(q, path + ".queue", {"max_length", "timeout"})) {
+    r.get_int(q, "max_length", path + ".queue", s.queue.max_length, 0, 10000000);
+    r.get(q, "timeout", path + ".queue", s.queue.timeout);
+  }
+
+  const YAML::Node rep = n["replicas"];
+  bool initial_given = false;
+  if (r.expect_map(rep, path + ".replicas", {"min", "max", "initial"})) {
+    r.get_int(rep, "min", path + ".replicas", s.replicas.min, 0, 1000);
+    r.get_int(rep, "max", path + ".replicas", s.replicas.max, 1, 1000);
+    initial_given = rep["initial"].IsDefined();
+    r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, 1000);
+    if (s.replicas.min > s.replicas.max)
+      r.fail(rep, path + ".replicas", "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +
+                                          std::to_string(s.replicas.max) + ")");
+    else if (initial_given && (s.replicas.initial < s.replicas.min || s.replicas.initial > s.replicas.max))
+      r.fail(rep["initial"], path + ".replicas.initial",
+             "must be between min (" + std::to_string(s.replicas.min) + ") and max (" +
+                 std::to_string(s.replicas.max) + ")");
+  }
+  if (!initial_given) s.replicas.initial = std::min(s.replicas.max, s.replicas.min);
+
+  const YAML::Node up = n["scale_up"];
+  if (r.expect_map(up, path + ".scale_up", {"wait_time_above", "for", "step", "cooldown"})) {
+    r.get(up, "wait_time_above", path + ".scale_up", s.scale_up.wait_time_above);
+    r.get(up, "for", path + ".scale_up", s.scale_up.hold, true);
+    read_step(r, up, path + ".scale_up", s.scale_up.step);
+    r.get(up, "cooldown", path + ".scale_up", s.scale_up.cooldown, true);
+  }
+  const YAML::Node down = n["scale_down"];
+  if (r.expect_map(down, path + ".scale_down", {"wait_time_below", "for", "step", "cooldown"})) {
+    r.get(down, "wait_time_below", path + ".scale_down", s.scale_down.wait_time_below, true);
+    r.get(down, "for", path + ".scale_down", s.scale_down.hold, true);
+    read_step(r, down, path + ".scale_down", s.scale_down.step);
+    r.get(down, "cooldown", path + ".scale_down", s.scale_down.cooldown, true);
+  }
+  if (s.scale_down.wait_time_below >= s.scale_up.wait_time_above) {
+    // Point at whichever threshold the file set (the other is a default).
+    const bool down_set = down.IsMap() && down["wait_time_below"].IsDefined();
+    const bool up_set = up.IsMap() && up["wait_time_above"].IsDefined();
+    r.fail(down_set ? down["wait_time_below"] : up_set ? up["wait_time_above"] : key_node, path + ".scale_down.wait_time_below",
+           "thresholds inverted: wait_time_below (" + format_duration(s.scale_down.wait_time_below) +
+               ") must be below scale_up.wait_time_above (" +
+               format_duration(s.scale_up.wait_time_above) + ")");
+  }
+
+  const YAML::Node wt = n["wait_time"];
+  if (r.expect_map(wt, path + ".wait_time", {"stat", "window"})) {
+    if (auto sn = r.scalar(wt, "stat", path + ".wait_time")) {
+      const std::string st = sn->Scalar();
+      static const std::pair<const char*, wait_stat> stats[] = {
+          {"mean", wait_stat::mean}, {"p50", wait_stat::p50}, {"p90", wait_stat::p90},
+          {"p95", wait_stat::p95},   {"p99", wait_stat::p99}, {"max", wait_stat::max}};
+      auto it = std::find_if(std::begin(stats), std::end(stats), [&](auto& p) { return st == p.first; });
+      if (it == std::end(stats))
+        r.fail(*sn, path + ".wait_time.stat", "expected mean, p50, p90, p95, p99 or max, got \"" + st + "\"");
+      else
+        s.wait_time.stat = it->second;
+    }
+    r.get(wt, "window", path + ".wait_time", s.wait_time.window);
+  }
+
+  const YAML::Node rd = n["readiness"];
+  if (r.expect_map(rd, path + ".readiness", {"http_get", "tcp", "timeout"})) {
+    if (auto hn = r.scalar(rd, "http_get", path + ".readiness")) {
+      const std::string hp = hn->Scalar();
+      if (hp.empty() || hp.front() != '/')
+        r.fail(*hn, path + ".readiness.http_get", "must be a path starting with '/'");
+      s.readiness.http_get = hp;
+    }
+    bool tcp = false;
+    r.get(rd, "tcp", path + ".readiness", tcp);
+    if (tcp && !s.readiness.http_get.empty())
+      r.fail(rd, path + ".readiness", "choose one of http_get or tcp");
+    r.get(rd, "timeout", path + ".readiness", s.readiness.timeout);
+  }
+  r.get(n, "drain_timeout", path, s.drain_timeout, true);
+
+  cfg.services.push_back(std::move(s));
+}
+
+std::string default_docker_host() {
+  const char* env = std::getenv("DOCKER_HOST");
+  return env && *env ? env : "unix:///var/run/docker.sock";
+}
+
+config read_document(reader& r, const YAML::Node& root) {
+  config cfg;
+  cfg.docker.host = default_docker_host();
+  if (!root.IsDefined() || root.IsNull()) {
+    r.fail(root, "", "the file is empty");
+    return cfg;
+  }
+  if (!r.expect_map(root, "", {"docker", "proxy", "admin", "metrics", "services"})) return cfg;
+
+  const YAML::Node d = root["docker"];
+  if (r.expect_map(d, "docker", {"host", "network"})) {
+    if (auto hn = r.scalar(d, "host", "docker")) {
+      const std::string host = hn->Scalar();
+      if (host.rfind("unix://", 0) != 0 && host.rfind("tcp://", 0) != 0)
+        r.fail(*hn, "docker.host", "expected unix:///path or tcp://host:port, got \"" + host + "\"");
+      cfg.docker.host = host;
+    }
+    r.get(d, "network", "docker", cfg.docker.network);
+  }
+
+  const YAML::Node p = root["proxy"];
+  if (r.expect_map(p, "proxy", {"listen", "threads", "max_header_bytes", "max_body_bytes",
+                                "max_connections", "timeouts"})) {
+    r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
+    r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
+    r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
+    r.get_size(p, "max_body_bytes", "proxy", cfg.proxy.max_body_bytes);
+    r.get_int(p, "max_connections", "proxy", cfg.proxy.max_connections, 1, 1000000);
+    const YAML::Node t = p["timeouts"];
+    if (r.expect_map(t, "proxy.timeouts", {"header", "connect", "response", "idle"})) {
+      r.get(t, "header", "proxy.timeouts", cfg.proxy.timeouts.header);
+      r.get(t, "connect", "proxy.timeouts", cfg.proxy.timeouts.connect);
+      r.get(t, "response", "proxy.timeouts", cfg.proxy.timeouts.response);
+      r.get(t, "idle", "proxy.timeouts", cfg.proxy.timeouts.idle);
+    }
+    if (cfg.proxy.max_header_bytes < 1024)
+      r.fail(p["max_header_bytes"], "proxy.max_header_bytes", "must be at least 1k");
+  }
+
+  const YAML::Node a = root["admin"];
+  if (r.expect_map(a, "admin", {"socket"})) {
+    if (auto sn = r.scalar(a, "socket", "admin")) {
+      const std::string sock = sn->Scalar();
+      if (sock.empty() || sock.front() != '/') r.fail(*sn, "admin.socket", "must be an absolute path");
+      cfg.admin.socket = sock;
+    }
+  }
+  const YAML::Node m = root["metrics"];
+  if (r.expect_map(m, "metrics", {"listen"})) r.get_listen(m, "listen", "metrics", cfg.metrics.listen);
+
+  const YAML::Node services = root["services"];
+  if (services.IsDefined() && !services.IsNull()) {
+    if (!services.IsMap()) {
+      r.fail(services, "services", "expected a mapping of service name to settings");
+    } else {
+      for (const auto& kv : services) read_service(r, kv.first.Scalar(), kv.first, kv.second, cfg);
+    }
+  }
+
+  // Two services may not claim the same requests.
+  for (size_t i = 0; i < cfg.services.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const auto& a1 = cfg.services[i].route;
+      const auto& b1 = cfg.services[j].route;
+      if (a1.path_prefix == b1.path_prefix && a1.host == b1.host) {
+        const std::string path = "services." + cfg.services[i].name + ".route";
+        r.fail(services[cfg.services[i].name]["route"].IsDefined()
+                   ? services[cfg.services[i].name]["route"]
+                   : services[cfg.services[i].name],
+               path, "same route as service " + cfg.services[j].name + " (path_prefix " +
+                         a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
+      }
+    }
+  return cfg;
+}
+
+}  // namespace
+
+const service_config* config::find(const std::string& name) const {
+  for (const auto& s : services)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string problem::to_string() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  return out + message;
+}
+
+namespace {
+std::string join_problems(const std::vector<problem>& ps) {
+  std::string out;
+  for (const auto& p : ps) out += (out.empty() ? "" : "\n") + p.to_string();
+  return out;
+}
+}  // namespace
+
+config_error::config_error(std::vector<problem> problems)
+    : std::runtime_error(join_problems(problems)), problems_(std::move(problems)) {}
+
+config load_string(const std::string& text, const std::string& name) {
+  reader r(name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    r.fail_at(e.mark, e.msg);
+    throw config_error(std::move(r.problems()));
+  }
+  config cfg = read_document(r, root);
+  if (!r.problems().empty()) throw config_error(std::move(r.problems()));
+  cfg.source = name;
+  return cfg;
+}
+
+config load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw config_error({problem{path, 0, 0, "", std::string("cannot read the file: ") +
+                                                    std::strerror(errno)}});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_string(text.str(), path);
+}
+
+std::optional<duration> parse_duration(const std::string& text) {
+  // A number (decimals allowed) followed by a unit; several parts may follow
+  // each other (1m30s), like Go's time.ParseDuration that Docker users know.
+  static const std::regex part(R"(([0-9]+(?:\.[0-9]+)?)(ms|s|m|h))");
+  if (text.empty()) return std::nullopt;
+  if (text == "0") return duration(0);
+  double total_ms = 0;
+  auto it = std::sregex_iterator(text.begin(), text.end(), part);
+  size_t consumed = 0;
+  for (; it != std::sregex_iterator(); ++it) {
+    if (static_cast<size_t>(it->position()) != consumed) return std::nullopt;
+    consumed += static_cast<size_t>(it->length());
+    const double v = std::stod((*it)[1].str());
+    const std::string unit = (*it)[2].str();
+    total_ms += v * (unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 3600000);
+  }
+  if (consumed != text.size() || total_ms > 1e12) return std::nullopt;
+  return duration(static_cast<long long>(std::llround(total_ms)));
+}
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  static const std::regex form(R"(^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(i?[bB])?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, form)) return std::nullopt;
+  double v = std::stod(m[1].str());
+  switch (std::tolower(static_cast<unsigned char>(m[2].str().empty() ? ' ' : m[2].str()[0]))) {
+    case 'k': v *= 1024.0; break;
+    case 'm': v *= 1024.0 * 1024; break;
+    case 'g': v *= 1024.0 * 1024 * 1024; break;
+    default: break;
+  }
+  if (v > 1e18) return std::nullopt;
+  return static_cast<std::uint64_t>(std::llround(v));
+}
+
+std::string format_duration(duration d) {
+  const long long ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+const char* to_string(wait_stat s) noexcept {
+  switch (s) {
+    case wait_stat::mean: return "mean";
+    case wait_stat::p50: return "p50";
+    case wait_stat::p90: return "p90";
+    case wait_stat::p95: return "p95";
+    case wait_stat::p99: return "p99";
+    case wait_stat::max: return "max";
+  }
+  return "?";
+}
+
+const char* to_string(service_mode m) noexcept {
+  return m == service_mode::http ? "http" : "stdio";
+}
+
+}  // namespace dockscaler::config

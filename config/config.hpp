@@ -1,0 +1,184 @@
+// The dockscaler configuration: typed structs for the YAML file described in
+// docs/configuration.md, with defaults, and the loader that validates it.
+// yaml-cpp stays inside config.cpp; nothing here depends on it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dockscaler::config {
+
+using duration = std::chrono::milliseconds;
+
+struct docker_config {
+  std::string host;                   // resolved: key, else $DOCKER_HOST, else the default socket
+  std::string network = "dockscaler";  // created if missing
+};
+
+struct proxy_timeouts {
+  duration header = std::chrono::seconds(10);
+  duration connect = std::chrono::seconds(2);
+  duration response = std::chrono::seconds(60);
+  duration idle = std::chrono::seconds(60);
+};
+
+struct proxy_config {
+  std::string listen = "127.0.0.1:8080";
+  unsigned threads = 2;
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  unsigned max_connections = 10000;
+  proxy_timeouts timeouts;
+};
+
+struct admin_config {
+  std::string socket = "/run/dockscaler/admin.sock";
+};
+
+struct metrics_config {
+  std::string listen;  // empty: no TCP metrics listener
+};
+
+enum class service_mode { http, stdio };
+
+struct route_config {
+  std::string path_prefix;  // always set after loading (a default is derived when absent)
+  bool strip_prefix = false;
+  std::string host;  // empty: any Host
+};
+
+struct resources_config {
+  std::uint64_t memory_bytes = 0;  // 0: no limit
+  double cpus = 0;                 // 0: no limit
+  std::int64_t pids = 256;
+};
+
+struct security_config {
+  std::vector<std::string> cap_drop;
+  bool read_only = false;
+  std::string user;
+};
+
+struct queue_config {
+  std::uint64_t max_length = 1000;
+  duration timeout = std::chrono::seconds(30);
+};
+
+struct replicas_config {
+  unsigned min = 1;
+  unsigned max = 10;
+  unsigned initial = 1;  // defaults to min when absent
+};
+
+// How many containers one scaling decision adds or removes.
+struct step_config {
+  enum class kind { count, percent, automatic };
+  kind type = kind::count;
+  unsigned value = 1;  // count, or percent of the current replicas
+};
+
+struct scale_up_config {
+  duration wait_time_above = std::chrono::milliseconds(100);
+  duration hold = std::chrono::seconds(5);  // the `for` key
+  step_config step{step_config::kind::count, 2};
+  duration cooldown = std::chrono::seconds(10);
+};
+
+struct scale_down_config {
+  duration wait_time_below = std::chrono::milliseconds(10);
+  duration hold = std::chrono::seconds(60);  // the `for` key
+  step_config step{step_config::kind::count, 1};
+  duration cooldown = std::chrono::seconds(30);
+};
+
+enum class wait_stat { mean, p50, p90, p95, p99, max };
+
+struct wait_time_config {
+  wait_stat stat = wait_stat::p95;
+  duration window = std::chrono::seconds(10);
+};
+
+struct readiness_config {
+  std::string http_get;  // empty: TCP connect
+  duration timeout = std::chrono::seconds(30);
+};
+
+struct service_config {
+  std::string name;
+  std::string image;
+  service_mode mode = service_mode::http;
+  std::uint16_t port = 8080;
+  route_config route;
+  std::map<std::string, std::string> env;
+  resources_config resources;
+  security_config security;
+  unsigned concurrency = 4;
+  queue_config queue;
+  replicas_config replicas;
+  scale_up_config scale_up;
+  scale_down_config scale_down;
+  wait_time_config wait_time;
+  readiness_config readiness;
+  duration drain_timeout = std::chrono::seconds(30);
+  // mode: stdio only
+  std::string app = "default";
+  bool prewarm = false;
+  duration call_timeout = std::chrono::seconds(30);  // the `timeout` key
+  unsigned max_concurrency = 8;
+  std::string content_type = "text/plain";
+};
+
+struct config {
+  std::string source;  // the file it came from
+  docker_config docker;
+  proxy_config proxy;
+  admin_config admin;
+  metrics_config metrics;
+  std::vector<service_config> services;  // in file order
+
+  const service_config* find(const std::string& name) const;
+};
+
+// One problem found in a file: where it is and what is wrong.
+struct problem {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the problem is not tied to a place
+  int column = 0;  // 1-based
+  std::string key;  // key path, e.g. services.hello.scale_up.for
+  std::string message;
+
+  std::string to_string() const;  // "file:line:column: key: message"
+};
+
+// Thrown by the loaders with every problem found, not just the first.
+class config_error : public std::runtime_error {
+ public:
+  explicit config_error(std::vector<problem> problems);
+  const std::vector<problem>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<problem> problems_;
+};
+
+// Reads and validates a configuration file. Throws config_error listing every
+// problem (an unreadable file is one problem without a line).
+config load_file(const std::string& path);
+
+// Same, from text; `name` stands for the file name in messages.
+config load_string(const std::string& text, const std::string& name);
+
+// Parsing of the scalar forms, shared with the CLI (e.g. `scale --hold 10m`).
+// Return nullopt when the text is not of that form.
+std::optional<duration> parse_duration(const std::string& text);    // 250ms, 10s, 5m, 1h, 1.5s
+std::optional<std::uint64_t> parse_size(const std::string& text);   // 512, 16k, 128m, 1g (binary units)
+std::string format_duration(duration d);                            // inverse of parse_duration
+
+const char* to_string(wait_stat s) noexcept;
+const char* to_string(service_mode m) noexcept;
+
+}  // namespace dockscaler::config
