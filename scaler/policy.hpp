@@ -1,0 +1,82 @@
+// The scaling policy: a pure function from (service config, metric history,
+// current replicas, last scale times, now) to a decision with its reason as
+// data. No clock, no I/O, no state of its own, so every rule is unit-testable
+// over scripted timelines.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace dockscaler::scaler {
+
+using clock = std::chrono::steady_clock;
+
+// One reading of a service, taken by the scaler loop about once a second.
+struct sample {
+  clock::time_point at;
+  double wait_time = 0;         // seconds: the configured statistic (e.g. p95) over its window
+  std::uint64_t queue_length = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t arrivals = 0;   // requests that arrived since the previous sample
+};
+
+enum class direction { none, up, down };
+
+enum class reason_kind {
+  steady,           // nothing to do
+  wait_time_above,  // wait_time held above scale_up.wait_time_above for scale_up.for
+  wait_time_below,  // wait_time held below scale_down.wait_time_below for scale_down.for
+  idle,             // min 0: no request at all for scale_down.for
+  cold_start,       // a request waits while no replica exists
+  below_min,        // fewer replicas than replicas.min
+  above_max,        // more replicas than replicas.max (e.g. after a reload)
+  cooling_down,     // a rule fired but its cooldown has not passed
+  at_limit,         // a rule fired but min/max leaves no room
+  load_too_high,    // wait_time is low but fewer replicas could not carry the load
+};
+
+struct reason {
+  reason_kind kind = reason_kind::steady;
+  double wait_time = 0;        // the latest reading, seconds
+  double threshold = 0;        // the threshold the rule compares with, seconds
+  clock::duration held{};      // how long the condition has held
+  std::uint64_t queue_length = 0;
+  std::uint64_t in_flight = 0;
+  clock::duration cooldown_left{};  // cooling_down only
+
+  std::string to_string() const;  // one line for logs and `status`
+};
+
+struct decision {
+  unsigned desired = 0;
+  direction dir = direction::none;
+  reason why;
+};
+
+// What the policy needs besides the config: the replica count the service is
+// heading for (ready + starting, excluding draining) and when it last scaled.
+struct scaling_state {
+  unsigned replicas = 0;
+  std::optional<clock::time_point> last_scale_up;  // empty: never
+  std::optional<clock::time_point> last_scale_down;
+};
+
+// The decision at `now`. `history` is ordered oldest first and should cover at
+// least max(scale_up.for, scale_down.for); a condition is only taken to have
+// held for a span that the history actually covers.
+decision decide(const config::service_config& svc, std::span<const sample> history,
+                const scaling_state& state, clock::time_point now);
+
+// How many replicas `auto` asks for: enough slots for queued plus in-flight
+// requests at `concurrency` each.
+unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight, unsigned concurrency);
+
+const char* to_string(reason_kind k) noexcept;
+const char* to_string(direction d) noexcept;
+
+}  // namespace dockscaler::scaler

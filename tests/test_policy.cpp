@@ -1,0 +1,262 @@
+// Unit tests of the scaling policy over scripted metric timelines: the policy
+// is a pure function, so time is just the `at` of each sample.
+#include "scaler/policy.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <vector>
+
+using namespace dockscaler;
+using namespace dockscaler::scaler;
+using namespace std::chrono_literals;
+
+namespace {
+
+const clock::time_point t0 = clock::time_point{} + 1000h;  // far from the epoch on purpose
+
+config::service_config make_service() {
+  config::service_config s;
+  s.name = "svc";
+  s.concurrency = 4;
+  s.replicas = {1, 10, 1};
+  s.scale_up = {100ms, 5s, {config::step_config::kind::count, 2}, 10s};
+  s.scale_down = {10ms, 60s, {config::step_config::kind::count, 1}, 30s};
+  return s;
+}
+
+sample at(clock::duration t, double wait, std::uint64_t queue = 0, std::uint64_t in_flight = 0,
+          std::uint64_t arrivals = 1) {
+  return sample{t0 + t, wait, queue, in_flight, arrivals};
+}
+
+// One sample a second from `from` to `to` inclusive, all with the same reading.
+void fill(std::vector<sample>& h, int from, int to, double wait, std::uint64_t queue = 0,
+          std::uint64_t in_flight = 0, std::uint64_t arrivals = 1) {
+  for (int i = from; i <= to; ++i) h.push_back(at(std::chrono::seconds(i), wait, queue, in_flight, arrivals));
+}
+
+decision decide_at(const config::service_config& s, const std::vector<sample>& h, unsigned replicas,
+                   clock::duration now, std::optional<clock::duration> last_up = {},
+                   std::optional<clock::duration> last_down = {}) {
+  scaling_state st;
+  st.replicas = replicas;
+  if (last_up) st.last_scale_up = t0 + *last_up;
+  if (last_down) st.last_scale_down = t0 + *last_down;
+  return decide(s, h, st, t0 + now);
+}
+
+}  // namespace
+
+TEST_CASE("scale up fires after exactly scale_up.for, not before", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 4, 0.250, 10, 4);
+  auto d = decide_at(s, h, 1, 4s);
+  CHECK(d.dir == direction::none);  // held for 4s only
+  fill(h, 5, 5, 0.250, 10, 4);
+  d = decide_at(s, h, 1, 5s);
+  CHECK(d.dir == direction::up);
+  CHECK(d.desired == 3);  // step 2
+  CHECK(d.why.kind == reason_kind::wait_time_above);
+  CHECK(d.why.held == 5s);
+  CHECK(d.why.threshold == Approx(0.1));
+  CHECK(d.why.to_string().find("above") != std::string::npos);
+}
+
+TEST_CASE("one reading under the threshold restarts the scale-up hold", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 3, 0.250);
+  fill(h, 4, 4, 0.050);  // dip
+  fill(h, 5, 8, 0.250);
+  CHECK(decide_at(s, h, 1, 8s).dir == direction::none);  // held 3s since the dip
+  fill(h, 9, 10, 0.250);
+  CHECK(decide_at(s, h, 1, 10s).dir == direction::up);  // held 5s
+}
+
+TEST_CASE("a history shorter than `for` cannot prove the hold", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 2, 0.9);
+  CHECK(decide_at(s, h, 1, 2s).dir == direction::none);
+}
+
+TEST_CASE("the scale-up cooldown holds further scale-ups back", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 14, 0.5);
+  auto d = decide_at(s, h, 3, 14s, /*last_up=*/5s);
+  CHECK(d.dir == direction::none);
+  CHECK(d.why.kind == reason_kind::cooling_down);
+  CHECK(d.why.cooldown_left == 1s);
+  fill(h, 15, 15, 0.5);
+  d = decide_at(s, h, 3, 15s, 5s);
+  CHECK(d.dir == direction::up);
+  CHECK(d.desired == 5);
+}
+
+TEST_CASE("replicas never go above max nor below min", "[policy]") {
+  auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 10, 1.0, 100, 40);
+  CHECK(decide_at(s, h, 9, 10s).desired == 10);  // step 2 clamped to max
+  auto d = decide_at(s, h, 10, 10s);
+  CHECK(d.desired == 10);
+  CHECK(d.why.kind == reason_kind::at_limit);
+
+  h.clear();
+  fill(h, 0, 120, 0.0, 0, 0);
+  d = decide_at(s, h, 1, 120s);
+  CHECK(d.desired == 1);
+  CHECK(d.dir == direction::none);
+
+  s.scale_down.step = {config::step_config::kind::count, 5};
+  s.replicas.min = 2;
+  CHECK(decide_at(s, h, 4, 120s).desired == 2);  // 4 - 5 clamped to min
+
+  // Outside the bounds (e.g. after a reload) the policy goes straight back in.
+  d = decide_at(s, h, 0, 120s);
+  CHECK(d.desired == 2);
+  CHECK(d.why.kind == reason_kind::below_min);
+  d = decide_at(s, h, 15, 120s);
+  CHECK(d.desired == 10);
+  CHECK(d.why.kind == reason_kind::above_max);
+}
+
+TEST_CASE("step as a percentage rounds up and is at least one", "[policy]") {
+  auto s = make_service();
+  s.scale_up.step = {config::step_config::kind::percent, 50};
+  std::vector<sample> h;
+  fill(h, 0, 5, 0.5);
+  CHECK(decide_at(s, h, 3, 5s).desired == 5);  // 3 + ceil(1.5)
+  CHECK(decide_at(s, h, 1, 5s).desired == 2);  // 1 + ceil(0.5)
+  s.scale_up.step.value = 10;
+  CHECK(decide_at(s, h, 2, 5s).desired == 3);  // at least one
+}
+
+TEST_CASE("step auto asks for enough replicas for queued plus in-flight requests", "[policy]") {
+  auto s = make_service();
+  s.scale_up.step = {config::step_config::kind::automatic, 0};
+  std::vector<sample> h;
+  fill(h, 0, 5, 0.4, /*queue=*/30, /*in_flight=*/8);
+  auto d = decide_at(s, h, 2, 5s);
+  CHECK(d.desired == 10);  // ceil(38 / 4)
+  s.replicas.max = 6;
+  CHECK(decide_at(s, h, 2, 5s).desired == 6);
+  // When the load alone would not ask for more, auto still adds one.
+  h.clear();
+  fill(h, 0, 5, 0.4, 0, 4);
+  CHECK(decide_at(s, h, 2, 5s).desired == 3);
+  CHECK(replicas_for_load(0, 0, 4) == 0);
+  CHECK(replicas_for_load(1, 0, 4) == 1);
+  CHECK(replicas_for_load(5, 4, 4) == 3);
+}
+
+TEST_CASE("scale down after wait_time stays under its threshold for `for`, with cooldown",
+          "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 59, 0.001, 0, 2);
+  CHECK(decide_at(s, h, 4, 59s).dir == direction::none);
+  fill(h, 60, 60, 0.001, 0, 2);
+  auto d = decide_at(s, h, 4, 60s);
+  CHECK(d.dir == direction::down);
+  CHECK(d.desired == 3);
+  CHECK(d.why.kind == reason_kind::wait_time_below);
+  // A recent scale-up also blocks scale-down: never remove what was just added.
+  d = decide_at(s, h, 4, 60s, /*last_up=*/40s);
+  CHECK(d.why.kind == reason_kind::cooling_down);
+  d = decide_at(s, h, 4, 60s, {}, /*last_down=*/45s);
+  CHECK(d.why.kind == reason_kind::cooling_down);
+  CHECK(decide_at(s, h, 4, 60s, {}, 30s).dir == direction::down);
+}
+
+TEST_CASE("scale down never goes below what the span's peak load needed", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 30, 0.0, 0, 3);
+  fill(h, 31, 31, 0.0, 0, 11);  // a peak: 11 in flight needs 3 replicas of 4 slots
+  fill(h, 32, 60, 0.0, 0, 3);
+  auto d = decide_at(s, h, 3, 60s);
+  CHECK(d.dir == direction::none);
+  CHECK(d.why.kind == reason_kind::load_too_high);
+  CHECK(decide_at(s, h, 4, 60s).desired == 3);
+}
+
+TEST_CASE("no flapping on a steady load", "[policy]") {
+  // A service model: `demand` requests want a slot at any time; what does not
+  // fit waits and wait_time is high, otherwise it is zero.
+  auto s = make_service();
+  const std::uint64_t demand = 11;
+  unsigned replicas = 1;
+  std::optional<clock::duration> last_up, last_down;
+  std::vector<sample> h;
+  int events = 0, late_events = 0;
+  for (int t = 0; t <= 900; ++t) {
+    const std::uint64_t cap = replicas * s.concurrency;
+    const bool over = demand > cap;
+    h.push_back(at(std::chrono::seconds(t), over ? 0.5 : 0.0, over ? demand - cap : 0,
+                   std::min<std::uint64_t>(demand, cap)));
+    auto d = decide_at(s, h, replicas, std::chrono::seconds(t), last_up, last_down);
+    if (d.dir == direction::up) last_up = std::chrono::seconds(t);
+    if (d.dir == direction::down) last_down = std::chrono::seconds(t);
+    if (d.dir != direction::none) {
+      ++events;
+      if (t > 120) ++late_events;
+    }
+    replicas = d.desired;
+  }
+  CHECK(replicas == 3);  // the fewest that carry 11 at 4 each
+  CHECK(events <= 2);
+  CHECK(late_events == 0);
+}
+
+TEST_CASE("wait_time hovering at the threshold scales neither way", "[policy]") {
+  const auto s = make_service();
+  std::vector<sample> h;
+  for (int t = 0; t <= 300; ++t) h.push_back(at(std::chrono::seconds(t), t % 2 ? 0.11 : 0.09, 1, 4));
+  for (int t = 5; t <= 300; t += 7) CHECK(decide_at(s, h, 3, std::chrono::seconds(t)).dir == direction::none);
+  h.clear();
+  fill(h, 0, 300, 0.1, 1, 4);  // exactly at the threshold is not above it
+  CHECK(decide_at(s, h, 3, 300s).dir == direction::none);
+}
+
+TEST_CASE("min 0: idle for scale_down.for goes to zero; a waiting request starts one at once",
+          "[policy]") {
+  auto s = make_service();
+  s.replicas = {0, 5, 0};
+  std::vector<sample> h;
+  fill(h, 0, 30, 0.0, 0, 0, /*arrivals=*/1);
+  fill(h, 31, 90, 0.0, 0, 0, /*arrivals=*/0);
+  CHECK(decide_at(s, h, 1, 89s).dir == direction::none);  // idle 58s
+  auto d = decide_at(s, h, 1, 91s);
+  CHECK(d.desired == 0);
+  CHECK(d.why.kind == reason_kind::idle);
+  // A request that came and went between samples keeps it alive.
+  h.back().arrivals = 1;
+  CHECK(decide_at(s, h, 1, 91s).desired == 1);
+
+  h.clear();
+  fill(h, 0, 0, 0.0, /*queue=*/1, 0);
+  d = decide_at(s, h, 0, 0s);
+  CHECK(d.desired == 1);
+  CHECK(d.dir == direction::up);
+  CHECK(d.why.kind == reason_kind::cold_start);
+  // With step auto, a burst at zero starts enough for the burst.
+  s.scale_up.step = {config::step_config::kind::automatic, 0};
+  h.clear();
+  fill(h, 0, 0, 0.0, 9, 0);
+  CHECK(decide_at(s, h, 0, 0s).desired == 3);
+  // Nothing waiting at zero: stay at zero.
+  h.clear();
+  fill(h, 0, 100, 0.0, 0, 0, 0);
+  CHECK(decide_at(s, h, 0, 100s).desired == 0);
+}
+
+TEST_CASE("with min 1 the wait rule never removes the last replica", "[policy]") {
+  auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 200, 0.0, 0, 0, 0);
+  CHECK(decide_at(s, h, 1, 200s).desired == 1);
+}
