@@ -536,8 +536,19 @@ std::string join_problems(const std::vector<problem>& ps) {
 }
 }  // namespace
 
+namespace {
+// Problems are found key by key; people read files top to bottom.
+std::vector<problem> in_file_order(std::vector<problem> ps) {
+  std::stable_sort(ps.begin(), ps.end(), [](const problem& a, const problem& b) {
+    return a.line != b.line ? a.line < b.line : a.column < b.column;
+  });
+  return ps;
+}
+}  // namespace
+
 config_error::config_error(std::vector<problem> problems)
-    : std::runtime_error(join_problems(problems)), problems_(std::move(problems)) {}
+    : std::runtime_error(join_problems(in_file_order(problems))),
+      problems_(in_file_order(std::move(problems))) {}
 
 config load_string(const std::string& text, const std::string& name) {
   reader r(name);

@@ -1,0 +1,187 @@
+// Subcommand dispatch on Boost.Program_options. Each subcommand has its own
+// options and --help; global options may come before or after it.
+#include "cli/app.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "dockerapi/client.hpp"
+
+namespace po = boost::program_options;
+
+namespace dockscaler::cli {
+
+namespace {
+
+constexpr const char* version_string = "0.1.0";
+constexpr const char* default_config = "/etc/dockscaler/dockscaler.yaml";
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct command {
+  const char* summary;
+  std::function<int(const std::vector<std::string>& args)> run;
+};
+
+// Parses a subcommand's arguments; prints its help and returns false on --help.
+bool parse_sub(const char* name, const char* usage, po::options_description& opts,
+               const std::vector<std::string>& args, po::variables_map& vm,
+               po::positional_options_description* pos = nullptr) {
+  opts.add_options()("help,h", "show this help");
+  try {
+    po::command_line_parser p(args);
+    p.options(opts).style(po::command_line_style::default_style &
+                          ~po::command_line_style::allow_guessing);
+    if (pos) p.positional(*pos);
+    po::store(p.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw usage_error(std::string(name) + ": " + e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << "Usage: dockscaler " << usage << "\n\n" << opts;
+    return false;
+  }
+  return true;
+}
+
+const char* route_text(const config::route_config& r) {
+  return r.strip_prefix ? " (prefix stripped)" : "";
+}
+
+int cmd_validate(const std::vector<std::string>& args) {
+  po::options_description opts("validate options");
+  opts.add_options()("config,c", po::value<std::string>()->default_value(default_config),
+                     "configuration file");
+  po::variables_map vm;
+  if (!parse_sub("validate", "validate [-c FILE]", opts, args, vm)) return exit_ok;
+  const std::string path = vm["config"].as<std::string>();
+  try {
+    const config::config c = config::load_file(path);
+    std::printf("%s: OK, %zu service%s\n", path.c_str(), c.services.size(),
+                c.services.size() == 1 ? "" : "s");
+    std::printf("  proxy on %s, %u thread%s; Docker at %s, network %s\n", c.proxy.listen.c_str(),
+                c.proxy.threads, c.proxy.threads == 1 ? "" : "s", c.docker.host.c_str(),
+                c.docker.network.c_str());
+    for (const auto& s : c.services) {
+      std::printf("  %s: %s %s, route %s%s%s, replicas %u..%u (initial %u), concurrency %u\n",
+                  s.name.c_str(), config::to_string(s.mode), s.image.c_str(),
+                  s.route.host.c_str(), s.route.path_prefix.c_str(), route_text(s.route),
+                  s.replicas.min, s.replicas.max, s.replicas.initial, s.concurrency);
+    }
+    return exit_ok;
+  } catch (const config::config_error& e) {
+    for (const auto& p : e.problems()) std::fprintf(stderr, "error: %s\n", p.to_string().c_str());
+    std::fprintf(stderr, "%s: %zu problem%s found; nothing would start\n", path.c_str(),
+                 e.problems().size(), e.problems().size() == 1 ? "" : "s");
+    return exit_user_error;
+  }
+}
+
+int cmd_version(const std::vector<std::string>& args) {
+  po::options_description opts("version options");
+  po::variables_map vm;
+  if (!parse_sub("version", "version", opts, args, vm)) return exit_ok;
+  std::printf("dockscaler %s (Docker API %s..%s)\n", version_string,
+              std::string(dockerapi::min_api_version).c_str(),
+              std::string(dockerapi::max_api_version).c_str());
+  try {
+    dockerapi::client docker;
+    const auto v = docker.version();
+    std::printf("Docker engine %s at %s, API %s (using %s)\n", v.version.c_str(),
+                docker.options().host.c_str(), v.api_version.c_str(), docker.api_version().c_str());
+    return exit_ok;
+  } catch (const dockerapi::error& e) {
+    std::fprintf(stderr, "dockscaler: Docker: %s\n", e.what());
+    return e.code() == dockerapi::errc::invalid_argument ? exit_user_error : exit_unreachable;
+  }
+}
+
+const std::map<std::string, command>& commands() {
+  static const std::map<std::string, command> table = {
+      {"validate", {"check a configuration file and summarise it", cmd_validate}},
+      {"version", {"show the versions of dockscaler and of the Docker engine", cmd_version}},
+  };
+  return table;
+}
+
+void print_usage(std::ostream& out, const po::options_description& global) {
+  out << "Usage: dockscaler [global options] COMMAND [options]\n\nCommands:\n";
+  for (const auto& [name, c] : commands()) {
+    std::string padded = name;
+    padded.resize(12, ' ');
+    out << "  " << padded << c.summary << "\n";
+  }
+  out << "\n" << global << "\nRun 'dockscaler COMMAND --help' for a command's options.\n";
+}
+
+po::options_description global_options() {
+  po::options_description global("Global options");
+  global.add_options()("help,h", "show this help")(
+      "admin", po::value<std::string>()->default_value("unix:///run/dockscaler/admin.sock"),
+      "the daemon's admin socket")("log-level", po::value<std::string>()->default_value("info"),
+                                   "trace|debug|info|warn|error")(
+      "log-format", po::value<std::string>()->default_value("text"), "text|json");
+  return global;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  const po::options_description global = global_options();
+  // Global options stand before the command; everything after it is the
+  // command's, so a command's -c never gets read as a global option.
+  int cmd_at = 1;
+  while (cmd_at < argc && argv[cmd_at][0] == '-') {
+    const std::string a = argv[cmd_at];
+    const bool takes_value = (a == "--admin" || a == "--log-level" || a == "--log-format");
+    cmd_at += takes_value ? 2 : 1;
+  }
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(std::min(cmd_at, argc), argv)
+                  .options(global)
+                  .style(po::command_line_style::default_style &
+                         ~po::command_line_style::allow_guessing)
+                  .run(),
+              vm);
+    po::notify(vm);
+    if (cmd_at >= argc) {
+      print_usage(vm.count("help") ? std::cout : std::cerr, global);
+      return vm.count("help") ? exit_ok : exit_usage;
+    }
+    const std::string name = argv[cmd_at];
+    auto it = commands().find(name);
+    if (it == commands().end())
+      throw usage_error("unknown command '" + name + "' (see 'dockscaler --help')");
+    std::vector<std::string> sub(argv + cmd_at + 1, argv + argc);
+    if (vm.count("help")) sub.push_back("--help");
+    const std::string level = vm["log-level"].as<std::string>();
+    if (level != "trace" && level != "debug" && level != "info" && level != "warn" && level != "error")
+      throw usage_error("--log-level must be trace, debug, info, warn or error");
+    const std::string format = vm["log-format"].as<std::string>();
+    if (format != "text" && format != "json") throw usage_error("--log-format must be text or json");
+    return it->second.run(sub);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "dockscaler: %s\n", e.what());
+    return exit_usage;
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "dockscaler: %s (see 'dockscaler --help')\n", e.what());
+    return exit_usage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dockscaler: %s\n", e.what());
+    return exit_user_error;
+  }
+}
+
+}  // namespace dockscaler::cli

@@ -1,0 +1,15 @@
+// The dockscaler command line: parses the global options and the subcommand,
+// runs it, and turns every failure into a message and the SPEC's exit code.
+#pragma once
+
+namespace dockscaler::cli {
+
+// Exit codes (SPEC.md "Commands").
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_user_error = 1;   // bad config, unknown service, ...
+inline constexpr int exit_usage = 2;        // bad command line
+inline constexpr int exit_unreachable = 3;  // daemon or Docker unreachable
+
+int run(int argc, char** argv);
+
+}  // namespace dockscaler::cli

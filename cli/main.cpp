@@ -1,0 +1,4 @@
+// dockscaler's entry point: everything happens in cli::run.
+#include "cli/app.hpp"
+
+int main(int argc, char** argv) { return dockscaler::cli::run(argc, argv); }

@@ -1,0 +1,82 @@
+// Tests of the dockscaler binary itself: exit codes and messages of the
+// commands that need no daemon (SPEC.md "Commands": 0 ok, 1 user error, 2 usage).
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct result {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+result run(const std::string& args) {
+  const std::string cmd = std::string(DOCKSCALER_BIN) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = "/tmp/dockscaler-test-" + std::to_string(::getpid()) + "-" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("validate: a good file exits 0 with a summary", "[cli]") {
+  const auto path = write_temp("good.yaml",
+                               "services:\n  hello:\n    image: dockscaler/hello-http:latest\n"
+                               "    replicas: { min: 0, max: 3 }\n");
+  const auto r = run("validate -c " + path);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("OK, 1 service") != std::string::npos);
+  CHECK(r.out.find("hello: http dockscaler/hello-http:latest") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("validate: a bad file exits 1 and lists every problem in file order", "[cli][errors]") {
+  const auto path = write_temp("bad.yaml",
+                               "services:\n  a:\n    image: x\n    replicas: {min: 3, max: 1}\n"
+                               "    queue: {timeout: 3q}\n");
+  const auto r = run("validate -c " + path);
+  CHECK(r.code == 1);
+  const auto first = r.out.find(path + ":4:15: services.a.replicas: min (3) is greater than max (1)");
+  const auto second = r.out.find(path + ":5:22: services.a.queue.timeout: bad duration \"3q\"");
+  CHECK(first != std::string::npos);
+  CHECK(second != std::string::npos);
+  CHECK(first < second);
+  CHECK(r.out.find("2 problems found") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("usage errors exit 2", "[cli][errors]") {
+  CHECK(run("").code == 2);
+  CHECK(run("frobnicate").code == 2);
+  CHECK(run("validate --bogus").code == 2);
+  CHECK(run("validate -c").code == 2);
+  CHECK(run("--log-level loud version").code == 2);
+}
+
+TEST_CASE("--help works on the program and on each command", "[cli]") {
+  auto r = run("--help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("validate") != std::string::npos);
+  r = run("validate --help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("--config") != std::string::npos);
+  CHECK(run("version --help").code == 0);
+}
