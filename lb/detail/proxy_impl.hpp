@@ -1,0 +1,157 @@
+// Internals shared by proxy.cpp (lifecycle, control API) and session.cpp (the
+// per-connection data path): services, the route table, I/O workers (one
+// io_context and thread each), their session lists and upstream pools.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "lb/detail/dispatcher.hpp"
+#include "lb/proxy.hpp"
+#include "lb/wait_stats.hpp"
+
+namespace dockscaler::lb::detail {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct service {
+  service(service_options o, limits l)
+      : name(std::move(o.name)), disp(l), stats(o.wait_window),
+        queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()) {}
+
+  const std::string name;
+  dispatcher disp;
+  wait_stats stats;
+  std::atomic<std::int64_t> queue_timeout_ns;
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> rejected_full{0};
+  std::atomic<std::uint64_t> rejected_timeout{0};
+};
+
+struct route_entry {
+  std::string host;    // lower-case, empty = any
+  std::string prefix;  // "/" or "/a" (no trailing slash)
+  bool strip = false;
+  std::shared_ptr<service> svc;
+};
+
+// Immutable once published; workers keep a copy of the shared_ptr and refresh
+// it when the version counter moves.
+struct route_table {
+  std::vector<route_entry> entries;  // most specific first
+  const route_entry* match(std::string_view host, std::string_view target) const;
+};
+
+struct upstream_conn {
+  explicit upstream_conn(asio::io_context& ioc) : sock(ioc) {}
+  tcp::socket sock;
+  boost::beast::flat_buffer buf;
+  clock::time_point idle_since;
+};
+
+// Idle keep-alive connections to backends, per worker (so no locking).
+class upstream_pool {
+ public:
+  std::unique_ptr<upstream_conn> take(backend_id id);
+  void put(backend_id id, std::unique_ptr<upstream_conn> c);
+  void sweep(clock::time_point now, clock::duration max_idle);
+  void drop(backend_id id);
+  void clear() { idle_.clear(); }
+
+ private:
+  std::unordered_map<backend_id, std::vector<std::unique_ptr<upstream_conn>>> idle_;
+};
+
+// Every live client session is linked into its worker's list so the sweeper
+// can enforce deadlines (one periodic timer per worker instead of a timer
+// operation per socket operation) and stop() can close idle connections.
+struct session_base {
+  session_base* prev = nullptr;
+  session_base* next = nullptr;
+  clock::time_point deadline = clock::time_point::max();
+  tcp::socket* watched = nullptr;  // socket whose pending operation the deadline cancels
+  bool timed_out = false;
+  bool idle = false;  // waiting for the first byte of a request
+  tcp::socket* client = nullptr;
+};
+
+struct worker {
+  worker(proxy::impl& o, unsigned i) : owner(o), index(i), ioc(1), sweep_timer(ioc) {}
+
+  proxy::impl& owner;
+  const unsigned index;
+  asio::io_context ioc;
+  std::vector<tcp::acceptor> acceptors;
+  std::thread thread;
+  asio::steady_timer sweep_timer;
+  upstream_pool pool;
+  session_base sessions;  // list head (sentinel)
+  bool stopping = false;
+  std::shared_ptr<const route_table> routes;
+  std::uint64_t routes_version = ~std::uint64_t{0};
+  clock::time_point last_pool_sweep{};
+
+  void link(session_base& s) {
+    s.next = sessions.next;
+    s.prev = &sessions;
+    if (sessions.next) sessions.next->prev = &s;
+    sessions.next = &s;
+  }
+  static void unlink(session_base& s) {
+    if (s.prev) s.prev->next = s.next;
+    if (s.next) s.next->prev = s.prev;
+    s.prev = s.next = nullptr;
+  }
+  const route_table& current_routes();
+};
+
+}  // namespace dockscaler::lb::detail
+
+namespace dockscaler::lb {
+
+struct proxy::impl {
+  explicit impl(proxy_options o);
+  ~impl();
+
+  const proxy_options opts;
+  std::vector<std::unique_ptr<detail::worker>> workers;
+  std::vector<std::string> bound;  // actual endpoints
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> running{false};
+  std::mutex lifecycle_mu;
+
+  mutable std::mutex mu;  // services and route table
+  std::unordered_map<std::string, std::shared_ptr<detail::service>> services;
+  std::unordered_map<std::string, service_options> service_opts;
+  std::shared_ptr<const detail::route_table> routes;
+  std::atomic<std::uint64_t> routes_version{0};
+  std::atomic<backend_id> next_backend{1};
+
+  void rebuild_routes();  // mu held
+  std::shared_ptr<detail::service> find_service(std::string_view name) const;
+  void report(std::string_view service, unsigned status, std::chrono::nanoseconds wait,
+              std::chrono::nanoseconds duration) const {
+    if (opts.on_request) opts.on_request(request_outcome{service, status, wait, duration});
+  }
+};
+
+}  // namespace dockscaler::lb
+
+namespace dockscaler::lb::detail {
+// The data path of one client connection (session.cpp).
+asio::awaitable<void> run_session(worker& w, tcp::socket sock);
+}  // namespace dockscaler::lb::detail

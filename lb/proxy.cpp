@@ -1,0 +1,438 @@
+// The proxy's lifecycle and control API: workers (io_context + thread +
+// SO_REUSEPORT acceptor each), the per-worker sweeper enforcing deadlines,
+// services and the route table, backend add/drain/remove.
+#include "lb/proxy.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
+#include <spdlog/spdlog.h>
+
+#include "lb/detail/proxy_impl.hpp"
+
+namespace dockscaler::lb {
+namespace detail {
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto sweep_interval = std::chrono::milliseconds(50);
+
+// "host:port" or "[v6]:port".
+std::pair<std::string, std::uint16_t> split_host_port(const std::string& s) {
+  std::string host;
+  std::string port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      throw std::invalid_argument("bad listen address '" + s + "' (want [v6addr]:port)");
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    const auto c = s.rfind(':');
+    if (c == std::string::npos) throw std::invalid_argument("bad listen address '" + s + "' (want host:port)");
+    host = s.substr(0, c);
+    port = s.substr(c + 1);
+  }
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535)
+    throw std::invalid_argument("bad port in listen address '" + s + "'");
+  if (host.empty()) host = "0.0.0.0";
+  return {host, static_cast<std::uint16_t>(std::stoi(port))};
+}
+
+tcp::endpoint resolve(const std::string& host, std::uint16_t port) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (!ec) return {addr, port};
+  asio::io_context ioc;
+  tcp::resolver r(ioc);
+  auto results = r.resolve(host, std::to_string(port), ec);
+  if (ec || results.empty())
+    throw std::invalid_argument("cannot resolve '" + host + "': " + (ec ? ec.message() : "no address"));
+  return results.begin()->endpoint();
+}
+
+std::string to_string(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
+  asio::steady_timer backoff(w.ioc);
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(nothrow);
+    if (ec) {
+      if (w.stopping || ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      // Out of descriptors and the like: do not spin.
+      backoff.expires_after(std::chrono::milliseconds(20));
+      co_await backoff.async_wait(nothrow);
+      continue;
+    }
+    if (w.owner.connections.fetch_add(1, std::memory_order_relaxed) >= w.owner.opts.max_client_connections) {
+      w.owner.connections.fetch_sub(1, std::memory_order_relaxed);
+      boost::system::error_code ig;
+      sock.close(ig);
+      continue;
+    }
+    asio::co_spawn(w.ioc, run_session(w, std::move(sock)), asio::detached);
+  }
+}
+
+asio::awaitable<void> sweeper(worker& w) {
+  for (;;) {
+    w.sweep_timer.expires_after(sweep_interval);
+    auto [ec] = co_await w.sweep_timer.async_wait(nothrow);
+    if (ec) co_return;
+    const auto now = clock::now();
+    for (session_base* s = w.sessions.next; s; s = s->next) {
+      if (s->watched && now >= s->deadline) {
+        s->timed_out = true;
+        s->deadline = clock::time_point::max();
+        boost::system::error_code ig;
+        s->watched->cancel(ig);  // the pending operation completes with operation_aborted
+      }
+    }
+    if (now - w.last_pool_sweep >= std::chrono::milliseconds(500)) {
+      w.last_pool_sweep = now;
+      w.pool.sweep(now, w.owner.opts.timeouts.upstream_idle);
+    }
+  }
+}
+
+bool prefix_matches(std::string_view prefix, std::string_view target) {
+  if (prefix == "/") return true;
+  if (target.substr(0, prefix.size()) != prefix) return false;
+  return target.size() == prefix.size() || target[prefix.size()] == '/' || target[prefix.size()] == '?';
+}
+
+}  // namespace
+
+const route_entry* route_table::match(std::string_view host, std::string_view target) const {
+  for (const auto& e : entries) {
+    if (!e.host.empty() && !boost::beast::iequals(e.host, host)) continue;
+    if (prefix_matches(e.prefix, target)) return &e;
+  }
+  return nullptr;
+}
+
+const route_table& worker::current_routes() {
+  const auto v = owner.routes_version.load(std::memory_order_acquire);
+  if (v != routes_version) {
+    std::lock_guard lock(owner.mu);
+    routes = owner.routes;
+    routes_version = owner.routes_version.load(std::memory_order_relaxed);
+  }
+  return *routes;
+}
+
+std::unique_ptr<upstream_conn> upstream_pool::take(backend_id id) {
+  auto it = idle_.find(id);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  auto c = std::move(it->second.back());
+  it->second.pop_back();
+  return c;
+}
+
+void upstream_pool::put(backend_id id, std::unique_ptr<upstream_conn> c) {
+  auto& v = idle_[id];
+  if (v.size() >= 1024) return;  // closes it
+  c->idle_since = clock::now();
+  v.push_back(std::move(c));
+}
+
+void upstream_pool::sweep(clock::time_point now, clock::duration max_idle) {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& v = it->second;
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& c) { return now - c->idle_since >= max_idle; }),
+            v.end());
+    if (v.empty())
+      it = idle_.erase(it);
+    else
+      ++it;
+  }
+}
+
+void upstream_pool::drop(backend_id id) { idle_.erase(id); }
+
+}  // namespace detail
+
+using detail::clock;
+
+proxy::impl::impl(proxy_options o) : opts(std::move(o)), routes(std::make_shared<detail::route_table>()) {
+  if (opts.threads == 0) throw std::invalid_argument("proxy threads must be at least 1");
+  if (opts.listen.empty()) throw std::invalid_argument("proxy needs at least one listen address");
+  if (opts.max_header_bytes < 256) throw std::invalid_argument("max_header_bytes must be at least 256");
+  for (const auto& l : opts.listen) detail::split_host_port(l);  // validates
+}
+
+proxy::impl::~impl() = default;
+
+void proxy::impl::rebuild_routes() {
+  auto t = std::make_shared<detail::route_table>();
+  for (const auto& [name, so] : service_opts) {
+    detail::route_entry e;
+    e.host = so.route.host;
+    std::transform(e.host.begin(), e.host.end(), e.host.begin(), ::tolower);
+    e.prefix = so.route.path_prefix;
+    while (e.prefix.size() > 1 && e.prefix.back() == '/') e.prefix.pop_back();
+    e.strip = so.route.strip_prefix;
+    e.svc = services.at(name);
+    t->entries.push_back(std::move(e));
+  }
+  std::sort(t->entries.begin(), t->entries.end(), [](const auto& a, const auto& b) {
+    if (a.host.empty() != b.host.empty()) return !a.host.empty();
+    if (a.prefix.size() != b.prefix.size()) return a.prefix.size() > b.prefix.size();
+    return a.svc->name < b.svc->name;
+  });
+  routes = std::move(t);
+  routes_version.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<detail::service> proxy::impl::find_service(std::string_view name) const {
+  std::lock_guard lock(mu);
+  auto it = services.find(std::string(name));
+  if (it == services.end()) throw std::invalid_argument("unknown service '" + std::string(name) + "'");
+  return it->second;
+}
+
+namespace {
+void check_service_options(const service_options& o) {
+  if (o.name.empty()) throw std::invalid_argument("service name must not be empty");
+  if (o.concurrency == 0) throw std::invalid_argument("service '" + o.name + "': concurrency must be at least 1");
+  if (o.route.path_prefix.empty() || o.route.path_prefix.front() != '/')
+    throw std::invalid_argument("service '" + o.name + "': route path_prefix must start with '/'");
+  if (o.queue.timeout.count() <= 0)
+    throw std::invalid_argument("service '" + o.name + "': queue timeout must be positive");
+  if (o.wait_window < std::chrono::milliseconds(1))
+    throw std::invalid_argument("service '" + o.name + "': wait_time window must be at least 1ms");
+}
+
+void notify_all(std::vector<std::shared_ptr<detail::waiter>>& ws) {
+  for (auto& w : ws) w->notify();
+}
+}  // namespace
+
+proxy::proxy(proxy_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+
+proxy::~proxy() {
+  stop(std::chrono::milliseconds(0));
+  // Queued waiters must not be woken into io_contexts being destroyed.
+  std::lock_guard lock(impl_->mu);
+  for (auto& [name, svc] : impl_->services) svc->disp.close();
+}
+
+void proxy::start() {
+  auto& m = *impl_;
+  std::lock_guard lk(m.lifecycle_mu);
+  if (m.running) return;
+  if (!m.workers.empty()) throw std::logic_error("proxy cannot be restarted after stop()");
+  for (unsigned i = 0; i < m.opts.threads; ++i) m.workers.push_back(std::make_unique<detail::worker>(m, i));
+  // Every worker gets its own acceptor on each address (SO_REUSEPORT), so the
+  // kernel spreads connections and each connection stays on one thread.
+  for (const auto& l : m.opts.listen) {
+    auto [host, port] = detail::split_host_port(l);
+    detail::tcp::endpoint ep;
+    try {
+      ep = detail::resolve(host, port);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("cannot listen on " + l + ": " + e.what());
+    }
+    for (auto& w : m.workers) {
+      detail::tcp::acceptor acc(w->ioc);
+      boost::system::error_code ec;
+      acc.open(ep.protocol(), ec);
+      if (!ec) acc.set_option(detail::asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+          ec.assign(errno, boost::system::system_category());
+      }
+      if (!ec) acc.bind(ep, ec);
+      if (!ec) acc.listen(detail::asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        m.workers.clear();
+        m.bound.clear();
+        throw std::runtime_error("cannot listen on " + l + ": " + ec.message());
+      }
+      ep = acc.local_endpoint();  // port 0: the others bind the port the first one got
+      w->acceptors.push_back(std::move(acc));
+    }
+    m.bound.push_back(detail::to_string(ep));
+  }
+  for (auto& w : m.workers) {
+    for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc, detail::accept_loop(*w, acc), detail::asio::detached);
+    detail::asio::co_spawn(w->ioc, detail::sweeper(*w), detail::asio::detached);
+    w->thread = std::thread([wp = w.get()] {
+      for (;;) {
+        try {
+          wp->ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("lb: I/O thread {}: {}", wp->index, e.what());
+        }
+      }
+    });
+  }
+  m.running = true;
+}
+
+void proxy::stop(std::chrono::milliseconds grace) {
+  auto& m = *impl_;
+  std::lock_guard lk(m.lifecycle_mu);
+  if (!m.running) return;
+  for (auto& w : m.workers) {
+    detail::asio::post(w->ioc, [wp = w.get()] {
+      wp->stopping = true;
+      boost::system::error_code ig;
+      for (auto& a : wp->acceptors) a.close(ig);
+      for (detail::session_base* s = wp->sessions.next; s; s = s->next)
+        if (s->idle && s->client) s->client->cancel(ig);
+    });
+  }
+  const auto deadline = clock::now() + grace;
+  while (m.connections.load() > 0 && clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (auto& w : m.workers) w->ioc.stop();
+  for (auto& w : m.workers)
+    if (w->thread.joinable()) w->thread.join();
+  m.running = false;
+  // Close queues first so that destroying sessions wakes nobody, then the workers.
+  {
+    std::lock_guard lock(m.mu);
+    for (auto& [name, svc] : m.services) svc->disp.close();
+  }
+  m.workers.clear();
+}
+
+std::vector<std::string> proxy::endpoints() const {
+  std::lock_guard lk(impl_->lifecycle_mu);
+  return impl_->bound;
+}
+
+std::uint16_t proxy::port() const {
+  std::lock_guard lk(impl_->lifecycle_mu);
+  if (impl_->bound.empty()) return 0;
+  const auto& s = impl_->bound.front();
+  return static_cast<std::uint16_t>(std::stoi(s.substr(s.rfind(':') + 1)));
+}
+
+void proxy::add_service(service_options o) {
+  check_service_options(o);
+  auto& m = *impl_;
+  std::lock_guard lock(m.mu);
+  if (m.services.count(o.name)) throw std::invalid_argument("service '" + o.name + "' already exists");
+  auto svc = std::make_shared<detail::service>(o, detail::limits{o.concurrency, o.queue.max_length});
+  m.services.emplace(o.name, svc);
+  m.service_opts.emplace(o.name, std::move(o));
+  m.rebuild_routes();
+}
+
+void proxy::update_service(service_options o) {
+  check_service_options(o);
+  auto& m = *impl_;
+  std::vector<std::shared_ptr<detail::waiter>> woken;
+  {
+    std::lock_guard lock(m.mu);
+    auto it = m.services.find(o.name);
+    if (it == m.services.end()) throw std::invalid_argument("unknown service '" + o.name + "'");
+    auto& svc = *it->second;
+    svc.queue_timeout_ns.store(std::chrono::nanoseconds(o.queue.timeout).count());
+    woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length});
+    m.service_opts[o.name] = std::move(o);
+    m.rebuild_routes();
+  }
+  notify_all(woken);
+}
+
+void proxy::remove_service(std::string_view name) {
+  auto& m = *impl_;
+  std::shared_ptr<detail::service> svc;
+  {
+    std::lock_guard lock(m.mu);
+    auto it = m.services.find(std::string(name));
+    if (it == m.services.end()) throw std::invalid_argument("unknown service '" + std::string(name) + "'");
+    svc = it->second;
+    m.services.erase(it);
+    m.service_opts.erase(std::string(name));
+    m.rebuild_routes();
+  }
+  auto woken = svc->disp.close();
+  notify_all(woken);
+}
+
+std::vector<std::string> proxy::services() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::string> out;
+  for (const auto& [name, svc] : impl_->services) out.push_back(name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+backend_id proxy::add_backend(std::string_view service, const std::string& host, std::uint16_t port) {
+  auto svc = impl_->find_service(service);
+  const auto ep = detail::resolve(host, port);
+  const backend_id id = impl_->next_backend.fetch_add(1);
+  auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep);
+  notify_all(woken);
+  return id;
+}
+
+void proxy::drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
+                          std::function<void(bool)> done) {
+  auto svc = impl_->find_service(service);
+  if (auto now_idle = svc->disp.drain(id, std::move(done))) {
+    now_idle(true);
+    return;
+  }
+  std::lock_guard lk(impl_->lifecycle_mu);
+  if (impl_->workers.empty()) return;  // not running: fires when idle, or never
+  auto timer = std::make_shared<detail::asio::steady_timer>(impl_->workers.front()->ioc, timeout);
+  timer->async_wait([timer, weak = std::weak_ptr<detail::service>(svc), id](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock())
+      if (auto cb = s->disp.take_drain_callback(id)) cb(false);
+  });
+}
+
+std::future<bool> proxy::drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout) {
+  auto p = std::make_shared<std::promise<bool>>();
+  auto f = p->get_future();
+  drain_backend(service, id, timeout, [p](bool idle) { p->set_value(idle); });
+  return f;
+}
+
+bool proxy::remove_backend(std::string_view service, backend_id id) {
+  auto svc = impl_->find_service(service);
+  std::function<void(bool)> pending;
+  bool idle = false;
+  if (!svc->disp.remove_backend(id, pending, idle)) return false;
+  if (pending) pending(idle);
+  std::lock_guard lk(impl_->lifecycle_mu);
+  for (auto& w : impl_->workers) detail::asio::post(w->ioc, [wp = w.get(), id] { wp->pool.drop(id); });
+  return true;
+}
+
+service_snapshot proxy::snapshot(std::string_view service) const {
+  auto svc = impl_->find_service(service);
+  service_snapshot s;
+  s.name = svc->name;
+  s.wait = svc->stats.summary(clock::now());
+  auto v = svc->disp.view();
+  s.queue_length = v.queue_length;
+  s.in_flight = v.in_flight;
+  s.requests = svc->requests.load(std::memory_order_relaxed);
+  s.rejected_full = svc->rejected_full.load(std::memory_order_relaxed);
+  s.rejected_timeout = svc->rejected_timeout.load(std::memory_order_relaxed);
+  for (auto& b : v.backends)
+    s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
+                          b.draining ? backend_state::draining : backend_state::active, b.suspect});
+  return s;
+}
+
+}  // namespace dockscaler::lb

@@ -1,0 +1,151 @@
+// Public API of the lb library: the round-robin HTTP/1.1 proxy in front of a
+// service's backends, with a per-service FIFO wait queue, concurrency slots per
+// backend, backend lifecycle (add / drain / remove) at run time, and the
+// wait_time statistics the scaler reads. No Asio or Beast here (pimpl), so the
+// scaler and CLI translation units stay cheap to compile. Design: docs/proxy.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lb/wait_stats.hpp"
+
+namespace dockscaler::lb {
+
+using backend_id = std::uint64_t;
+
+// Per-request outcome handed to the observer (for metrics). `service` is empty
+// when no route matched or the request was rejected before routing.
+struct request_outcome {
+  std::string_view service;
+  unsigned status = 0;                // status sent to the client (0: connection closed mid-response)
+  std::chrono::nanoseconds wait{0};   // arrival (headers parsed) -> dispatch; 0 if never queued
+  std::chrono::nanoseconds duration{0};  // arrival -> response fully relayed (or rejected)
+};
+
+struct proxy_timeouts {
+  std::chrono::milliseconds header{10'000};       // first byte -> headers complete (408)
+  std::chrono::milliseconds connect{2'000};       // upstream connect (then the next backend)
+  std::chrono::milliseconds response{60'000};     // upstream silence while a response is due (504)
+  std::chrono::milliseconds idle{60'000};         // client keep-alive idle, and client inactivity mid-body
+  std::chrono::milliseconds upstream_idle{4'000}; // pooled upstream connections are closed after this
+};
+
+struct proxy_options {
+  std::vector<std::string> listen{"127.0.0.1:8080"};  // "host:port", "[v6]:port"; port 0 = any
+  unsigned threads = 1;                                // I/O threads, each with its own io_context
+  std::size_t max_header_bytes = 16 * 1024;            // request line + headers (431 above)
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;     // request body (413 above)
+  proxy_timeouts timeouts;
+  std::size_t max_client_connections = 10'000;  // further connections are accepted and closed at once
+  // Called on an I/O thread once per request that got an answer (or lost its
+  // connection); must be cheap, thread-safe and must not throw. Set before start().
+  std::function<void(const request_outcome&)> on_request;
+};
+
+// How requests reach a service. A request matches when its Host (without port,
+// case-insensitive) equals `host` (if set) and its path starts with
+// `path_prefix` at a segment boundary ("/a" matches "/a", "/a/b", "/a?q", not
+// "/ab"). Host-specific routes win over host-less ones, longer prefixes over
+// shorter ones.
+struct route_rule {
+  std::string path_prefix = "/";
+  bool strip_prefix = false;  // "/a/b?q" -> "/b?q" upstream when the prefix is "/a"
+  std::string host;           // empty: any host
+};
+
+struct queue_limits {
+  std::size_t max_length = 1000;         // queued requests beyond this get 503 at once
+  std::chrono::milliseconds timeout{30'000};  // a request queued this long gets 503
+};
+
+struct service_options {
+  std::string name;
+  route_rule route;
+  std::uint32_t concurrency = 4;  // requests in flight per backend (slots)
+  queue_limits queue;
+  std::chrono::nanoseconds wait_window = std::chrono::seconds(10);  // wait_time statistics window
+};
+
+enum class backend_state { active, draining };
+
+struct backend_snapshot {
+  backend_id id = 0;
+  std::string host;
+  std::uint16_t port = 0;
+  std::uint32_t in_flight = 0;
+  backend_state state = backend_state::active;
+  bool suspect = false;  // last connect failed; preferred last until a connect succeeds
+};
+
+struct service_snapshot {
+  std::string name;
+  wait_summary wait{};            // over the service's wait_window, ending now
+  std::size_t queue_length = 0;
+  std::uint32_t in_flight = 0;    // requests holding a slot
+  std::uint64_t requests = 0;     // requests routed to this service (all outcomes)
+  std::uint64_t rejected_full = 0;     // 503: queue full
+  std::uint64_t rejected_timeout = 0;  // 503: queue timeout
+  std::vector<backend_snapshot> backends;
+};
+
+// The proxy. All member functions are thread-safe; backends and services may be
+// changed while traffic flows. Errors: std::invalid_argument for bad options or
+// unknown service/backend names, std::runtime_error when a listener cannot bind.
+class proxy {
+ public:
+  explicit proxy(proxy_options options);
+  ~proxy();  // stop(0ms) if still running
+  proxy(const proxy&) = delete;
+  proxy& operator=(const proxy&) = delete;
+
+  // Binds every listen address and starts the I/O threads. Throws
+  // std::runtime_error("cannot listen on <addr>: <reason>") when a bind fails.
+  void start();
+  // Stops accepting, lets requests in progress finish for up to `grace`, then
+  // closes everything and joins the threads. Idempotent.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  // Actual listening endpoints ("127.0.0.1:41234"), valid after start().
+  std::vector<std::string> endpoints() const;
+  std::uint16_t port() const;  // port of the first listener
+
+  // Services. add throws on a duplicate name or invalid options; update keeps
+  // backends, queue and statistics (only route/concurrency/queue limits change;
+  // wait_window is fixed at add). remove answers queued requests with 503.
+  void add_service(service_options options);
+  void update_service(service_options options);
+  void remove_service(std::string_view name);
+  std::vector<std::string> services() const;
+
+  // Backends. add resolves host (numeric addresses never block) and joins the
+  // rotation at once; queued requests are dispatched to it immediately.
+  backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port);
+  // Takes the backend out of rotation at once; `done(true)` runs when its last
+  // in-flight request finished, `done(false)` after `timeout` if it did not.
+  // `done` runs exactly once, on an I/O thread or inside this call (if already
+  // idle), and must not block.
+  void drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
+                     std::function<void(bool idle)> done);
+  std::future<bool> drain_backend(std::string_view service, backend_id id,
+                                  std::chrono::milliseconds timeout);
+  // Forgets the backend (requests still in flight on it finish normally).
+  // Returns false if it was not there.
+  bool remove_backend(std::string_view service, backend_id id);
+
+  // Figures the scaler reads. Throws std::invalid_argument for an unknown service.
+  service_snapshot snapshot(std::string_view service) const;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace dockscaler::lb

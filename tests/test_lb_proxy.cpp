@@ -1,0 +1,463 @@
+// Integration tests of the proxy's data path against real backends on port 0:
+// routing, round robin, queueing and wait_time, 503s, drain, scale-from-zero,
+// upstream failures, chunked and streamed bodies, keep-alive reuse.
+#include <catch2/catch.hpp>
+
+#include <future>
+#include <map>
+
+#include "lb/proxy.hpp"
+#include "tests/test_lb_support.hpp"
+
+using namespace dockscaler::lb;
+using namespace lbtest;
+
+namespace {
+
+proxy_options test_options(unsigned threads = 2) {
+  proxy_options o;
+  o.listen = {"127.0.0.1:0"};
+  o.threads = threads;
+  o.timeouts.header = 2s;
+  o.timeouts.connect = 2s;
+  o.timeouts.response = 10s;
+  o.timeouts.idle = 10s;
+  return o;
+}
+
+service_options svc(std::string name, std::string prefix = "/", std::uint32_t concurrency = 4,
+                    std::size_t queue_max = 100, std::chrono::milliseconds queue_timeout = 10s) {
+  service_options s;
+  s.name = std::move(name);
+  s.route.path_prefix = std::move(prefix);
+  s.concurrency = concurrency;
+  s.queue.max_length = queue_max;
+  s.queue.timeout = queue_timeout;
+  return s;
+}
+
+// A port nothing listens on (bound then released).
+std::uint16_t dead_port() {
+  asio::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+}  // namespace
+
+TEST_CASE("routes by prefix and host, strips prefix, sets forwarding headers", "[lb][net]") {
+  backend a("a"), b("b");
+  proxy p(test_options());
+  auto s1 = svc("api", "/api");
+  s1.route.strip_prefix = true;
+  p.add_service(s1);
+  auto s2 = svc("site", "/");
+  s2.route.host = "site.example";
+  p.add_service(s2);
+  p.add_backend("api", "127.0.0.1", a.port());
+  p.add_backend("site", "127.0.0.1", b.port());
+  p.start();
+
+  client c(p.port());
+  auto r = c.get("/api/users?x=1", {{"Connection", "keep-alive, X-Hop"}, {"X-Hop", "1"}, {"TE", "trailers"},
+                                     {"X-Forwarded-For", "10.0.0.1"}});
+  CHECK(r.result_int() == 200);
+  CHECK(r["X-Backend"] == "a");
+  CHECK(r["X-Seen-Target"] == "/users?x=1");
+  CHECK(r["X-Seen-XFF"] == "10.0.0.1, 127.0.0.1");
+  CHECK(r["X-Seen-XFP"] == "http");
+  CHECK(r["X-Seen-XFH"] == "test.local");
+  CHECK(r["X-Seen-Hop"] == "no");
+  CHECK(r["X-Seen-Version"] == "11");
+
+  auto r2 = c.get("/api");
+  CHECK(r2.result_int() == 200);
+  CHECK(r2["X-Seen-Target"] == "/");
+
+  // "/apix" is not under "/api"; no host-less "/" route exists: 404.
+  auto r3 = c.get("/apix");
+  CHECK(r3.result_int() == 404);
+
+  // Host routing (port and case ignored).
+  auto r4 = c.get("/anything", {{"Host", "Site.Example:8080"}});
+  CHECK(r4.result_int() == 200);
+  CHECK(r4["X-Backend"] == "b");
+
+  // The connection survived all of that (keep-alive).
+  auto r5 = c.get("/api/again");
+  CHECK(r5.result_int() == 200);
+}
+
+TEST_CASE("round robin spreads requests evenly and reuses upstream connections", "[lb][net]") {
+  backend a("a"), b("b"), cc("c");
+  proxy p(test_options(1));
+  p.add_service(svc("s"));
+  for (auto* be : {&a, &b, &cc}) p.add_backend("s", "127.0.0.1", be->port());
+  p.start();
+  std::map<std::string, int> hits;
+  client c(p.port());
+  for (int i = 0; i < 30; ++i) {
+    auto r = c.get("/");
+    REQUIRE(r.result_int() == 200);
+    ++hits[std::string(r["X-Backend"])];
+  }
+  CHECK(hits["a"] == 10);
+  CHECK(hits["b"] == 10);
+  CHECK(hits["c"] == 10);
+  // Keep-alive upstream: one connection per backend serves all its requests.
+  CHECK(a.connections == 1);
+  CHECK(b.connections == 1);
+  auto snap = p.snapshot("s");
+  CHECK(snap.wait.count == 30);
+  CHECK(snap.wait.max == 0.0);  // never queued
+  CHECK(snap.requests == 30);
+}
+
+TEST_CASE("requests queue when all slots are busy; wait_time matches the backend delay", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s", "/", 1));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  const int n = 3;
+  std::vector<std::future<unsigned>> fs;
+  for (int i = 0; i < n; ++i)
+    fs.push_back(std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/400"); }));
+  for (auto& f : fs) CHECK(f.get() == 200);
+  CHECK(a.max_active == 1);  // concurrency 1 held
+  auto snap = p.snapshot("s");
+  CHECK(snap.wait.count == n);
+  // The last request waited for two 400 ms requests ahead of it; loose bounds for a loaded machine.
+  CHECK(snap.wait.max >= 0.7);
+  CHECK(snap.wait.max < 5.0);
+  CHECK(snap.wait.p50 >= 0.3);
+  CHECK(snap.queue_length == 0);
+  CHECK(snap.in_flight == 0);
+}
+
+TEST_CASE("503 with Retry-After when the queue is full or times out", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  SECTION("queue full") {
+    p.add_service(svc("s", "/", 1, 1));
+    p.add_backend("s", "127.0.0.1", a.port());
+    p.start();
+    auto f1 = std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/1500"); });
+    REQUIRE(eventually([&] { return p.snapshot("s").in_flight == 1; }));
+    auto f2 = std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/10"); });
+    REQUIRE(eventually([&] { return p.snapshot("s").queue_length == 1; }));
+    client c(p.port());
+    auto r = c.get("/");
+    CHECK(r.result_int() == 503);
+    CHECK(r["Retry-After"] == "1");
+    CHECK(f1.get() == 200);
+    CHECK(f2.get() == 200);
+    CHECK(p.snapshot("s").rejected_full == 1);
+  }
+  SECTION("queue timeout") {
+    p.add_service(svc("s", "/", 1, 10, 300ms));
+    p.add_backend("s", "127.0.0.1", a.port());
+    p.start();
+    auto f1 = std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/2000"); });
+    REQUIRE(eventually([&] { return p.snapshot("s").in_flight == 1; }));
+    const auto t = std::chrono::steady_clock::now();
+    client c(p.port());
+    auto r = c.get("/");
+    const auto took = std::chrono::steady_clock::now() - t;
+    CHECK(r.result_int() == 503);
+    CHECK(r["Retry-After"] == "1");
+    CHECK(took >= 250ms);
+    CHECK(took < 1900ms);
+    CHECK(f1.get() == 200);
+    auto snap = p.snapshot("s");
+    CHECK(snap.rejected_timeout == 1);
+    CHECK(snap.wait.max >= 0.25);  // the timed-out wait is recorded
+  }
+}
+
+TEST_CASE("drain: in-flight requests complete, no failures, backend leaves rotation", "[lb][net]") {
+  backend a("a"), b("b");
+  proxy p(test_options());
+  p.add_service(svc("s", "/", 2));
+  const auto ida = p.add_backend("s", "127.0.0.1", a.port());
+  p.add_backend("s", "127.0.0.1", b.port());
+  p.start();
+  std::vector<std::future<unsigned>> fs;
+  for (int i = 0; i < 8; ++i)
+    fs.push_back(std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/300"); }));
+  REQUIRE(eventually([&] { return a.active > 0; }));
+  auto drained = p.drain_backend("s", ida, 10s);
+  {
+    auto snap = p.snapshot("s");
+    REQUIRE(snap.backends.size() == 2);
+    CHECK(snap.backends[0].state == backend_state::draining);
+  }
+  for (auto& f : fs) CHECK(f.get() == 200);  // queued ones went to b
+  REQUIRE(drained.wait_for(10s) == std::future_status::ready);
+  CHECK(drained.get() == true);
+  const int a_before = a.requests;
+  for (int i = 0; i < 6; ++i) {
+    std::string who;
+    CHECK(get_status(p.port(), "/", &who) == 200);
+    CHECK(who == "b");
+  }
+  CHECK(a.requests == a_before);
+  CHECK(p.remove_backend("s", ida));
+  CHECK(p.snapshot("s").backends.size() == 1);
+}
+
+TEST_CASE("drain times out while a request is still running", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s", "/", 2));
+  const auto id = p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  auto f = std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/1500"); });
+  REQUIRE(eventually([&] { return a.active > 0; }));
+  auto drained = p.drain_backend("s", id, 200ms);
+  REQUIRE(drained.wait_for(5s) == std::future_status::ready);
+  CHECK(drained.get() == false);
+  CHECK(f.get() == 200);  // the request itself still completes
+}
+
+TEST_CASE("scale from zero: a request waits in the queue until a backend is added", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s"));
+  p.start();
+  auto f = std::async(std::launch::async, [&] { return get_status(p.port(), "/"); });
+  REQUIRE(eventually([&] { return p.snapshot("s").queue_length == 1; }));
+  std::this_thread::sleep_for(200ms);  // a known minimum wait, not synchronisation
+  p.add_backend("s", "127.0.0.1", a.port());
+  CHECK(f.get() == 200);
+  auto snap = p.snapshot("s");
+  CHECK(snap.wait.count == 1);
+  CHECK(snap.wait.max >= 0.19);
+}
+
+TEST_CASE("connect failure moves on to the next backend and marks the dead one suspect", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", dead_port());
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  for (int i = 0; i < 6; ++i) CHECK(get_status(p.port(), "/") == 200);
+  auto snap = p.snapshot("s");
+  CHECK(snap.backends[0].suspect);
+  CHECK_FALSE(snap.backends[1].suspect);
+  CHECK(snap.in_flight == 0);
+}
+
+TEST_CASE("502 when no backend can be reached, 504 on upstream timeout", "[lb][net]") {
+  SECTION("502") {
+    proxy p(test_options());
+    p.add_service(svc("s"));
+    p.add_backend("s", "127.0.0.1", dead_port());
+    p.start();
+    CHECK(get_status(p.port(), "/") == 502);
+    CHECK(p.snapshot("s").in_flight == 0);
+  }
+  SECTION("504") {
+    backend a("a");
+    auto o = test_options();
+    o.timeouts.response = 300ms;
+    proxy p(o);
+    p.add_service(svc("s"));
+    p.add_backend("s", "127.0.0.1", a.port());
+    p.start();
+    CHECK(get_status(p.port(), "/delay/1500") == 504);
+    CHECK(p.snapshot("s").in_flight == 0);
+  }
+}
+
+TEST_CASE("a backend killed mid-response closes the client connection", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  for (std::string path : {"/kill", "/killchunked"}) {
+    INFO(path);
+    const auto raw = raw_exchange(p.port(), "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n", 5s);
+    CHECK(status_of(raw) == 200);
+    // The proxy closed the connection early: fewer bytes than announced, or no final chunk.
+    if (path == "/kill")
+      CHECK(raw.size() < 100000);
+    else
+      CHECK(raw.find("\r\n0\r\n\r\n") == std::string::npos);
+    // And a full client parse fails rather than yielding a complete response.
+    client c(p.port());
+    CHECK_THROWS(c.get(path));
+  }
+  // Still serving.
+  CHECK(get_status(p.port(), "/") == 200);
+  CHECK(p.snapshot("s").in_flight == 0);
+}
+
+TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
+  backend a("a");
+  auto o = test_options();
+  o.max_body_bytes = 64 * 1024 * 1024;
+  proxy p(o);
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+
+  SECTION("chunked request, chunked response") {
+    const std::string req =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Chunked-Response: 1\r\n"
+        "Connection: close\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    const auto raw = raw_exchange(p.port(), req, 5s);
+    CHECK(status_of(raw) == 200);
+    CHECK(raw.find("Transfer-Encoding: chunked") != std::string::npos);
+    CHECK(a.last_body_size == 12);
+    client c(p.port());
+    http::request<http::string_body> r{http::verb::post, "/echo", 11};
+    r.set(http::field::host, "x");
+    r.set("X-Chunked-Response", "1");
+    r.chunked(true);
+    r.body() = "hello, world";
+    http::write(c.socket(), r);
+    auto res = c.read_response();
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "hello, world");
+  }
+  SECTION("large bodies") {
+    client c(p.port());
+    std::string big(20 * 1024 * 1024, 'x');
+    auto r = c.request(http::verb::post, "/echo", big);
+    CHECK(r.result_int() == 200);
+    CHECK(r.body().size() == big.size());
+    auto r2 = c.get("/big/30000000");
+    REQUIRE(r2.result_int() == 200);
+    REQUIRE(r2.body().size() == 30000000);
+    CHECK(r2.body()[29999999] == static_cast<char>('a' + 29999999 % 26));
+  }
+  SECTION("the response streams: the first part arrives before the backend sends the rest") {
+    client c(p.port());
+    http::request<http::empty_body> r{http::verb::get, "/stream", 11};
+    r.set(http::field::host, "x");
+    http::write(c.socket(), r);
+    http::response_parser<http::buffer_body> rp;
+    http::read_header(c.socket(), c.buffer(), rp);
+    char tmp[64];
+    std::string got;
+    while (got.find("first") == std::string::npos) {
+      rp.get().body().data = tmp;
+      rp.get().body().size = sizeof tmp;
+      boost::system::error_code ec;
+      http::read_some(c.socket(), c.buffer(), rp, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      REQUIRE_FALSE(ec);
+      got.append(tmp, sizeof tmp - rp.get().body().size);
+    }
+    CHECK_FALSE(a.release_stream);  // the backend is still holding the rest
+    a.release_stream = true;
+    while (!rp.is_done()) {
+      rp.get().body().data = tmp;
+      rp.get().body().size = sizeof tmp;
+      boost::system::error_code ec;
+      http::read_some(c.socket(), c.buffer(), rp, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      REQUIRE_FALSE(ec);
+      got.append(tmp, sizeof tmp - rp.get().body().size);
+    }
+    CHECK(got == "firstsecond");
+  }
+}
+
+TEST_CASE("HTTP/1.0 clients, HEAD, Connection: close", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  {
+    const auto raw = raw_exchange(p.port(), "GET / HTTP/1.0\r\n\r\n", 5s);
+    CHECK(status_of(raw) == 200);
+    CHECK(raw.find("hello from a") != std::string::npos);
+  }
+  {
+    // 1.0 keep-alive: two requests on one connection.
+    const auto raw = raw_exchange(p.port(),
+                                  "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                  "GET / HTTP/1.0\r\n\r\n",
+                                  5s);
+    CHECK(raw.find("Connection: keep-alive") != std::string::npos);
+    const auto second = raw.find("HTTP/1.1 200", 5);
+    CHECK(second != std::string::npos);
+  }
+  a.release_stream = true;
+  {
+    // A chunked upstream response to an HTTP/1.0 client is delimited by close.
+    const auto raw = raw_exchange(p.port(), "GET /stream HTTP/1.0\r\n\r\n", 5s);
+    CHECK(status_of(raw) == 200);
+    CHECK(raw.find("Transfer-Encoding") == std::string::npos);
+    CHECK(raw.find("firstsecond") != std::string::npos);
+  }
+  {
+    client c(p.port());
+    auto r = c.request(http::verb::head, "/big/1000");
+    CHECK(r.result_int() == 200);
+    CHECK(r[http::field::content_length] == "1000");
+    auto r2 = c.get("/", {{"Connection", "close"}});
+    CHECK(r2.result_int() == 200);
+    CHECK(r2["Connection"] == "close");
+  }
+}
+
+TEST_CASE("backends added and removed under traffic lose no request", "[lb][net]") {
+  backend a("a"), b("b");
+  proxy p(test_options());
+  p.add_service(svc("s", "/", 2));
+  auto ida = p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      client c(p.port());
+      while (!stop) {
+        try {
+          (c.get("/delay/5").result_int() == 200 ? ok : bad)++;
+        } catch (...) {
+          ++bad;
+          return;
+        }
+      }
+    });
+  for (int round = 0; round < 3; ++round) {
+    auto idb = p.add_backend("s", "127.0.0.1", b.port());
+    REQUIRE(eventually([&] { return b.requests > round * 5; }));
+    REQUIRE(p.drain_backend("s", ida, 10s).get());
+    p.remove_backend("s", ida);
+    ida = p.add_backend("s", "127.0.0.1", a.port());
+    REQUIRE(p.drain_backend("s", idb, 10s).get());
+    p.remove_backend("s", idb);
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  CHECK(bad == 0);
+  CHECK(ok > 10);
+}
+
+TEST_CASE("bind failure is a clear error; removing a service answers its queue with 503", "[lb][net]") {
+  proxy p1(test_options());
+  p1.start();
+  auto o = test_options();
+  // Another process-less listener on the same port without SO_REUSEPORT semantics:
+  asio::io_context ioc;
+  tcp::acceptor blocker(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  o.listen = {"127.0.0.1:" + std::to_string(blocker.local_endpoint().port())};
+  proxy p2(o);
+  CHECK_THROWS_WITH(p2.start(), Catch::Contains("cannot listen on 127.0.0.1:"));
+
+  p1.add_service(svc("s"));
+  auto f = std::async(std::launch::async, [&] { return get_status(p1.port(), "/"); });
+  REQUIRE(eventually([&] { return p1.snapshot("s").queue_length == 1; }));
+  p1.remove_service("s");
+  CHECK(f.get() == 503);
+  CHECK_THROWS_AS(p1.snapshot("s"), std::invalid_argument);
+}
