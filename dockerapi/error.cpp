@@ -66,9 +66,10 @@ errc errc_from_curl(int curl_code) noexcept {
     case CURLE_OPERATION_TIMEDOUT:
       return errc::timeout;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_BAD_FUNCTION_ARGUMENT:
       return errc::invalid_argument;
+    // Also what curl says for a reply that is not HTTP/1.x ("HTTP/0.9").
+    case CURLE_UNSUPPORTED_PROTOCOL:
     // The daemon answered, but not with a well-formed, complete HTTP reply:
     // nothing at all, a connection closed mid-body, bad chunking, ...
     case CURLE_GOT_NOTHING:

@@ -1,0 +1,48 @@
+// examples/echo: a tiny static function for FROM scratch images. Copies stdin
+// to stdout, says "echo: ready" / "echo: done" on stderr, and exits with the
+// code given as argv[1] or $EXIT_CODE (default 0). As PID 1 in a container a
+// signal without a handler is ignored, so SIGTERM gets one: `docker stop` is
+// then immediate instead of waiting for SIGKILL.
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
+namespace {
+
+void say(const char* s) {
+  ssize_t r = ::write(2, s, std::strlen(s));
+  (void)r;
+}
+
+void on_term(int) {
+  say("echo: terminated\n");
+  ::_exit(143);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGTERM, on_term);
+  std::signal(SIGINT, on_term);
+  const char* code = argc > 1 ? argv[1] : std::getenv("EXIT_CODE");
+  int exit_code = code ? std::atoi(code) : 0;
+  say("echo: ready\n");
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(0, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(1, buf + off, static_cast<size_t>(n - off));
+      if (w <= 0) return 1;
+      off += w;
+    }
+  }
+  say("echo: done\n");
+  return exit_code;
+}

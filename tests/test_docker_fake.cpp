@@ -1,0 +1,481 @@
+// dockerapi against a scripted fake daemon on a private unix socket: bad input
+// (truncated JSON, a connection closed mid-reply or mid-stream, silence, an old
+// API version, errors inside a 200 stream) must give typed errors and never
+// hang; plus keep-alive reuse, events reconnect/dedupe and stop, bad hosts.
+#include <catch2/catch.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dockerapi/client.hpp"
+
+namespace api = dockscaler::dockerapi;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// A unix-socket server that hands each request (head + body) to a script.
+class fake_daemon {
+ public:
+  // Return false to close the connection after handling.
+  using handler = std::function<bool(int fd, const std::string& head, int conn_no)>;
+
+  explicit fake_daemon(handler h) : handler_(std::move(h)) {
+    static std::atomic<int> n{0};
+    path_ = "/tmp/dockscaler-fake-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock";
+    ::unlink(path_.c_str());
+    lfd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+    REQUIRE(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(lfd_, 64) == 0);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~fake_daemon() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : conns_) t.join();
+    ::close(lfd_);
+    ::unlink(path_.c_str());
+  }
+  std::string host() const { return "unix://" + path_; }
+  int connections() const { return accepted_; }
+  bool stopping() const { return stop_; }
+  // Blocks (politely) until the fake is torn down or `d` passes.
+  void hang(std::chrono::milliseconds d = 60s) const {
+    auto end = clock_type::now() + d;
+    while (!stop_ && clock_type::now() < end) std::this_thread::sleep_for(20ms);
+  }
+
+  static void send(int fd, std::string_view s) {
+    while (!s.empty()) {
+      ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      s.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  static std::string reply(int status, std::string_view body, std::string_view extra = {}) {
+    return "HTTP/1.1 " + std::to_string(status) + " X\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n" +
+           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           std::string(body);
+  }
+  static std::string chunk(std::string_view s) {
+    char len[32];
+    std::snprintf(len, sizeof len, "%zx\r\n", s.size());
+    return len + std::string(s) + "\r\n";
+  }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{lfd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      int no = ++accepted_;
+      conns_.emplace_back([this, fd, no] { serve(fd, no); });
+    }
+  }
+  void serve(int fd, int no) {
+    std::string buf;
+    char tmp[4096];
+    for (;;) {
+      auto end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        std::string head = buf.substr(0, end + 4);
+        std::size_t body = 0;
+        if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
+          body = std::strtoul(head.c_str() + cl + 16, nullptr, 10);
+        if (buf.size() >= end + 4 + body) {
+          buf.erase(0, end + 4 + body);
+          if (!handler_(fd, head, no)) break;
+          continue;
+        }
+      }
+      pollfd p{fd, POLLIN, 0};
+      int r = ::poll(&p, 1, 20);
+      if (stop_) break;
+      if (r <= 0) continue;
+      ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+      if (n <= 0) break;
+      buf.append(tmp, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+  }
+
+  handler handler_;
+  std::string path_;
+  int lfd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> conns_;
+};
+
+api::client_options fake_options(const fake_daemon& d) {
+  api::client_options o;
+  o.host = d.host();
+  o.api_version = "1.41";
+  o.connect_timeout = 2s;
+  o.idle_timeout = 2s;
+  o.request_timeout = 20s;
+  return o;
+}
+
+template <class F>
+api::error expect_error(F&& f) {
+  try {
+    f();
+  } catch (const api::error& e) {
+    return e;
+  }
+  FAIL("no dockerapi::error thrown");
+  throw std::logic_error("unreachable");
+}
+
+std::string request_line(const std::string& head) { return head.substr(0, head.find("\r\n")); }
+
+}  // namespace
+
+TEST_CASE("a truncated JSON reply is a protocol error", "[errors][fake]") {
+  fake_daemon d([](int fd, const std::string&, int) {
+    fake_daemon::send(fd, fake_daemon::reply(200, R"({"Id":"abc","State":{"Sta)"));
+    return true;
+  });
+  api::client c(fake_options(d));
+  auto e = expect_error([&] { c.inspect_container("abc"); });
+  CHECK(e.code() == api::errc::protocol);
+  CHECK(std::string(e.what()).find("malformed JSON") != std::string::npos);
+}
+
+TEST_CASE("a reply cut off mid-body or missing is a protocol error", "[errors][fake]") {
+  std::atomic<int> mode{0};
+  fake_daemon d([&](int fd, const std::string&, int) {
+    if (mode == 0) fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n[{\"Id\":\"x\"");
+    if (mode == 2) fake_daemon::send(fd, "garbage that is not HTTP\r\n\r\n");
+    return false;  // close: mid-body for mode 0, no reply at all for mode 1
+  });
+  api::client c(fake_options(d));
+  for (int m : {0, 1, 2}) {
+    mode = m;
+    INFO("mode " << m);
+    auto start = clock_type::now();
+    auto e = expect_error([&] { c.list_containers(); });
+    CHECK(e.code() == api::errc::protocol);
+    CHECK(clock_type::now() - start < 10s);
+  }
+}
+
+TEST_CASE("a silent daemon hits the idle deadline, a dripping one the total deadline", "[errors][fake]") {
+  std::atomic<bool> drip{false};
+  fake_daemon d([&](int fd, const std::string&, int) {
+    if (drip) {
+      fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+      auto end = clock_type::now() + 30s;
+      while (!d.stopping() && clock_type::now() < end) {
+        fake_daemon::send(fd, " ");
+        std::this_thread::sleep_for(100ms);
+      }
+    } else {
+      d.hang(30s);
+    }
+    return false;
+  });
+  auto o = fake_options(d);
+  o.idle_timeout = 800ms;
+  o.request_timeout = 2500ms;
+  api::client c(o);
+  auto start = clock_type::now();
+  auto e = expect_error([&] { c.info(); });
+  CHECK(e.code() == api::errc::timeout);
+  CHECK(std::string(e.what()).find("idle") != std::string::npos);
+  CHECK(clock_type::now() - start < 10s);
+
+  drip = true;
+  start = clock_type::now();
+  auto e2 = expect_error([&] { c.info(); });
+  CHECK(e2.code() == api::errc::timeout);
+  auto took = clock_type::now() - start;
+  CHECK(took >= 2s);  // the bytes kept the idle deadline away
+  CHECK(took < 15s);
+}
+
+TEST_CASE("HTTP error replies carry the daemon's message", "[errors][fake]") {
+  fake_daemon d([](int fd, const std::string& head, int) {
+    if (head.find("/containers/missing/json") != std::string::npos)
+      fake_daemon::send(fd, fake_daemon::reply(404, R"({"message":"No such container: missing"})"));
+    else if (head.find("/start") != std::string::npos)
+      fake_daemon::send(fd, fake_daemon::reply(304, ""));
+    else
+      fake_daemon::send(fd, fake_daemon::reply(500, "not json at all"));
+    return true;
+  });
+  api::client c(fake_options(d));
+  auto e = expect_error([&] { c.inspect_container("missing"); });
+  CHECK(e.code() == api::errc::not_found);
+  CHECK(e.http_status() == 404);
+  CHECK(e.daemon_message() == "No such container: missing");
+  CHECK(expect_error([&] { c.start_container("x"); }).code() == api::errc::not_modified);
+  auto e5 = expect_error([&] { c.info(); });
+  CHECK(e5.code() == api::errc::server_error);
+  CHECK(e5.daemon_message() == "not json at all");
+}
+
+TEST_CASE("API version is negotiated once and old daemons are refused", "[version][fake]") {
+  std::string daemon_version = "1.41";
+  std::atomic<int> pings{0};
+  std::mutex mu;
+  std::vector<std::string> lines;
+  fake_daemon d([&](int fd, const std::string& head, int) {
+    {
+      std::lock_guard lk(mu);
+      lines.push_back(request_line(head));
+    }
+    if (head.rfind("GET /_ping ", 0) == 0) {
+      ++pings;
+      fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nApi-Version: " + daemon_version +
+                                "\r\nContent-Length: 2\r\n\r\nOK");
+    } else {
+      fake_daemon::send(fd, fake_daemon::reply(200, "[]"));
+    }
+    return true;
+  });
+  auto o = fake_options(d);
+  o.api_version.clear();
+  {
+    api::client c(o);
+    CHECK(pings == 0);  // lazy
+    c.list_containers();
+    c.list_containers();
+    CHECK(pings == 1);
+    CHECK(c.api_version() == "1.41");
+    std::lock_guard lk(mu);
+    CHECK(lines.back().rfind("GET /v1.41/containers/json", 0) == 0);
+  }
+  daemon_version = "1.50";
+  CHECK(api::client(o).api_version() == "1.45");  // min(client max, daemon)
+  daemon_version = "1.39";
+  api::client old(o);
+  auto e = expect_error([&] { old.list_containers(); });
+  CHECK(e.code() == api::errc::unsupported_version);
+  CHECK(std::string(e.what()).find("1.39") != std::string::npos);
+  CHECK(std::string(e.what()).find("1.40") != std::string::npos);
+  o.api_version = "1.30";
+  CHECK(expect_error([&] { api::client pinned(o); }).code() == api::errc::unsupported_version);
+}
+
+TEST_CASE("sequential and concurrent calls reuse keep-alive connections", "[pool][fake]") {
+  std::atomic<int> requests{0};
+  fake_daemon d([&](int fd, const std::string&, int) {
+    ++requests;
+    fake_daemon::send(fd, fake_daemon::reply(200, R"([{"Id":"a","Names":["/a"],"State":"running"}])"));
+    return true;
+  });
+  api::client c(fake_options(d));
+  for (int i = 0; i < 20; ++i) REQUIRE(c.list_containers().size() == 1);
+  CHECK(d.connections() == 1);
+
+  std::atomic<int> ok{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 25; ++i)
+        if (c.list_containers().at(0).id == "a") ++ok;
+    });
+  for (auto& t : ts) t.join();
+  CHECK(ok == 100);
+  CHECK(d.connections() <= 4);
+  CHECK(requests == 120);
+}
+
+TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "[events][fake]") {
+  auto ev = [](const std::string& id, long long t) {
+    return R"({"Type":"container","Action":"start","Actor":{"ID":")" + id +
+           R"(","Attributes":{"name":"n"}},"scope":"local","time":0,"timeNano":)" + std::to_string(t) + "}\n";
+  };
+  std::mutex mu;
+  std::vector<std::string> queries;
+  fake_daemon d([&](int fd, const std::string& head, int) {
+    std::string line = request_line(head);
+    int n;
+    {
+      std::lock_guard lk(mu);
+      queries.push_back(line);
+      n = static_cast<int>(queries.size());
+    }
+    fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    if (n == 1) {
+      // Two events, the second split across chunks, then a half line and a drop.
+      std::string a = ev("a", 100), b = ev("b", 200);
+      fake_daemon::send(fd, fake_daemon::chunk(a + b.substr(0, 10)));
+      std::this_thread::sleep_for(50ms);
+      fake_daemon::send(fd, fake_daemon::chunk(b.substr(10) + ev("c", 300).substr(0, 15)));
+      return false;  // closed mid-stream
+    }
+    // Replay from since: the boundary event again, then new ones; then silence.
+    fake_daemon::send(fd, fake_daemon::chunk(ev("b", 200) + ev("c", 300)));
+    fake_daemon::send(fd, fake_daemon::chunk(ev("d", 400)));
+    d.hang(60s);
+    return false;
+  });
+  api::client c(fake_options(d));
+  std::vector<std::string> got;
+  std::atomic<int> connects{0}, drops{0};
+  api::event_options o;
+  o.filters = {{"type", {"container"}}};
+  o.backoff = [](int) { return 50ms; };
+  o.on_state = [&](const api::error* e) { e ? ++drops : ++connects; };
+  std::stop_source stop;
+  std::thread t([&] {
+    c.events(o, [&](const api::event& e) {
+      std::lock_guard lk(mu);
+      got.push_back(e.actor_id);
+    }, stop.get_token());
+  });
+  auto deadline = clock_type::now() + 30s;
+  for (;;) {
+    {
+      std::lock_guard lk(mu);
+      if (got.size() >= 4 || clock_type::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  auto stop_at = clock_type::now();
+  stop.request_stop();
+  t.join();
+  CHECK(clock_type::now() - stop_at < 3s);  // stop wakes the blocked stream at once
+  std::lock_guard lk(mu);
+  CHECK(got == std::vector<std::string>{"a", "b", "c", "d"});
+  REQUIRE(queries.size() == 2);
+  CHECK(queries[0].find("since=") == std::string::npos);
+  CHECK(queries[1].find("since=0.000000200") != std::string::npos);
+  CHECK(queries[1].find("filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D") != std::string::npos);
+  CHECK(connects == 2);
+  CHECK(drops == 1);
+}
+
+TEST_CASE("logs: error frames, frames cut by a close, and follow stop", "[logs][errors][fake]") {
+  auto frame = [](int s, const std::string& p) {
+    std::string h(8, '\0');
+    h[0] = static_cast<char>(s);
+    h[7] = static_cast<char>(p.size());
+    return h + p;
+  };
+  std::atomic<int> mode{0};
+  fake_daemon d([&](int fd, const std::string&, int) {
+    fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    if (mode == 0) {
+      fake_daemon::send(fd, fake_daemon::chunk(frame(1, "out\n") + frame(3, "error from daemon")));
+      fake_daemon::send(fd, fake_daemon::chunk(""));
+    } else if (mode == 1) {
+      fake_daemon::send(fd, fake_daemon::chunk(frame(1, "out\n") + frame(2, "partial").substr(0, 11)));
+      fake_daemon::send(fd, fake_daemon::chunk(""));
+      return true;
+    } else if (mode == 2) {
+      fake_daemon::send(fd, fake_daemon::chunk(frame(1, "out\n")));
+      return false;  // closed mid-stream without the last chunk
+    } else {
+      fake_daemon::send(fd, fake_daemon::chunk(frame(2, "ready\n")));
+      d.hang(60s);
+    }
+    return false;
+  });
+  api::client c(fake_options(d));
+  api::logs_options lo;
+  lo.tty = false;
+  mode = 0;
+  auto e = expect_error([&] { c.logs("x", lo); });
+  CHECK(e.code() == api::errc::server_error);
+  CHECK(e.daemon_message() == "error from daemon");
+  mode = 1;
+  CHECK(expect_error([&] { c.logs("x", lo); }).code() == api::errc::protocol);
+  mode = 2;
+  CHECK(expect_error([&] { c.logs("x", lo); }).code() == api::errc::protocol);
+
+  mode = 3;
+  lo.follow = true;
+  std::stop_source stop;
+  std::string err;
+  std::atomic<bool> ready{false};
+  std::thread t([&] {
+    c.logs("x", lo, [&](api::stream_kind k, std::string_view s) {
+      if (k == api::stream_kind::stderr_) err.append(s);
+      ready = true;
+    }, stop.get_token());
+  });
+  auto deadline = clock_type::now() + 20s;
+  while (!ready && clock_type::now() < deadline) std::this_thread::sleep_for(10ms);
+  auto at = clock_type::now();
+  stop.request_stop();
+  t.join();
+  CHECK(clock_type::now() - at < 3s);
+  CHECK(err == "ready\n");
+}
+
+TEST_CASE("pull: an error inside the 200 progress stream is surfaced", "[images][errors][fake]") {
+  fake_daemon d([](int fd, const std::string&, int) {
+    fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    fake_daemon::send(fd, fake_daemon::chunk(R"({"status":"Pulling from library/x","id":"latest"})" "\n"
+                                             R"({"errorDetail":{"message":"manifest for x:latest not found"},)"));
+    fake_daemon::send(fd, fake_daemon::chunk(R"("error":"manifest for x:latest not found"})" "\n"));
+    fake_daemon::send(fd, fake_daemon::chunk(""));
+    return true;
+  });
+  api::client c(fake_options(d));
+  std::vector<std::string> statuses;
+  auto e = expect_error([&] {
+    c.pull_image("x", "latest", [&](const api::progress_message& m) { statuses.push_back(m.status); });
+  });
+  CHECK(e.code() == api::errc::server_error);
+  CHECK(e.daemon_message() == "manifest for x:latest not found");
+  CHECK(statuses == std::vector<std::string>{"Pulling from library/x"});
+}
+
+TEST_CASE("unreachable daemons and malformed hosts give typed errors", "[errors]") {
+  api::client_options o;
+  o.host = "unix:///tmp/dockscaler-no-such-dir/docker.sock";
+  o.connect_timeout = 2s;
+  api::client c(o);
+  auto e = expect_error([&] { c.ping(); });
+  CHECK(e.code() == api::errc::unreachable);
+  CHECK(std::string(e.what()).find("/tmp/dockscaler-no-such-dir/docker.sock") != std::string::npos);
+  // Negotiation hits the same wall.
+  CHECK(expect_error([&] { c.list_containers(); }).code() == api::errc::unreachable);
+
+  o.host = "tcp://127.0.0.1:1";
+  CHECK(expect_error([&] { api::client(o).ping(); }).code() == api::errc::unreachable);
+
+  o.host = "tcp://";
+  CHECK(expect_error([&] { api::client bad(o); }).code() == api::errc::invalid_argument);
+
+  const char* old = std::getenv("DOCKER_HOST");
+  std::string saved = old ? old : "";
+  ::setenv("DOCKER_HOST", "docker.sock", 1);
+  auto e2 = expect_error([] { api::client_options::from_env(); });
+  CHECK(e2.code() == api::errc::invalid_argument);
+  CHECK(std::string(e2.what()).find("docker.sock") != std::string::npos);
+  ::setenv("DOCKER_HOST", "tcp://127.0.0.1:2376", 1);
+  ::setenv("DOCKER_TLS_VERIFY", "1", 1);
+  ::setenv("DOCKER_CERT_PATH", "/certs", 1);
+  auto tls = api::client_options::from_env();
+  REQUIRE(tls.tls.has_value());
+  CHECK(tls.tls->ca_file == "/certs/ca.pem");
+  CHECK(tls.tls->cert_file == "/certs/cert.pem");
+  CHECK(tls.tls->key_file == "/certs/key.pem");
+  ::unsetenv("DOCKER_TLS_VERIFY");
+  ::unsetenv("DOCKER_CERT_PATH");
+  if (old) ::setenv("DOCKER_HOST", saved.c_str(), 1);
+  else ::unsetenv("DOCKER_HOST");
+}

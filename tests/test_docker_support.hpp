@@ -1,0 +1,54 @@
+// Helpers shared by the Docker integration suites: a per-run id for labels and
+// names, the FROM scratch echo image's build context, and waiting on a
+// condition with a deadline.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "dockerapi/client.hpp"
+#include "dockerapi/detail/tar_writer.hpp"
+
+namespace dockscaler::test {
+
+inline const std::string& run_id() {
+  static const std::string id = [] {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    return std::to_string(::getpid()) + "-" +
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() % 100000000);
+  }();
+  return id;
+}
+
+inline std::string label_filter() { return "dockscaler.test=" + run_id(); }
+
+// Build context: the static echo binary (examples/echo) and its Dockerfile.
+inline std::string echo_context() {
+  std::ifstream f(DOCKSCALER_ECHO_BIN, std::ios::binary);
+  if (!f) throw std::runtime_error(std::string("cannot read ") + DOCKSCALER_ECHO_BIN);
+  std::stringstream bin;
+  bin << f.rdbuf();
+  dockerapi::detail::tar_writer w;
+  w.add_file("Dockerfile", "FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\"]\n");
+  w.add_file("echo", bin.str(), 0755);
+  return w.finish();
+}
+
+// Polls `cond` until it holds or `timeout` passes; returns the last result.
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+}
+
+}  // namespace dockscaler::test
