@@ -406,3 +406,19 @@ TEST_CASE("one client shared by threads", "[docker][pool]") {
   for (auto& t : ts) t.join();
   CHECK(ok == 200);
 }
+
+TEST_CASE("a TTY container's logs are not multiplexed", "[docker][logs]") {
+  auto& e = env();
+  auto& d = e.docker;
+  auto spec = e.spec();
+  spec.tty = true;
+  auto c = d.create_container(spec);
+  d.start_container(c.id);
+  std::string out;
+  CHECK(eventually([&] {
+    out = d.logs(c.id).out;  // the client inspects the container to learn it has a TTY
+    return out.find("echo: ready") != std::string::npos;
+  }));
+  CHECK(out.rfind("echo: ready", 0) == 0);  // no frame header in front
+  d.remove_container(c.id, true);
+}
