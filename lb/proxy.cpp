@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
@@ -21,7 +22,6 @@ namespace dockscaler::lb {
 namespace detail {
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto sweep_interval = std::chrono::milliseconds(50);
 
 // "host:port" or "[v6]:port".
@@ -63,8 +63,8 @@ std::string to_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
-  asio::steady_timer backoff(w.ioc);
+task<void> accept_loop(worker& w, acceptor_t& acc) {
+  timer_t backoff(w.ioc.get_executor());
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(nothrow);
     if (ec) {
@@ -80,11 +80,11 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
       sock.close(ig);
       continue;
     }
-    asio::co_spawn(w.ioc, run_session(w, std::move(sock)), asio::detached);
+    asio::co_spawn(w.ioc.get_executor(), run_session(w, std::move(sock)), asio::detached);
   }
 }
 
-asio::awaitable<void> sweeper(worker& w) {
+task<void> sweeper(worker& w) {
   for (;;) {
     w.sweep_timer.expires_after(sweep_interval);
     auto [ec] = co_await w.sweep_timer.async_wait(nothrow);
@@ -244,7 +244,7 @@ void proxy::start() {
       throw std::runtime_error("cannot listen on " + l + ": " + e.what());
     }
     for (auto& w : m.workers) {
-      detail::tcp::acceptor acc(w->ioc);
+      detail::acceptor_t acc(w->ioc.get_executor());
       boost::system::error_code ec;
       acc.open(ep.protocol(), ec);
       if (!ec) acc.set_option(detail::asio::socket_base::reuse_address(true), ec);
@@ -266,8 +266,8 @@ void proxy::start() {
     m.bound.push_back(detail::to_string(ep));
   }
   for (auto& w : m.workers) {
-    for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc, detail::accept_loop(*w, acc), detail::asio::detached);
-    detail::asio::co_spawn(w->ioc, detail::sweeper(*w), detail::asio::detached);
+    for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc.get_executor(), detail::accept_loop(*w, acc), detail::asio::detached);
+    detail::asio::co_spawn(w->ioc.get_executor(), detail::sweeper(*w), detail::asio::detached);
     w->thread = std::thread([wp = w.get()] {
       for (;;) {
         try {

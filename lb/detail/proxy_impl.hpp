@@ -13,10 +13,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "lb/detail/dispatcher.hpp"
@@ -27,6 +31,16 @@ namespace dockscaler::lb::detail {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+// Concrete executor types throughout (not any_io_executor): every async
+// operation on the hot path then skips the polymorphic executor wrapper.
+using executor = asio::io_context::executor_type;
+using socket_t = asio::basic_stream_socket<tcp, executor>;
+using acceptor_t = asio::basic_socket_acceptor<tcp, executor>;
+using timer_t = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor>;
+template <class T>
+using task = asio::awaitable<T, executor>;
+inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
 struct service {
   service(service_options o, limits l)
@@ -57,8 +71,8 @@ struct route_table {
 };
 
 struct upstream_conn {
-  explicit upstream_conn(asio::io_context& ioc) : sock(ioc) {}
-  tcp::socket sock;
+  explicit upstream_conn(asio::io_context& ioc) : sock(ioc.get_executor()) {}
+  socket_t sock;
   boost::beast::flat_buffer buf;
   clock::time_point idle_since;
 };
@@ -83,21 +97,21 @@ struct session_base {
   session_base* prev = nullptr;
   session_base* next = nullptr;
   clock::time_point deadline = clock::time_point::max();
-  tcp::socket* watched = nullptr;  // socket whose pending operation the deadline cancels
+  socket_t* watched = nullptr;  // socket whose pending operation the deadline cancels
   bool timed_out = false;
   bool idle = false;  // waiting for the first byte of a request
-  tcp::socket* client = nullptr;
+  socket_t* client = nullptr;
 };
 
 struct worker {
-  worker(proxy::impl& o, unsigned i) : owner(o), index(i), ioc(1), sweep_timer(ioc) {}
+  worker(proxy::impl& o, unsigned i) : owner(o), index(i), ioc(1), sweep_timer(ioc.get_executor()) {}
 
   proxy::impl& owner;
   const unsigned index;
   asio::io_context ioc;
-  std::vector<tcp::acceptor> acceptors;
+  std::vector<acceptor_t> acceptors;
   std::thread thread;
-  asio::steady_timer sweep_timer;
+  timer_t sweep_timer;
   upstream_pool pool;
   session_base sessions;  // list head (sentinel)
   bool stopping = false;
@@ -153,5 +167,5 @@ struct proxy::impl {
 
 namespace dockscaler::lb::detail {
 // The data path of one client connection (session.cpp).
-asio::awaitable<void> run_session(worker& w, tcp::socket sock);
+task<void> run_session(worker& w, socket_t sock);
 }  // namespace dockscaler::lb::detail

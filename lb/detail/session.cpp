@@ -32,7 +32,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::system::error_code;
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t chunk_size = 16 * 1024;
 constexpr std::size_t max_tries = 4;  // backends tried for one request on connect failure
 
@@ -44,7 +43,7 @@ using request = http::request<http::buffer_body>;
 // to the session's own thread, where the timer is touched.
 class queue_waiter final : public waiter, public std::enable_shared_from_this<queue_waiter> {
  public:
-  explicit queue_waiter(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  explicit queue_waiter(executor ex) : ex_(std::move(ex)) {}
   void notify() noexcept override {
     try {
       asio::post(ex_, [self = shared_from_this()] {
@@ -54,10 +53,10 @@ class queue_waiter final : public waiter, public std::enable_shared_from_this<qu
       // Out of memory: the waiter still wakes at its queue deadline and finds its grant.
     }
   }
-  asio::steady_timer* timer = nullptr;  // null once the session is gone
+  timer_t* timer = nullptr;  // null once the session is gone
 
  private:
-  asio::any_io_executor ex_;
+  executor ex_;
 };
 
 bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
@@ -101,22 +100,53 @@ bool well_formed_version(const beast::flat_buffer& b) {
          std::isdigit(static_cast<unsigned char>(v[7])) && data[eol - 9] == ' ';
 }
 
-// Removes hop-by-hop fields, including those named in Connection.
+// Removes hop-by-hop fields, including those named in Connection, in one pass
+// over the fields (no per-name lookups). With `xff` (requests), also removes
+// the X-Forwarded-* fields the proxy sets itself, keeping the incoming
+// X-Forwarded-For value in *xff so the client address can be appended.
 template <class Fields>
-void strip_hop_by_hop(Fields& f) {
-  if (f.count(http::field::connection) > 0) {
-    std::vector<std::string> named;
-    for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection;
-         ++it) {
-      for (auto tok : http::token_list{it->value()}) named.emplace_back(tok);
+void strip_hop_by_hop(Fields& f, std::string* xff = nullptr) {
+  std::vector<std::string> named;  // stays empty (no allocation) without Connection tokens
+  for (auto it = f.begin(); it != f.end();) {
+    bool drop = false;
+    switch (it->name()) {
+      case http::field::connection:
+        for (auto tok : http::token_list{it->value()})
+          if (!beast::iequals(tok, "close") && !beast::iequals(tok, "keep-alive")) named.emplace_back(tok);
+        drop = true;
+        break;
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::proxy_authenticate:
+      case http::field::proxy_authorization:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::transfer_encoding:
+      case http::field::upgrade:
+        drop = true;
+        break;
+      case http::field::unknown:
+        if (xff) {
+          const auto n = it->name_string();
+          if (n.size() > 12 && beast::iequals(n.substr(0, 12), "x-forwarded-")) {
+            const auto rest = n.substr(12);
+            if (beast::iequals(rest, "for")) {
+              if (!xff->empty()) *xff += ", ";
+              xff->append(it->value().data(), it->value().size());
+              drop = true;
+            } else if (beast::iequals(rest, "proto") || beast::iequals(rest, "host")) {
+              drop = true;
+            }
+          }
+        }
+        break;
+      default:
+        break;
     }
-    for (const auto& n : named)
-      if (!beast::iequals(n, "host") && !beast::iequals(n, "content-length")) f.erase(n);
+    it = drop ? f.erase(it) : std::next(it);
   }
-  for (auto fld : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                   http::field::proxy_authenticate, http::field::proxy_authorization, http::field::te,
-                   http::field::trailer, http::field::transfer_encoding, http::field::upgrade})
-    f.erase(fld);
+  for (const auto& n : named)
+    if (!beast::iequals(n, "host") && !beast::iequals(n, "content-length")) f.erase(n);
 }
 
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
@@ -148,7 +178,7 @@ std::string stripped_target(std::string_view target, std::string_view prefix) {
 }
 
 // Non-blocking check that a pooled connection was not closed by the backend.
-bool still_open(tcp::socket& s) {
+bool still_open(socket_t& s) {
   char c;
   const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -157,7 +187,7 @@ bool still_open(tcp::socket& s) {
 enum class queue_result { ok, full, timeout, closed, exhausted };
 
 struct session : session_base {
-  session(worker& wk, tcp::socket s) : w(wk), sock(std::move(s)), queue_timer(wk.ioc) {
+  session(worker& wk, socket_t s) : w(wk), sock(std::move(s)), queue_timer(wk.ioc.get_executor()) {
     client = &sock;
     w.link(*this);
   }
@@ -168,9 +198,9 @@ struct session : session_base {
   }
 
   worker& w;
-  tcp::socket sock;
+  socket_t sock;
   beast::flat_buffer buf;
-  asio::steady_timer queue_timer;
+  timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
   std::string client_ip;
   std::optional<req_parser> req;
@@ -181,7 +211,7 @@ struct session : session_base {
 
   const proxy_options& opts() const { return w.owner.opts; }
 
-  void arm(std::chrono::milliseconds d, tcp::socket& s) {
+  void arm(std::chrono::milliseconds d, socket_t& s) {
     deadline = clock::now() + d;
     watched = &s;
     timed_out = false;
@@ -191,7 +221,7 @@ struct session : session_base {
     watched = nullptr;
   }
 
-  asio::awaitable<bool> write_raw(std::string_view data) {
+  task<bool> write_raw(std::string_view data) {
     arm(opts().timeouts.idle, sock);
     auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), nothrow);
     disarm();
@@ -201,9 +231,9 @@ struct session : session_base {
   // Shuts our side, then reads and discards what the client still sends for a
   // moment, so closing with unread input does not reset the connection and
   // destroy the response before the client has read it.
-  asio::awaitable<void> lingering_close() {
+  task<void> lingering_close() {
     error_code ig;
-    sock.shutdown(tcp::socket::shutdown_send, ig);
+    sock.shutdown(socket_t::shutdown_send, ig);
     arm(std::chrono::milliseconds(2000), sock);
     std::size_t total = 0;
     while (total < 1024 * 1024) {
@@ -216,13 +246,13 @@ struct session : session_base {
   }
 
   // Answers with a short text response; closes when asked to.
-  asio::awaitable<void> reply(unsigned status, bool close, bool retry_after = false) {
+  task<void> reply(unsigned status, bool close, bool retry_after = false) {
     const bool ok = co_await write_raw(simple_response(status, close, !close && client_version == 10,
                                                        retry_after, head));
     if (close && ok) co_await lingering_close();
   }
 
-  asio::awaitable<queue_result> wait_queued(service& svc, clock::time_point deadline_at, grant& g,
+  task<queue_result> wait_queued(service& svc, clock::time_point deadline_at, grant& g,
                                             bool front, std::span<const backend_id> exclude,
                                             bool& was_queued) {
     if (!waiter_) {
@@ -257,11 +287,11 @@ struct session : session_base {
     }
   }
 
-  asio::awaitable<void> serve();
-  asio::awaitable<bool> handle(clock::time_point arrival);
+  task<void> serve();
+  task<bool> handle(clock::time_point arrival);
 };
 
-asio::awaitable<void> session::serve() {
+task<void> session::serve() {
   {
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
@@ -320,7 +350,7 @@ asio::awaitable<void> session::serve() {
 
 // One request whose header is parsed and checked. Returns whether the client
 // connection stays open for the next one.
-asio::awaitable<bool> session::handle(clock::time_point arrival) {
+task<bool> session::handle(clock::time_point arrival) {
   request& r = req->get();
   const bool has_body = req->chunked() || req->content_length().value_or(0) > 0;
   bool keep = req->keep_alive() && !w.stopping;
@@ -349,21 +379,25 @@ asio::awaitable<bool> session::handle(clock::time_point arrival) {
   const auto length_in = req->content_length();
   {
     std::string fwd_host(host);
-    std::string xff(r["X-Forwarded-For"]);
+    std::string xff;
+    strip_hop_by_hop(r, &xff);
     if (!xff.empty()) xff += ", ";
     xff += client_ip;
-    strip_hop_by_hop(r);
-    r.erase(http::field::expect);
-    r.erase(http::field::content_length);
-    if (chunked_in)
-      r.chunked(true);
-    else if (length_in)
-      r.content_length(*length_in);
+    if (expect_continue) r.erase(http::field::expect);
+    if (chunked_in) {
+      r.chunked(true);  // re-framed: Transfer-Encoding went with the hop-by-hop fields
+    } else if (length_in) {
+      // Beast accepts "5, 5" and repeated equal fields; the backend gets one plain value.
+      const std::string_view v = r[http::field::content_length];
+      if (r.count(http::field::content_length) != 1 ||
+          !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        r.content_length(*length_in);
+    }
     r.version(11);
     if (route->strip) r.target(stripped_target(r.target(), route->prefix));
-    r.set("X-Forwarded-For", xff);
-    r.set("X-Forwarded-Proto", "http");
-    r.set("X-Forwarded-Host", fwd_host);
+    r.insert("X-Forwarded-For", xff);
+    r.insert("X-Forwarded-Proto", "http");
+    r.insert("X-Forwarded-Host", fwd_host);
   }
 
   // Take a slot, queueing if none is free.
@@ -647,7 +681,7 @@ asio::awaitable<bool> session::handle(clock::time_point arrival) {
     finish(status);
     if (!keep) {
       error_code ig;
-      sock.shutdown(tcp::socket::shutdown_send, ig);
+      sock.shutdown(socket_t::shutdown_send, ig);
       co_await lingering_close();
       co_return false;
     }
@@ -657,7 +691,7 @@ asio::awaitable<bool> session::handle(clock::time_point arrival) {
 
 }  // namespace
 
-asio::awaitable<void> run_session(worker& w, tcp::socket sock) {
+task<void> run_session(worker& w, socket_t sock) {
   session s(w, std::move(sock));
   try {
     co_await s.serve();
