@@ -66,6 +66,7 @@ struct call_ctx {
   bool streaming = false;
   clock::time_point last_activity = clock::now();
   milliseconds idle{0};
+  curl_off_t dl_seen = 0, ul_seen = 0;
   enum class abort_reason { none, idle, stopped, exception } reason = abort_reason::none;
   std::exception_ptr ex;
   // The socket of a stoppable call, so a stop request can shut it down and
@@ -130,8 +131,14 @@ std::size_t on_header(char* p, std::size_t size, std::size_t n, void* ud) {
   return len;
 }
 
-int on_progress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int on_progress(void* ud, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* c = static_cast<call_ctx*>(ud);
+  // An upload in progress (a build context) counts as activity too.
+  if (dlnow != c->dl_seen || ulnow != c->ul_seen) {
+    c->dl_seen = dlnow;
+    c->ul_seen = ulnow;
+    c->last_activity = clock::now();
+  }
   if (c->req->stop.stop_requested()) {
     c->reason = call_ctx::abort_reason::stopped;
     return 1;
