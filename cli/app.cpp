@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/logging.hpp"
+#include "cli/serve.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 
@@ -107,8 +109,23 @@ int cmd_version(const std::vector<std::string>& args) {
   }
 }
 
+// Global options the commands read (set by run()).
+std::string g_log_level = "info", g_log_format = "text";
+
+int cmd_serve(const std::vector<std::string>& args) {
+  po::options_description opts("serve options");
+  opts.add_options()("config,c", po::value<std::string>()->default_value(default_config),
+                     "configuration file")(
+      "stop-containers", "on exit, drain, stop and remove the managed containers");
+  po::variables_map vm;
+  if (!parse_sub("serve", "serve [-c FILE] [--stop-containers]", opts, args, vm)) return exit_ok;
+  setup_logging(g_log_level, g_log_format);
+  return serve({vm["config"].as<std::string>(), vm.count("stop-containers") > 0});
+}
+
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
+      {"serve", {"run the daemon: proxy, autoscaler and containers", cmd_serve}},
       {"validate", {"check a configuration file and summarise it", cmd_validate}},
       {"version", {"show the versions of dockscaler and of the Docker engine", cmd_version}},
   };
@@ -171,6 +188,8 @@ int run(int argc, char** argv) {
       throw usage_error("--log-level must be trace, debug, info, warn or error");
     const std::string format = vm["log-format"].as<std::string>();
     if (format != "text" && format != "json") throw usage_error("--log-format must be text or json");
+    g_log_level = level;
+    g_log_format = format;
     return it->second.run(sub);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "dockscaler: %s\n", e.what());

@@ -1,0 +1,24 @@
+// How a service's config becomes a container: the Docker create request, its
+// labels, and the spec hash that tells whether a running container still
+// matches the config (equal hash: adopt it; different: replace it rolling).
+#pragma once
+
+#include <string>
+
+#include "config/config.hpp"
+#include "dockerapi/types.hpp"
+
+namespace dockscaler::scaler {
+
+// Hex digest of everything in `svc` that shapes the container (image, port,
+// env, resources, security, network) and nothing that does not (replicas,
+// thresholds, routes), so retuning the scaler never restarts containers.
+std::string spec_hash(const config::service_config& svc, const std::string& network);
+
+// The create request: hardened by default (no-new-privileges, pids limit, the
+// configured memory/CPU limits), labelled, on the service network, PORT set.
+dockerapi::container_spec make_container_spec(const config::service_config& svc,
+                                              const std::string& network,
+                                              const std::string& hash, const std::string& name);
+
+}  // namespace dockscaler::scaler

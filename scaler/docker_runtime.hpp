@@ -1,0 +1,25 @@
+// container_runtime on the real Docker engine, through dockerapi.
+#pragma once
+
+#include "dockerapi/client.hpp"
+#include "scaler/runtime.hpp"
+
+namespace dockscaler::scaler {
+
+class docker_runtime : public container_runtime {
+ public:
+  explicit docker_runtime(dockerapi::client& docker) : docker_(docker) {}
+
+  void ensure_network(const std::string& network) override;
+  std::vector<managed_container> list_managed() override;
+  std::string start(const config::service_config& svc, const std::string& network,
+                    const std::string& spec_hash, const std::string& name) override;
+  std::string address(const std::string& id, const std::string& network) override;
+  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
+  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override;
+
+ private:
+  dockerapi::client& docker_;
+};
+
+}  // namespace dockscaler::scaler

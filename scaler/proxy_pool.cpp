@@ -1,0 +1,58 @@
+// The proxy side of the scaler (see proxy_pool.hpp).
+#include "scaler/proxy_pool.hpp"
+
+namespace dockscaler::scaler {
+
+lb::service_options to_proxy_service(const config::service_config& svc) {
+  lb::service_options o;
+  o.name = svc.name;
+  o.route.path_prefix = svc.route.path_prefix;
+  o.route.strip_prefix = svc.route.strip_prefix;
+  o.route.host = svc.route.host;
+  o.concurrency = svc.concurrency;
+  o.queue.max_length = svc.queue.max_length;
+  o.queue.timeout = svc.queue.timeout;
+  o.wait_window = svc.wait_time.window;
+  return o;
+}
+
+void proxy_pool::add_service(const config::service_config& svc) {
+  proxy_.add_service(to_proxy_service(svc));
+}
+
+void proxy_pool::update_service(const config::service_config& svc) {
+  proxy_.update_service(to_proxy_service(svc));
+}
+
+void proxy_pool::remove_service(const std::string& service) { proxy_.remove_service(service); }
+
+std::uint64_t proxy_pool::add(const std::string& service, const std::string& host, std::uint16_t port) {
+  return proxy_.add_backend(service, host, port);
+}
+
+void proxy_pool::drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,
+                       std::function<void(bool idle)> done) {
+  proxy_.drain_backend(service, backend, timeout, std::move(done));
+}
+
+void proxy_pool::remove(const std::string& service, std::uint64_t backend) {
+  proxy_.remove_backend(service, backend);
+}
+
+pool_figures proxy_pool::figures(const std::string& service) {
+  const lb::service_snapshot s = proxy_.snapshot(service);
+  pool_figures f;
+  f.wait_mean = s.wait.mean;
+  f.wait_p50 = s.wait.p50;
+  f.wait_p90 = s.wait.p90;
+  f.wait_p95 = s.wait.p95;
+  f.wait_p99 = s.wait.p99;
+  f.wait_max = s.wait.max;
+  f.queue_length = s.queue_length;
+  f.in_flight = s.in_flight;
+  f.requests = s.requests;
+  for (const auto& b : s.backends) f.in_flight_by_backend[b.id] = b.in_flight;
+  return f;
+}
+
+}  // namespace dockscaler::scaler

@@ -1,0 +1,84 @@
+// The two neighbours the scaler drives, as small interfaces so the reconciler
+// can be tested against fakes: the container runtime (Docker) and the backend
+// pool (the proxy). docker_runtime and proxy_pool are the real ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace dockscaler::scaler {
+
+// Labels are the only state (SPEC.md): these three mark what dockscaler owns.
+inline constexpr const char* label_managed = "dockscaler.managed";
+inline constexpr const char* label_service = "dockscaler.service";
+inline constexpr const char* label_spec = "dockscaler.spec";
+
+struct managed_container {
+  std::string id;
+  std::string name;
+  std::string service;    // dockscaler.service
+  std::string spec_hash;  // dockscaler.spec
+  bool running = false;
+  std::int64_t created = 0;  // unix seconds
+};
+
+// What the scaler needs from Docker. Every call may throw (dockerapi::error
+// for the Docker one); the reconciler catches, logs and retries.
+class container_runtime {
+ public:
+  virtual ~container_runtime() = default;
+  // Creates the network if it does not exist.
+  virtual void ensure_network(const std::string& network) = 0;
+  // Every container labelled dockscaler.managed=true, running or not.
+  virtual std::vector<managed_container> list_managed() = 0;
+  // Creates and starts one container named `name` for the service; returns
+  // its id. A container that was created but did not start is removed.
+  virtual std::string start(const config::service_config& svc, const std::string& network,
+                            const std::string& spec_hash, const std::string& name) = 0;
+  // The container's IPv4 address on `network`; empty when it has none or is not running.
+  virtual std::string address(const std::string& id, const std::string& network) = 0;
+  // Stops (SIGTERM, then SIGKILL after `grace`) and removes; a container that is
+  // already gone is not an error.
+  virtual void stop_and_remove(const std::string& id, std::chrono::seconds grace) = 0;
+  // Calls on_gone(container id) whenever a managed container dies or is
+  // removed, until `stop`. Reconnects by itself; returns when stopped.
+  virtual void watch(const std::function<void(const std::string& id)>& on_gone,
+                     std::stop_token stop) = 0;
+};
+
+// The figures the scaler reads from the proxy for one service.
+struct pool_figures {
+  double wait_mean = 0, wait_p50 = 0, wait_p90 = 0, wait_p95 = 0, wait_p99 = 0, wait_max = 0;
+  std::uint64_t queue_length = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t requests = 0;  // routed to the service since it was added (monotonic)
+  std::map<std::uint64_t, std::uint32_t> in_flight_by_backend;
+};
+
+// What the scaler needs from the proxy.
+class backend_pool {
+ public:
+  virtual ~backend_pool() = default;
+  // Routes and limits of a service; update keeps its backends and statistics.
+  virtual void add_service(const config::service_config& svc) = 0;
+  virtual void update_service(const config::service_config& svc) = 0;
+  // Queued requests of a removed service are answered 503.
+  virtual void remove_service(const std::string& service) = 0;
+  virtual std::uint64_t add(const std::string& service, const std::string& host, std::uint16_t port) = 0;
+  // Out of rotation at once; done(idle) runs once, when the last request on it
+  // finished (true) or after `timeout` (false). Must not block.
+  virtual void drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,
+                     std::function<void(bool idle)> done) = 0;
+  virtual void remove(const std::string& service, std::uint64_t backend) = 0;
+  virtual pool_figures figures(const std::string& service) = 0;
+};
+
+}  // namespace dockscaler::scaler
