@@ -1,15 +1,15 @@
 # dockerapi suites. Unit: pure parsing/encoding (no Docker). fake: a scripted
-# daemon on a private unix socket (bad input, deadlines, pooling). engine and
-# restart: against the real Docker engine (DOCKER_HOST or the default socket);
-# restart also runs a private second dockerd and needs root.
+# daemon on a private unix socket (bad input, deadlines, pooling). engine:
+# against the real Docker engine (DOCKER_HOST or the default socket). private:
+# runs its own second dockerd (restart, TLS) and needs root.
 dockscaler_add_test(NAME test_docker_unit SOURCES test_docker_unit.cpp
   LIBS dockscaler::dockerapi TIMEOUT 120)
 dockscaler_add_test(NAME test_docker_fake SOURCES test_docker_fake.cpp
   LIBS dockscaler::dockerapi Threads::Threads LABELS net TIMEOUT 180)
-foreach(t test_docker_engine test_docker_restart)
+foreach(t test_docker_engine test_docker_private)
   dockscaler_add_test(NAME ${t} SOURCES ${t}.cpp
     LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 600)
   add_dependencies(${t} dockscaler_echo)
   target_compile_definitions(${t} PRIVATE DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
 endforeach()
-set_tests_properties(test_docker_engine test_docker_restart PROPERTIES RUN_SERIAL FALSE)
+set_tests_properties(test_docker_engine test_docker_private PROPERTIES RUN_SERIAL FALSE)

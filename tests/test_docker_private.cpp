@@ -1,10 +1,15 @@
-// The events stream survives a dockerd restart: a private second dockerd (own
-// socket, data-root, exec-root; no bridge, no iptables) runs as a child of the
-// test and is stopped and started again while the client watches events. An
-// event made after the restart but before the client reconnects must arrive
-// (resume via `since`), and none twice. The main engine is never touched.
+// dockerapi against a private second dockerd, a child of the test (own socket,
+// data-root, exec-root; no bridge, no iptables), never the main engine:
+// - the events stream survives that dockerd being stopped and started again:
+//   an event made after the restart but before the client reconnects arrives
+//   (resume via `since`), and none arrives twice;
+// - tcp:// with TLS configured from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH
+//   (certificates made with openssl), attach with stdin over TLS included.
 #include <catch2/catch.hpp>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,7 +39,8 @@ bool have_dockerd() {
 
 class private_dockerd {
  public:
-  explicit private_dockerd(std::string dir) : dir_(std::move(dir)) {
+  explicit private_dockerd(std::string dir, std::vector<std::string> extra = {})
+      : dir_(std::move(dir)), extra_(std::move(extra)) {
     std::filesystem::create_directories(dir_);
     std::FILE* f = std::fopen((dir_ + "/daemon.json").c_str(), "w");
     std::fputs("{}\n", f);
@@ -56,6 +62,7 @@ class private_dockerd {
                                   "--pidfile", dir_ + "/d.pid",
                                   "--config-file", dir_ + "/daemon.json",
                                   "--bridge=none", "--iptables=false", "--ip-masq=false"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
@@ -92,8 +99,35 @@ class private_dockerd {
 
  private:
   std::string dir_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
+
+int free_loopback_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, named as
+// DOCKER_CERT_PATH expects (ca.pem, cert.pem, key.pem).
+bool make_certs(const std::string& dir) {
+  std::string cmd = "set -e; cd '" + dir + "'; exec >openssl.log 2>&1;"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=dockscaler-test-ca;"
+      "openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1;"
+      "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext;"
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 2 -extfile server.ext;"
+      "openssl req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=dockscaler-test-client;"
+      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 -extfile client.ext";
+  return std::system(cmd.c_str()) == 0;
+}
 
 bool answers(api::client& c) {
   try {
@@ -189,5 +223,67 @@ TEST_CASE("events resume across a dockerd restart without losing events", "[dock
   CHECK(count(c1.id, "destroy") == 1);
 
   docker.remove_container(c2.id, true);
+  docker.remove_image(image, true);
+}
+
+TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach included", "[docker][tls]") {
+  if (::geteuid() != 0 || !have_dockerd() || std::system("openssl version >/dev/null 2>&1") != 0) {
+    WARN("skipped: needs root, dockerd and openssl");
+    return;
+  }
+  std::string dir = "/tmp/dockscaler-tls-" + run_id();
+  std::filesystem::create_directories(dir + "/certs");
+  REQUIRE(make_certs(dir + "/certs"));
+  int port = free_loopback_port();
+  std::string tcp = "tcp://127.0.0.1:" + std::to_string(port);
+  private_dockerd daemon(dir, {"-H", tcp, "--tlsverify", "--tlscacert", dir + "/certs/ca.pem",
+                               "--tlscert", dir + "/certs/server-cert.pem",
+                               "--tlskey", dir + "/certs/server-key.pem"});
+  daemon.start();
+
+  ::setenv("DOCKER_HOST", tcp.c_str(), 1);
+  ::setenv("DOCKER_TLS_VERIFY", "1", 1);
+  ::setenv("DOCKER_CERT_PATH", (dir + "/certs").c_str(), 1);
+  auto o = api::client_options::from_env();
+  ::unsetenv("DOCKER_HOST");
+  ::unsetenv("DOCKER_TLS_VERIFY");
+  ::unsetenv("DOCKER_CERT_PATH");
+  REQUIRE(o.tls.has_value());
+  o.connect_timeout = 2s;
+  api::client docker(o);
+  REQUIRE(eventually([&] { return answers(docker); }, 90s));
+  CHECK(docker.api_version() == "1.41");
+
+  // Without a client certificate the daemon refuses the handshake.
+  auto bad = o;
+  bad.tls->cert_file.clear();
+  bad.tls->key_file.clear();
+  CHECK_THROWS_AS(api::client(bad).ping(), api::error);
+  // Plain HTTP to the TLS port is refused too, as a typed error.
+  auto plain = o;
+  plain.tls.reset();
+  plain.host = tcp;
+  CHECK_THROWS_AS(api::client(plain).ping(), api::error);
+
+  std::string image = "dockscaler-test-echo:" + run_id();
+  api::build_options b;
+  b.tags = {image};
+  docker.build_image(dockscaler::test::echo_context(), b);
+  api::container_spec spec;
+  spec.image = image;
+  spec.network = "none";
+  spec.cmd = std::vector<std::string>{"3"};
+  spec.open_stdin = spec.stdin_once = spec.attach_stdin = spec.attach_stdout = spec.attach_stderr = true;
+  auto c = docker.create_container(spec);
+  auto stream = docker.attach(c.id);
+  docker.start_container(c.id);
+  stream.write_stdin("over tls\n");
+  stream.close_stdin();
+  auto out = stream.read_all(60s);
+  CHECK(out.out == "over tls\n");
+  CHECK(out.err.find("echo: done") != std::string::npos);
+  CHECK(docker.wait_container(c.id, api::wait_condition::not_running, 60s).exit_code == 3);
+  CHECK(docker.logs(c.id).out == "over tls\n");
+  docker.remove_container(c.id, true);
   docker.remove_image(image, true);
 }
