@@ -160,3 +160,22 @@ TEST_CASE("the number of client connections is bounded", "[lb][net][errors]") {
   held.pop_back();
   CHECK(eventually([&] { return get_status(p.port(), "/") == 200; }));
 }
+
+TEST_CASE("a client whose body stalls gets 408 and its slot back", "[lb][net][errors]") {
+  backend be("a");
+  proxy_options o;
+  o.listen = {"127.0.0.1:0"};
+  o.threads = 1;
+  o.timeouts.idle = 500ms;
+  proxy p(o);
+  service_options s;
+  s.name = "s";
+  s.concurrency = 1;
+  p.add_service(s);
+  p.add_backend("s", "127.0.0.1", be.port());
+  p.start();
+  const auto raw = raw_exchange(p.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 5s);
+  CHECK(status_of(raw) == 408);
+  CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));
+  CHECK(get_status(p.port(), "/") == 200);  // the only slot is free again
+}

@@ -334,6 +334,38 @@ TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
     REQUIRE(r2.body().size() == 30000000);
     CHECK(r2.body()[29999999] == static_cast<char>('a' + 29999999 % 26));
   }
+  SECTION("the request streams: the backend sees the first part before the client sends the rest") {
+    asio::io_context ioc;
+    tcp::socket sk(ioc);
+    sk.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
+    set_socket_timeout(sk, 10s);
+    asio::write(sk, asio::buffer(std::string(
+                        "POST /upload-stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")));
+    CHECK(eventually([&] { return a.upload_first_seen.load(); }));
+    asio::write(sk, asio::buffer(std::string("6\r\n world\r\n0\r\n\r\n")));
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    http::read(sk, b, res);
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "hello world");
+  }
+  SECTION("Expect: 100-continue is answered before the body is sent") {
+    asio::io_context ioc;
+    tcp::socket sk(ioc);
+    sk.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
+    set_socket_timeout(sk, 10s);
+    asio::write(sk, asio::buffer(std::string(
+                        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")));
+    beast::flat_buffer b;
+    http::response<http::string_body> interim;
+    http::read(sk, b, interim);
+    CHECK(interim.result_int() == 100);
+    asio::write(sk, asio::buffer(std::string("hello")));
+    http::response<http::string_body> res;
+    http::read(sk, b, res);
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "hello");
+  }
   SECTION("the response streams: the first part arrives before the backend sends the rest") {
     client c(p.port());
     http::request<http::empty_body> r{http::verb::get, "/stream", 11};

@@ -91,6 +91,7 @@ class backend {
   std::atomic<int> active{0};        // requests being handled right now
   std::atomic<int> max_active{0};
   std::atomic<bool> release_stream{false};
+  std::atomic<bool> upload_first_seen{false};
   std::atomic<std::size_t> last_body_size{0};
 
  private:
@@ -116,7 +117,17 @@ class backend {
     for (;;) {
       http::request_parser<http::string_body> p;
       p.body_limit(boost::none);
-      http::read(s, buf, p, ec);
+      http::read_header(s, buf, p, ec);
+      if (ec) return;
+      if (p.get().target() == "/upload-stream") {
+        // Read the body as it comes, flagging its first bytes (proves the proxy streams).
+        while (!p.is_done() && !ec) {
+          http::read_some(s, buf, p, ec);
+          if (p.get().body().size() >= 5) upload_first_seen = true;
+        }
+      } else if (!p.is_done()) {
+        http::read(s, buf, p, ec);
+      }
       if (ec) return;
       auto& req = p.get();
       ++requests;
@@ -181,7 +192,7 @@ class backend {
     if (starts("/delay/")) {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(target.substr(7))));
       res.body() = "delayed by " + name_;
-    } else if (starts("/echo")) {
+    } else if (starts("/echo") || starts("/upload-stream")) {
       res.body() = req.body();
       if (req["X-Chunked-Response"] == "1") res.chunked(true);
     } else if (starts("/big/")) {
