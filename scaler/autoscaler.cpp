@@ -116,7 +116,9 @@ struct autoscaler::impl {
   bool running = false;
   bool stopping = false;
 
-  impl(container_runtime& r, backend_pool& p, autoscaler_options o) : rt(r), pool(p), opts(o) {}
+  impl(container_runtime& r, backend_pool& p, autoscaler_options o) : rt(r), pool(p), opts(std::move(o)) {
+    if (!opts.probe) opts.probe = probe_once;
+  }
 
   std::shared_ptr<service_state> make_state(const config::service_config& cfg) {
     auto st = std::make_shared<service_state>();
@@ -189,7 +191,7 @@ struct autoscaler::impl {
           break;
         }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        ready = probe_once(address, cfg.port, cfg.readiness.http_get, std::min<std::chrono::milliseconds>(left, 1s));
+        ready = opts.probe(address, cfg.port, cfg.readiness.http_get, std::min<std::chrono::milliseconds>(left, 1s));
         if (!ready) std::this_thread::sleep_for(opts.probe_interval);  // the probe's retry period
       }
       if (!ready && failure.empty())
@@ -619,9 +621,14 @@ void autoscaler::stop(bool remove_containers) {
     run_all(out);
     m.workers->wait_idle();
     // Anything of ours still there: in no proxy, so nothing is lost.
+    std::set<std::string> ours;
+    {
+      std::lock_guard lock(m.mu);
+      for (auto& [name, st] : m.services) ours.insert(name);
+    }
     try {
       for (const auto& c : m.rt.list_managed())
-        if (m.services.count(c.service)) m.stop_and_remove(c.id);
+        if (ours.count(c.service)) m.stop_and_remove(c.id);
     } catch (const std::exception& e) {
       spdlog::warn("cannot list containers to remove: {}", e.what());
     }

@@ -25,6 +25,10 @@ struct autoscaler_options {
   std::chrono::milliseconds probe_interval{50};      // readiness probe retry period
   unsigned workers = 8;                              // Docker operations in parallel
   std::chrono::seconds stop_grace{10};               // SIGTERM -> SIGKILL when stopping a container
+  // One readiness attempt (default: probe_once); a seam for tests.
+  std::function<bool(const std::string& ip, std::uint16_t port, const std::string& http_path,
+                     std::chrono::milliseconds timeout)>
+      probe;
 };
 
 enum class replica_phase { starting, ready, draining };

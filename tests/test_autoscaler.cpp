@@ -1,0 +1,417 @@
+// The autoscaler against fakes of its two neighbours (container runtime and
+// backend pool): start-up adoption, scale up/down with drain before stop,
+// replacement of dead containers with back-off, rolling replacement on a spec
+// change, and stop with removal. Tests wait on conditions, never fixed sleeps.
+#include "scaler/autoscaler.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "scaler/container_spec.hpp"
+
+using namespace dockscaler;
+using namespace dockscaler::scaler;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Everything both fakes did, in order, e.g. "start c3", "add c3", "drain c3", "remove c3".
+struct journal {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  void add(std::string l) {
+    std::lock_guard lock(mu);
+    lines.push_back(std::move(l));
+  }
+  std::vector<std::string> copy() {
+    std::lock_guard lock(mu);
+    return lines;
+  }
+  long index_of(const std::string& l) {
+    auto c = copy();
+    auto it = std::find(c.begin(), c.end(), l);
+    return it == c.end() ? -1 : it - c.begin();
+  }
+  int count_prefix(const std::string& p) {
+    auto c = copy();
+    return static_cast<int>(std::count_if(c.begin(), c.end(), [&](auto& l) { return l.rfind(p, 0) == 0; }));
+  }
+};
+
+class fake_runtime : public container_runtime {
+ public:
+  explicit fake_runtime(journal& j) : j_(j) {}
+
+  void ensure_network(const std::string&) override {}
+  std::vector<managed_container> list_managed() override {
+    std::lock_guard lock(mu_);
+    std::vector<managed_container> out;
+    for (auto& [id, c] : containers_) out.push_back(c);
+    return out;
+  }
+  std::string start(const config::service_config& svc, const std::string&, const std::string& hash,
+                    const std::string& name) override {
+    std::string id;
+    {
+      std::lock_guard lock(mu_);
+      id = "c" + std::to_string(++next_);
+      containers_[id] = managed_container{id, name, svc.name, hash, true, 0};
+    }
+    j_.add("start " + id);
+    return id;
+  }
+  std::string address(const std::string& id, const std::string&) override {
+    std::lock_guard lock(mu_);
+    auto it = containers_.find(id);
+    return it != containers_.end() && it->second.running ? "ip-" + id : "";
+  }
+  void stop_and_remove(const std::string& id, std::chrono::seconds) override {
+    {
+      std::lock_guard lock(mu_);
+      containers_.erase(id);
+    }
+    j_.add("remove " + id);
+  }
+  void watch(const std::function<void(const std::string&)>& on_gone, std::stop_token stop) override {
+    std::unique_lock lock(mu_);
+    while (!stop.stop_requested()) {
+      cv_.wait_for(lock, stop, 10ms, [&] { return !died_.empty(); });
+      while (!died_.empty()) {
+        auto id = died_.front();
+        died_.erase(died_.begin());
+        lock.unlock();
+        on_gone(id);
+        lock.lock();
+      }
+    }
+  }
+
+  // Test controls.
+  void add_existing(const std::string& id, const std::string& service, const std::string& hash, bool running) {
+    std::lock_guard lock(mu_);
+    containers_[id] = managed_container{id, "old-" + id, service, hash, running, 0};
+  }
+  void kill(const std::string& id) {
+    {
+      std::lock_guard lock(mu_);
+      containers_[id].running = false;
+      died_.push_back(id);
+    }
+    cv_.notify_all();
+  }
+  std::vector<std::string> running(const std::string& service) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (auto& [id, c] : containers_)
+      if (c.running && c.service == service) out.push_back(id);
+    return out;
+  }
+
+ private:
+  journal& j_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::map<std::string, managed_container> containers_;
+  std::vector<std::string> died_;
+  int next_ = 0;
+};
+
+class fake_pool : public backend_pool {
+ public:
+  explicit fake_pool(journal& j) : j_(j) {}
+  void add_service(const config::service_config& s) override { j_.add("service " + s.name); }
+  void update_service(const config::service_config& s) override { j_.add("update " + s.name); }
+  void remove_service(const std::string& s) override { j_.add("unservice " + s); }
+  std::uint64_t add(const std::string&, const std::string& host, std::uint16_t) override {
+    std::lock_guard lock(mu_);
+    const std::uint64_t b = ++next_;
+    backend_host_[b] = host;
+    j_.add("add " + host.substr(3));
+    return b;
+  }
+  void drain(const std::string&, std::uint64_t b, std::chrono::milliseconds,
+             std::function<void(bool)> done) override {
+    std::string host;
+    {
+      std::lock_guard lock(mu_);
+      host = backend_host_[b];
+    }
+    j_.add("drain " + host.substr(3));
+    done(true);  // idle at once, as the real proxy does when nothing is in flight
+  }
+  void remove(const std::string&, std::uint64_t b) override {
+    std::lock_guard lock(mu_);
+    const std::string host = backend_host_[b];
+    j_.add("unpool " + host.substr(3));
+  }
+  pool_figures figures(const std::string&) override {
+    std::lock_guard lock(mu_);
+    return figures_;
+  }
+  void set_figures(pool_figures f) {
+    std::lock_guard lock(mu_);
+    figures_ = f;
+  }
+
+ private:
+  journal& j_;
+  std::mutex mu_;
+  std::map<std::uint64_t, std::string> backend_host_;
+  std::uint64_t next_ = 0;
+  pool_figures figures_;
+};
+
+template <typename Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return p();
+}
+
+config::config make_config(unsigned min, unsigned max, unsigned initial) {
+  config::config c;
+  c.docker.network = "testnet";
+  config::service_config s;
+  s.name = "svc";
+  s.image = "img:1";
+  s.replicas = {min, max, initial};
+  s.readiness.timeout = 2s;
+  s.scale_up = {100ms, 0s, {config::step_config::kind::count, 2}, 0s};
+  s.scale_down = {10ms, 1s, {config::step_config::kind::count, 1}, 0s};
+  c.services.push_back(s);
+  return c;
+}
+
+autoscaler_options fast_options() {
+  autoscaler_options o;
+  o.interval = 50ms;
+  o.zero_poll = 5ms;
+  o.resync_interval = 200ms;
+  o.probe_interval = 5ms;
+  o.workers = 4;
+  o.probe = [](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) { return true; };
+  return o;
+}
+
+unsigned ready_count(autoscaler& a) {
+  auto st = a.status();
+  return st.empty() ? 0 : st[0].ready;
+}
+
+}  // namespace
+
+TEST_CASE("start creates the initial replicas and adds each to the pool once ready", "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 3; }));
+  CHECK(rt.running("svc").size() == 3);
+  CHECK(j.count_prefix("add ") == 3);
+  for (const auto& id : rt.running("svc")) CHECK(j.index_of("start " + id) < j.index_of("add " + id));
+  a.stop(false);
+  CHECK(rt.running("svc").size() == 3);  // left running for the next start
+}
+
+TEST_CASE("start adopts matching containers, replaces outdated ones rolling, removes the rest",
+          "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  const auto cfg = make_config(1, 5, 1);
+  const std::string hash = spec_hash(cfg.services[0], cfg.docker.network);
+  rt.add_existing("a1", "svc", hash, true);
+  rt.add_existing("a2", "svc", hash, true);
+  rt.add_existing("old", "svc", "0000000000000000", true);
+  rt.add_existing("dead", "svc", hash, false);
+  rt.add_existing("orphan", "gone-service", hash, true);
+  autoscaler a(rt, pool, cfg, fast_options());
+  a.start();
+  // Kept what ran (3 > initial 1): the two matching ones plus one new in place of "old".
+  REQUIRE(eventually([&] {
+    auto c = rt.running("svc");
+    return c.size() == 3 && std::find(c.begin(), c.end(), "old") == c.end();
+  }));
+  CHECK(a.status()[0].desired == 3);
+  CHECK(j.index_of("remove dead") >= 0);
+  CHECK(j.index_of("remove orphan") >= 0);
+  CHECK(j.count_prefix("start ") == 1);  // only the replacement was created
+  // The outdated one left rotation only after its replacement had joined.
+  const std::string fresh = "c1";
+  REQUIRE(j.index_of("add " + fresh) >= 0);
+  CHECK(j.index_of("add " + fresh) < j.index_of("drain old"));
+  CHECK(j.index_of("drain old") < j.index_of("remove old"));
+  a.stop(false);
+}
+
+TEST_CASE("scaling down drains a replica before stopping it", "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 3; }));
+  a.set_replicas("svc", 1, 10s);
+  REQUIRE(eventually([&] { return rt.running("svc").size() == 1; }));
+  for (const auto& line : j.copy()) {
+    if (line.rfind("remove ", 0) != 0) continue;
+    const std::string id = line.substr(7);
+    CHECK(j.index_of("drain " + id) >= 0);
+    CHECK(j.index_of("drain " + id) < j.index_of("unpool " + id));
+    CHECK(j.index_of("unpool " + id) < j.index_of("remove " + id));
+  }
+  CHECK(a.status()[0].hold_left.has_value());
+  CHECK_THROWS_AS(a.set_replicas("svc", 9, 0s), std::invalid_argument);
+  CHECK_THROWS_AS(a.set_replicas("nope", 1, 0s), std::out_of_range);
+  a.stop(false);
+}
+
+TEST_CASE("the policy scales up on a high wait_time and back down when it falls", "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  autoscaler a(rt, pool, make_config(1, 5, 1), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  pool_figures busy;
+  busy.wait_p95 = 0.5;
+  busy.queue_length = 10;
+  busy.in_flight = 4;
+  pool.set_figures(busy);
+  REQUIRE(eventually([&] { return ready_count(a) >= 3; }));
+  CHECK(a.status()[0].last_decision.why.kind == reason_kind::wait_time_above);
+  pool.set_figures(pool_figures{});
+  REQUIRE(eventually([&] { return rt.running("svc").size() == 1; }));
+  CHECK(a.status()[0].desired == 1);
+  a.stop(false);
+}
+
+TEST_CASE("a dead container is replaced; a crash loop backs off", "[autoscaler][errors]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  autoscaler a(rt, pool, make_config(1, 5, 1), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  const auto first = rt.running("svc").at(0);
+  rt.kill(first);
+  REQUIRE(eventually([&] { return j.index_of("unpool " + first) >= 0; }));
+  REQUIRE(eventually([&] { return ready_count(a) == 1 && rt.running("svc").at(0) != first; }));
+  // Each early death adds to the back-off: the third replacement waits >= 1 s.
+  auto ready_id = [&] {
+    const auto st = a.status();
+    for (const auto& r : st.at(0).replicas)
+      if (r.phase == replica_phase::ready) return r.id;
+    return std::string();
+  };
+  for (int i = 0; i < 2; ++i) {
+    std::string victim;
+    REQUIRE(eventually([&] {
+      victim = ready_id();
+      auto run = rt.running("svc");
+      return !victim.empty() && run.size() == 1 && run[0] == victim;
+    }));
+    rt.kill(victim);
+    REQUIRE(eventually([&] { return ready_id() != victim; }));
+  }
+  CHECK(a.status()[0].consecutive_failures == 3);
+  CHECK(a.status()[0].last_error.find("exited") != std::string::npos);
+  const auto t = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  CHECK(std::chrono::steady_clock::now() - t >= 1s);  // 500 ms * 2^2 after the third failure
+  a.stop(false);
+}
+
+TEST_CASE("a container that never becomes ready is removed and retried", "[autoscaler][errors]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  auto opts = fast_options();
+  std::atomic<int> probes{0};
+  opts.probe = [&](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
+    return ++probes > 100000;  // never, for this test's length
+  };
+  auto cfg = make_config(1, 5, 1);
+  cfg.services[0].readiness.timeout = 100ms;
+  autoscaler a(rt, pool, cfg, opts);
+  a.start();
+  REQUIRE(eventually([&] { return j.count_prefix("remove ") >= 1; }));
+  CHECK(j.count_prefix("add ") == 0);
+  CHECK(a.status()[0].last_error.find("not ready within") != std::string::npos);
+  a.stop(false);
+}
+
+TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drained away",
+          "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  auto cfg = make_config(1, 5, 2);
+  autoscaler a(rt, pool, cfg, fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 2; }));
+  const auto before = rt.running("svc");
+  cfg.services[0].env["NEW"] = "1";
+  a.reload(cfg);
+  REQUIRE(eventually([&] {
+    auto now = rt.running("svc");
+    return now.size() == 2 && std::none_of(now.begin(), now.end(), [&](auto& id) {
+             return std::find(before.begin(), before.end(), id) != before.end();
+           });
+  }));
+  // Never fewer than two ready during the roll: each old one left after a new one joined.
+  for (const auto& old : before) {
+    const long drained = j.index_of("drain " + old);
+    REQUIRE(drained >= 0);
+    int added_before = 0;
+    auto lines = j.copy();
+    for (long i = 0; i < drained; ++i)
+      if (lines[i].rfind("add ", 0) == 0 &&
+          std::find(before.begin(), before.end(), lines[i].substr(4)) == before.end())
+        ++added_before;
+    CHECK(added_before >= 1);
+  }
+  a.reload(config::config{cfg.source, cfg.docker, cfg.proxy, cfg.admin, cfg.metrics, {}});
+  REQUIRE(eventually([&] { return rt.running("svc").empty(); }));
+  REQUIRE(eventually([&] { return j.index_of("unservice svc") >= 0; }));
+  CHECK(a.status().empty());
+  a.stop(false);
+}
+
+TEST_CASE("stop with removal drains and removes every container", "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 3; }));
+  a.stop(true);
+  CHECK(rt.running("svc").empty());
+  CHECK(j.count_prefix("drain ") == 3);
+}
+
+TEST_CASE("min 0: a waiting request starts a container at once", "[autoscaler]") {
+  journal j;
+  fake_runtime rt(j);
+  fake_pool pool(j);
+  auto opts = fast_options();
+  opts.interval = 10s;  // the fast path must not need a full tick
+  autoscaler a(rt, pool, make_config(0, 3, 0), opts);
+  a.start();
+  CHECK(rt.running("svc").empty());
+  pool_figures waiting;
+  waiting.queue_length = 1;
+  pool.set_figures(waiting);
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }, 2s));
+  CHECK(a.status()[0].last_decision.why.kind == reason_kind::cold_start);
+  a.stop(false);
+}
