@@ -5,6 +5,8 @@
 // operation has a deadline enforced by the worker's sweeper (proxy.cpp).
 #include <algorithm>
 #include <array>
+#include <cstdio>
+#include <span>
 #include <cctype>
 #include <optional>
 #include <string>
@@ -20,8 +22,6 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "lb/detail/proxy_impl.hpp"
 
@@ -100,55 +100,6 @@ bool well_formed_version(const beast::flat_buffer& b) {
          std::isdigit(static_cast<unsigned char>(v[7])) && data[eol - 9] == ' ';
 }
 
-// Removes hop-by-hop fields, including those named in Connection, in one pass
-// over the fields (no per-name lookups). With `xff` (requests), also removes
-// the X-Forwarded-* fields the proxy sets itself, keeping the incoming
-// X-Forwarded-For value in *xff so the client address can be appended.
-template <class Fields>
-void strip_hop_by_hop(Fields& f, std::string* xff = nullptr) {
-  std::vector<std::string> named;  // stays empty (no allocation) without Connection tokens
-  for (auto it = f.begin(); it != f.end();) {
-    bool drop = false;
-    switch (it->name()) {
-      case http::field::connection:
-        for (auto tok : http::token_list{it->value()})
-          if (!beast::iequals(tok, "close") && !beast::iequals(tok, "keep-alive")) named.emplace_back(tok);
-        drop = true;
-        break;
-      case http::field::keep_alive:
-      case http::field::proxy_connection:
-      case http::field::proxy_authenticate:
-      case http::field::proxy_authorization:
-      case http::field::te:
-      case http::field::trailer:
-      case http::field::transfer_encoding:
-      case http::field::upgrade:
-        drop = true;
-        break;
-      case http::field::unknown:
-        if (xff) {
-          const auto n = it->name_string();
-          if (n.size() > 12 && beast::iequals(n.substr(0, 12), "x-forwarded-")) {
-            const auto rest = n.substr(12);
-            if (beast::iequals(rest, "for")) {
-              if (!xff->empty()) *xff += ", ";
-              xff->append(it->value().data(), it->value().size());
-              drop = true;
-            } else if (beast::iequals(rest, "proto") || beast::iequals(rest, "host")) {
-              drop = true;
-            }
-          }
-        }
-        break;
-      default:
-        break;
-    }
-    it = drop ? f.erase(it) : std::next(it);
-  }
-  for (const auto& n : named)
-    if (!beast::iequals(n, "host") && !beast::iequals(n, "content-length")) f.erase(n);
-}
-
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
                             bool head) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
@@ -175,6 +126,137 @@ std::string stripped_target(std::string_view target, std::string_view prefix) {
   std::string_view rest = target.substr(prefix.size());
   if (rest.empty() || rest.front() != '/') return "/" + std::string(rest);
   return std::string(rest);
+}
+
+// Whether a field is hop-by-hop (or named in the Connection header).
+bool hop_by_hop(http::field f) {
+  switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Field names listed in Connection (other than close/keep-alive); usually none.
+template <class Fields>
+std::vector<std::string_view> connection_tokens(const Fields& f) {
+  std::vector<std::string_view> named;
+  for (const auto& fld : f)
+    if (fld.name() == http::field::connection)
+      for (auto tok : http::token_list{fld.value()})
+        if (!beast::iequals(tok, "close") && !beast::iequals(tok, "keep-alive")) named.push_back(tok);
+  return named;
+}
+
+bool named_in(const std::vector<std::string_view>& named, std::string_view name) {
+  for (auto n : named)
+    if (beast::iequals(n, name)) return true;
+  return false;
+}
+
+void put_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name.data(), name.size());
+  out.append(": ", 2);
+  out.append(value.data(), value.size());
+  out.append("\r\n", 2);
+}
+
+// The request header as the backend gets it, written straight into `out`
+// (no edits of the parsed message): HTTP/1.1, hop-by-hop fields and client
+// X-Forwarded-Proto/-Host dropped, X-Forwarded-For extended, framing re-made,
+// the route's prefix stripped from the target when `strip_prefix` is set.
+void put_request_head(std::string& out, const request& r, std::string_view strip_prefix, std::string_view host,
+                      std::string_view client_ip, bool chunked, boost::optional<std::uint64_t> length) {
+  out.clear();
+  const auto method = r.method_string();
+  out.append(method.data(), method.size());
+  out += ' ';
+  const std::string_view target = r.target();
+  if (strip_prefix.empty())
+    out.append(target.data(), target.size());
+  else
+    out += stripped_target(target, strip_prefix);
+  out.append(" HTTP/1.1\r\n", 11);
+  const auto named = connection_tokens(r);
+  std::string_view xff_in;
+  std::string xff_more;  // second and later X-Forwarded-For fields (rare)
+  for (const auto& f : r) {
+    const auto id = f.name();
+    if (hop_by_hop(id) || id == http::field::content_length || id == http::field::expect) continue;
+    const auto name = f.name_string();
+    if (id == http::field::unknown && name.size() > 12 && beast::iequals(name.substr(0, 12), "x-forwarded-")) {
+      const auto rest = name.substr(12);
+      if (beast::iequals(rest, "for")) {
+        if (xff_in.empty()) {
+          xff_in = f.value();
+        } else {
+          xff_more += ", ";
+          xff_more.append(f.value().data(), f.value().size());
+        }
+        continue;
+      }
+      if (beast::iequals(rest, "proto") || beast::iequals(rest, "host")) continue;
+    }
+    if (!named.empty() && id != http::field::host && named_in(named, name)) continue;
+    put_field(out, name, f.value());
+  }
+  if (chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (length) {
+    out.append("Content-Length: ");
+    out += std::to_string(*length);
+    out.append("\r\n", 2);
+  }
+  out.append("X-Forwarded-For: ");
+  if (!xff_in.empty()) {
+    out.append(xff_in.data(), xff_in.size());
+    out += xff_more;
+    out.append(", ", 2);
+  }
+  out.append(client_ip.data(), client_ip.size());
+  out.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
+  out.append(host.data(), host.size());
+  out.append("\r\n\r\n", 4);
+}
+
+// The response header as the client gets it.
+void put_response_head(std::string& out, const http::response<http::buffer_body>& r, bool chunked, bool keep,
+                       unsigned client_version) {
+  out.clear();
+  out.append("HTTP/1.1 ");
+  const unsigned code = r.result_int();
+  out += static_cast<char>('0' + code / 100 % 10);
+  out += static_cast<char>('0' + code / 10 % 10);
+  out += static_cast<char>('0' + code % 10);
+  out += ' ';
+  auto reason = r.reason();
+  if (reason.empty()) reason = http::obsolete_reason(r.result());
+  out.append(reason.data(), reason.size());
+  out.append("\r\n", 2);
+  const auto named = connection_tokens(r);
+  for (const auto& f : r) {
+    const auto id = f.name();
+    if (hop_by_hop(id)) continue;
+    if (chunked && id == http::field::content_length) continue;
+    const auto name = f.name_string();
+    if (!named.empty() && named_in(named, name)) continue;
+    put_field(out, name, f.value());
+  }
+  if (chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (!keep)
+    out.append("Connection: close\r\n");
+  else if (client_version == 10)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n", 2);
 }
 
 // Non-blocking check that a pooled connection was not closed by the backend.
@@ -206,6 +288,8 @@ struct session : session_base {
   std::optional<req_parser> req;
   std::optional<res_parser> res;
   std::array<char, chunk_size> chunk;
+  std::string upstream_head;     // serialized request header for the backend, reused
+  std::string head_out;          // serialized response header for the client, reused
   unsigned client_version = 11;  // of the current request, before rewriting
   bool head = false;              // current request is HEAD
 
@@ -289,6 +373,74 @@ struct session : session_base {
 
   task<void> serve();
   task<bool> handle(clock::time_point arrival);
+
+  enum class relay_outcome { done, read_failed, write_failed };
+  struct relay_result {
+    relay_outcome outcome = relay_outcome::done;
+    error_code ec;
+    bool timed_out = false;
+    bool head_sent = false;
+  };
+
+  // Streams a message body from `from` (parsed by `p`, whose header is done)
+  // to `to`, after `head`: the header goes together with the first body bytes
+  // when those are already buffered, alone otherwise (so the peer sees it at
+  // once). Chunked framing is re-made when `chunked`; otherwise bytes pass as
+  // they are (Content-Length or close-delimited).
+  template <class Parser>
+  task<relay_result> relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p, socket_t& to,
+                           std::string_view head, bool chunked, std::chrono::milliseconds read_timeout,
+                           std::chrono::milliseconds write_timeout) {
+    relay_result out;
+    auto& body = p.get().body();
+    for (;;) {
+      if (!out.head_sent && from_buf.size() == 0) {
+        arm(write_timeout, to);
+        auto [ec, n] = co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
+        disarm();
+        if (ec) {
+          out.outcome = relay_outcome::write_failed;
+          co_return out;
+        }
+        out.head_sent = true;
+      }
+      body.data = chunk.data();
+      body.size = chunk.size();
+      arm(read_timeout, from);
+      auto [ec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
+      disarm();
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        out.outcome = relay_outcome::read_failed;
+        out.ec = ec;
+        out.timed_out = timed_out;
+        co_return out;
+      }
+      const std::size_t got = chunk.size() - body.size;
+      const bool done = p.is_done();
+      if (got == 0 && !done) continue;
+      std::array<asio::const_buffer, 5> bufs;
+      std::size_t nb = 0;
+      if (!out.head_sent) bufs[nb++] = asio::buffer(head.data(), head.size());
+      char size_line[24];
+      if (chunked && got > 0) {
+        const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", got);
+        bufs[nb++] = asio::buffer(size_line, static_cast<std::size_t>(len));
+      }
+      if (got > 0) bufs[nb++] = asio::buffer(chunk.data(), got);
+      if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
+      if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
+      arm(write_timeout, to);
+      auto [wec, wn] = co_await asio::async_write(to, std::span<const asio::const_buffer>(bufs.data(), nb), nothrow);
+      disarm();
+      if (wec) {
+        out.outcome = relay_outcome::write_failed;
+        co_return out;
+      }
+      out.head_sent = true;
+      if (done) co_return out;
+    }
+  }
 };
 
 task<void> session::serve() {
@@ -371,34 +523,14 @@ task<bool> session::handle(clock::time_point arrival) {
   svc.requests.fetch_add(1, std::memory_order_relaxed);
   const auto queue_deadline = arrival + std::chrono::nanoseconds(svc.queue_timeout_ns.load(std::memory_order_relaxed));
 
-  // Rewrite the header for the backend now, while `route` is surely alive
+  // Serialize the header for the backend now, while `route` is surely alive
   // (the worker's route table may be replaced during a later co_await).
   const bool expect_continue =
       has_body && r.version() == 11 && beast::iequals(r[http::field::expect], "100-continue");
   const bool chunked_in = req->chunked();
   const auto length_in = req->content_length();
-  {
-    std::string fwd_host(host);
-    std::string xff;
-    strip_hop_by_hop(r, &xff);
-    if (!xff.empty()) xff += ", ";
-    xff += client_ip;
-    if (expect_continue) r.erase(http::field::expect);
-    if (chunked_in) {
-      r.chunked(true);  // re-framed: Transfer-Encoding went with the hop-by-hop fields
-    } else if (length_in) {
-      // Beast accepts "5, 5" and repeated equal fields; the backend gets one plain value.
-      const std::string_view v = r[http::field::content_length];
-      if (r.count(http::field::content_length) != 1 ||
-          !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-        r.content_length(*length_in);
-    }
-    r.version(11);
-    if (route->strip) r.target(stripped_target(r.target(), route->prefix));
-    r.insert("X-Forwarded-For", xff);
-    r.insert("X-Forwarded-Proto", "http");
-    r.insert("X-Forwarded-Host", fwd_host);
-  }
+  put_request_head(upstream_head, r, route->strip ? std::string_view(route->prefix) : std::string_view{}, host,
+                   client_ip, chunked_in, length_in);
 
   // Take a slot, queueing if none is free.
   grant g;
@@ -479,74 +611,31 @@ task<bool> session::handle(clock::time_point arrival) {
     // Send the request, streaming its body.
     bool upstream_failed = false;  // write to the backend failed
     bool body_started = false;
-    {
-      http::request_serializer<http::buffer_body> sr{r};
-      if (!has_body) {
-        r.body().data = nullptr;
-        r.body().size = 0;
-        r.body().more = false;
-        arm(opts().timeouts.response, conn->sock);
-        auto [ec, n] = co_await http::async_write(conn->sock, sr, nothrow);
-        disarm();
-        upstream_failed = static_cast<bool>(ec);
-      } else {
-        bool header_sent = false;
-        while (!sr.is_done()) {
-          if (!req->is_done()) {
-            if (!header_sent && buf.size() == 0) {
-              // Nothing of the body here yet: let the backend have the header now.
-              arm(opts().timeouts.response, conn->sock);
-              auto [ec, n] = co_await http::async_write_header(conn->sock, sr, nothrow);
-              disarm();
-              if (ec) {
-                upstream_failed = true;
-                break;
-              }
-              header_sent = true;
-            }
-            r.body().data = chunk.data();
-            r.body().size = chunk.size();
-            arm(opts().timeouts.idle, sock);
-            auto [ec, n] = co_await http::async_read_some(sock, buf, *req, nothrow);
-            disarm();
-            body_started = true;
-            if (ec == http::error::need_buffer) ec = {};
-            if (ec) {
-              // The client's body failed: over the limit, too slow, or gone.
-              release(false);
-              unsigned st = 0;
-              if (ec == http::error::body_limit)
-                st = 413;
-              else if (timed_out)
-                st = 408;
-              else if (ec != http::error::partial_message && ec != asio::error::eof &&
-                       ec != asio::error::connection_reset && ec != http::error::end_of_stream)
-                st = 400;
-              if (st) co_await reply(st, true);
-              finish(st);
-              co_return false;
-            }
-            const std::size_t got = chunk.size() - r.body().size;
-            if (got == 0 && !req->is_done()) continue;
-            r.body().data = got ? chunk.data() : nullptr;
-            r.body().size = got;
-            r.body().more = !req->is_done();
-          } else {
-            r.body().data = nullptr;
-            r.body().size = 0;
-            r.body().more = false;
-          }
-          arm(opts().timeouts.response, conn->sock);
-          auto [ec, n] = co_await http::async_write(conn->sock, sr, nothrow);
-          disarm();
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            upstream_failed = true;
-            break;
-          }
-          header_sent = true;
-        }
+    if (!has_body) {
+      arm(opts().timeouts.response, conn->sock);
+      auto [ec, n] = co_await asio::async_write(conn->sock, asio::buffer(upstream_head), nothrow);
+      disarm();
+      upstream_failed = static_cast<bool>(ec);
+    } else {
+      body_started = true;
+      const auto rr = co_await relay(sock, buf, *req, conn->sock, upstream_head, chunked_in,
+                                     opts().timeouts.idle, opts().timeouts.response);
+      if (rr.outcome == relay_outcome::read_failed) {
+        // The client's body failed: over the limit, too slow, malformed, or gone.
+        release(false);
+        unsigned st = 0;
+        if (rr.ec == http::error::body_limit)
+          st = 413;
+        else if (rr.timed_out)
+          st = 408;
+        else if (rr.ec != http::error::partial_message && rr.ec != asio::error::eof &&
+                 rr.ec != asio::error::connection_reset && rr.ec != http::error::end_of_stream)
+          st = 400;
+        if (st) co_await reply(st, true);
+        finish(st);
+        co_return false;
       }
+      upstream_failed = rr.outcome == relay_outcome::write_failed;
     }
 
     // Read the response header (skipping interim 1xx responses).
@@ -568,7 +657,7 @@ task<bool> session::handle(clock::time_point arrival) {
       }
     }
     if (upstream_failed || rec) {
-      const bool stale = reused && !body_started && !has_body && !timed_out &&
+      const bool stale = reused && !body_started && !timed_out &&
                          (upstream_failed || rec == http::error::end_of_stream ||
                           rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
       if (stale) {
@@ -581,7 +670,9 @@ task<bool> session::handle(clock::time_point arrival) {
       finish(status);
       co_return false;
     }
-    if (res->get().result_int() == 101) {
+    auto& resp = res->get();
+    status = resp.result_int();
+    if (status == 101) {
       release(false);
       co_await reply(502, true);
       finish(502);
@@ -589,84 +680,34 @@ task<bool> session::handle(clock::time_point arrival) {
     }
 
     // Relay the response, streaming its body.
-    auto& resp = res->get();
-    status = resp.result_int();
     const bool upstream_keep = res->keep_alive();
-    const bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
-    strip_hop_by_hop(resp);
-    if (chunked_out) {
-      if (client_version == 11)
-        resp.chunked(true);
-      else
-        keep = false;  // HTTP/1.0 client: delimit by closing
+    bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
+    if (chunked_out && client_version != 11) {
+      chunked_out = false;
+      keep = false;  // HTTP/1.0 client: the body is delimited by closing
     }
-    if (!keep)
-      resp.set(http::field::connection, "close");
-    else if (client_version == 10)
-      resp.set(http::field::connection, "keep-alive");
-    resp.version(11);
-
+    put_response_head(head_out, resp, chunked_out, keep, client_version);
     bool client_ok = true;
     bool upstream_ok = true;
-    {
-      http::response_serializer<http::buffer_body> rs{resp};
-      if (res->is_done()) {
-        arm(opts().timeouts.idle, sock);
-        auto [ec, n] = co_await http::async_write_header(sock, rs, nothrow);
-        disarm();
-        client_ok = !ec;
-      } else {
-        bool header_sent = false;
-        while (!rs.is_done()) {
-          if (!res->is_done()) {
-            if (!header_sent && conn->buf.size() == 0) {
-              arm(opts().timeouts.idle, sock);
-              auto [ec, n] = co_await http::async_write_header(sock, rs, nothrow);
-              disarm();
-              if (ec) {
-                client_ok = false;
-                break;
-              }
-              header_sent = true;
-            }
-            resp.body().data = chunk.data();
-            resp.body().size = chunk.size();
-            arm(opts().timeouts.response, conn->sock);
-            auto [ec, n] = co_await http::async_read_some(conn->sock, conn->buf, *res, nothrow);
-            disarm();
-            if (ec == http::error::need_buffer) ec = {};
-            if (ec) {
-              upstream_ok = false;
-              if (!header_sent) {
-                status = timed_out ? 504 : 502;
-                release(false);
-                co_await reply(status, true);
-                finish(status);
-                co_return false;
-              }
-              break;
-            }
-            const std::size_t got = chunk.size() - resp.body().size;
-            if (got == 0 && !res->is_done()) continue;
-            resp.body().data = got ? chunk.data() : nullptr;
-            resp.body().size = got;
-            resp.body().more = !res->is_done();
-          } else {
-            resp.body().data = nullptr;
-            resp.body().size = 0;
-            resp.body().more = false;
-          }
-          arm(opts().timeouts.idle, sock);
-          auto [ec, n] = co_await http::async_write(sock, rs, nothrow);
-          disarm();
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            client_ok = false;
-            break;
-          }
-          header_sent = true;
+    if (res->is_done()) {
+      arm(opts().timeouts.idle, sock);
+      auto [ec, n] = co_await asio::async_write(sock, asio::buffer(head_out), nothrow);
+      disarm();
+      client_ok = !ec;
+    } else {
+      const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, chunked_out,
+                                     opts().timeouts.response, opts().timeouts.idle);
+      if (rr.outcome == relay_outcome::read_failed) {
+        upstream_ok = false;
+        if (!rr.head_sent) {
+          status = rr.timed_out ? 504 : 502;
+          release(false);
+          co_await reply(status, true);
+          finish(status);
+          co_return false;
         }
       }
+      client_ok = rr.outcome != relay_outcome::write_failed;
     }
     release(false);
     if (upstream_ok && client_ok && upstream_keep && res->is_done() && conn->buf.size() == 0 && !w.stopping)
@@ -680,8 +721,6 @@ task<bool> session::handle(clock::time_point arrival) {
     }
     finish(status);
     if (!keep) {
-      error_code ig;
-      sock.shutdown(socket_t::shutdown_send, ig);
       co_await lingering_close();
       co_return false;
     }
