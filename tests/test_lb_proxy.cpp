@@ -90,7 +90,13 @@ TEST_CASE("routes by prefix and host, strips prefix, sets forwarding headers", "
 
 TEST_CASE("round robin spreads requests evenly and reuses upstream connections", "[lb][net]") {
   backend a("a"), b("b"), cc("c");
-  proxy p(test_options(1));
+  auto o = test_options(1);
+  std::atomic<int> outcomes_200{0};
+  std::atomic<int> outcomes_other{0};
+  o.on_request = [&](const request_outcome& r) {
+    (r.service == "s" && r.status == 200 && r.wait.count() == 0 ? outcomes_200 : outcomes_other)++;
+  };
+  proxy p(o);
   p.add_service(svc("s"));
   for (auto* be : {&a, &b, &cc}) p.add_backend("s", "127.0.0.1", be->port());
   p.start();
@@ -111,6 +117,8 @@ TEST_CASE("round robin spreads requests evenly and reuses upstream connections",
   CHECK(snap.wait.count == 30);
   CHECK(snap.wait.max == 0.0);  // never queued
   CHECK(snap.requests == 30);
+  CHECK(eventually([&] { return outcomes_200 == 30; }));
+  CHECK(outcomes_other == 0);
 }
 
 TEST_CASE("requests queue when all slots are busy; wait_time matches the backend delay", "[lb][net]") {
@@ -429,6 +437,15 @@ TEST_CASE("HTTP/1.0 clients, HEAD, Connection: close", "[lb][net]") {
     CHECK(raw.find("firstsecond") != std::string::npos);
   }
   {
+    // A close-delimited HTTP/1.0 upstream response reaches an HTTP/1.1 client chunked.
+    client c(p.port());
+    auto r = c.get("/http10");
+    CHECK(r.result_int() == 200);
+    CHECK(r.body() == "close-delimited body");
+    CHECK(r.chunked());
+    CHECK(c.get("/").result_int() == 200);  // and the client connection stays usable
+  }
+  {
     client c(p.port());
     auto r = c.request(http::verb::head, "/big/1000");
     CHECK(r.result_int() == 200);
@@ -492,4 +509,25 @@ TEST_CASE("bind failure is a clear error; removing a service answers its queue w
   p1.remove_service("s");
   CHECK(f.get() == 503);
   CHECK_THROWS_AS(p1.snapshot("s"), std::invalid_argument);
+}
+
+TEST_CASE("update_service changes concurrency and route at run time", "[lb][net]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s", "/old", 1));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  auto f1 = std::async(std::launch::async, [&] { return get_status(p.port(), "/old/delay/3000"); });
+  REQUIRE(eventually([&] { return p.snapshot("s").in_flight == 1; }));
+  auto f2 = std::async(std::launch::async, [&] { return get_status(p.port(), "/old/delay/10"); });
+  REQUIRE(eventually([&] { return p.snapshot("s").queue_length == 1; }));
+  p.update_service(svc("s", "/new", 2));
+  // The second slot frees the queued request long before the first one ends.
+  REQUIRE(f2.wait_for(2500ms) == std::future_status::ready);
+  CHECK(f2.get() == 200);
+  CHECK(get_status(p.port(), "/new/x") == 200);
+  CHECK(get_status(p.port(), "/old/x") == 404);
+  CHECK(f1.get() == 200);
+  CHECK_THROWS_AS(p.update_service(svc("nope")), std::invalid_argument);
+  CHECK_THROWS_AS(p.add_service(svc("s")), std::invalid_argument);
 }

@@ -57,6 +57,7 @@ inline void set_socket_timeout(tcp::socket& s, std::chrono::milliseconds t) {
 //   /kill              Content-Length 100000, sends 1000 bytes, closes
 //   /killchunked       chunked, sends one chunk, closes
 //   /stream            chunked: "first", waits for release_stream, "second"
+//   /http10            HTTP/1.0 response without Content-Length, closes
 //   anything else      200 "hello from <name>"
 // Every response carries X-Backend: <name> and X-Seen-* headers reporting what
 // arrived (target, forwarding headers, hop-by-hop headers).
@@ -172,6 +173,13 @@ class backend {
       head += std::string(1000, 'k');
       asio::write(s, asio::buffer(head), ec);
       std::this_thread::sleep_for(50ms);
+      return false;
+    }
+    if (starts("/http10")) {
+      // An HTTP/1.0 backend: no Content-Length, the body ends when it closes.
+      asio::write(s, asio::buffer(std::string("HTTP/1.0 200 OK\r\nX-Backend: ") + name_ +
+                                  "\r\n\r\nclose-delimited body"),
+                  ec);
       return false;
     }
     if (starts("/stream")) {
