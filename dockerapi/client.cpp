@@ -2,6 +2,8 @@
 // through detail::transport, mapped with detail/json_mapping.
 #include "dockerapi/client.hpp"
 
+#include <unistd.h>
+
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -45,10 +47,19 @@ const char* bool_arg(bool b) { return b ? "1" : "0"; }
 client_options client_options::from_env() {
   client_options o;
   if (auto h = env("DOCKER_HOST"); !h.empty()) o.host = h;
-  if (!env("DOCKER_TLS_VERIFY").empty()) {
+  // As the docker CLI: DOCKER_TLS_VERIFY (any value) = TLS and verify the
+  // daemon; DOCKER_TLS alone = TLS without verification, client cert if present.
+  bool verify = !env("DOCKER_TLS_VERIFY").empty();
+  if (verify || !env("DOCKER_TLS").empty()) {
     std::string dir = env("DOCKER_CERT_PATH");
     if (dir.empty()) dir = env("HOME") + "/.docker";
-    o.tls = tls_options{dir + "/ca.pem", dir + "/cert.pem", dir + "/key.pem", true};
+    tls_options t{dir + "/ca.pem", dir + "/cert.pem", dir + "/key.pem", verify};
+    if (!verify) {
+      t.ca_file.clear();
+      if (::access(t.cert_file.c_str(), R_OK) != 0 || ::access(t.key_file.c_str(), R_OK) != 0)
+        t.cert_file.clear(), t.key_file.clear();
+    }
+    o.tls = t;
   }
   o.api_version = env("DOCKER_API_VERSION");
   // Validate now, so a bad DOCKER_HOST is reported where the options are made.

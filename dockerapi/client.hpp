@@ -42,9 +42,9 @@ struct client_options {
   // How many idle connections (curl handles) the client keeps for reuse.
   std::size_t max_idle_connections = 8;
 
-  // DOCKER_HOST (default unix:///var/run/docker.sock), DOCKER_TLS_VERIFY,
-  // DOCKER_CERT_PATH (default ~/.docker: ca.pem, cert.pem, key.pem) and
-  // DOCKER_API_VERSION. Throws error(invalid_argument) for a malformed DOCKER_HOST.
+  // DOCKER_HOST (default unix:///var/run/docker.sock), DOCKER_TLS_VERIFY /
+  // DOCKER_TLS, DOCKER_CERT_PATH (default ~/.docker: ca.pem, cert.pem, key.pem)
+  // and DOCKER_API_VERSION, with the docker CLI's meanings. Throws error(invalid_argument) for a malformed DOCKER_HOST.
   static client_options from_env();
 };
 

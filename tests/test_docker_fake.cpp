@@ -474,8 +474,16 @@ TEST_CASE("unreachable daemons and malformed hosts give typed errors", "[errors]
   CHECK(tls.tls->ca_file == "/certs/ca.pem");
   CHECK(tls.tls->cert_file == "/certs/cert.pem");
   CHECK(tls.tls->key_file == "/certs/key.pem");
+  CHECK(tls.tls->verify);
   ::unsetenv("DOCKER_TLS_VERIFY");
+  ::setenv("DOCKER_TLS", "1", 1);
+  auto noverify = api::client_options::from_env();
+  REQUIRE(noverify.tls.has_value());
+  CHECK_FALSE(noverify.tls->verify);
+  CHECK(noverify.tls->cert_file.empty());  // /certs does not exist here
+  ::unsetenv("DOCKER_TLS");
   ::unsetenv("DOCKER_CERT_PATH");
+  CHECK_FALSE(api::client_options::from_env().tls.has_value());
   if (old) ::setenv("DOCKER_HOST", saved.c_str(), 1);
   else ::unsetenv("DOCKER_HOST");
 }
