@@ -514,7 +514,9 @@ TEST_CASE("bind failure is a clear error; removing a service answers its queue w
 TEST_CASE("update_service changes concurrency and route at run time", "[lb][net]") {
   backend a("a");
   proxy p(test_options());
-  p.add_service(svc("s", "/old", 1));
+  auto old_opts = svc("s", "/old", 1);
+  old_opts.route.strip_prefix = true;
+  p.add_service(old_opts);
   p.add_backend("s", "127.0.0.1", a.port());
   p.start();
   auto f1 = std::async(std::launch::async, [&] { return get_status(p.port(), "/old/delay/3000"); });
