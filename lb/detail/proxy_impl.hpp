@@ -40,6 +40,7 @@ using acceptor_t = asio::basic_socket_acceptor<tcp, executor>;
 using timer_t = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor>;
 template <class T>
 using task = asio::awaitable<T, executor>;
+inline constexpr std::size_t relay_chunk_size = 16 * 1024;  // bytes relayed per read
 inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
 struct service {
@@ -108,12 +109,15 @@ struct worker {
 
   proxy::impl& owner;
   const unsigned index;
+  // Declared before ioc: destroying ioc destroys suspended sessions, which
+  // unlink themselves and hand their relay buffer back.
+  session_base sessions;  // list head (sentinel)
+  std::vector<std::unique_ptr<char[]>> spare_chunks;
   asio::io_context ioc;
   std::vector<acceptor_t> acceptors;
   std::thread thread;
   timer_t sweep_timer;
   upstream_pool pool;
-  session_base sessions;  // list head (sentinel)
   bool stopping = false;
   std::shared_ptr<const route_table> routes;
   std::uint64_t routes_version = ~std::uint64_t{0};
@@ -129,6 +133,17 @@ struct worker {
     if (s.prev) s.prev->next = s.next;
     if (s.next) s.next->prev = s.prev;
     s.prev = s.next = nullptr;
+  }
+  // Relay buffers are lent per request body, not owned per connection, so an
+  // idle keep-alive connection costs a few KiB only.
+  std::unique_ptr<char[]> take_chunk() {
+    if (spare_chunks.empty()) return std::make_unique_for_overwrite<char[]>(relay_chunk_size);
+    auto c = std::move(spare_chunks.back());
+    spare_chunks.pop_back();
+    return c;
+  }
+  void give_chunk(std::unique_ptr<char[]> c) {
+    if (c && spare_chunks.size() < 256) spare_chunks.push_back(std::move(c));
   }
   const route_table& current_routes();
 };

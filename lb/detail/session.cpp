@@ -23,6 +23,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "lb/detail/proxy_impl.hpp"
 
 namespace dockscaler::lb::detail {
@@ -32,7 +34,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::system::error_code;
 
-constexpr std::size_t chunk_size = 16 * 1024;
 constexpr std::size_t max_tries = 4;  // backends tried for one request on connect failure
 
 using req_parser = http::request_parser<http::buffer_body>;
@@ -287,7 +288,6 @@ struct session : session_base {
   std::string client_ip;
   std::optional<req_parser> req;
   std::optional<res_parser> res;
-  std::array<char, chunk_size> chunk;
   std::string upstream_head;     // serialized request header for the backend, reused
   std::string head_out;          // serialized response header for the client, reused
   unsigned client_version = 11;  // of the current request, before rewriting
@@ -320,8 +320,9 @@ struct session : session_base {
     sock.shutdown(socket_t::shutdown_send, ig);
     arm(std::chrono::milliseconds(2000), sock);
     std::size_t total = 0;
+    char sink[2048];
     while (total < 1024 * 1024) {
-      auto [ec, n] = co_await sock.async_read_some(asio::buffer(chunk), nothrow);
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(sink), nothrow);
       if (ec) break;
       total += n;
     }
@@ -393,6 +394,12 @@ struct session : session_base {
                            std::chrono::milliseconds write_timeout) {
     relay_result out;
     auto& body = p.get().body();
+    struct lease {
+      worker& w;
+      std::unique_ptr<char[]> buf;
+      ~lease() { w.give_chunk(std::move(buf)); }
+    } chunk{w, w.take_chunk()};
+    constexpr std::size_t chunk_size = relay_chunk_size;
     for (;;) {
       if (!out.head_sent && from_buf.size() == 0) {
         arm(write_timeout, to);
@@ -404,8 +411,8 @@ struct session : session_base {
         }
         out.head_sent = true;
       }
-      body.data = chunk.data();
-      body.size = chunk.size();
+      body.data = chunk.buf.get();
+      body.size = chunk_size;
       arm(read_timeout, from);
       auto [ec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
       disarm();
@@ -416,7 +423,7 @@ struct session : session_base {
         out.timed_out = timed_out;
         co_return out;
       }
-      const std::size_t got = chunk.size() - body.size;
+      const std::size_t got = chunk_size - body.size;
       const bool done = p.is_done();
       if (got == 0 && !done) continue;
       std::array<asio::const_buffer, 5> bufs;
@@ -427,7 +434,7 @@ struct session : session_base {
         const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", got);
         bufs[nb++] = asio::buffer(size_line, static_cast<std::size_t>(len));
       }
-      if (got > 0) bufs[nb++] = asio::buffer(chunk.data(), got);
+      if (got > 0) bufs[nb++] = asio::buffer(chunk.buf.get(), got);
       if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
       if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
       arm(write_timeout, to);
@@ -579,6 +586,10 @@ task<bool> session::handle(clock::time_point arrival) {
       auto [ec] = co_await conn->sock.async_connect(g.endpoint, nothrow);
       disarm();
       if (ec) {
+        if (!g.suspect)  // log the transition only, not every retry against a dead backend
+          spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect", svc.name, g.id,
+                       g.endpoint.address().to_string(), g.endpoint.port(),
+                       timed_out ? std::string("timed out") : ec.message());
         release(true);
         tried[ntried++] = g.id;
         bool q = false;
