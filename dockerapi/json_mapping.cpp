@@ -422,6 +422,18 @@ std::string container_create_body(const container_spec& s) {
   if (s.hostname) { key(w, "Hostname"); string(w, *s.hostname); }
   if (s.stop_signal) { key(w, "StopSignal"); string(w, *s.stop_signal); }
   if (s.stop_timeout_s) { key(w, "StopTimeout"); w.Int(*s.stop_timeout_s); }
+  if (s.healthcheck) {
+    const auto& h = *s.healthcheck;
+    key(w, "Healthcheck");
+    w.StartObject();
+    string_array(w, "Test", h.test);
+    auto ns = [](std::chrono::milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; };
+    if (h.interval.count()) { key(w, "Interval"); w.Int64(ns(h.interval)); }
+    if (h.timeout.count()) { key(w, "Timeout"); w.Int64(ns(h.timeout)); }
+    if (h.start_period.count()) { key(w, "StartPeriod"); w.Int64(ns(h.start_period)); }
+    if (h.retries) { key(w, "Retries"); w.Int(h.retries); }
+    w.EndObject();
+  }
   key(w, "Tty"); w.Bool(s.tty);
   key(w, "OpenStdin"); w.Bool(s.open_stdin);
   key(w, "StdinOnce"); w.Bool(s.stdin_once);

@@ -46,6 +46,13 @@ struct restart_policy {
   int maximum_retry_count = 0;
 };
 
+// A container healthcheck (Docker runs `test` inside the container).
+struct healthcheck {
+  std::vector<std::string> test;  // {"CMD", "/bin/check"}, {"CMD-SHELL", "..."} or {"NONE"}
+  std::chrono::milliseconds interval{0}, timeout{0}, start_period{0};  // 0 = daemon default
+  int retries = 0;                                                     // 0 = daemon default
+};
+
 // What POST /containers/create needs. Unset optionals are left to the daemon.
 struct container_spec {
   std::string image;
@@ -58,6 +65,7 @@ struct container_spec {
   std::vector<port_binding> published_ports;      // exposed and bound on the host
   std::optional<std::string> working_dir, user, hostname, stop_signal;
   std::optional<int> stop_timeout_s;
+  std::optional<dockerapi::healthcheck> healthcheck;
   // Resources.
   std::optional<std::int64_t> memory_bytes;
   std::optional<std::int64_t> nano_cpus;  // 1e9 = one CPU

@@ -422,3 +422,22 @@ TEST_CASE("a TTY container's logs are not multiplexed", "[docker][logs]") {
   CHECK(out.rfind("echo: ready", 0) == 0);  // no frame header in front
   d.remove_container(c.id, true);
 }
+
+TEST_CASE("a healthcheck's state shows in inspect", "[docker]") {
+  auto& e = env();
+  auto& d = e.docker;
+  auto spec = e.spec();
+  // The echo binary with empty stdin exits 0 at once: a passing check.
+  spec.healthcheck = api::healthcheck{{"CMD", "/echo", "0"}, 300ms, 5s, {}, 2};
+  auto c = d.create_container(spec);
+  CHECK_FALSE(d.inspect_container(c.id).state.health.has_value());  // not started: no state yet
+  d.start_container(c.id);
+  std::string status;
+  CHECK(eventually([&] {
+    auto h = d.inspect_container(c.id).state.health;
+    status = h ? h->status : "none";
+    return status == "healthy";
+  }, 60s));
+  INFO("last health status: " << status);
+  d.remove_container(c.id, true);
+}

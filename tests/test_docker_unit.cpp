@@ -360,6 +360,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.cap_drop = {"ALL"};
   s.read_only_rootfs = true;
   s.user = "1000";
+  s.healthcheck = api::healthcheck{{"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
   std::string b = detail::container_create_body(s);
   for (const char* part : {R"("Image":"img:1")", R"("Cmd":["7"])", R"("Env":["PORT=8080"])",
                            R"("Labels":{"dockscaler.managed":"true"})", R"("ExposedPorts":{"8080/tcp":{}})",
@@ -368,7 +369,8 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
                            R"("CapDrop":["ALL"])", R"("ReadonlyRootfs":true)", R"("User":"1000")",
                            R"("OpenStdin":true)", R"("StdinOnce":true)", R"("AttachStdin":true)",
                            R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
-                           R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})"}) {
+                           R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
+                           R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);
     CHECK(b.find(part) != std::string::npos);
   }
