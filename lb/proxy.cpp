@@ -11,7 +11,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
@@ -392,11 +391,16 @@ void proxy::drain_backend(std::string_view service, backend_id id, std::chrono::
   }
   std::lock_guard lk(impl_->lifecycle_mu);
   if (impl_->workers.empty()) return;  // not running: fires when idle, or never
-  auto timer = std::make_shared<detail::asio::steady_timer>(impl_->workers.front()->ioc, timeout);
-  timer->async_wait([timer, weak = std::weak_ptr<detail::service>(svc), id](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto s = weak.lock())
-      if (auto cb = s->disp.take_drain_callback(id)) cb(false);
+  // The timer lives on worker 0 and is created there: I/O objects of a worker
+  // are touched by its own thread only (see the concurrency hint in worker).
+  auto& ioc = impl_->workers.front()->ioc;
+  detail::asio::post(ioc, [&ioc, timeout, weak = std::weak_ptr<detail::service>(svc), id] {
+    auto timer = std::make_shared<detail::timer_t>(ioc.get_executor(), timeout);
+    timer->async_wait([timer, weak, id](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto s = weak.lock())
+        if (auto cb = s->disp.take_drain_callback(id)) cb(false);
+    });
   });
 }
 

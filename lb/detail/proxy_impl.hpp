@@ -105,7 +105,11 @@ struct session_base {
 };
 
 struct worker {
-  worker(proxy::impl& o, unsigned i) : owner(o), index(i), ioc(1), sweep_timer(ioc.get_executor()) {}
+  // UNSAFE_IO: no per-socket locking in the reactor. Safe because every socket
+  // is created, used, cancelled and closed on this worker's thread only; other
+  // threads only post() to it (the scheduler keeps its lock).
+  worker(proxy::impl& o, unsigned i)
+      : owner(o), index(i), ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer(ioc.get_executor()) {}
 
   proxy::impl& owner;
   const unsigned index;
