@@ -248,15 +248,16 @@ TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message"
 
 TEST_CASE("stop's deadline covers its t; kill and force remove", "[docker]") {
   auto& e = env();
-  api::client_options o = e.docker.options();
+  auto& d = e.docker;
+  api::client_options o = d.options();
   o.request_timeout = 1s;  // shorter than the stop below
-  api::client d(o);
+  api::client impatient(o);
   auto spec = e.spec();
   spec.stop_signal = "SIGUSR1";  // ignored by PID 1 without a handler: stop must wait t, then SIGKILL
   auto c = d.create_container(spec);
   d.start_container(c.id);
   auto t0 = clock_type::now();
-  d.stop_container(c.id, 3);
+  impatient.stop_container(c.id, 3);
   auto took = clock_type::now() - t0;
   CHECK(took >= 2500ms);
   CHECK(d.inspect_container(c.id).state.exit_code == 137);
