@@ -46,6 +46,10 @@ class queue_waiter final : public waiter, public std::enable_shared_from_this<qu
  public:
   explicit queue_waiter(executor ex) : ex_(std::move(ex)) {}
   void notify() noexcept override {
+    if (ex_.running_in_this_thread()) {  // freed on the waiter's own thread: no hop needed
+      if (timer) timer->cancel();
+      return;
+    }
     try {
       asio::post(ex_, [self = shared_from_this()] {
         if (self->timer) self->timer->cancel();
