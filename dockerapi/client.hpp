@@ -91,6 +91,8 @@ struct event_options {
   std::function<void(const error* dropped)> on_state;
 };
 
+// Every call blocks its thread and throws dockerapi::error on failure. The
+// client must outlive the calls (and attach_streams) in progress on it.
 class client {
  public:
   // Throws error(invalid_argument) for a malformed host. Connects lazily.

@@ -215,6 +215,14 @@ TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message"
   CHECK(nf.http_status() == 404);
   CHECK(nf.daemon_message().find(missing) != std::string::npos);
   CHECK(expect_error([&] { d.start_container(missing); }).code() == api::errc::not_found);
+  api::attach_options ao;
+  ao.tty = false;  // skip the inspect: the 404 must come through the hijack handshake
+  auto ae = expect_error([&] { d.attach(missing, ao); });
+  CHECK(ae.code() == api::errc::not_found);
+  CHECK(ae.daemon_message().find(missing) != std::string::npos);
+  api::logs_options lo;
+  lo.tty = false;
+  CHECK(expect_error([&] { d.logs(missing, lo); }).code() == api::errc::not_found);
   CHECK(expect_error([&] { d.inspect_image("dockscaler-test-no-image:" + run_id()); }).code() ==
         api::errc::not_found);
   CHECK(expect_error([&] { d.inspect_network(missing); }).code() == api::errc::not_found);
