@@ -254,6 +254,7 @@ container_info parse_container_inspect(std::string_view json) {
     if (auto* h = member(*s, "Health")) st.health = health_state{str(*h, "Status"), inum(*h, "FailingStreak")};
   }
   if (auto* cfg = member(o, "Config")) {
+    c.image_name = str(*cfg, "Image");
     c.tty = boolean(*cfg, "Tty");
     c.open_stdin = boolean(*cfg, "OpenStdin");
     c.labels = string_map(member(*cfg, "Labels"));
@@ -462,6 +463,7 @@ std::string container_create_body(const container_spec& s) {
   if (!s.cap_add.empty()) string_array(w, "CapAdd", s.cap_add);
   if (!s.cap_drop.empty()) string_array(w, "CapDrop", s.cap_drop);
   if (s.read_only_rootfs) { key(w, "ReadonlyRootfs"); w.Bool(true); }
+  if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
   if (!s.published_ports.empty()) {
     key(w, "PortBindings");
     w.StartObject();

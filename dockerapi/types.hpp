@@ -85,6 +85,9 @@ struct container_spec {
   std::vector<std::string> security_opt;   // any other "--security-opt" values
   std::vector<std::string> cap_add, cap_drop;
   bool read_only_rootfs = false;
+  // tmpfs mounts, path -> options ("size=64m,mode=1777"; "" = defaults): a
+  // writable /tmp for a read-only root filesystem.
+  std::map<std::string, std::string> tmpfs;
 };
 
 struct create_result {
@@ -123,7 +126,9 @@ struct container_state {
 
 // GET /containers/{id}/json.
 struct container_info {
-  std::string id, name, image, created;
+  std::string id, name, created;
+  std::string image;       // image id ("sha256:...")
+  std::string image_name;  // the reference it was created from (Config.Image)
   int restart_count = 0;
   container_state state;
   bool tty = false, open_stdin = false;

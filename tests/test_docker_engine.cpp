@@ -69,6 +69,7 @@ struct engine {
     s.no_new_privileges = true;
     s.cap_drop = {"ALL"};
     s.read_only_rootfs = true;
+    s.tmpfs = {{"/tmp", "size=1m"}};
     s.user = "1000";
     return s;
   }
@@ -144,6 +145,7 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
   CHECK(info.name == "/" + *spec.name);
   CHECK(info.state.running);
   CHECK(info.open_stdin);
+  CHECK(info.image_name == e.image);
   CHECK(info.labels.at("dockscaler.test") == run_id());
   REQUIRE(info.networks.count(e.network) == 1);
   const std::string ip = info.networks.at(e.network).ip_address;

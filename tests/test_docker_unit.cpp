@@ -235,6 +235,8 @@ TEST_CASE("captured daemon replies map to the typed structs", "[json]") {
   auto run = detail::parse_container_inspect(sample("container_inspect_running.json"));
   CHECK(run.id == cr.id);
   CHECK(run.name == "/dockscaler-capture-c1");
+  CHECK(run.image_name == "dockscaler-sample-echo:capture");
+  CHECK(run.image.rfind("sha256:", 0) == 0);
   CHECK(run.state.status == "running");
   CHECK(run.state.running);
   CHECK(run.state.pid > 0);
@@ -360,6 +362,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.cap_drop = {"ALL"};
   s.read_only_rootfs = true;
   s.user = "1000";
+  s.tmpfs = {{"/tmp", "size=16m"}};
   s.healthcheck = api::healthcheck{{"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
   std::string b = detail::container_create_body(s);
   for (const char* part : {R"("Image":"img:1")", R"("Cmd":["7"])", R"("Env":["PORT=8080"])",
@@ -370,6 +373,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
                            R"("OpenStdin":true)", R"("StdinOnce":true)", R"("AttachStdin":true)",
                            R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
                            R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
+                           R"("Tmpfs":{"/tmp":"size=16m"})",
                            R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);
     CHECK(b.find(part) != std::string::npos);
