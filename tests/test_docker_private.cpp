@@ -8,7 +8,10 @@
 #include <catch2/catch.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +20,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -31,7 +35,27 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A dockerd started with --bridge=none deletes the host's docker0 at start-up
+// (that is what "no bridge" means to it), which would break the main engine's
+// default network. So this whole test process, and the dockerd it starts,
+// lives in a network namespace of its own, made before main() starts any
+// thread: the socket files are shared through the filesystem, tcp://127.0.0.1
+// is this namespace's own loopback. Without the privilege to do so (not root),
+// the tests skip as before.
+const bool own_netns = [] {
+  if (::geteuid() != 0 || ::unshare(CLONE_NEWNET) != 0) return false;
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  bool up = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  up = up && ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+  if (fd >= 0) ::close(fd);
+  return up;
+}();
+
 bool have_dockerd() {
+  if (!own_netns) return false;
   for (const char* d : {"/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"})
     if (::access(d, X_OK) == 0) return true;
   return false;
@@ -142,7 +166,7 @@ bool answers(api::client& c) {
 
 TEST_CASE("events resume across a dockerd restart without losing events", "[docker][events]") {
   if (::geteuid() != 0 || !have_dockerd()) {
-    WARN("skipped: a private dockerd needs root and the dockerd binary");
+    WARN("skipped: a private dockerd needs root (for its own network namespace) and the dockerd binary");
     return;
   }
   private_dockerd daemon("/tmp/dockscaler-dockerd-" + run_id());
@@ -228,7 +252,7 @@ TEST_CASE("events resume across a dockerd restart without losing events", "[dock
 
 TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach included", "[docker][tls]") {
   if (::geteuid() != 0 || !have_dockerd() || std::system("openssl version >/dev/null 2>&1") != 0) {
-    WARN("skipped: needs root, dockerd and openssl");
+    WARN("skipped: needs root (for its own network namespace), dockerd and openssl");
     return;
   }
   std::string dir = "/tmp/dockscaler-tls-" + run_id();
