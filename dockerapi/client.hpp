@@ -40,7 +40,7 @@ struct client_options {
   // stop_container adds its own `t` to it).
   std::chrono::milliseconds request_timeout{120'000};
   // How many idle connections (curl handles) the client keeps for reuse.
-  std::size_t max_idle_connections = 8;
+  std::size_t max_idle_connections = 16;
 
   // DOCKER_HOST (default unix:///var/run/docker.sock), DOCKER_TLS_VERIFY /
   // DOCKER_TLS, DOCKER_CERT_PATH (default ~/.docker: ca.pem, cert.pem, key.pem)
