@@ -452,8 +452,10 @@ void client::events(const event_options& o, const std::function<void(const event
     r.on_data = [&](std::string_view data) {
       lines.feed(data, [&](std::string_view line) {
         event e = detail::parse_event(line);
+        auto name = e.attributes.find("name");
         std::string key = e.type + '\x1f' + e.action + '\x1f' + e.actor_id + '\x1f' +
-                          std::to_string(e.time_nano) + '\x1f' + e.attributes["name"];
+                          std::to_string(e.time_nano) + '\x1f' +
+                          (name == e.attributes.end() ? std::string() : name->second);
         if (!seen.insert(key).second) return;
         seen_order.push_back(std::move(key));
         if (seen_order.size() > 4096) {

@@ -303,7 +303,7 @@ TEST_CASE("sequential and concurrent calls reuse keep-alive connections", "[pool
 TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "[events][fake]") {
   auto ev = [](const std::string& id, long long t) {
     return R"({"Type":"container","Action":"start","Actor":{"ID":")" + id +
-           R"(","Attributes":{"name":"n"}},"scope":"local","time":0,"timeNano":)" + std::to_string(t) + "}\n";
+           R"(","Attributes":{"image":"i"}},"scope":"local","time":0,"timeNano":)" + std::to_string(t) + "}\n";
   };
   std::mutex mu;
   std::vector<std::string> queries;
@@ -332,6 +332,7 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
   });
   api::client c(fake_options(d));
   std::vector<std::string> got;
+  bool attributes_ok = true;
   std::atomic<int> connects{0}, drops{0};
   api::event_options o;
   o.filters = {{"type", {"container"}}};
@@ -342,6 +343,7 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
     c.events(o, [&](const api::event& e) {
       std::lock_guard lk(mu);
       got.push_back(e.actor_id);
+      attributes_ok = attributes_ok && e.attributes == std::map<std::string, std::string>{{"image", "i"}};
     }, stop.get_token());
   });
   auto deadline = clock_type::now() + 30s;
@@ -358,6 +360,7 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
   CHECK(clock_type::now() - stop_at < 3s);  // stop wakes the blocked stream at once
   std::lock_guard lk(mu);
   CHECK(got == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK(attributes_ok);  // delivered as received
   REQUIRE(queries.size() == 2);
   CHECK(queries[0].find("since=") == std::string::npos);
   CHECK(queries[1].find("since=0.000000200") != std::string::npos);
