@@ -166,6 +166,13 @@ class fake_pool : public backend_pool {
   pool_figures figures_;
 };
 
+// The two fakes sharing one journal.
+struct rig {
+  journal j;
+  fake_runtime rt{j};
+  fake_pool pool{j};
+};
+
 template <typename Pred>
 bool eventually(Pred p, std::chrono::milliseconds limit = 10s) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -209,9 +216,8 @@ unsigned ready_count(autoscaler& a) {
 }  // namespace
 
 TEST_CASE("start creates the initial replicas and adds each to the pool once ready", "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
   a.start();
   REQUIRE(eventually([&] { return ready_count(a) == 3; }));
@@ -224,9 +230,8 @@ TEST_CASE("start creates the initial replicas and adds each to the pool once rea
 
 TEST_CASE("start adopts matching containers, replaces outdated ones rolling, removes the rest",
           "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   const auto cfg = make_config(1, 5, 1);
   const std::string hash = spec_hash(cfg.services[0], cfg.docker.network);
   rt.add_existing("a1", "svc", hash, true);
@@ -254,9 +259,8 @@ TEST_CASE("start adopts matching containers, replaces outdated ones rolling, rem
 }
 
 TEST_CASE("scaling down drains a replica before stopping it", "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
   a.start();
   REQUIRE(eventually([&] { return ready_count(a) == 3; }));
@@ -276,9 +280,8 @@ TEST_CASE("scaling down drains a replica before stopping it", "[autoscaler]") {
 }
 
 TEST_CASE("the policy scales up on a high wait_time and back down when it falls", "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 1), fast_options());
   a.start();
   REQUIRE(eventually([&] { return ready_count(a) == 1; }));
@@ -296,9 +299,8 @@ TEST_CASE("the policy scales up on a high wait_time and back down when it falls"
 }
 
 TEST_CASE("a dead container is replaced; a crash loop backs off", "[autoscaler][errors]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 1), fast_options());
   a.start();
   REQUIRE(eventually([&] { return ready_count(a) == 1; }));
@@ -332,9 +334,8 @@ TEST_CASE("a dead container is replaced; a crash loop backs off", "[autoscaler][
 }
 
 TEST_CASE("a container that never becomes ready is removed and retried", "[autoscaler][errors]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   auto opts = fast_options();
   std::atomic<int> probes{0};
   opts.probe = [&](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
@@ -352,9 +353,8 @@ TEST_CASE("a container that never becomes ready is removed and retried", "[autos
 
 TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drained away",
           "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   auto cfg = make_config(1, 5, 2);
   autoscaler a(rt, pool, cfg, fast_options());
   a.start();
@@ -388,9 +388,8 @@ TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drai
 }
 
 TEST_CASE("stop with removal drains and removes every container", "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
   a.start();
   REQUIRE(eventually([&] { return ready_count(a) == 3; }));
@@ -400,9 +399,8 @@ TEST_CASE("stop with removal drains and removes every container", "[autoscaler]"
 }
 
 TEST_CASE("min 0: a waiting request starts a container at once", "[autoscaler]") {
-  journal j;
-  fake_runtime rt(j);
-  fake_pool pool(j);
+  rig r;
+  auto& [j, rt, pool] = r;
   auto opts = fast_options();
   opts.interval = 10s;  // the fast path must not need a full tick
   autoscaler a(rt, pool, make_config(0, 3, 0), opts);
