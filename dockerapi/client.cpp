@@ -42,6 +42,10 @@ void add_filters(params& p, const filters& f) {
 
 const char* bool_arg(bool b) { return b ? "1" : "0"; }
 
+// Calls where the daemon works (mounts, runc, iptables) before it answers are
+// silent by nature: they get the total deadline only, not the idle one.
+constexpr milliseconds busy_daemon{0};
+
 }  // namespace
 
 client_options client_options::from_env() {
@@ -145,6 +149,7 @@ create_result client::create_container(const container_spec& spec) {
   std::string body = detail::container_create_body(spec);
   transport::request r;
   r.what = "create container";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/containers/create" + detail::query_string(p);
   r.body = body;
@@ -154,6 +159,7 @@ create_result client::create_container(const container_spec& spec) {
 void client::start_container(const std::string& id) {
   transport::request r;
   r.what = "start container";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/containers/" + path_arg(id, "container id") + "/start";
   t_->perform(r);
@@ -176,6 +182,7 @@ void client::stop_container(const std::string& id, std::optional<int> timeout_s)
 void client::kill_container(const std::string& id, const std::string& signal) {
   transport::request r;
   r.what = "kill container";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/containers/" + path_arg(id, "container id") + "/kill" +
              detail::query_string({{"signal", signal}});
@@ -185,6 +192,7 @@ void client::kill_container(const std::string& id, const std::string& signal) {
 void client::remove_container(const std::string& id, bool force, bool volumes) {
   transport::request r;
   r.what = "remove container";
+  r.idle = busy_daemon;
   r.method = "DELETE";
   r.target = "/containers/" + path_arg(id, "container id") +
              detail::query_string({{"force", bool_arg(force)}, {"v", bool_arg(volumes)}});
@@ -343,6 +351,7 @@ std::string client::build_image(std::string_view context_tar, const build_option
 void client::remove_image(const std::string& ref, bool force) {
   transport::request r;
   r.what = "remove image";
+  r.idle = busy_daemon;
   r.method = "DELETE";
   r.target = "/images/" + path_arg(ref, "image reference") + detail::query_string({{"force", bool_arg(force)}});
   t_->perform(r);
@@ -355,6 +364,7 @@ std::string client::create_network(const network_spec& spec) {
   std::string body = detail::network_create_body(spec);
   transport::request r;
   r.what = "create network";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/networks/create";
   r.body = body;
@@ -380,6 +390,7 @@ std::vector<network_info> client::list_networks(const list_networks_options& o) 
 void client::remove_network(const std::string& id) {
   transport::request r;
   r.what = "remove network";
+  r.idle = busy_daemon;
   r.method = "DELETE";
   r.target = "/networks/" + path_arg(id, "network id");
   t_->perform(r);
@@ -390,6 +401,7 @@ void client::connect_network(const std::string& network, const std::string& cont
   std::string body = detail::network_connect_body(container, aliases);
   transport::request r;
   r.what = "connect network";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/networks/" + path_arg(network, "network id") + "/connect";
   r.body = body;
@@ -400,6 +412,7 @@ void client::disconnect_network(const std::string& network, const std::string& c
   std::string body = detail::network_disconnect_body(container, force);
   transport::request r;
   r.what = "disconnect network";
+  r.idle = busy_daemon;
   r.method = "POST";
   r.target = "/networks/" + path_arg(network, "network id") + "/disconnect";
   r.body = body;

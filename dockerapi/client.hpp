@@ -34,10 +34,12 @@ struct client_options {
   // Pinned API version ("1.41"); empty = negotiate once, lazily, with /_ping.
   std::string api_version;
   std::chrono::milliseconds connect_timeout{5'000};
-  // A call fails with errc::timeout when no byte moved for this long ...
+  // A call fails with errc::timeout when no byte moved for this long (reads
+  // and streams; not the calls where the daemon works before answering:
+  // create/start/stop/kill/remove/wait and network changes) ...
   std::chrono::milliseconds idle_timeout{30'000};
-  // ... or when it took longer than this in total (ordinary calls, not streams;
-  // stop_container adds its own `t` to it).
+  // ... or when it took longer than this in total (all calls but streams and
+  // wait; stop_container adds its own `t` to it).
   std::chrono::milliseconds request_timeout{120'000};
   // How many idle connections (curl handles) the client keeps for reuse.
   std::size_t max_idle_connections = 16;
