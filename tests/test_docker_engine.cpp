@@ -251,10 +251,8 @@ TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message"
   CHECK(in_use.code() == api::errc::bad_request);
   CHECK(in_use.http_status() == 403);
   CHECK(in_use.daemon_message().find("active endpoints") != std::string::npos);
-  auto t0 = clock_type::now();
   d.stop_container(c.id, 10);
-  CHECK(clock_type::now() - t0 < 8s);  // the SIGTERM handler makes it quick
-  CHECK(d.inspect_container(c.id).state.exit_code == 143);
+  CHECK(d.inspect_container(c.id).state.exit_code == 143);  // SIGTERM handled, not SIGKILLed
   CHECK(expect_error([&] { d.stop_container(c.id, 1); }).code() == api::errc::not_modified);
   d.remove_container(c.id);
 }
