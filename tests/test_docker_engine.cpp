@@ -80,6 +80,12 @@ engine& env() {
   return e;
 }
 
+// echo says "ready" after installing its SIGTERM handler; a signal sent
+// earlier would be ignored (PID 1), so signal tests wait for it.
+bool ready(const std::string& id) {
+  return eventually([&] { return env().docker.logs(id).err.find("echo: ready") != std::string::npos; });
+}
+
 template <class F>
 api::error expect_error(F&& f) {
   try {
@@ -244,6 +250,7 @@ TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message"
   CHECK(expect_error([&] { d.kill_container(c.id); }).code() == api::errc::conflict);  // not running
 
   d.start_container(c.id);
+  REQUIRE(ready(c.id));
   CHECK(expect_error([&] { d.start_container(c.id); }).code() == api::errc::not_modified);
   CHECK(expect_error([&] { d.remove_container(c.id); }).code() == api::errc::conflict);  // running
   // A network in use: 20.10 answers 403 ("has active endpoints"), a refusal.
@@ -275,6 +282,7 @@ TEST_CASE("stop's deadline covers its t; kill and force remove", "[docker]") {
 
   auto k = d.create_container(e.spec());
   d.start_container(k.id);
+  REQUIRE(ready(k.id));
   d.kill_container(k.id, "SIGTERM");
   CHECK(d.wait_container(k.id, api::wait_condition::not_running, 30s).exit_code == 143);
 
