@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.hpp"
 #include "cli/logging.hpp"
 #include "cli/serve.hpp"
 #include "config/config.hpp"
@@ -21,24 +22,10 @@ namespace po = boost::program_options;
 
 namespace dockscaler::cli {
 
-namespace {
-
-constexpr const char* version_string = "0.1.0";
-constexpr const char* default_config = "/etc/dockscaler/dockscaler.yaml";
-
-struct usage_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-struct command {
-  const char* summary;
-  std::function<int(const std::vector<std::string>& args)> run;
-};
-
 // Parses a subcommand's arguments; prints its help and returns false on --help.
 bool parse_sub(const char* name, const char* usage, po::options_description& opts,
                const std::vector<std::string>& args, po::variables_map& vm,
-               po::positional_options_description* pos = nullptr) {
+               po::positional_options_description* pos) {
   opts.add_options()("help,h", "show this help");
   try {
     po::command_line_parser p(args);
@@ -56,6 +43,16 @@ bool parse_sub(const char* name, const char* usage, po::options_description& opt
   }
   return true;
 }
+
+namespace {
+
+// Global options the commands read (set by run()).
+globals g;
+
+struct command {
+  const char* summary;
+  std::function<int(const std::vector<std::string>& args)> run;
+};
 
 const char* route_text(const config::route_config& r) {
   return r.strip_prefix ? " (prefix stripped)" : "";
@@ -97,6 +94,7 @@ int cmd_version(const std::vector<std::string>& args) {
   std::printf("dockscaler %s (Docker API %s..%s)\n", version_string,
               std::string(dockerapi::min_api_version).c_str(),
               std::string(dockerapi::max_api_version).c_str());
+  print_daemon_version(g);
   try {
     dockerapi::client docker;
     const auto v = docker.version();
@@ -109,8 +107,6 @@ int cmd_version(const std::vector<std::string>& args) {
   }
 }
 
-// Global options the commands read (set by run()).
-std::string g_log_level = "info", g_log_format = "text";
 
 int cmd_serve(const std::vector<std::string>& args) {
   po::options_description opts("serve options");
@@ -119,7 +115,7 @@ int cmd_serve(const std::vector<std::string>& args) {
       "stop-containers", "on exit, drain, stop and remove the managed containers");
   po::variables_map vm;
   if (!parse_sub("serve", "serve [-c FILE] [--stop-containers]", opts, args, vm)) return exit_ok;
-  setup_logging(g_log_level, g_log_format);
+  setup_logging(g.log_level, g.log_format);
   return serve({vm["config"].as<std::string>(), vm.count("stop-containers") > 0});
 }
 
@@ -127,7 +123,16 @@ const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
       {"serve", {"run the daemon: proxy, autoscaler and containers", cmd_serve}},
       {"validate", {"check a configuration file and summarise it", cmd_validate}},
-      {"version", {"show the versions of dockscaler and of the Docker engine", cmd_version}},
+      {"version", {"show the versions of dockscaler, the daemon and the Docker engine", cmd_version}},
+      {"status", {"show each service's replicas, load and last scaling decision",
+                  [](const std::vector<std::string>& a) { return cmd_status(g, a); }}},
+      {"ps", {"list the containers of each service", [](const std::vector<std::string>& a) { return cmd_ps(g, a); }}},
+      {"scale", {"set a service's replicas now (SERVICE=N), pausing autoscaling for --hold",
+                 [](const std::vector<std::string>& a) { return cmd_scale(g, a); }}},
+      {"autoscale", {"turn a service's autoscaling on or off",
+                     [](const std::vector<std::string>& a) { return cmd_autoscale(g, a); }}},
+      {"logs", {"show (or follow) the output of a service's containers",
+                [](const std::vector<std::string>& a) { return cmd_logs(g, a); }}},
   };
   return table;
 }
@@ -188,8 +193,9 @@ int run(int argc, char** argv) {
       throw usage_error("--log-level must be trace, debug, info, warn or error");
     const std::string format = vm["log-format"].as<std::string>();
     if (format != "text" && format != "json") throw usage_error("--log-format must be text or json");
-    g_log_level = level;
-    g_log_format = format;
+    g.log_level = level;
+    g.log_format = format;
+    g.admin = vm["admin"].as<std::string>();
     return it->second.run(sub);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "dockscaler: %s\n", e.what());
@@ -197,6 +203,9 @@ int run(int argc, char** argv) {
   } catch (const po::error& e) {
     std::fprintf(stderr, "dockscaler: %s (see 'dockscaler --help')\n", e.what());
     return exit_usage;
+  } catch (const unreachable_error& e) {
+    std::fprintf(stderr, "dockscaler: %s\n", e.what());
+    return exit_unreachable;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dockscaler: %s\n", e.what());
     return exit_user_error;

@@ -1,6 +1,8 @@
 // The daemon (see serve.hpp). Signals are blocked in every thread and taken
 // synchronously here with sigtimedwait, so handlers never run inside library
-// code; the same wait paces the systemd watchdog pings.
+// code; the same wait paces the systemd watchdog pings. The admin server runs
+// its own threads and reaches the daemon through admin::control; a reload
+// from it and one from SIGHUP take the same path under one mutex.
 #include "cli/serve.hpp"
 
 #include <signal.h>
@@ -10,8 +12,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
+#include "admin/api.hpp"
+#include "admin/metrics.hpp"
+#include "admin/server.hpp"
 #include "cli/app.hpp"
+#include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "lb/proxy.hpp"
@@ -40,6 +47,77 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
 void log_problems(const config::config_error& e) {
   for (const auto& p : e.problems()) spdlog::error("config: {}", p.to_string());
 }
+
+// The Docker runtime with every failed call counted for
+// dockscaler_docker_errors_total; behaviour otherwise unchanged.
+class counting_runtime : public scaler::container_runtime {
+ public:
+  counting_runtime(scaler::container_runtime& inner, admin::metrics& m) : inner_(inner), metrics_(m) {}
+
+  void ensure_network(const std::string& network) override {
+    counted("network", [&] { inner_.ensure_network(network); });
+  }
+  std::vector<scaler::managed_container> list_managed() override {
+    std::vector<scaler::managed_container> out;
+    counted("list", [&] { out = inner_.list_managed(); });
+    return out;
+  }
+  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
+                    const std::string& name) override {
+    std::string id;
+    counted("start", [&] { id = inner_.start(svc, network, hash, name); });
+    return id;
+  }
+  std::string address(const std::string& id, const std::string& network) override {
+    std::string a;
+    counted("address", [&] { a = inner_.address(id, network); });
+    return a;
+  }
+  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
+    counted("stop", [&] { inner_.stop_and_remove(id, grace); });
+  }
+  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override {
+    counted("events", [&] { inner_.watch(on_gone, stop); });
+  }
+
+ private:
+  template <class F>
+  void counted(const char* op, F&& f) {
+    try {
+      f();
+    } catch (const dockerapi::error&) {
+      metrics_.on_docker_error(op);
+      throw;
+    }
+  }
+  scaler::container_runtime& inner_;
+  admin::metrics& metrics_;
+};
+
+// What the Admin API drives.
+class daemon_control : public admin::control {
+ public:
+  daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, admin::daemon_info info,
+                 std::function<std::string()> reload)
+      : scaler_(scaler), metrics_(metrics), info_(std::move(info)), reload_(std::move(reload)) {}
+
+  admin::daemon_info info() override { return info_; }
+  std::vector<scaler::service_status> status() override { return scaler_.status(); }
+  void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) override {
+    spdlog::info("{}: admin API: scale to {}{}", service, n,
+                 hold.count() > 0 ? ", autoscaling paused for " + config::format_duration(hold) : std::string());
+    scaler_.set_replicas(service, n, hold);
+  }
+  void set_autoscale(const std::string& service, bool enabled) override { scaler_.set_autoscale(service, enabled); }
+  std::string reload() override { return reload_(); }
+  std::string metrics_text() override { return metrics_.render(scaler_.status()); }
+
+ private:
+  scaler::autoscaler& scaler_;
+  admin::metrics& metrics_;
+  admin::daemon_info info_;
+  std::function<std::string()> reload_;
+};
 
 }  // namespace
 
@@ -75,13 +153,69 @@ int serve(const serve_options& opts) {
     return e.code() == dockerapi::errc::invalid_argument ? exit_user_error : exit_unreachable;
   }
 
-  lb::proxy proxy(to_proxy_options(cfg.proxy));
-  scaler::docker_runtime runtime(*docker);
+  admin::metrics metrics;
+  lb::proxy_options popts = to_proxy_options(cfg.proxy);
+  popts.on_request = [&metrics](const lb::request_outcome& o) {
+    metrics.on_request(o.service, o.status, o.wait, o.duration);
+  };
+  lb::proxy proxy(std::move(popts));
+  scaler::docker_runtime docker_rt(*docker);
+  counting_runtime runtime(docker_rt, metrics);
   scaler::proxy_pool pool(proxy);
   scaler::autoscaler scaler(runtime, pool, cfg);
+  scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });
+  scaler.on_cold_start([&metrics](const std::string& service, scaler::clock::duration took) {
+    metrics.on_cold_start(service, took);
+    spdlog::info("{}: cold start took {:.3f}s", service, std::chrono::duration<double>(took).count());
+  });
+
+  // SIGHUP and POST /v1/reload: re-read the file; a bad one changes nothing.
+  std::mutex reload_mu;
+  auto reload = [&]() -> std::string {
+    std::unique_lock lock(reload_mu, std::try_to_lock);
+    if (!lock) throw admin::reload_busy("a reload is already in progress");
+    sd_notify(0, "RELOADING=1");
+    struct ready_again {
+      ~ready_again() { sd_notify(0, "READY=1"); }
+    } ready;
+    spdlog::info("reloading {}", opts.config_path);
+    config::config next;
+    try {
+      next = config::load_file(opts.config_path);
+    } catch (const config::config_error& e) {
+      log_problems(e);
+      spdlog::error("reload refused; still running the previous config");
+      std::string msg = "reload refused, still running the previous config:";
+      for (const auto& p : e.problems()) msg += "\n" + p.to_string();
+      throw admin::rejected(msg);
+    }
+    if (next.proxy.listen != cfg.proxy.listen || next.proxy.threads != cfg.proxy.threads)
+      spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
+    if (next.admin.socket != cfg.admin.socket || next.metrics.listen != cfg.metrics.listen)
+      spdlog::warn("admin.socket and metrics.listen take effect at the next start");
+    scaler.reload(next);
+    cfg = std::move(next);
+    spdlog::info("reloaded: {} service(s)", cfg.services.size());
+    return "reloaded " + opts.config_path + ": " + std::to_string(cfg.services.size()) + " service(s)";
+  };
+
+  daemon_control control(scaler, metrics, {version_string, docker->api_version(), cfg.docker.host}, reload);
+  // Two servers: the admin socket (steering) and the optional TCP listener
+  // (read-only metrics). A socket we cannot create (e.g. /run/dockscaler
+  // without root outside systemd) disables the admin API with an error in the
+  // log instead of stopping the proxy; a metrics.listen that cannot bind is a
+  // config error like proxy.listen.
+  admin::server_options aopts;
+  aopts.socket_path = cfg.admin.socket;
+  admin::server admin_server(aopts, control);
+  admin::server_options mopts;
+  mopts.socket_path.clear();
+  mopts.metrics_listen = cfg.metrics.listen;
+  admin::server metrics_server(mopts, control);
   try {
     scaler.start();
     proxy.start();
+    if (!cfg.metrics.listen.empty()) metrics_server.start();
   } catch (const dockerapi::error& e) {
     spdlog::error("cannot start: Docker: {}", e.what());
     return exit_unreachable;
@@ -90,6 +224,15 @@ int serve(const serve_options& opts) {
     return exit_user_error;
   }
   for (const auto& ep : proxy.endpoints()) spdlog::info("proxy listening on {}", ep);
+  if (!cfg.admin.socket.empty()) {
+    try {
+      admin_server.start();
+      spdlog::info("admin API on unix://{}", cfg.admin.socket);
+    } catch (const std::exception& e) {
+      spdlog::error("admin API disabled: {} (set admin.socket to a writable path)", e.what());
+    }
+  }
+  if (!cfg.metrics.listen.empty()) spdlog::info("metrics on http://{}/metrics", metrics_server.metrics_endpoint());
   for (const auto& s : cfg.services)
     spdlog::info("service {}: {}{} -> {} (replicas {}..{})", s.name, s.route.host, s.route.path_prefix, s.image,
                  s.replicas.min, s.replicas.max);
@@ -105,25 +248,18 @@ int serve(const serve_options& opts) {
     const int sig = sigtimedwait(&signals, nullptr, &ts);
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     if (sig == SIGHUP) {
-      sd_notify(0, "RELOADING=1");
-      spdlog::info("SIGHUP: reloading {}", opts.config_path);
+      spdlog::info("SIGHUP");
       try {
-        config::config next = config::load_file(opts.config_path);
-        if (next.proxy.listen != cfg.proxy.listen || next.proxy.threads != cfg.proxy.threads)
-          spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
-        scaler.reload(next);
-        cfg = std::move(next);
-        spdlog::info("reloaded: {} service(s)", cfg.services.size());
-      } catch (const config::config_error& e) {
-        log_problems(e);
-        spdlog::error("reload refused; still running the previous config");
+        reload();
       } catch (const std::exception& e) {
-        spdlog::error("reload failed: {}", e.what());
+        // Logged by reload(); a failure leaves the previous config running.
+        if (!dynamic_cast<const admin::rejected*>(&e)) spdlog::error("reload failed: {}", e.what());
       }
-      sd_notify(0, "READY=1");
     } else if (sig == SIGTERM || sig == SIGINT) {
       sd_notify(0, "STOPPING=1");
       spdlog::info("{}: stopping; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      admin_server.stop();
+      metrics_server.stop();
       proxy.stop(cfg.proxy.timeouts.response);
       scaler.stop(opts.stop_containers);
       spdlog::info(opts.stop_containers ? "stopped; containers removed"

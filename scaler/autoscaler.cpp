@@ -60,6 +60,7 @@ struct service_state {
   std::string last_error;
   bool removed = false;   // dropped from the config: drained, then forgotten
   bool wake = false;      // reconcile at the next loop turn, not the next interval
+  std::optional<clock::time_point> cold_since;  // scaled up from zero for a waiting request
   pool_figures figures;
 };
 
@@ -111,6 +112,7 @@ struct autoscaler::impl {
   std::condition_variable_any cv;
   std::map<std::string, std::shared_ptr<service_state>> services;
   std::function<void(const scale_event&)> on_scale;
+  std::function<void(const std::string&, clock::duration)> on_cold_start;
   std::unique_ptr<detail::worker_pool> workers;
   std::jthread loop_thread, watch_thread;
   bool running = false;
@@ -215,6 +217,17 @@ struct autoscaler::impl {
           r.since = clock::now();
           spdlog::info("{}: container {} ready at {}:{}", cfg.name, r.name, address, cfg.port);
           st->wake = true;
+          if (st->cold_since) {
+            const auto took = r.since - *st->cold_since;
+            st->cold_since.reset();
+            if (on_cold_start) {
+              try {
+                on_cold_start(cfg.name, took);
+              } catch (...) {
+                // An observer's failure must not stop scaling.
+              }
+            }
+          }
         } catch (const std::exception& e) {
           failure = std::string("cannot add to the proxy: ") + e.what();
           remove = true;
@@ -347,6 +360,8 @@ struct autoscaler::impl {
     const auto now = clock::now();
     if (d.desired > from) s.scale.last_scale_up = now;
     else s.scale.last_scale_down = now;
+    if (from == 0 && !manual && d.why.kind == reason_kind::cold_start) s.cold_since = now;
+    else if (d.desired == 0) s.cold_since.reset();
     spdlog::info("{}: scale {} {} -> {}: {}", s.cfg.name, d.desired > from ? "up" : "down", from, d.desired,
                  manual ? std::string("set by an operator") : d.why.to_string());
     if (on_scale) {
@@ -559,6 +574,10 @@ autoscaler::autoscaler(container_runtime& runtime, backend_pool& pool, const con
 autoscaler::~autoscaler() { stop(false); }
 
 void autoscaler::on_scale(std::function<void(const scale_event&)> cb) { impl_->on_scale = std::move(cb); }
+
+void autoscaler::on_cold_start(std::function<void(const std::string& service, clock::duration took)> cb) {
+  impl_->on_cold_start = std::move(cb);
+}
 
 void autoscaler::start() {
   impl& m = *impl_;

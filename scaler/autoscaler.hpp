@@ -72,6 +72,10 @@ class autoscaler {
 
   // Called for every scale decision (policy or manual); set before start().
   void on_scale(std::function<void(const scale_event&)> cb);
+  // Called when the first container of a service scaled up from zero for a
+  // waiting request (reason cold_start) is ready, with the time since that
+  // decision; set before start(). Runs under the autoscaler's lock: keep it short.
+  void on_cold_start(std::function<void(const std::string& service, clock::duration took)> cb);
 
   // Ensures the network, registers the services with the pool, adopts running
   // containers whose labels say they are ours (replacing outdated ones

@@ -1,3 +1,22 @@
 dockscaler_add_test(NAME test_cli SOURCES test_cli.cpp LIBS)
 target_compile_definitions(test_cli PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>")
 add_dependencies(test_cli dockscaler)
+# The operator's surface without Docker: --help, usage errors, no daemon,
+# the systemd unit, cmake --install.
+dockscaler_add_test(NAME test_operator SOURCES test_operator.cpp LIBS TIMEOUT 300)
+target_compile_definitions(test_operator PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_BUILD_DIR="${PROJECT_BINARY_DIR}")
+add_dependencies(test_operator dockscaler)
+# The CLI binary against a daemon on the real engine.
+dockscaler_add_test(NAME test_cli_e2e SOURCES test_cli_e2e.cpp
+  LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
+add_dependencies(test_cli_e2e dockscaler hello-http)
+target_compile_definitions(test_cli_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+if(TARGET RapidJSON)
+  target_link_libraries(test_cli_e2e PRIVATE RapidJSON)
+elseif(DEFINED RAPIDJSON_INCLUDE_DIRS)
+  target_include_directories(test_cli_e2e PRIVATE ${RAPIDJSON_INCLUDE_DIRS})
+endif()
+# The admin library's suites (tests/CMakeLists.txt's list predates it).
+include(${CMAKE_CURRENT_LIST_DIR}/admin.cmake)

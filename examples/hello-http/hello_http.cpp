@@ -156,6 +156,7 @@ int main() {
     return 1;
   }
   std::fprintf(stderr, "hello-http: listening on port %d\n", port);
+  std::printf("hello-http: %s from %s, ready\n", s.greeting.c_str(), s.host.c_str()); std::fflush(stdout);
   for (;;) {
     int fd = ::accept(lfd, nullptr, nullptr);
     if (fd < 0) continue;

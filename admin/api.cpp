@@ -1,0 +1,262 @@
+// Admin API routing and JSON (see api.hpp). RapidJSON stays in this file.
+#include "admin/api.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+#include <limits>
+
+#include "config/config.hpp"
+
+namespace dockscaler::admin {
+
+namespace {
+
+using writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void str(writer& w, const char* key, const std::string& v) {
+  w.Key(key);
+  w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+void write_replica(writer& w, const scaler::replica_status& r) {
+  w.StartObject();
+  str(w, "id", r.id);
+  str(w, "name", r.name);
+  str(w, "address", r.address);
+  str(w, "state", scaler::to_string(r.phase));
+  w.Key("outdated");
+  w.Bool(r.outdated);
+  w.Key("in_flight");
+  w.Uint(r.in_flight);
+  w.Key("age_seconds");
+  w.Int64(r.age.count());
+  w.EndObject();
+}
+
+void write_service(writer& w, const scaler::service_status& s) {
+  w.StartObject();
+  str(w, "name", s.name);
+  w.Key("desired");
+  w.Uint(s.desired);
+  w.Key("ready");
+  w.Uint(s.ready);
+  w.Key("starting");
+  w.Uint(s.starting);
+  w.Key("draining");
+  w.Uint(s.draining);
+  w.Key("min");
+  w.Uint(s.min);
+  w.Key("max");
+  w.Uint(s.max);
+  w.Key("autoscale");
+  w.Bool(s.autoscale);
+  w.Key("hold_left_seconds");
+  if (s.hold_left) w.Int64(s.hold_left->count());
+  else w.Null();
+  w.Key("queue_length");
+  w.Uint64(s.figures.queue_length);
+  w.Key("in_flight");
+  w.Uint64(s.figures.in_flight);
+  w.Key("requests");
+  w.Uint64(s.figures.requests);
+  w.Key("wait_time");
+  w.StartObject();
+  const std::pair<const char*, double> stats[] = {{"mean", s.figures.wait_mean}, {"p50", s.figures.wait_p50},
+                                                  {"p90", s.figures.wait_p90},   {"p95", s.figures.wait_p95},
+                                                  {"p99", s.figures.wait_p99},   {"max", s.figures.wait_max}};
+  for (const auto& [k, v] : stats) {
+    w.Key(k);
+    w.Double(v);
+  }
+  w.EndObject();
+  w.Key("last_decision");
+  w.StartObject();
+  w.Key("desired");
+  w.Uint(s.last_decision.desired);
+  str(w, "direction", scaler::to_string(s.last_decision.dir));
+  str(w, "reason", scaler::to_string(s.last_decision.why.kind));
+  str(w, "text", s.last_decision.why.to_string());
+  w.EndObject();
+  w.Key("consecutive_failures");
+  w.Uint(s.consecutive_failures);
+  str(w, "last_error", s.last_error);
+  w.Key("containers");
+  w.StartArray();
+  for (const auto& r : s.replicas) write_replica(w, r);
+  w.EndArray();
+  w.EndObject();
+}
+
+std::string json_message(const std::string& message) {
+  rapidjson::StringBuffer b;
+  writer w(b);
+  w.StartObject();
+  str(w, "message", message);
+  w.EndObject();
+  return b.GetString();
+}
+
+http_response error(unsigned status, const std::string& message) {
+  return {status, "application/json", json_message(message)};
+}
+
+http_response ok_json(std::string body) { return {200, "application/json", std::move(body)}; }
+
+// Parses a JSON object body; returns an error message, empty on success.
+std::string parse_object(const std::string& body, rapidjson::Document& doc) {
+  doc.Parse(body.c_str(), body.size());
+  if (doc.HasParseError()) return "the body is not valid JSON";
+  if (!doc.IsObject()) return "the body must be a JSON object";
+  return {};
+}
+
+const scaler::service_status* find(const std::vector<scaler::service_status>& all, const std::string& name) {
+  for (const auto& s : all)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+http_response service_reply(control& c, const std::string& name) {
+  const auto all = c.status();
+  const auto* s = find(all, name);
+  if (!s) return error(404, "no such service: " + name);
+  return ok_json(service_json(*s));
+}
+
+http_response scale(control& c, const std::string& name, const std::string& body) {
+  rapidjson::Document doc;
+  if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
+  auto rep = doc.FindMember("replicas");
+  if (rep == doc.MemberEnd()) return error(400, "\"replicas\" is required");
+  if (!rep->value.IsUint()) return error(400, "\"replicas\" must be a whole number from 0");
+  std::chrono::milliseconds hold{0};
+  if (auto h = doc.FindMember("hold"); h != doc.MemberEnd() && !h->value.IsNull()) {
+    if (!h->value.IsString()) return error(400, "\"hold\" must be a duration such as \"10m\"");
+    auto d = config::parse_duration(h->value.GetString());
+    if (!d) return error(400, std::string("\"hold\": not a duration: ") + h->value.GetString());
+    hold = *d;
+  }
+  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
+    const std::string k = m->name.GetString();
+    if (k != "replicas" && k != "hold") return error(400, "unknown field \"" + k + "\"");
+  }
+  c.set_replicas(name, rep->value.GetUint(), hold);
+  return service_reply(c, name);
+}
+
+http_response autoscale(control& c, const std::string& name, const std::string& body) {
+  rapidjson::Document doc;
+  if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
+  auto en = doc.FindMember("enabled");
+  if (en == doc.MemberEnd() || !en->value.IsBool()) return error(400, "\"enabled\" must be true or false");
+  c.set_autoscale(name, en->value.GetBool());
+  return service_reply(c, name);
+}
+
+http_response route(const http_request& req, control& c, bool metrics_only) {
+  std::string path = req.target.substr(0, req.target.find('?'));
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool post = req.method == "POST";
+  auto method_error = [] { return error(405, "method not allowed"); };
+
+  if (path == "/metrics") {
+    if (!get) return method_error();
+    return {200, "text/plain; version=0.0.4; charset=utf-8", c.metrics_text()};
+  }
+  if (metrics_only) return error(404, "only /metrics is served here");
+  if (path == "/healthz") {
+    if (!get) return method_error();
+    return {200, "text/plain; charset=utf-8", "ok\n"};
+  }
+  if (path == "/v1/status") {
+    if (!get) return method_error();
+    return ok_json(status_json(c.info(), c.status()));
+  }
+  if (path == "/v1/reload") {
+    if (!post) return method_error();
+    return ok_json(json_message(c.reload()));
+  }
+  const std::string prefix = "/v1/services/";
+  if (path.rfind(prefix, 0) == 0) {
+    std::string rest = path.substr(prefix.size());
+    std::string name = rest, action;
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      name = rest.substr(0, slash);
+      action = rest.substr(slash + 1);
+    }
+    if (name.empty()) return error(404, "page not found");
+    if (action.empty()) {
+      if (!get) return method_error();
+      return service_reply(c, name);
+    }
+    if (action == "containers") {
+      if (!get) return method_error();
+      const auto all = c.status();
+      const auto* s = find(all, name);
+      if (!s) return error(404, "no such service: " + name);
+      rapidjson::StringBuffer b;
+      writer w(b);
+      w.StartArray();
+      for (const auto& r : s->replicas) write_replica(w, r);
+      w.EndArray();
+      return ok_json(b.GetString());
+    }
+    if (action == "scale") {
+      if (!post) return method_error();
+      return scale(c, name, req.body);
+    }
+    if (action == "autoscale") {
+      if (!post) return method_error();
+      return autoscale(c, name, req.body);
+    }
+  }
+  return error(404, "page not found");
+}
+
+}  // namespace
+
+std::string service_json(const scaler::service_status& s) {
+  rapidjson::StringBuffer b;
+  writer w(b);
+  write_service(w, s);
+  return b.GetString();
+}
+
+std::string status_json(const daemon_info& info, const std::vector<scaler::service_status>& all) {
+  rapidjson::StringBuffer b;
+  writer w(b);
+  w.StartObject();
+  str(w, "version", info.version);
+  str(w, "api_version", api_version);
+  str(w, "docker_api_version", info.docker_api_version);
+  str(w, "docker_host", info.docker_host);
+  w.Key("services");
+  w.StartArray();
+  for (const auto& s : all) write_service(w, s);
+  w.EndArray();
+  w.EndObject();
+  return b.GetString();
+}
+
+http_response handle(const http_request& req, control& c, bool metrics_only) {
+  try {
+    return route(req, c, metrics_only);
+  } catch (const std::out_of_range& e) {
+    return error(404, e.what());
+  } catch (const std::invalid_argument& e) {
+    return error(400, e.what());
+  } catch (const rejected& e) {
+    return error(400, e.what());
+  } catch (const reload_busy& e) {
+    return error(409, e.what());
+  } catch (const std::exception& e) {
+    return error(500, e.what());
+  } catch (...) {
+    return error(500, "internal error");
+  }
+}
+
+}  // namespace dockscaler::admin

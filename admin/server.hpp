@@ -1,0 +1,50 @@
+// The Admin API server: HTTP/1.1 on a Unix socket (mode 0660, its directory
+// created), and optionally a read-only TCP listener that serves GET /metrics
+// only, for Prometheus. Plain sockets: one accept thread, one short-lived
+// thread per connection (admin traffic is a few requests a minute), every read
+// under a deadline, headers and body size-limited.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "admin/api.hpp"
+
+namespace dockscaler::admin {
+
+struct server_options {
+  std::string socket_path = "/run/dockscaler/admin.sock";  // empty: no admin socket
+  std::string metrics_listen;                               // "host:port" ("[v6]:port"); empty: none
+  std::chrono::milliseconds io_timeout{10'000};             // per read/write on a connection
+  std::size_t max_body_bytes = 1024 * 1024;
+  unsigned max_connections = 64;  // further connections are closed at once
+};
+
+class server {
+ public:
+  // `c` must outlive the server.
+  server(server_options opts, control& c);
+  ~server();  // stop()
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Creates the socket's directory, binds and starts serving. A socket file
+  // that exists but does not answer (left by a crash) is replaced; one that
+  // answers is an error. Throws std::runtime_error with the path/address and
+  // the reason.
+  void start();
+  // Stops accepting, closes open connections, waits for their threads and
+  // removes the socket file. Idempotent.
+  void stop();
+
+  // The metrics listener's actual address ("127.0.0.1:9464"); empty when none.
+  std::string metrics_endpoint() const;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace dockscaler::admin

@@ -1,0 +1,425 @@
+// The subcommands that steer a running daemon through its Admin API (status,
+// ps, scale, autoscale) and `logs`, which reads Docker directly. Output is an
+// aligned table for people or the API's JSON with -o json.
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "admin/client.hpp"
+#include "cli/app.hpp"
+#include "cli/commands.hpp"
+#include "config/config.hpp"
+#include "dockerapi/client.hpp"
+#include "scaler/runtime.hpp"
+
+namespace po = boost::program_options;
+
+namespace dockscaler::cli {
+
+namespace {
+
+using json = rapidjson::Document;
+using value = rapidjson::Value;
+
+std::string socket_hint(const std::string& admin) {
+  std::string path = admin;
+  try {
+    path = admin::socket_path_of(admin);
+  } catch (const std::exception&) {
+  }
+  return "is `dockscaler serve` running? (admin socket " + path + "; see --admin)";
+}
+
+// One Admin API call. Unreachable -> unreachable_error (exit 3); an error
+// status -> std::runtime_error with the daemon's message (exit 1).
+admin::reply call(const std::string& address, const std::string& method, const std::string& target,
+                  const std::string& body = {}) {
+  admin::reply r;
+  try {
+    r = admin::request(address, method, target, body);
+  } catch (const admin::unreachable& e) {
+    throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() + "; " + socket_hint(address));
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
+  }
+  if (r.status != 200) throw std::runtime_error(admin::error_message(r));
+  return r;
+}
+
+json parse(const std::string& body) {
+  json d;
+  d.Parse(body.c_str(), body.size());
+  if (d.HasParseError()) throw std::runtime_error("the daemon sent JSON that does not parse");
+  return d;
+}
+
+std::string get_str(const value& v, const char* key) {
+  auto m = v.FindMember(key);
+  return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
+}
+double get_num(const value& v, const char* key) {
+  auto m = v.FindMember(key);
+  return m != v.MemberEnd() && m->value.IsNumber() ? m->value.GetDouble() : 0;
+}
+std::string get_uint(const value& v, const char* key) {
+  return std::to_string(static_cast<unsigned long long>(get_num(v, key)));
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  if (s <= 0) return "0";
+  if (s < 1) std::snprintf(buf, sizeof buf, "%.1fms", s * 1000);
+  else std::snprintf(buf, sizeof buf, "%.2fs", s);
+  return buf;
+}
+
+std::string age_text(long long s) {
+  char buf[32];
+  if (s < 120) std::snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 7200) std::snprintf(buf, sizeof buf, "%lldm", s / 60);
+  else if (s < 172800) std::snprintf(buf, sizeof buf, "%lldh", s / 3600);
+  else std::snprintf(buf, sizeof buf, "%lldd", s / 86400);
+  return buf;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line.append(width[i] - r[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+std::string output_format(const po::variables_map& vm) {
+  const std::string o = vm["output"].as<std::string>();
+  if (o != "table" && o != "json") throw usage_error("-o must be table or json");
+  return o;
+}
+
+void add_common(po::options_description& opts, const globals& g) {
+  opts.add_options()("admin", po::value<std::string>()->default_value(g.admin), "the daemon's admin socket");
+}
+
+std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::string>(); }
+
+std::string autoscale_text(const value& s) {
+  auto a = s.FindMember("autoscale");
+  auto h = s.FindMember("hold_left_seconds");
+  if (h != s.MemberEnd() && h->value.IsNumber()) return "held " + age_text(h->value.GetInt64());
+  return a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool() ? "on" : "off";
+}
+
+std::string decision_text(const value& s) {
+  auto d = s.FindMember("last_decision");
+  if (d == s.MemberEnd() || !d->value.IsObject()) return "";
+  const std::string dir = get_str(d->value, "direction");
+  std::string out = dir == "none" ? "hold" : dir + " to " + get_uint(d->value, "desired");
+  return out + ": " + get_str(d->value, "text");
+}
+
+std::string target_of(const std::string& service) { return "/v1/services/" + service; }
+
+void check_service_name(const std::string& s) {
+  if (s.empty() || s.find_first_of("/?#% ") != std::string::npos)
+    throw usage_error("not a service name: '" + s + "'");
+}
+
+}  // namespace
+
+int cmd_status(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("status options");
+  opts.add_options()("output,o", po::value<std::string>()->default_value("table"), "table|json")(
+      "service", po::value<std::string>(), "only this service");
+  add_common(opts, g);
+  po::positional_options_description pos;
+  pos.add("service", 1);
+  po::variables_map vm;
+  if (!parse_sub("status", "status [SERVICE] [-o table|json]", opts, args, vm, &pos)) return exit_ok;
+  const std::string format = output_format(vm);
+  const bool one = vm.count("service") > 0;
+  if (one) check_service_name(vm["service"].as<std::string>());
+  const auto r = call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
+  if (format == "json") {
+    std::printf("%s\n", r.body.c_str());
+    return exit_ok;
+  }
+  const json d = parse(r.body);
+  std::vector<const value*> services;
+  if (one) {
+    services.push_back(&d);
+  } else {
+    auto s = d.FindMember("services");
+    if (s != d.MemberEnd() && s->value.IsArray())
+      for (const auto& v : s->value.GetArray()) services.push_back(&v);
+  }
+  std::vector<std::vector<std::string>> rows = {{"SERVICE", "READY", "STARTING", "DRAINING", "DESIRED", "MIN", "MAX",
+                                                 "IN-FLIGHT", "QUEUE", "WAIT-P50", "WAIT-P95", "AUTOSCALE",
+                                                 "LAST DECISION"}};
+  for (const value* s : services) {
+    double p50 = 0, p95 = 0;
+    if (auto w = s->FindMember("wait_time"); w != s->MemberEnd() && w->value.IsObject()) {
+      p50 = get_num(w->value, "p50");
+      p95 = get_num(w->value, "p95");
+    }
+    rows.push_back({get_str(*s, "name"), get_uint(*s, "ready"), get_uint(*s, "starting"), get_uint(*s, "draining"),
+                    get_uint(*s, "desired"), get_uint(*s, "min"), get_uint(*s, "max"), get_uint(*s, "in_flight"),
+                    get_uint(*s, "queue_length"), seconds_text(p50), seconds_text(p95), autoscale_text(*s),
+                    decision_text(*s)});
+  }
+  print_table(rows);
+  for (const value* s : services) {
+    const std::string err = get_str(*s, "last_error");
+    if (!err.empty())
+      std::printf("%s: %s failure(s) in a row, last: %s\n", get_str(*s, "name").c_str(),
+                  get_uint(*s, "consecutive_failures").c_str(), err.c_str());
+  }
+  return exit_ok;
+}
+
+int cmd_ps(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("ps options");
+  opts.add_options()("output,o", po::value<std::string>()->default_value("table"), "table|json")(
+      "service", po::value<std::string>(), "only this service");
+  add_common(opts, g);
+  po::positional_options_description pos;
+  pos.add("service", 1);
+  po::variables_map vm;
+  if (!parse_sub("ps", "ps [SERVICE] [-o table|json]", opts, args, vm, &pos)) return exit_ok;
+  const std::string format = output_format(vm);
+  const bool one = vm.count("service") > 0;
+  if (one) check_service_name(vm["service"].as<std::string>());
+  const auto r = call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
+  json d = parse(r.body);
+  std::vector<value*> services;
+  if (one) {
+    services.push_back(&d);
+  } else if (auto s = d.FindMember("services"); s != d.MemberEnd() && s->value.IsArray()) {
+    for (auto& v : s->value.GetArray()) services.push_back(&v);
+  }
+  if (format == "json") {
+    // A flat list of containers, each with its service's name.
+    rapidjson::Document out(rapidjson::kArrayType);
+    auto& alloc = out.GetAllocator();
+    for (value* s : services) {
+      const std::string name = get_str(*s, "name");
+      auto cs = s->FindMember("containers");
+      if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
+      for (const auto& c : cs->value.GetArray()) {
+        value copy(c, alloc);
+        copy.AddMember("service", value(name.c_str(), alloc), alloc);
+        out.PushBack(copy, alloc);
+      }
+    }
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    out.Accept(w);
+    std::printf("%s\n", b.GetString());
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "CONTAINER", "NAME", "STATE", "ADDRESS", "AGE", "IN-FLIGHT"}};
+  for (value* s : services) {
+    const std::string name = get_str(*s, "name");
+    auto cs = s->FindMember("containers");
+    if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
+    for (const auto& c : cs->value.GetArray()) {
+      std::string state = get_str(c, "state");
+      if (auto o = c.FindMember("outdated"); o != c.MemberEnd() && o->value.IsBool() && o->value.GetBool())
+        state += " (outdated)";
+      rows.push_back({name, get_str(c, "id").substr(0, 12), get_str(c, "name"), state,
+                      get_str(c, "address").empty() ? "-" : get_str(c, "address"),
+                      age_text(static_cast<long long>(get_num(c, "age_seconds"))), get_uint(c, "in_flight")});
+    }
+  }
+  print_table(rows);
+  return exit_ok;
+}
+
+int cmd_scale(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("scale options");
+  opts.add_options()("target", po::value<std::string>(), "SERVICE=N")(
+      "hold", po::value<std::string>(), "pause autoscaling of the service for this long (e.g. 10m)")(
+      "direct", "no daemon: create or remove the containers on Docker directly")(
+      "config,c", po::value<std::string>()->default_value(default_config),
+      "configuration file (--direct reads the service from it)");
+  add_common(opts, g);
+  po::positional_options_description pos;
+  pos.add("target", 1);
+  po::variables_map vm;
+  if (!parse_sub("scale", "scale SERVICE=N [--hold 10m] [--direct [-c FILE]]", opts, args, vm, &pos))
+    return exit_ok;
+  if (!vm.count("target")) throw usage_error("scale: SERVICE=N is required");
+  const std::string target = vm["target"].as<std::string>();
+  const auto eq = target.rfind('=');
+  if (eq == std::string::npos) throw usage_error("scale: expected SERVICE=N, got '" + target + "'");
+  const std::string service = target.substr(0, eq), count = target.substr(eq + 1);
+  check_service_name(service);
+  if (count.empty() || count.size() > 6 || count.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error("scale: the replica count must be a whole number, got '" + count + "'");
+  const unsigned n = static_cast<unsigned>(std::stoul(count));
+  std::string hold;
+  if (vm.count("hold")) {
+    hold = vm["hold"].as<std::string>();
+    if (!config::parse_duration(hold)) throw usage_error("scale: --hold: not a duration: '" + hold + "'");
+  }
+  if (vm.count("direct")) {
+    if (!hold.empty()) throw usage_error("scale: --hold needs the daemon; it has no meaning with --direct");
+    // A running daemon would undo the change at its next reconcile: refuse.
+    try {
+      admin::request(admin_of(vm), "GET", "/healthz", {}, std::chrono::seconds(2));
+      std::fprintf(stderr,
+                   "dockscaler: a daemon answers on %s; scale through it (without --direct), or it would "
+                   "undo the change\n",
+                   admin_of(vm).c_str());
+      return exit_user_error;
+    } catch (const std::exception&) {
+      // Nothing answers: this is what --direct is for.
+    }
+    return scale_direct(vm["config"].as<std::string>(), service, n);
+  }
+  std::string body = "{\"replicas\":" + std::to_string(n);
+  if (!hold.empty()) body += ",\"hold\":\"" + hold + "\"";
+  body += "}";
+  const auto r = call(admin_of(vm), "POST", target_of(service) + "/scale", body);
+  const json d = parse(r.body);
+  std::printf("%s: desired %s (ready %s, starting %s, draining %s)", service.c_str(), get_uint(d, "desired").c_str(),
+              get_uint(d, "ready").c_str(), get_uint(d, "starting").c_str(), get_uint(d, "draining").c_str());
+  if (!hold.empty()) std::printf("; autoscaling paused for %s", hold.c_str());
+  std::printf("\n");
+  return exit_ok;
+}
+
+int cmd_autoscale(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("autoscale options");
+  opts.add_options()("service", po::value<std::string>(), "the service")("state", po::value<std::string>(), "on|off");
+  add_common(opts, g);
+  po::positional_options_description pos;
+  pos.add("service", 1).add("state", 1);
+  po::variables_map vm;
+  if (!parse_sub("autoscale", "autoscale SERVICE on|off", opts, args, vm, &pos)) return exit_ok;
+  if (!vm.count("service") || !vm.count("state")) throw usage_error("autoscale: SERVICE and on|off are required");
+  const std::string service = vm["service"].as<std::string>(), state = vm["state"].as<std::string>();
+  check_service_name(service);
+  if (state != "on" && state != "off") throw usage_error("autoscale: expected on or off, got '" + state + "'");
+  call(admin_of(vm), "POST", target_of(service) + "/autoscale",
+       std::string("{\"enabled\":") + (state == "on" ? "true" : "false") + "}");
+  std::printf("%s: autoscaling %s\n", service.c_str(), state.c_str());
+  return exit_ok;
+}
+
+void print_daemon_version(const globals& g) {
+  try {
+    const auto r = admin::request(g.admin, "GET", "/v1/status", {}, std::chrono::seconds(5));
+    if (r.status != 200) throw std::runtime_error(admin::error_message(r));
+    const json d = parse(r.body);
+    std::printf("daemon: dockscaler %s (admin API %s), Docker API %s at %s\n", get_str(d, "version").c_str(),
+                get_str(d, "api_version").c_str(), get_str(d, "docker_api_version").c_str(),
+                get_str(d, "docker_host").c_str());
+  } catch (const std::exception& e) {
+    std::printf("daemon: not answering (%s)\n", e.what());
+  }
+}
+
+// ---- logs ------------------------------------------------------------------------
+
+int cmd_logs(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("logs options");
+  opts.add_options()("service", po::value<std::string>(), "the service")(
+      "follow,f", "keep streaming new output until interrupted")(
+      "tail", po::value<std::string>()->default_value("all"), "lines from the end of each container's log")(
+      "timestamps,t", "show Docker's timestamps");
+  po::positional_options_description pos;
+  pos.add("service", 1);
+  po::variables_map vm;
+  if (!parse_sub("logs", "logs SERVICE [-f] [--tail N]", opts, args, vm, &pos)) return exit_ok;
+  (void)g;
+  if (!vm.count("service")) throw usage_error("logs: SERVICE is required");
+  const std::string service = vm["service"].as<std::string>();
+  const std::string tail = vm["tail"].as<std::string>();
+  if (tail != "all" && (tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos))
+    throw usage_error("logs: --tail must be a number or all");
+
+  dockerapi::client docker;
+  std::vector<std::pair<std::string, std::string>> containers;  // id, name
+  try {
+    dockerapi::list_containers_options lo;
+    lo.filters["label"] = {std::string(scaler::label_managed) + "=true",
+                           std::string(scaler::label_service) + "=" + service};
+    for (const auto& c : docker.list_containers(lo))
+      containers.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
+  } catch (const dockerapi::error& e) {
+    if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
+      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() + "; is dockerd running? (DOCKER_HOST " +
+                              docker.options().host + ")");
+    throw;
+  }
+  if (containers.empty()) {
+    std::fprintf(stderr, "dockscaler: no running containers of service %s\n", service.c_str());
+    return exit_user_error;
+  }
+  std::sort(containers.begin(), containers.end(), [](auto& a, auto& b) { return a.second < b.second; });
+
+  std::mutex out_mu;
+  std::atomic<int> failed{0};
+  auto stream = [&](const std::string& id, const std::string& name) {
+    std::string partial[3];
+    auto emit = [&](dockerapi::stream_kind k, std::string_view line) {
+      std::lock_guard lock(out_mu);
+      FILE* f = k == dockerapi::stream_kind::stderr_ ? stderr : stdout;
+      std::fprintf(f, "%s | %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());
+      std::fflush(f);
+    };
+    dockerapi::logs_options lo;
+    lo.follow = vm.count("follow") > 0;
+    lo.timestamps = vm.count("timestamps") > 0;
+    lo.tail = tail;
+    try {
+      docker.logs(id, lo, [&](dockerapi::stream_kind k, std::string_view data) {
+        std::string& p = partial[static_cast<int>(k) % 3];
+        p.append(data);
+        std::size_t start = 0, nl;
+        while ((nl = p.find('\n', start)) != std::string::npos) {
+          emit(k, std::string_view(p).substr(start, nl - start));
+          start = nl + 1;
+        }
+        p.erase(0, start);
+      });
+    } catch (const dockerapi::error& e) {
+      // The container went away meanwhile: its lines so far were shown.
+      if (e.code() != dockerapi::errc::not_found) {
+        std::lock_guard lock(out_mu);
+        std::fprintf(stderr, "dockscaler: logs of %s: %s\n", name.c_str(), e.what());
+        ++failed;
+      }
+    }
+    for (int k = 1; k <= 2; ++k)
+      if (!partial[k].empty()) emit(static_cast<dockerapi::stream_kind>(k), partial[k]);
+  };
+  if (!vm.count("follow")) {
+    // One container after another, so each one's lines stay together.
+    for (const auto& [id, name] : containers) stream(id, name);
+  } else {
+    std::vector<std::thread> threads;
+    for (const auto& [id, name] : containers) threads.emplace_back(stream, id, name);
+    for (auto& t : threads) t.join();
+  }
+  return failed > 0 ? exit_unreachable : exit_ok;
+}
+
+}  // namespace dockscaler::cli

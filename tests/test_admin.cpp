@@ -1,0 +1,397 @@
+// Unit tests of the Admin API: routing, JSON bodies and the error mapping
+// against a fake control (admin/api.hpp), the HTTP request reader, and the
+// server on a real Unix socket and TCP metrics listener (port 0) with the
+// client the CLI uses.
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "admin/api.hpp"
+#include "admin/client.hpp"
+#include "admin/detail/http_reader.hpp"
+#include "admin/server.hpp"
+
+using namespace std::chrono_literals;
+namespace admin = dockscaler::admin;
+namespace scaler = dockscaler::scaler;
+
+namespace {
+
+class fake_control : public admin::control {
+ public:
+  std::map<std::string, scaler::service_status> services;
+  std::vector<std::tuple<std::string, unsigned, std::chrono::milliseconds>> scaled;
+  std::vector<std::pair<std::string, bool>> autoscaled;
+  std::string reload_mode = "ok";  // ok | bad | busy | crash
+  int reloads = 0;
+
+  fake_control() {
+    scaler::service_status s;
+    s.name = "hello";
+    s.desired = 2;
+    s.ready = 2;
+    s.min = 1;
+    s.max = 5;
+    s.figures.wait_p95 = 0.125;
+    s.last_decision.dir = scaler::direction::up;
+    s.last_decision.desired = 2;
+    s.last_decision.why.kind = scaler::reason_kind::wait_time_above;
+    scaler::replica_status r;
+    r.id = "0123456789abcdef";
+    r.name = "dockscaler-hello-0a1b2c3d";
+    r.address = "172.18.0.2";
+    r.phase = scaler::replica_phase::ready;
+    r.in_flight = 1;
+    r.age = 42s;
+    s.replicas = {r};
+    services["hello"] = s;
+  }
+  admin::daemon_info info() override { return {"0.1.0", "1.41", "unix:///var/run/docker.sock"}; }
+  std::vector<scaler::service_status> status() override {
+    std::vector<scaler::service_status> out;
+    for (auto& [n, s] : services) out.push_back(s);
+    return out;
+  }
+  void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) override {
+    auto it = services.find(service);
+    if (it == services.end()) throw std::out_of_range("no such service: " + service);
+    if (n > it->second.max) throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max");
+    it->second.desired = n;
+    scaled.emplace_back(service, n, hold);
+  }
+  void set_autoscale(const std::string& service, bool on) override {
+    if (!services.count(service)) throw std::out_of_range("no such service: " + service);
+    services[service].autoscale = on;
+    autoscaled.emplace_back(service, on);
+  }
+  std::string reload() override {
+    ++reloads;
+    if (reload_mode == "bad") throw admin::rejected("reload refused: x.yaml:3:1: colour: unknown key");
+    if (reload_mode == "busy") throw admin::reload_busy("a reload is already in progress");
+    if (reload_mode == "crash") throw std::runtime_error("boom");
+    return "reloaded: 1 service(s)";
+  }
+  std::string metrics_text() override { return "# HELP x y\n# TYPE x gauge\nx 1\n"; }
+};
+
+admin::http_response call(admin::control& c, const std::string& method, const std::string& target,
+                          const std::string& body = {}, bool metrics_only = false) {
+  return admin::handle({method, target, body}, c, metrics_only);
+}
+
+std::string message_of(const admin::http_response& r) { return admin::error_message({r.status, r.content_type, r.body}); }
+
+std::string temp_dir() {
+  static int n = 0;
+  const std::string d = "/tmp/dockscaler-admin-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+// Raw exchange on a Unix socket: sends `request`, reads until the peer closes.
+std::string raw_unix(const std::string& path, const std::string& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, path.c_str());
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return in;
+}
+
+std::string raw_tcp(const std::string& endpoint, const std::string& request) {
+  const auto colon = endpoint.rfind(':');
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("routing: status, one service, its containers", "[admin]") {
+  fake_control c;
+  auto r = call(c, "GET", "/v1/status");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  CHECK(r.body.find("\"version\":\"0.1.0\"") != std::string::npos);
+  CHECK(r.body.find("\"api_version\":\"v1\"") != std::string::npos);
+  CHECK(r.body.find("\"docker_api_version\":\"1.41\"") != std::string::npos);
+  CHECK(r.body.find("\"name\":\"hello\"") != std::string::npos);
+
+  r = call(c, "GET", "/v1/services/hello");
+  CHECK(r.status == 200);
+  CHECK(r.body.rfind("{\"name\":\"hello\",\"desired\":2,\"ready\":2,", 0) == 0);
+  CHECK(r.body.find("\"p95\":0.125") != std::string::npos);
+  CHECK(r.body.find("\"hold_left_seconds\":null") != std::string::npos);
+  CHECK(r.body.find("\"direction\":\"up\",\"reason\":\"wait_time_above\"") != std::string::npos);
+
+  r = call(c, "GET", "/v1/services/hello/containers");
+  CHECK(r.status == 200);
+  CHECK(r.body ==
+        "[{\"id\":\"0123456789abcdef\",\"name\":\"dockscaler-hello-0a1b2c3d\",\"address\":\"172.18.0.2\","
+        "\"state\":\"ready\",\"outdated\":false,\"in_flight\":1,\"age_seconds\":42}]");
+
+  r = call(c, "GET", "/healthz");
+  CHECK(r.status == 200);
+  CHECK(r.body == "ok\n");
+  r = call(c, "GET", "/metrics");
+  CHECK(r.status == 200);
+  CHECK(r.content_type.rfind("text/plain; version=0.0.4", 0) == 0);
+}
+
+TEST_CASE("routing: scale and autoscale reach the control with their arguments", "[admin]") {
+  fake_control c;
+  auto r = call(c, "POST", "/v1/services/hello/scale", R"({"replicas":4,"hold":"10m"})");
+  CHECK(r.status == 200);
+  REQUIRE(c.scaled.size() == 1);
+  CHECK(std::get<1>(c.scaled[0]) == 4);
+  CHECK(std::get<2>(c.scaled[0]) == 10min);
+  CHECK(r.body.find("\"desired\":4") != std::string::npos);  // the service after the change
+
+  r = call(c, "POST", "/v1/services/hello/scale", R"({"replicas":0})");
+  CHECK(r.status == 200);
+  CHECK(std::get<2>(c.scaled.back()) == 0ms);
+
+  r = call(c, "POST", "/v1/services/hello/autoscale", R"({"enabled":false})");
+  CHECK(r.status == 200);
+  REQUIRE(c.autoscaled.size() == 1);
+  CHECK(c.autoscaled[0] == std::make_pair(std::string("hello"), false));
+  CHECK(r.body.find("\"autoscale\":false") != std::string::npos);
+
+  r = call(c, "POST", "/v1/reload");
+  CHECK(r.status == 200);
+  CHECK(message_of(r) == "reloaded: 1 service(s)");
+}
+
+TEST_CASE("routing: errors are {\"message\"} with 400/404/405/409/500", "[admin][errors]") {
+  fake_control c;
+  struct bad {
+    const char *method, *target, *body;
+    unsigned status;
+    const char* says;
+  };
+  const bad cases[] = {
+      {"GET", "/v1/services/nope", "", 404, "no such service: nope"},
+      {"GET", "/v1/services/nope/containers", "", 404, "no such service: nope"},
+      {"POST", "/v1/services/nope/scale", R"({"replicas":1})", 404, "no such service: nope"},
+      {"POST", "/v1/services/nope/autoscale", R"({"enabled":true})", 404, "no such service: nope"},
+      {"GET", "/v1/nothing", "", 404, "page not found"},
+      {"GET", "/v1/services/hello/other", "", 404, "page not found"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":-1})", 400, "whole number"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":1.5})", 400, "whole number"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":"3"})", 400, "whole number"},
+      {"POST", "/v1/services/hello/scale", R"({})", 400, "\"replicas\" is required"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":9})", 400, "above replicas.max"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":1,"hold":"soon"})", 400, "not a duration"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":1,"hold":5})", 400, "duration"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":1,"colour":1})", 400, "unknown field"},
+      {"POST", "/v1/services/hello/scale", "{not json", 400, "not valid JSON"},
+      {"POST", "/v1/services/hello/scale", "[1]", 400, "JSON object"},
+      {"POST", "/v1/services/hello/autoscale", R"({"enabled":"yes"})", 400, "true or false"},
+      {"GET", "/v1/services/hello/scale", "", 405, "method not allowed"},
+      {"POST", "/v1/status", "", 405, "method not allowed"},
+      {"GET", "/v1/reload", "", 405, "method not allowed"},
+  };
+  for (const auto& b : cases) {
+    INFO(b.method << " " << b.target << " " << b.body);
+    const auto r = call(c, b.method, b.target, b.body);
+    CHECK(r.status == b.status);
+    CHECK(r.content_type == "application/json");
+    CHECK(message_of(r).find(b.says) != std::string::npos);
+  }
+  CHECK(c.scaled.empty());  // none of them changed anything
+
+  c.reload_mode = "bad";
+  auto r = call(c, "POST", "/v1/reload");
+  CHECK(r.status == 400);
+  CHECK(message_of(r).find("colour: unknown key") != std::string::npos);
+  c.reload_mode = "busy";
+  CHECK(call(c, "POST", "/v1/reload").status == 409);
+  c.reload_mode = "crash";
+  r = call(c, "POST", "/v1/reload");
+  CHECK(r.status == 500);
+  CHECK(message_of(r) == "boom");
+}
+
+TEST_CASE("routing: the metrics listener serves /metrics and nothing else", "[admin]") {
+  fake_control c;
+  CHECK(call(c, "GET", "/metrics", "", true).status == 200);
+  CHECK(call(c, "GET", "/v1/status", "", true).status == 404);
+  CHECK(call(c, "POST", "/v1/reload", "", true).status == 404);
+  CHECK(call(c, "GET", "/healthz", "", true).status == 404);
+  CHECK(c.reloads == 0);
+}
+
+TEST_CASE("request reader: framing is checked, not guessed", "[admin][errors]") {
+  using admin::detail::parse_head;
+  admin::detail::request_head h;
+  CHECK(parse_head("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 12", 100, h) == 0);
+  CHECK(h.method == "POST");
+  CHECK(h.target == "/v1/reload");
+  CHECK(h.content_length == 12);
+  CHECK(h.keep_alive);
+  h = {};
+  CHECK(parse_head("GET / HTTP/1.0", 100, h) == 0);
+  CHECK_FALSE(h.keep_alive);
+  h = {};
+  CHECK(parse_head("GET / HTTP/1.1\r\nConnection: close", 100, h) == 0);
+  CHECK_FALSE(h.keep_alive);
+  h = {};
+  CHECK(parse_head("GET / HTTP/1.1\r\nExpect: 100-continue", 100, h) == 0);
+  CHECK(h.expect_continue);
+
+  const std::pair<const char*, unsigned> bad[] = {
+      {"GET / HTTP/2.0", 505},
+      {"GET / FTP/1.0", 400},
+      {"GET /", 400},
+      {"GET  / HTTP/1.1", 400},
+      {"get / HTTP/1.1", 400},
+      {"GET x HTTP/1.1", 400},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", 411},
+      {"POST / HTTP/1.1\r\nContent-Length: 101", 413},
+      {"POST / HTTP/1.1\r\nContent-Length: -1", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", 400},
+      {"GET / HTTP/1.1\r\nno colon here", 400},
+      {"GET / HTTP/1.1\r\nBad Name: x", 400},
+      {"GET / HTTP/1.1\r\nX: a\x01z", 400},
+  };
+  for (const auto& [head, status] : bad) {
+    INFO(head);
+    admin::detail::request_head hh;
+    CHECK(parse_head(head, 100, hh) == status);
+  }
+}
+
+TEST_CASE("server: Unix socket 0660 in a created directory; the client's round trip", "[admin][net]") {
+  fake_control c;
+  const std::string dir = temp_dir();
+  admin::server_options o;
+  o.socket_path = dir + "/sub/admin.sock";
+  admin::server s(o, c);
+  s.start();
+  struct stat st {};
+  REQUIRE(::stat(o.socket_path.c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0660);
+
+  auto r = admin::request("unix://" + o.socket_path, "GET", "/v1/status");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  CHECK(r.body.find("\"name\":\"hello\"") != std::string::npos);
+  r = admin::request("unix://" + o.socket_path, "POST", "/v1/services/hello/scale", R"({"replicas":3})");
+  CHECK(r.status == 200);
+  REQUIRE(c.scaled.size() == 1);
+  r = admin::request(o.socket_path, "GET", "/v1/services/ghost");
+  CHECK(r.status == 404);
+  CHECK(admin::error_message(r) == "no such service: ghost");
+
+  // Keep-alive: two requests on one connection, then a bad one closes it.
+  const std::string two = raw_unix(o.socket_path,
+                                   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "POST /v1/services/hello/autoscale HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
+                                   "{\"enabled\":false}"
+                                   "GET / HTTP/3.0\r\n\r\n");
+  CHECK(two.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(two.find("HTTP/1.1 200 OK\r\n", 10) != std::string::npos);
+  CHECK(two.find("HTTP/1.1 505 ") != std::string::npos);
+  CHECK(c.autoscaled.size() == 1);
+
+  // A second server on the same, live socket is refused; after stop() the
+  // file is gone and the client says unreachable.
+  admin::server other(o, c);
+  CHECK_THROWS_WITH(other.start(), Catch::Contains("in use"));
+  s.stop();
+  CHECK_FALSE(std::filesystem::exists(o.socket_path));
+  CHECK_THROWS_AS(admin::request(o.socket_path, "GET", "/healthz"), admin::unreachable);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("server: a stale socket file left by a crash is replaced", "[admin][net]") {
+  fake_control c;
+  const std::string dir = temp_dir();
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/admin.sock";
+  {
+    // Bind without listening, then close: a socket file nobody answers on.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    ::close(fd);
+  }
+  REQUIRE(std::filesystem::exists(path));
+  admin::server_options o;
+  o.socket_path = path;
+  admin::server s(o, c);
+  s.start();
+  CHECK(admin::request(path, "GET", "/healthz").status == 200);
+  s.stop();
+
+  // A regular file in the way is not removed.
+  std::ofstream(path) << "not a socket";
+  admin::server s2(o, c);
+  CHECK_THROWS_WITH(s2.start(), Catch::Contains("is not a socket"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("server: the TCP metrics listener serves only /metrics", "[admin][net]") {
+  fake_control c;
+  admin::server_options o;
+  o.socket_path.clear();
+  o.metrics_listen = "127.0.0.1:0";
+  admin::server s(o, c);
+  s.start();
+  const std::string ep = s.metrics_endpoint();
+  REQUIRE(ep.rfind("127.0.0.1:", 0) == 0);
+  const std::string m = raw_tcp(ep, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(m.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(m.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
+  CHECK(m.find("\r\n\r\n# HELP x y\n") != std::string::npos);
+  const std::string st = raw_tcp(ep, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(st.rfind("HTTP/1.1 404 ", 0) == 0);
+  CHECK(c.reloads == 0);
+  s.stop();
+
+  admin::server_options bad;
+  bad.socket_path.clear();
+  bad.metrics_listen = "127.0.0.1";
+  admin::server s2(bad, c);
+  CHECK_THROWS_WITH(s2.start(), Catch::Contains("host:port"));
+}
+
+TEST_CASE("client: no socket -> unreachable; another scheme -> invalid_argument", "[admin][errors]") {
+  CHECK_THROWS_AS(admin::request("unix:///tmp/dockscaler-no-such-dir/admin.sock", "GET", "/healthz"),
+                  admin::unreachable);
+  CHECK_THROWS_AS(admin::request("tcp://127.0.0.1:1", "GET", "/healthz"), std::invalid_argument);
+  CHECK(admin::socket_path_of("unix:///run/x.sock") == "/run/x.sock");
+}

@@ -1,0 +1,379 @@
+// The operator's surface end to end: the real `dockscaler` CLI binary against
+// a running daemon on the real engine (scale, status, ps, autoscale, hold,
+// logs, version, reload, the error paths), `scale --direct` without a daemon
+// and the adoption that follows, /metrics under load (checked with promtool
+// when it is installed), and sd_notify through a fake NOTIFY_SOCKET.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+#include <sys/un.h>
+
+#include <filesystem>
+#include <set>
+
+#include "admin/client.hpp"
+#include "test_daemon_support.hpp"
+
+namespace {
+
+using namespace dockscaler::test;
+namespace admin = dockscaler::admin;
+
+struct cli_result {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs the CLI with `--admin unix://<socket>` before `args`; stdout and
+// stderr apart. `prefix` wraps the command (e.g. "timeout 3").
+cli_result cli(const std::string& socket, const std::string& args, const std::string& prefix = {}) {
+  static int n = 0;
+  const std::string base = "/tmp/dockscaler-cli-" + run_id() + "-" + std::to_string(++n);
+  const std::string cmd = prefix + " " + DOCKSCALER_BIN + " --admin unix://" + socket + " " + args + " >" + base +
+                          ".out 2>" + base + ".err";
+  const int status = std::system(cmd.c_str());
+  cli_result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(base + ".out");
+  r.err = read_file(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
+}
+
+rapidjson::Document json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str(), text.size());
+  REQUIRE_FALSE(d.HasParseError());
+  return d;
+}
+
+unsigned field(const rapidjson::Value& v, const char* key) {
+  auto m = v.FindMember(key);
+  return m != v.MemberEnd() && m->value.IsUint() ? m->value.GetUint() : 9999;
+}
+
+// `status SERVICE -o json` read back, or an empty document on failure.
+struct service_view {
+  unsigned ready = 0, starting = 0, draining = 0, desired = 0;
+  bool autoscale = false, held = false;
+  bool ok = false;
+};
+service_view status_of(const service_fixture& f) {
+  const auto r = cli(f.admin_socket, "status " + f.name + " -o json");
+  service_view v;
+  if (r.code != 0) return v;
+  rapidjson::Document d;
+  d.Parse(r.out.c_str(), r.out.size());
+  if (d.HasParseError() || !d.IsObject()) return v;
+  v.ok = true;
+  v.ready = field(d, "ready");
+  v.starting = field(d, "starting");
+  v.draining = field(d, "draining");
+  v.desired = field(d, "desired");
+  v.autoscale = d["autoscale"].GetBool();
+  v.held = d["hold_left_seconds"].IsNumber();
+  return v;
+}
+
+bool settled_at(const service_fixture& f, unsigned n) {
+  const auto v = status_of(f);
+  return v.ok && v.ready == n && v.starting == 0 && v.draining == 0 && v.desired == n;
+}
+
+std::string find_promtool() {
+  if (const char* p = std::getenv("PROMTOOL"); p && *p) return p;
+  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"})
+    if (::access((std::string(dir) + "/promtool").c_str(), X_OK) == 0) return std::string(dir) + "/promtool";
+  return {};
+}
+
+// A sample's value in a scrape, or -1 when absent.
+double sample(const std::string& text, const std::string& series) {
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + series.size() + 2, nullptr);
+}
+
+// Hello-http scales fast and is idle in these tests: without a hold, the
+// policy takes a service back to min within a few seconds.
+const char* quick_policy =
+    "    replicas: { min: 1, max: 4, initial: 1 }\n"
+    "    scale_up: { wait_time_above: 500ms, for: 1s, step: 1, cooldown: 1s }\n"
+    "    scale_down: { wait_time_below: 5ms, for: 2s, step: 4, cooldown: 1s }\n"
+    "    wait_time: { stat: p95, window: 2s }\n"
+    "    drain_timeout: 5s\n";
+
+}  // namespace
+
+TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, errors", "[e2e][docker][cli]") {
+  service_fixture f("ops");
+  const std::uint16_t metrics_port = free_port();
+  daemon_process d("ops", f.config(quick_policy, "metrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) + " }\n"));
+  d.start();
+  REQUIRE(f.proxy_up());
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+
+  // scale hello=3 --hold 20s -> three ready containers, status says so, and
+  // the idle service (which the policy would take back to 1 within ~3 s)
+  // stays at 3 while the hold lasts.
+  auto r = cli(f.admin_socket, "scale " + f.name + "=3 --hold 20s");
+  const auto held_from = steady::now();
+  CHECK(r.code == 0);
+  CHECK(r.out.find(f.name + ": desired 3") != std::string::npos);
+  CHECK(r.out.find("paused for 20s") != std::string::npos);
+  REQUIRE(eventually([&] { return f.containers().size() == 3 && settled_at(f, 3); }, 60s));
+  {
+    r = cli(f.admin_socket, "status -o json");
+    REQUIRE(r.code == 0);
+    auto doc = json(r.out);
+    bool found = false;
+    for (const auto& s : doc["services"].GetArray())
+      if (s["name"].GetString() == f.name) {
+        found = true;
+        CHECK(s["ready"].GetUint() == 3);
+        CHECK(s["containers"].GetArray().Size() == 3);
+        if (steady::now() - held_from < 18s) CHECK(s["hold_left_seconds"].IsNumber());
+      }
+    CHECK(found);
+    CHECK(std::string(doc["docker_api_version"].GetString()).rfind("1.", 0) == 0);
+  }
+  // Tables: one row per service / container, aligned under their headers.
+  r = cli(f.admin_socket, "status");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("SERVICE", 0) == 0);
+  CHECK(r.out.find("WAIT-P95") != std::string::npos);
+  CHECK(r.out.find("\n" + f.name + " ") != std::string::npos);
+  if (steady::now() - held_from < 18s) CHECK(r.out.find(" held ") != std::string::npos);
+  r = cli(f.admin_socket, "ps " + f.name);
+  CHECK(r.code == 0);
+  std::size_t rows = 0;
+  for (std::size_t at = 0; (at = r.out.find("dockscaler-" + f.name + "-", at)) != std::string::npos; ++at) ++rows;
+  CHECK(rows == 3);
+  CHECK(r.out.find(" ready ") != std::string::npos);
+  r = cli(f.admin_socket, "ps -o json");
+  CHECK(r.code == 0);
+  CHECK(json(r.out).GetArray().Size() >= 3);
+  while (steady::now() - held_from < 15s) {
+    const auto v = status_of(f);
+    REQUIRE(v.ok);
+    CHECK(v.desired == 3);
+    std::this_thread::sleep_for(250ms);
+  }
+  // After the hold, autoscaling resumes and takes the idle service back to min.
+  REQUIRE(eventually([&] { return settled_at(f, 1) && f.containers().size() == 1; }, 60s));
+  CHECK(d.log().find("hold over") != std::string::npos);
+  CHECK(d.log().find("scale down 3 -> 1") != std::string::npos);
+
+  // autoscale off: a manual count stays; on: the policy takes over again.
+  r = cli(f.admin_socket, "autoscale " + f.name + " off");
+  CHECK(r.code == 0);
+  CHECK(r.out == f.name + ": autoscaling off\n");
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 0);
+  REQUIRE(eventually([&] { return settled_at(f, 2); }, 60s));
+  const auto off_from = steady::now();
+  while (steady::now() - off_from < 5s) {
+    const auto v = status_of(f);
+    CHECK((v.desired == 2 && !v.autoscale));
+    std::this_thread::sleep_for(250ms);
+  }
+  CHECK(cli(f.admin_socket, "autoscale " + f.name + " on").code == 0);
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+
+  // Error paths: unknown service 404 -> exit 1; a count the daemon refuses
+  // (400) -> exit 1; a malformed one never leaves the CLI -> exit 2.
+  r = cli(f.admin_socket, "status nope-" + run_id());
+  CHECK(r.code == 1);
+  CHECK(r.err == "dockscaler: no such service: nope-" + run_id() + "\n");
+  CHECK(cli(f.admin_socket, "scale nope-" + run_id() + "=1").code == 1);
+  CHECK(cli(f.admin_socket, "autoscale nope-" + run_id() + " on").code == 1);
+  r = cli(f.admin_socket, "scale " + f.name + "=99");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("above replicas.max") != std::string::npos);
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=-1").code == 2);
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=2 --hold soon").code == 2);
+  CHECK(cli(f.admin_socket, "autoscale " + f.name + " maybe").code == 2);
+  // The API itself: the same refusals with their status codes.
+  const std::string target = "/v1/services/" + f.name + "/scale";
+  auto a = admin::request(f.admin_socket, "POST", target, R"({"replicas":-1})");
+  CHECK(a.status == 400);
+  a = admin::request(f.admin_socket, "POST", "/v1/services/nope/scale", R"({"replicas":1})");
+  CHECK(a.status == 404);
+  CHECK(admin::error_message(a) == "no such service: nope");
+  CHECK(settled_at(f, 1));  // none of that changed anything
+
+  // version names the daemon and its Docker API version.
+  r = cli(f.admin_socket, "version");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("daemon: dockscaler 0.1.0 (admin API v1), Docker API 1.") != std::string::npos);
+
+  // /metrics over TCP: counters move under load; the scrape parses.
+  auto scrape = [&] {
+    auto res = http_get(metrics_port, "/metrics");
+    REQUIRE(res.status == 200);
+    return res.body;
+  };
+  const std::string code200 = "dockscaler_requests_total{service=\"" + f.name + "\",code=\"200\"}";
+  const double before = std::max(0.0, sample(scrape(), code200));
+  for (int i = 0; i < 40; ++i) REQUIRE(http_get(f.port, "/fn/").status == 200);
+  {
+    load l(f.port, "/fn/x?delay=20", 4);
+    REQUIRE(eventually([&] { return l.results().size() >= 40; }));
+  }
+  const std::string text = scrape();
+  INFO(text);
+  CHECK(sample(text, code200) >= before + 80);
+  CHECK(sample(text, "dockscaler_wait_time_seconds_count{service=\"" + f.name + "\"}") >= 80);
+  CHECK(sample(text, "dockscaler_request_duration_seconds_count{service=\"" + f.name + "\"}") >= 80);
+  CHECK(sample(text, "dockscaler_replicas{service=\"" + f.name + "\",state=\"ready\"}") >= 1);
+  CHECK(sample(text, "dockscaler_replicas_desired{service=\"" + f.name + "\"}") >= 1);
+  CHECK(sample(text, "dockscaler_scale_events_total{service=\"" + f.name +
+                         "\",direction=\"up\",reason=\"manual\"}") == 2);
+  CHECK(sample(text, "dockscaler_scale_events_total{service=\"" + f.name +
+                         "\",direction=\"down\",reason=\"wait_time_below\"}") >= 1);
+  CHECK(text.find("# TYPE dockscaler_cold_start_seconds histogram") != std::string::npos);
+  CHECK(text.find("# TYPE dockscaler_docker_errors_total counter") != std::string::npos);
+  CHECK(text.find("# TYPE dockscaler_queue_length gauge") != std::string::npos);
+  CHECK(text.find("# TYPE dockscaler_in_flight gauge") != std::string::npos);
+  // The same scrape on the admin socket; the TCP listener refuses the rest.
+  CHECK(admin::request(f.admin_socket, "GET", "/metrics").body.find(code200) != std::string::npos);
+  CHECK(http_get(metrics_port, "/v1/status").status == 404);
+  if (const std::string tool = find_promtool(); !tool.empty()) {
+    const std::string file = d.dir() + "/scrape.txt";
+    std::ofstream(file) << text;
+    CHECK(std::system((tool + " check metrics < " + file).c_str()) == 0);
+  } else {
+    WARN("promtool not found (Debian package 'prometheus', or set PROMTOOL): the scrape was not checked by it");
+  }
+
+  // POST /v1/reload: a bad file is refused (400) and the daemon keeps going;
+  // a good one is applied.
+  const std::string good = read_file(d.config_path());
+  d.write_config(good + "    colour: blue\n");
+  a = admin::request(f.admin_socket, "POST", "/v1/reload");
+  CHECK(a.status == 400);
+  CHECK(admin::error_message(a).find("colour") != std::string::npos);
+  d.write_config(good);
+  a = admin::request(f.admin_socket, "POST", "/v1/reload");
+  CHECK(a.status == 200);
+  CHECK(admin::error_message(a).find("1 service(s)") != std::string::npos);
+  CHECK(http_get(f.port, "/fn/").status == 200);
+
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+  CHECK_FALSE(std::filesystem::exists(f.admin_socket));  // removed on the way out
+  // No daemon: exit 3 and one line with the hint.
+  r = cli(f.admin_socket, "status");
+  CHECK(r.code == 3);
+  CHECK(r.err.find("is `dockscaler serve` running? (admin socket " + f.admin_socket) != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 3);
+}
+
+TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs shows both streams",
+          "[e2e][docker][cli]") {
+  service_fixture f("direct");
+  daemon_process d("direct", f.config("    replicas: { min: 1, max: 4, initial: 1 }\n"
+                                      "    scale_down: { for: 10m }\n"));
+  const std::string cfg = "-c " + d.config_path();
+
+  auto r = cli(f.admin_socket, "scale " + f.name + "=3 --direct " + cfg);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find(f.name + ": 0 -> 3 running container(s)") != std::string::npos);
+  CHECK(f.containers().size() == 3);
+  r = cli(f.admin_socket, "scale " + f.name + "=2 --direct " + cfg);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("3 -> 2") != std::string::npos);
+  const auto made = f.containers();
+  REQUIRE(made.size() == 2);
+  {
+    // Named and labelled as the daemon names and labels its own.
+    const auto info = f.docker.inspect_container(made[0]);
+    CHECK(info.name.rfind("/dockscaler-" + f.name + "-", 0) == 0);
+    CHECK(info.name.size() == std::string("/dockscaler-" + f.name + "-").size() + 8);
+  }
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=9 --direct " + cfg).code == 1);  // above max
+  CHECK(cli(f.admin_socket, "scale nope=1 --direct " + cfg).code == 1);
+
+  d.start();
+  REQUIRE(f.proxy_up());
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 2); }, 60s));
+  CHECK(d.log().find("adopting running container") != std::string::npos);
+  CHECK(d.log().find("outdated spec") == std::string::npos);
+  CHECK(f.containers() == made);  // adopted, none replaced or added
+  CHECK(http_get(f.port, "/fn/").status == 200);
+  // --direct refuses while a daemon answers (it would undo the change).
+  r = cli(f.admin_socket, "scale " + f.name + "=3 --direct " + cfg);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("a daemon answers") != std::string::npos);
+
+  // logs: each container's stdout and stderr lines, prefixed by its name.
+  r = cli(f.admin_socket, "logs " + f.name);
+  CHECK(r.code == 0);
+  for (const auto& id : made) {
+    const std::string name = f.docker.inspect_container(id).name.substr(1);
+    CHECK(r.out.find(name + " | hello-http: hello from ") != std::string::npos);          // stdout
+    CHECK(r.err.find(name + " | hello-http: listening on port 8080") != std::string::npos);  // stderr
+  }
+  // -f keeps following until interrupted.
+  r = cli(f.admin_socket, "logs -f " + f.name, "timeout -s INT 3");
+  CHECK(r.code == 124);  // still following when timeout stopped it
+  CHECK(r.out.find(" | hello-http: hello from ") != std::string::npos);
+  r = cli(f.admin_socket, "logs nope-" + run_id());
+  CHECK(r.code == 1);
+
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+}
+
+TEST_CASE("sd_notify: READY=1 once the admin socket answers; RELOADING, WATCHDOG, STOPPING",
+          "[e2e][docker][systemd]") {
+  service_fixture f("notify");
+  daemon_process d("notify", f.config("    replicas: { min: 0, max: 1, initial: 0 }\n"));
+  const std::string notify_path = d.dir() + "/notify.sock";
+  ::unlink(notify_path.c_str());
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, notify_path.c_str());
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  timeval tv{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::vector<std::string> got;
+  // Waits for a datagram containing `what`; every datagram is kept in `got`.
+  auto expect = [&](const std::string& what, std::chrono::seconds limit) {
+    const auto end = steady::now() + limit;
+    while (steady::now() < end) {
+      char buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      got.emplace_back(buf, static_cast<size_t>(n));
+      if (got.back().find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+
+  d.start({}, {{"NOTIFY_SOCKET", notify_path}, {"WATCHDOG_USEC", "1000000"}, {"WATCHDOG_PID", "$PID"}});
+  INFO(d.log());
+  REQUIRE(expect("READY=1", 60s));
+  // READY=1 comes after the proxy and the admin API are up.
+  CHECK(admin::request(f.admin_socket, "GET", "/healthz").status == 200);
+  CHECK(http_get(f.port, "/nothing-here").status == 404);
+  CHECK(expect("WATCHDOG=1", 5s));
+  got.clear();
+  d.kill(SIGHUP);
+  CHECK(expect("RELOADING=1", 10s));
+  CHECK(expect("READY=1", 10s));
+  // POST /v1/reload notifies the same way.
+  CHECK(admin::request(f.admin_socket, "POST", "/v1/reload").status == 200);
+  CHECK(expect("RELOADING=1", 10s));
+  CHECK(expect("READY=1", 10s));
+  d.kill(SIGTERM);
+  CHECK(expect("STOPPING=1", 10s));
+  CHECK(d.wait() == 0);
+  ::close(fd);
+  ::unlink(notify_path.c_str());
+}

@@ -1,0 +1,128 @@
+// The operator's surface without a daemon or Docker: --help on every
+// subcommand, usage errors (exit 2), no daemon (exit 3 and one line with the
+// hint), the systemd unit checked by `systemd-analyze verify`, and what
+// `cmake --install` puts where.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string tmp(const std::string& name) {
+  return "/tmp/dockscaler-op-" + std::to_string(::getpid()) + "-" + name;
+}
+
+result sh(const std::string& cmd) {
+  const std::string out = tmp("out"), err = tmp("err");
+  const int status = std::system((cmd + " >" + out + " 2>" + err).c_str());
+  result r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
+}
+
+result cli(const std::string& args) { return sh(std::string(DOCKSCALER_BIN) + " " + args); }
+
+const char* no_socket = "unix:///tmp/dockscaler-op-no-such-dir/admin.sock";
+
+bool have(const char* tool) { return sh(std::string("command -v ") + tool).code == 0; }
+
+}  // namespace
+
+TEST_CASE("every subcommand has --help (exit 0, its usage line)", "[cli][operator]") {
+  for (const char* cmd : {"serve", "validate", "status", "ps", "scale", "autoscale", "logs", "version"}) {
+    INFO(cmd);
+    const auto r = cli(std::string(cmd) + " --help");
+    CHECK(r.code == 0);
+    CHECK(r.out.rfind(std::string("Usage: dockscaler ") + cmd, 0) == 0);
+  }
+  const auto r = cli("--help");
+  CHECK(r.code == 0);
+  for (const char* cmd : {"status", "ps", "scale", "autoscale", "logs"}) CHECK(r.out.find(cmd) != std::string::npos);
+}
+
+TEST_CASE("usage errors exit 2 before anything is sent", "[cli][operator][errors]") {
+  const char* bad[] = {"scale",          "scale hello",        "scale hello=x",     "scale hello=-1",
+                       "scale =3",       "scale hello=3 --hold soon", "scale hello=3 --direct --hold 1m",
+                       "autoscale hello", "autoscale hello maybe", "status -o yaml",  "ps -o xml",
+                       "logs",           "logs x --tail many", "status --colour"};
+  for (const char* args : bad) {
+    INFO(args);
+    const auto r = cli(std::string("--admin ") + no_socket + " " + args);
+    CHECK(r.code == 2);
+    CHECK(r.err.rfind("dockscaler: ", 0) == 0);
+  }
+}
+
+TEST_CASE("no daemon: exit 3 and one line naming the socket", "[cli][operator][errors]") {
+  for (const char* args : {"status", "ps", "status hello -o json", "scale hello=2", "autoscale hello off"}) {
+    INFO(args);
+    const auto r = cli(std::string("--admin ") + no_socket + " " + args);
+    CHECK(r.code == 3);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("is `dockscaler serve` running? (admin socket /tmp/dockscaler-op-no-such-dir/admin.sock") !=
+          std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
+  // --admin also works after the command.
+  CHECK(cli(std::string("status --admin ") + no_socket).code == 3);
+}
+
+TEST_CASE("the systemd unit passes systemd-analyze verify", "[operator][systemd]") {
+  if (!have("systemd-analyze")) {
+    WARN("systemd-analyze not found (Debian package 'systemd'): unit not verified");
+    return;
+  }
+  // The unit names /usr/local/bin/dockscaler; verify checks that it exists,
+  // so a copy names the binary just built.
+  const std::string dir = tmp("unit");
+  std::filesystem::create_directories(dir);
+  std::string unit = slurp(std::string(DOCKSCALER_SOURCE_DIR) + "/examples/systemd/dockscaler.service");
+  REQUIRE(unit.find("Type=notify") != std::string::npos);
+  CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
+  CHECK(unit.find("Restart=on-failure") != std::string::npos);
+  CHECK(unit.find("WatchdogSec=") != std::string::npos);
+  CHECK(unit.find("After=network-online.target docker.service") != std::string::npos);
+  for (std::size_t at; (at = unit.find("/usr/local/bin/dockscaler")) != std::string::npos;)
+    unit.replace(at, 25, DOCKSCALER_BIN);
+  std::ofstream(dir + "/dockscaler.service") << unit;
+  const auto r = sh("systemd-analyze verify " + dir + "/dockscaler.service");
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.err.find("dockscaler.service") == std::string::npos);  // no warning about our unit
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cmake --install puts the binary, the unit and an example config in place", "[operator]") {
+  const std::string prefix = tmp("prefix");
+  std::filesystem::remove_all(prefix);
+  const auto r = sh("cmake --install " + std::string(DOCKSCALER_BUILD_DIR) + " --prefix " + prefix);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(::access((prefix + "/bin/dockscaler").c_str(), X_OK) == 0);
+  CHECK(std::filesystem::exists(prefix + "/lib/systemd/system/dockscaler.service"));
+  CHECK(std::filesystem::exists(prefix + "/etc/dockscaler/dockscaler.yaml"));
+  const auto v = sh(prefix + "/bin/dockscaler validate -c " + prefix + "/etc/dockscaler/dockscaler.yaml");
+  CHECK(v.code == 0);
+  std::filesystem::remove_all(prefix);
+}
