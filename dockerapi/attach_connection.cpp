@@ -37,7 +37,8 @@ bool wait_fd(curl_socket_t fd, short events, std::optional<clock::time_point> de
     int r = ::poll(&p, 1, ms);
     if (r > 0) return true;
     if (r == 0) return false;
-    if (errno != EINTR) throw error(errc::protocol, std::string("dockerapi: attach: poll: ") + std::strerror(errno));
+    if (errno != EINTR)
+      throw error(errc::protocol, std::string("dockerapi: attach: poll: ") + std::strerror(errno));
   }
 }
 
@@ -50,14 +51,17 @@ void attach_connection::send_all(CURL* h, bool tls, std::string_view data,
     std::size_t sent = 0;
     if (tls) {
       CURLcode rc = curl_easy_send(h, data.data(), data.size(), &sent);
-      if (rc == CURLE_AGAIN) sent = 0;
+      if (rc == CURLE_AGAIN)
+        sent = 0;
       else if (rc != CURLE_OK)
-        throw error(errc::protocol, std::string("dockerapi: attach: send: ") + curl_easy_strerror(rc));
+        throw error(errc::protocol,
+                    std::string("dockerapi: attach: send: ") + curl_easy_strerror(rc));
     } else {
       ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
       if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          throw error(errc::protocol, std::string("dockerapi: attach: send: ") + std::strerror(errno));
+          throw error(errc::protocol,
+                      std::string("dockerapi: attach: send: ") + std::strerror(errno));
         n = 0;
       }
       sent = static_cast<std::size_t>(n);
@@ -77,13 +81,15 @@ std::size_t attach_connection::recv_some(CURL* h, bool tls, char* buf, std::size
       CURLcode rc = curl_easy_recv(h, buf, len, &got);
       if (rc == CURLE_OK) return got;
       if (rc != CURLE_AGAIN)
-        throw error(errc::protocol, std::string("dockerapi: attach: recv: ") + curl_easy_strerror(rc));
+        throw error(errc::protocol,
+                    std::string("dockerapi: attach: recv: ") + curl_easy_strerror(rc));
     } else {
       ssize_t n = ::recv(fd, buf, len, 0);
       if (n >= 0) return static_cast<std::size_t>(n);
       if (errno == ECONNRESET) return 0;
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        throw error(errc::protocol, std::string("dockerapi: attach: recv: ") + std::strerror(errno));
+        throw error(errc::protocol,
+                    std::string("dockerapi: attach: recv: ") + std::strerror(errno));
     }
     if (!wait_fd(fd, POLLIN, deadline))
       throw error(errc::timeout, "dockerapi: attach: no output before the deadline");
@@ -109,8 +115,10 @@ void attach_connection::feed(std::string_view data) {
     if (piece.empty()) return;
     auto kind = static_cast<stream_kind>(stream);
     // Coalesce with the previous piece of the same stream.
-    if (!ready_.empty() && ready_.back().stream == kind) ready_.back().data.append(piece);
-    else ready_.push_back(output_chunk{kind, std::string(piece)});
+    if (!ready_.empty() && ready_.back().stream == kind)
+      ready_.back().data.append(piece);
+    else
+      ready_.push_back(output_chunk{kind, std::string(piece)});
   });
 }
 
@@ -120,7 +128,8 @@ void attach_connection::write(std::string_view data) {
 
 void attach_connection::close_write() {
   if (::shutdown(socket_of(h_.get()), SHUT_WR) != 0)
-    throw error(errc::protocol, std::string("dockerapi: attach: shutdown: ") + std::strerror(errno));
+    throw error(errc::protocol,
+                std::string("dockerapi: attach: shutdown: ") + std::strerror(errno));
 }
 
 std::optional<output_chunk> attach_connection::read(std::chrono::milliseconds timeout) {

@@ -81,7 +81,9 @@ attach_stream::~attach_stream() = default;
 
 void attach_stream::write_stdin(std::string_view data) { conn_->write(data); }
 void attach_stream::close_stdin() { conn_->close_write(); }
-std::optional<output_chunk> attach_stream::read(milliseconds timeout) { return conn_->read(timeout); }
+std::optional<output_chunk> attach_stream::read(milliseconds timeout) {
+  return conn_->read(timeout);
+}
 
 logs_result attach_stream::read_all(milliseconds timeout) {
   logs_result r;
@@ -90,7 +92,8 @@ logs_result attach_stream::read_all(milliseconds timeout) {
     milliseconds left{0};
     if (timeout.count() > 0) {
       left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw error(errc::timeout, "dockerapi: attach: output did not end before the deadline");
+      if (left.count() <= 0)
+        throw error(errc::timeout, "dockerapi: attach: output did not end before the deadline");
     }
     auto c = conn_->read(left);
     if (!c) return r;
@@ -143,7 +146,8 @@ std::vector<container_summary> client::list_containers(const list_containers_opt
 }
 
 create_result client::create_container(const container_spec& spec) {
-  if (spec.image.empty()) throw error(errc::invalid_argument, "dockerapi: create container: no image");
+  if (spec.image.empty())
+    throw error(errc::invalid_argument, "dockerapi: create container: no image");
   params p;
   if (spec.name) p.emplace_back("name", *spec.name);
   std::string body = detail::container_create_body(spec);
@@ -210,7 +214,7 @@ wait_result client::wait_container(const std::string& id, wait_condition conditi
                                    milliseconds timeout) {
   const char* c = condition == wait_condition::next_exit ? "next-exit"
                   : condition == wait_condition::removed ? "removed"
-                                                          : "not-running";
+                                                         : "not-running";
   transport::request r;
   r.what = "wait container";
   r.method = "POST";
@@ -245,7 +249,9 @@ void client::logs(const std::string& id, logs_options o,
     demux.feed(data, [&](int s, std::string_view piece, bool end) {
       if (s == 3) {  // the daemon's in-band error frame
         error_text.append(piece);
-        if (end) throw error(errc::server_error, "dockerapi: container logs: daemon reported: " + error_text, 200, error_text);
+        if (end)
+          throw error(errc::server_error,
+                      "dockerapi: container logs: daemon reported: " + error_text, 200, error_text);
       } else if (!piece.empty() && (s == 1 || s == 2)) {
         on_output(static_cast<stream_kind>(s), piece);
       }
@@ -272,7 +278,8 @@ attach_stream client::attach(const std::string& id, attach_options o) {
            {"stdout", bool_arg(o.stdout_)},
            {"stderr", bool_arg(o.stderr_)},
            {"logs", bool_arg(o.logs)}};
-  std::string target = "/containers/" + path_arg(id, "container id") + "/attach" + detail::query_string(p);
+  std::string target =
+      "/containers/" + path_arg(id, "container id") + "/attach" + detail::query_string(p);
   return attach_stream(t_->hijack(target, tty, "attach container"));
 }
 
@@ -344,7 +351,8 @@ std::string client::build_image(std::string_view context_tar, const build_option
   r.on_data = progress_sink(lines, on_progress, &aux_id);
   t_->perform(r);
   if (!lines.pending().empty()) detail::parse_progress(lines.pending(), &aux_id);
-  if (aux_id.empty()) throw error(errc::protocol, "dockerapi: build image: the daemon did not report the image id");
+  if (aux_id.empty())
+    throw error(errc::protocol, "dockerapi: build image: the daemon did not report the image id");
   return aux_id;
 }
 
@@ -353,7 +361,8 @@ void client::remove_image(const std::string& ref, bool force) {
   r.what = "remove image";
   r.idle = busy_daemon;
   r.method = "DELETE";
-  r.target = "/images/" + path_arg(ref, "image reference") + detail::query_string({{"force", bool_arg(force)}});
+  r.target = "/images/" + path_arg(ref, "image reference") +
+             detail::query_string({{"force", bool_arg(force)}});
   t_->perform(r);
 }
 
@@ -408,7 +417,8 @@ void client::connect_network(const std::string& network, const std::string& cont
   t_->perform(r);
 }
 
-void client::disconnect_network(const std::string& network, const std::string& container, bool force) {
+void client::disconnect_network(const std::string& network, const std::string& container,
+                                bool force) {
   std::string body = detail::network_disconnect_body(container, force);
   transport::request r;
   r.what = "disconnect network";
@@ -442,11 +452,11 @@ void client::events(const event_options& o, const std::function<void(const event
     params p;
     if (last_nano > 0) since = last_nano;
     if (since) {
-      p.emplace_back("since", std::to_string(*since / 1'000'000'000) + "." +
-                                  [&] {
-                                    std::string n = std::to_string(*since % 1'000'000'000);
-                                    return std::string(9 - n.size(), '0') + n;
-                                  }());
+      p.emplace_back(
+          "since", std::to_string(*since / 1'000'000'000) + "." + [&] {
+            std::string n = std::to_string(*since % 1'000'000'000);
+            return std::string(9 - n.size(), '0') + n;
+          }());
     }
     add_filters(p, o.filters);
     detail::line_splitter lines;
@@ -502,8 +512,9 @@ void client::events(const event_options& o, const std::function<void(const event
     }
     if (o.on_state) o.on_state(&*dropped);
     ++attempt;
-    milliseconds delay = o.backoff ? o.backoff(attempt)
-                                   : milliseconds(std::min<long long>(100LL << std::min(attempt - 1, 6), 5000));
+    milliseconds delay =
+        o.backoff ? o.backoff(attempt)
+                  : milliseconds(std::min<long long>(100LL << std::min(attempt - 1, 6), 5000));
     std::unique_lock lk(mu);
     cv.wait_for(lk, stop, delay, [] { return false; });
   }

@@ -24,7 +24,7 @@ class attach_connection;
 
 struct tls_options {
   std::string ca_file, cert_file, key_file;  // PEM files; ca_file empty = system CAs
-  bool verify = true;                         // verify the daemon's certificate
+  bool verify = true;                        // verify the daemon's certificate
 };
 
 struct client_options {
@@ -46,7 +46,8 @@ struct client_options {
 
   // DOCKER_HOST (default unix:///var/run/docker.sock), DOCKER_TLS_VERIFY /
   // DOCKER_TLS, DOCKER_CERT_PATH (default ~/.docker: ca.pem, cert.pem, key.pem)
-  // and DOCKER_API_VERSION, with the docker CLI's meanings. Throws error(invalid_argument) for a malformed DOCKER_HOST.
+  // and DOCKER_API_VERSION, with the docker CLI's meanings. Throws error(invalid_argument) for a
+  // malformed DOCKER_HOST.
   static client_options from_env();
 };
 
@@ -70,7 +71,8 @@ class attach_stream {
   void close_stdin();
   // Next piece of output, demultiplexed; std::nullopt at end of stream.
   // Throws error(timeout) when nothing arrived within `timeout` (0 = wait forever).
-  std::optional<output_chunk> read(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
+  std::optional<output_chunk> read(std::chrono::milliseconds timeout = std::chrono::milliseconds{
+                                       0});
   // Reads to the end of the stream and returns everything.
   logs_result read_all(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
 

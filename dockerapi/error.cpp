@@ -10,16 +10,26 @@ namespace dockscaler::dockerapi {
 
 std::string_view to_string(errc code) noexcept {
   switch (code) {
-    case errc::not_found: return "not_found";
-    case errc::conflict: return "conflict";
-    case errc::not_modified: return "not_modified";
-    case errc::bad_request: return "bad_request";
-    case errc::server_error: return "server_error";
-    case errc::unreachable: return "unreachable";
-    case errc::timeout: return "timeout";
-    case errc::protocol: return "protocol";
-    case errc::unsupported_version: return "unsupported_version";
-    case errc::invalid_argument: return "invalid_argument";
+    case errc::not_found:
+      return "not_found";
+    case errc::conflict:
+      return "conflict";
+    case errc::not_modified:
+      return "not_modified";
+    case errc::bad_request:
+      return "bad_request";
+    case errc::server_error:
+      return "server_error";
+    case errc::unreachable:
+      return "unreachable";
+    case errc::timeout:
+      return "timeout";
+    case errc::protocol:
+      return "protocol";
+    case errc::unsupported_version:
+      return "unsupported_version";
+    case errc::invalid_argument:
+      return "invalid_argument";
   }
   return "unknown";
 }

@@ -22,8 +22,8 @@ rapidjson::Document parse(std::string_view json, const char* what) {
   rapidjson::Document d;
   d.Parse(json.data(), json.size());
   if (d.HasParseError()) {
-    throw error(errc::protocol, std::string("dockerapi: malformed JSON in ") + what + " reply: " +
-                                    rapidjson::GetParseError_En(d.GetParseError()) +
+    throw error(errc::protocol, std::string("dockerapi: malformed JSON in ") + what +
+                                    " reply: " + rapidjson::GetParseError_En(d.GetParseError()) +
                                     " at offset " + std::to_string(d.GetErrorOffset()));
   }
   return d;
@@ -223,7 +223,8 @@ std::vector<container_summary> parse_container_list(std::string_view json) {
     s.state = str(c, "State");
     s.status = str(c, "Status");
     s.labels = string_map(member(c, "Labels"));
-    if (auto* ns = member(c, "NetworkSettings")) s.networks = parse_networks(member(*ns, "Networks"));
+    if (auto* ns = member(c, "NetworkSettings"))
+      s.networks = parse_networks(member(*ns, "Networks"));
     out.push_back(std::move(s));
   }
   return out;
@@ -251,7 +252,8 @@ container_info parse_container_inspect(std::string_view json) {
     st.error = str(*s, "Error");
     st.started_at = str(*s, "StartedAt");
     st.finished_at = str(*s, "FinishedAt");
-    if (auto* h = member(*s, "Health")) st.health = health_state{str(*h, "Status"), inum(*h, "FailingStreak")};
+    if (auto* h = member(*s, "Health"))
+      st.health = health_state{str(*h, "Status"), inum(*h, "FailingStreak")};
   }
   if (auto* cfg = member(o, "Config")) {
     c.image_name = str(*cfg, "Image");
@@ -418,51 +420,107 @@ std::string container_create_body(const container_spec& s) {
     }
     w.EndObject();
   }
-  if (s.working_dir) { key(w, "WorkingDir"); string(w, *s.working_dir); }
-  if (s.user) { key(w, "User"); string(w, *s.user); }
-  if (s.hostname) { key(w, "Hostname"); string(w, *s.hostname); }
-  if (s.stop_signal) { key(w, "StopSignal"); string(w, *s.stop_signal); }
-  if (s.stop_timeout_s) { key(w, "StopTimeout"); w.Int(*s.stop_timeout_s); }
+  if (s.working_dir) {
+    key(w, "WorkingDir");
+    string(w, *s.working_dir);
+  }
+  if (s.user) {
+    key(w, "User");
+    string(w, *s.user);
+  }
+  if (s.hostname) {
+    key(w, "Hostname");
+    string(w, *s.hostname);
+  }
+  if (s.stop_signal) {
+    key(w, "StopSignal");
+    string(w, *s.stop_signal);
+  }
+  if (s.stop_timeout_s) {
+    key(w, "StopTimeout");
+    w.Int(*s.stop_timeout_s);
+  }
   if (s.healthcheck) {
     const auto& h = *s.healthcheck;
     key(w, "Healthcheck");
     w.StartObject();
     string_array(w, "Test", h.test);
-    auto ns = [](std::chrono::milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; };
-    if (h.interval.count()) { key(w, "Interval"); w.Int64(ns(h.interval)); }
-    if (h.timeout.count()) { key(w, "Timeout"); w.Int64(ns(h.timeout)); }
-    if (h.start_period.count()) { key(w, "StartPeriod"); w.Int64(ns(h.start_period)); }
-    if (h.retries) { key(w, "Retries"); w.Int(h.retries); }
+    auto ns = [](std::chrono::milliseconds d) {
+      return static_cast<std::int64_t>(d.count()) * 1'000'000;
+    };
+    if (h.interval.count()) {
+      key(w, "Interval");
+      w.Int64(ns(h.interval));
+    }
+    if (h.timeout.count()) {
+      key(w, "Timeout");
+      w.Int64(ns(h.timeout));
+    }
+    if (h.start_period.count()) {
+      key(w, "StartPeriod");
+      w.Int64(ns(h.start_period));
+    }
+    if (h.retries) {
+      key(w, "Retries");
+      w.Int(h.retries);
+    }
     w.EndObject();
   }
-  key(w, "Tty"); w.Bool(s.tty);
-  key(w, "OpenStdin"); w.Bool(s.open_stdin);
-  key(w, "StdinOnce"); w.Bool(s.stdin_once);
-  key(w, "AttachStdin"); w.Bool(s.attach_stdin);
-  key(w, "AttachStdout"); w.Bool(s.attach_stdout);
-  key(w, "AttachStderr"); w.Bool(s.attach_stderr);
+  key(w, "Tty");
+  w.Bool(s.tty);
+  key(w, "OpenStdin");
+  w.Bool(s.open_stdin);
+  key(w, "StdinOnce");
+  w.Bool(s.stdin_once);
+  key(w, "AttachStdin");
+  w.Bool(s.attach_stdin);
+  key(w, "AttachStdout");
+  w.Bool(s.attach_stdout);
+  key(w, "AttachStderr");
+  w.Bool(s.attach_stderr);
 
   key(w, "HostConfig");
   w.StartObject();
-  if (s.memory_bytes) { key(w, "Memory"); w.Int64(*s.memory_bytes); }
-  if (s.nano_cpus) { key(w, "NanoCpus"); w.Int64(*s.nano_cpus); }
-  if (s.pids_limit) { key(w, "PidsLimit"); w.Int64(*s.pids_limit); }
-  if (s.network) { key(w, "NetworkMode"); string(w, *s.network); }
+  if (s.memory_bytes) {
+    key(w, "Memory");
+    w.Int64(*s.memory_bytes);
+  }
+  if (s.nano_cpus) {
+    key(w, "NanoCpus");
+    w.Int64(*s.nano_cpus);
+  }
+  if (s.pids_limit) {
+    key(w, "PidsLimit");
+    w.Int64(*s.pids_limit);
+  }
+  if (s.network) {
+    key(w, "NetworkMode");
+    string(w, *s.network);
+  }
   if (!s.restart.name.empty()) {
     key(w, "RestartPolicy");
     w.StartObject();
-    key(w, "Name"); string(w, s.restart.name);
-    key(w, "MaximumRetryCount"); w.Int(s.restart.maximum_retry_count);
+    key(w, "Name");
+    string(w, s.restart.name);
+    key(w, "MaximumRetryCount");
+    w.Int(s.restart.maximum_retry_count);
     w.EndObject();
   }
-  key(w, "AutoRemove"); w.Bool(s.auto_remove);
-  if (s.init) { key(w, "Init"); w.Bool(true); }
+  key(w, "AutoRemove");
+  w.Bool(s.auto_remove);
+  if (s.init) {
+    key(w, "Init");
+    w.Bool(true);
+  }
   std::vector<std::string> secopt = s.security_opt;
   if (s.no_new_privileges) secopt.insert(secopt.begin(), "no-new-privileges");
   if (!secopt.empty()) string_array(w, "SecurityOpt", secopt);
   if (!s.cap_add.empty()) string_array(w, "CapAdd", s.cap_add);
   if (!s.cap_drop.empty()) string_array(w, "CapDrop", s.cap_drop);
-  if (s.read_only_rootfs) { key(w, "ReadonlyRootfs"); w.Bool(true); }
+  if (s.read_only_rootfs) {
+    key(w, "ReadonlyRootfs");
+    w.Bool(true);
+  }
   if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
   if (!s.published_ports.empty()) {
     key(w, "PortBindings");
@@ -471,8 +529,10 @@ std::string container_create_body(const container_spec& s) {
       key(w, std::to_string(p.container_port) + "/" + p.protocol);
       w.StartArray();
       w.StartObject();
-      key(w, "HostIp"); string(w, p.host_ip);
-      key(w, "HostPort"); string(w, p.host_port ? std::to_string(p.host_port) : std::string());
+      key(w, "HostIp");
+      string(w, p.host_ip);
+      key(w, "HostPort");
+      string(w, p.host_port ? std::to_string(p.host_port) : std::string());
       w.EndObject();
       w.EndArray();
     }
@@ -500,11 +560,16 @@ std::string network_create_body(const network_spec& s) {
   rapidjson::StringBuffer sb;
   writer w(sb);
   w.StartObject();
-  key(w, "Name"); string(w, s.name);
-  key(w, "Driver"); string(w, s.driver);
-  key(w, "CheckDuplicate"); w.Bool(s.check_duplicate);
-  key(w, "Internal"); w.Bool(s.internal);
-  key(w, "Attachable"); w.Bool(s.attachable);
+  key(w, "Name");
+  string(w, s.name);
+  key(w, "Driver");
+  string(w, s.driver);
+  key(w, "CheckDuplicate");
+  w.Bool(s.check_duplicate);
+  key(w, "Internal");
+  w.Bool(s.internal);
+  key(w, "Attachable");
+  w.Bool(s.attachable);
   if (!s.labels.empty()) string_object(w, "Labels", s.labels);
   if (s.subnet || s.gateway) {
     key(w, "IPAM");
@@ -512,8 +577,14 @@ std::string network_create_body(const network_spec& s) {
     key(w, "Config");
     w.StartArray();
     w.StartObject();
-    if (s.subnet) { key(w, "Subnet"); string(w, *s.subnet); }
-    if (s.gateway) { key(w, "Gateway"); string(w, *s.gateway); }
+    if (s.subnet) {
+      key(w, "Subnet");
+      string(w, *s.subnet);
+    }
+    if (s.gateway) {
+      key(w, "Gateway");
+      string(w, *s.gateway);
+    }
     w.EndObject();
     w.EndArray();
     w.EndObject();
@@ -527,7 +598,8 @@ std::string network_connect_body(const std::string& container,
   rapidjson::StringBuffer sb;
   writer w(sb);
   w.StartObject();
-  key(w, "Container"); string(w, container);
+  key(w, "Container");
+  string(w, container);
   if (!aliases.empty()) {
     key(w, "EndpointConfig");
     w.StartObject();
@@ -542,8 +614,10 @@ std::string network_disconnect_body(const std::string& container, bool force) {
   rapidjson::StringBuffer sb;
   writer w(sb);
   w.StartObject();
-  key(w, "Container"); string(w, container);
-  key(w, "Force"); w.Bool(force);
+  key(w, "Container");
+  string(w, container);
+  key(w, "Force");
+  w.Bool(force);
   w.EndObject();
   return {sb.GetString(), sb.GetSize()};
 }

@@ -11,8 +11,8 @@ void line_splitter::feed(std::string_view data,
     auto nl = data.find('\n');
     if (nl == std::string_view::npos) {
       if (buf_.size() + data.size() > max_line_) {
-        throw error(errc::protocol, "dockerapi: stream line longer than " +
-                                        std::to_string(max_line_) + " bytes");
+        throw error(errc::protocol,
+                    "dockerapi: stream line longer than " + std::to_string(max_line_) + " bytes");
       }
       buf_.append(data);
       return;

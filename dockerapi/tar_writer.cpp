@@ -30,8 +30,8 @@ void tar_writer::header(std::string_view name, char type, unsigned mode, std::si
   if (name.empty()) throw error(errc::invalid_argument, "tar_writer: empty name");
   std::memcpy(h, base.data(), base.size());
   octal(h + 100, 8, mode & 07777);
-  octal(h + 108, 8, 0);   // uid
-  octal(h + 116, 8, 0);   // gid
+  octal(h + 108, 8, 0);  // uid
+  octal(h + 116, 8, 0);  // gid
   octal(h + 124, 12, size);
   octal(h + 136, 12, 0);  // mtime: fixed, so equal contexts give equal archives
   std::memset(h + 148, ' ', 8);

@@ -199,14 +199,14 @@ transport::transport(client_options opts) : opts_(std::move(opts)) {
   if (ep_.type == endpoint::kind::unix_socket) {
     base_url_ = "http://localhost";
   } else {
-    base_url_ = std::string(opts_.tls ? "https://" : "http://") + ep_.host + ":" +
-                std::to_string(ep_.port);
+    base_url_ =
+        std::string(opts_.tls ? "https://" : "http://") + ep_.host + ":" + std::to_string(ep_.port);
   }
   if (!opts_.api_version.empty()) {
     if (compare_api_versions(opts_.api_version, min_api_version) < 0) {
-      throw error(errc::unsupported_version,
-                  "dockerapi: API version " + opts_.api_version + " is older than " +
-                      std::string(min_api_version) + ", the oldest this client speaks");
+      throw error(errc::unsupported_version, "dockerapi: API version " + opts_.api_version +
+                                                 " is older than " + std::string(min_api_version) +
+                                                 ", the oldest this client speaks");
     }
     version_ = opts_.api_version;
   }
@@ -256,8 +256,10 @@ transport::response transport::perform(request& r) {
   header_list headers;
   std::string method = r.method;
   if (method == "POST" || method == "PUT") {
-    if (method == "POST") curl_easy_setopt(h, CURLOPT_POST, 1L);
-    else curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    if (method == "POST")
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+    else
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
     if (!r.body.empty()) {
@@ -308,7 +310,8 @@ transport::response transport::perform(request& r) {
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
 
   if (ctx.ex) std::rethrow_exception(ctx.ex);
-  if (rc != CURLE_OK && (ctx.reason == call_ctx::abort_reason::stopped || r.stop.stop_requested())) {
+  if (rc != CURLE_OK &&
+      (ctx.reason == call_ctx::abort_reason::stopped || r.stop.stop_requested())) {
     resp.stopped = true;
     return resp;
   }
@@ -359,8 +362,8 @@ std::string transport::api_version() {
     if (e.code() == errc::unsupported_version) throw;
     throw error(errc::protocol, "dockerapi: bad Api-Version header \"" + daemon + "\"");
   }
-  version_ = compare_api_versions(daemon, max_api_version) < 0 ? daemon
-                                                                : std::string(max_api_version);
+  version_ =
+      compare_api_versions(daemon, max_api_version) < 0 ? daemon : std::string(max_api_version);
   return version_;
 }
 
@@ -392,7 +395,8 @@ std::unique_ptr<attach_connection> transport::hijack(const std::string& target, 
   std::size_t head_end;
   char tmp[16384];
   while ((head_end = buf.find("\r\n\r\n")) == std::string::npos) {
-    if (buf.size() > 64 * 1024) throw error(errc::protocol, std::string("dockerapi: ") + what + ": reply head too large");
+    if (buf.size() > 64 * 1024)
+      throw error(errc::protocol, std::string("dockerapi: ") + what + ": reply head too large");
     std::size_t n = attach_connection::recv_some(h, tls, tmp, sizeof tmp, deadline);
     if (n == 0) {
       throw error(errc::protocol,
@@ -412,8 +416,10 @@ std::unique_ptr<attach_connection> transport::hijack(const std::string& target, 
     std::size_t want = std::string::npos;
     for (std::size_t pos = 0; pos < head.size();) {
       auto eol = head.find("\r\n", pos);
-      std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.npos : eol - pos);
-      if (iequals_prefix(line, "content-length:")) want = std::strtoul(trim(line.substr(15)).c_str(), nullptr, 10);
+      std::string_view line =
+          head.substr(pos, eol == std::string_view::npos ? head.npos : eol - pos);
+      if (iequals_prefix(line, "content-length:"))
+        want = std::strtoul(trim(line.substr(15)).c_str(), nullptr, 10);
       if (eol == std::string_view::npos) break;
       pos = eol + 2;
     }

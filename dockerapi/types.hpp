@@ -37,8 +37,8 @@ struct system_info {
 struct port_binding {
   std::uint16_t container_port = 0;
   std::string protocol = "tcp";
-  std::string host_ip;           // empty = all interfaces
-  std::uint16_t host_port = 0;   // 0 = daemon picks one
+  std::string host_ip;          // empty = all interfaces
+  std::uint16_t host_port = 0;  // 0 = daemon picks one
 };
 
 struct restart_policy {
@@ -61,8 +61,8 @@ struct container_spec {
   std::optional<std::vector<std::string>> entrypoint;
   std::map<std::string, std::string> env;
   dockerapi::labels labels;
-  std::vector<std::uint16_t> exposed_ports;       // tcp, not published
-  std::vector<port_binding> published_ports;      // exposed and bound on the host
+  std::vector<std::uint16_t> exposed_ports;   // tcp, not published
+  std::vector<port_binding> published_ports;  // exposed and bound on the host
   std::optional<std::string> working_dir, user, hostname, stop_signal;
   std::optional<int> stop_timeout_s;
   std::optional<dockerapi::healthcheck> healthcheck;
@@ -81,8 +81,8 @@ struct container_spec {
   bool tty = false, open_stdin = false, stdin_once = false;
   bool attach_stdin = false, attach_stdout = false, attach_stderr = false;
   // Security.
-  bool no_new_privileges = false;          // adds "no-new-privileges" to security_opt
-  std::vector<std::string> security_opt;   // any other "--security-opt" values
+  bool no_new_privileges = false;         // adds "no-new-privileges" to security_opt
+  std::vector<std::string> security_opt;  // any other "--security-opt" values
   std::vector<std::string> cap_add, cap_drop;
   bool read_only_rootfs = false;
   // tmpfs mounts, path -> options ("size=64m,mode=1777"; "" = defaults): a
@@ -138,8 +138,8 @@ struct container_info {
 };
 
 struct list_containers_options {
-  bool all = false;             // include stopped containers
-  dockerapi::filters filters;   // e.g. label, status, name, network
+  bool all = false;            // include stopped containers
+  dockerapi::filters filters;  // e.g. label, status, name, network
   std::optional<int> limit;
 };
 
@@ -158,8 +158,8 @@ struct logs_options {
   bool stdout_ = true, stderr_ = true;
   bool follow = false;
   bool timestamps = false;
-  std::optional<std::string> tail;   // "all" or a number of lines
-  std::optional<std::int64_t> since; // unix seconds
+  std::optional<std::string> tail;    // "all" or a number of lines
+  std::optional<std::int64_t> since;  // unix seconds
   // Whether the container has a TTY (then the stream is not multiplexed). When
   // unset the client inspects the container once to find out.
   std::optional<bool> tty;
@@ -173,7 +173,7 @@ struct logs_result {
 
 struct attach_options {
   bool stdin_ = true, stdout_ = true, stderr_ = true;
-  bool logs = false;  // replay earlier output first
+  bool logs = false;        // replay earlier output first
   std::optional<bool> tty;  // as in logs_options
 };
 
@@ -227,7 +227,7 @@ struct network_spec {
   bool attachable = false;
   bool check_duplicate = true;
   dockerapi::labels labels;
-  std::optional<std::string> subnet;   // e.g. "172.30.0.0/24"
+  std::optional<std::string> subnet;  // e.g. "172.30.0.0/24"
   std::optional<std::string> gateway;
 };
 

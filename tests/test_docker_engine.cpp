@@ -83,7 +83,8 @@ engine& env() {
 // echo says "ready" after installing its SIGTERM handler; a signal sent
 // earlier would be ignored (PID 1), so signal tests wait for it.
 bool ready(const std::string& id) {
-  return eventually([&] { return env().docker.logs(id).err.find("echo: ready") != std::string::npos; });
+  return eventually(
+      [&] { return env().docker.logs(id).err.find("echo: ready") != std::string::npos; });
 }
 
 template <class F>
@@ -104,15 +105,17 @@ TEST_CASE("system calls against the engine", "[docker]") {
   d.ping();
   auto v = d.version();
   CHECK_FALSE(v.version.empty());
-  CHECK(d.api_version() == (api::detail::compare_api_versions(v.api_version, api::max_api_version) < 0
-                                ? v.api_version
-                                : std::string(api::max_api_version)));
+  CHECK(d.api_version() ==
+        (api::detail::compare_api_versions(v.api_version, api::max_api_version) < 0
+             ? v.api_version
+             : std::string(api::max_api_version)));
   auto i = d.info();
   CHECK(i.ncpu >= 1);
   CHECK(i.server_version == v.version);
 }
 
-TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remove, events", "[docker]") {
+TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remove, events",
+          "[docker]") {
   auto& e = env();
   auto& d = e.docker;
 
@@ -131,10 +134,13 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
   std::stop_source stop_events;
   api::client events_client(d.options());
   std::thread watcher([&] {
-    events_client.events(eo, [&](const api::event& ev) {
-      std::lock_guard lk(mu);
-      events.push_back(ev);
-    }, stop_events.get_token());
+    events_client.events(
+        eo,
+        [&](const api::event& ev) {
+          std::lock_guard lk(mu);
+          events.push_back(ev);
+        },
+        stop_events.get_token());
   });
   REQUIRE(eventually([&] { return connects > 0; }));
 
@@ -161,7 +167,8 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
   CHECK(net.containers.at(created.id).ipv4_address.rfind(ip + "/", 0) == 0);
 
   // The program says "ready" on stderr as soon as it runs.
-  CHECK(eventually([&] { return d.logs(created.id).err.find("echo: ready\n") != std::string::npos; }));
+  CHECK(eventually(
+      [&] { return d.logs(created.id).err.find("echo: ready\n") != std::string::npos; }));
 
   // stdin round trip through the hijacked connection, then EOF via half-close.
   stream.write_stdin("hello dockscaler\n");
@@ -217,7 +224,8 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
   CHECK(connects >= 1);
 }
 
-TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message", "[docker][errors]") {
+TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message",
+          "[docker][errors]") {
   auto& e = env();
   auto& d = e.docker;
   auto missing = "dockscaler-test-missing-" + run_id();
@@ -247,7 +255,8 @@ TEST_CASE("404, 409 and 304 come back as typed errors with the daemon's message"
   auto dup = expect_error([&] { d.create_container(spec); });
   CHECK(dup.code() == api::errc::conflict);
   CHECK(dup.daemon_message().find("already in use") != std::string::npos);
-  CHECK(expect_error([&] { d.kill_container(c.id); }).code() == api::errc::conflict);  // not running
+  CHECK(expect_error([&] { d.kill_container(c.id); }).code() ==
+        api::errc::conflict);  // not running
 
   d.start_container(c.id);
   REQUIRE(ready(c.id));
@@ -271,7 +280,8 @@ TEST_CASE("stop's deadline covers its t; kill and force remove", "[docker]") {
   o.request_timeout = 1s;  // shorter than the stop below
   api::client impatient(o);
   auto spec = e.spec();
-  spec.stop_signal = "SIGUSR1";  // ignored by PID 1 without a handler: stop must wait t, then SIGKILL
+  spec.stop_signal =
+      "SIGUSR1";  // ignored by PID 1 without a handler: stop must wait t, then SIGKILL
   auto c = d.create_container(spec);
   d.start_container(c.id);
   auto t0 = clock_type::now();
@@ -307,9 +317,13 @@ TEST_CASE("wait times out on its own deadline; follow logs stop from another thr
   std::thread t([&] {
     api::logs_options lo;
     lo.follow = true;
-    d.logs(c.id, lo, [&](api::stream_kind k, std::string_view s) {
-      if (k == api::stream_kind::stderr_ && s.find("ready") != std::string_view::npos) ready = true;
-    }, stop.get_token());
+    d.logs(
+        c.id, lo,
+        [&](api::stream_kind k, std::string_view s) {
+          if (k == api::stream_kind::stderr_ && s.find("ready") != std::string_view::npos)
+            ready = true;
+        },
+        stop.get_token());
   });
   CHECK(eventually([&] { return ready.load(); }));
   auto at = clock_type::now();
@@ -453,11 +467,13 @@ TEST_CASE("a healthcheck's state shows in inspect", "[docker]") {
   CHECK_FALSE(d.inspect_container(c.id).state.health.has_value());  // not started: no state yet
   d.start_container(c.id);
   std::string status;
-  CHECK(eventually([&] {
-    auto h = d.inspect_container(c.id).state.health;
-    status = h ? h->status : "none";
-    return status == "healthy";
-  }, 60s));
+  CHECK(eventually(
+      [&] {
+        auto h = d.inspect_container(c.id).state.health;
+        status = h ? h->status : "none";
+        return status == "healthy";
+      },
+      60s));
   INFO("last health status: " << status);
   d.remove_container(c.id, true);
 }

@@ -2,11 +2,11 @@
 // (truncated JSON, a connection closed mid-reply or mid-stream, silence, an old
 // API version, errors inside a 200 stream) must give typed errors and never
 // hang; plus keep-alive reuse, events reconnect/dedupe and stop, bad hosts.
-#include <catch2/catch.hpp>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -33,7 +33,8 @@ class fake_daemon {
 
   explicit fake_daemon(handler h) : handler_(std::move(h)) {
     static std::atomic<int> n{0};
-    path_ = "/tmp/dockscaler-fake-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock";
+    path_ =
+        "/tmp/dockscaler-fake-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock";
     ::unlink(path_.c_str());
     lfd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un a{};
@@ -67,9 +68,9 @@ class fake_daemon {
     }
   }
   static std::string reply(int status, std::string_view body, std::string_view extra = {}) {
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n" +
-           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-           std::string(body);
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n" + std::string(extra) +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
   }
   static std::string chunk(std::string_view s) {
     char len[32];
@@ -163,7 +164,8 @@ TEST_CASE("a truncated JSON reply is a protocol error", "[errors][fake]") {
 TEST_CASE("a reply cut off mid-body or missing is a protocol error", "[errors][fake]") {
   std::atomic<int> mode{0};
   fake_daemon d([&](int fd, const std::string&, int) {
-    if (mode == 0) fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n[{\"Id\":\"x\"");
+    if (mode == 0)
+      fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n[{\"Id\":\"x\"");
     if (mode == 2) fake_daemon::send(fd, "garbage that is not HTTP\r\n\r\n");
     return false;  // close: mid-body for mode 0, no reply at all for mode 1
   });
@@ -178,7 +180,8 @@ TEST_CASE("a reply cut off mid-body or missing is a protocol error", "[errors][f
   }
 }
 
-TEST_CASE("a silent daemon hits the idle deadline, a dripping one the total deadline", "[errors][fake]") {
+TEST_CASE("a silent daemon hits the idle deadline, a dripping one the total deadline",
+          "[errors][fake]") {
   std::atomic<bool> drip{false};
   fake_daemon d([&](int fd, const std::string&, int) {
     if (drip) {
@@ -194,7 +197,7 @@ TEST_CASE("a silent daemon hits the idle deadline, a dripping one the total dead
     return false;
   });
   auto o = fake_options(d);
-  o.idle_timeout = 1500ms;   // 15x the drip interval: robust on a loaded host
+  o.idle_timeout = 1500ms;  // 15x the drip interval: robust on a loaded host
   o.request_timeout = 4000ms;
   api::client c(o);
   auto start = clock_type::now();
@@ -280,7 +283,8 @@ TEST_CASE("sequential and concurrent calls reuse keep-alive connections", "[pool
   std::atomic<int> requests{0};
   fake_daemon d([&](int fd, const std::string&, int) {
     ++requests;
-    fake_daemon::send(fd, fake_daemon::reply(200, R"([{"Id":"a","Names":["/a"],"State":"running"}])"));
+    fake_daemon::send(fd,
+                      fake_daemon::reply(200, R"([{"Id":"a","Names":["/a"],"State":"running"}])"));
     return true;
   });
   api::client c(fake_options(d));
@@ -303,7 +307,8 @@ TEST_CASE("sequential and concurrent calls reuse keep-alive connections", "[pool
 TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "[events][fake]") {
   auto ev = [](const std::string& id, long long t) {
     return R"({"Type":"container","Action":"start","Actor":{"ID":")" + id +
-           R"(","Attributes":{"image":"i"}},"scope":"local","time":0,"timeNano":)" + std::to_string(t) + "}\n";
+           R"(","Attributes":{"image":"i"}},"scope":"local","time":0,"timeNano":)" +
+           std::to_string(t) + "}\n";
   };
   std::mutex mu;
   std::vector<std::string> queries;
@@ -315,7 +320,9 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
       queries.push_back(line);
       n = static_cast<int>(queries.size());
     }
-    fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    fake_daemon::send(
+        fd,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     if (n == 1) {
       // Two events, the second split across chunks, then a half line and a drop.
       std::string a = ev("a", 100), b = ev("b", 200);
@@ -340,11 +347,15 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
   o.on_state = [&](const api::error* e) { e ? ++drops : ++connects; };
   std::stop_source stop;
   std::thread t([&] {
-    c.events(o, [&](const api::event& e) {
-      std::lock_guard lk(mu);
-      got.push_back(e.actor_id);
-      attributes_ok = attributes_ok && e.attributes == std::map<std::string, std::string>{{"image", "i"}};
-    }, stop.get_token());
+    c.events(
+        o,
+        [&](const api::event& e) {
+          std::lock_guard lk(mu);
+          got.push_back(e.actor_id);
+          attributes_ok =
+              attributes_ok && e.attributes == std::map<std::string, std::string>{{"image", "i"}};
+        },
+        stop.get_token());
   });
   auto deadline = clock_type::now() + 30s;
   for (;;) {
@@ -364,7 +375,8 @@ TEST_CASE("events reconnect, resume from the last timeNano, dedupe, and stop", "
   REQUIRE(queries.size() == 2);
   CHECK(queries[0].find("since=") == std::string::npos);
   CHECK(queries[1].find("since=0.000000200") != std::string::npos);
-  CHECK(queries[1].find("filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D") != std::string::npos);
+  CHECK(queries[1].find("filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D") !=
+        std::string::npos);
   CHECK(connects == 2);
   CHECK(drops == 1);
 }
@@ -383,7 +395,8 @@ TEST_CASE("logs: error frames, frames cut by a close, and follow stop", "[logs][
       fake_daemon::send(fd, fake_daemon::chunk(frame(1, "out\n") + frame(3, "error from daemon")));
       fake_daemon::send(fd, fake_daemon::chunk(""));
     } else if (mode == 1) {
-      fake_daemon::send(fd, fake_daemon::chunk(frame(1, "out\n") + frame(2, "partial").substr(0, 11)));
+      fake_daemon::send(fd,
+                        fake_daemon::chunk(frame(1, "out\n") + frame(2, "partial").substr(0, 11)));
       fake_daemon::send(fd, fake_daemon::chunk(""));
       return true;
     } else if (mode == 2) {
@@ -413,10 +426,13 @@ TEST_CASE("logs: error frames, frames cut by a close, and follow stop", "[logs][
   std::string err;
   std::atomic<bool> ready{false};
   std::thread t([&] {
-    c.logs("x", lo, [&](api::stream_kind k, std::string_view s) {
-      if (k == api::stream_kind::stderr_) err.append(s);
-      ready = true;
-    }, stop.get_token());
+    c.logs(
+        "x", lo,
+        [&](api::stream_kind k, std::string_view s) {
+          if (k == api::stream_kind::stderr_) err.append(s);
+          ready = true;
+        },
+        stop.get_token());
   });
   auto deadline = clock_type::now() + 20s;
   while (!ready && clock_type::now() < deadline) std::this_thread::sleep_for(10ms);
@@ -430,16 +446,20 @@ TEST_CASE("logs: error frames, frames cut by a close, and follow stop", "[logs][
 TEST_CASE("pull: an error inside the 200 progress stream is surfaced", "[images][errors][fake]") {
   fake_daemon d([](int fd, const std::string&, int) {
     fake_daemon::send(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    fake_daemon::send(fd, fake_daemon::chunk(R"({"status":"Pulling from library/x","id":"latest"})" "\n"
-                                             R"({"errorDetail":{"message":"manifest for x:latest not found"},)"));
-    fake_daemon::send(fd, fake_daemon::chunk(R"("error":"manifest for x:latest not found"})" "\n"));
+    fake_daemon::send(
+        fd, fake_daemon::chunk(R"({"status":"Pulling from library/x","id":"latest"})"
+                               "\n"
+                               R"({"errorDetail":{"message":"manifest for x:latest not found"},)"));
+    fake_daemon::send(fd, fake_daemon::chunk(R"("error":"manifest for x:latest not found"})"
+                                             "\n"));
     fake_daemon::send(fd, fake_daemon::chunk(""));
     return true;
   });
   api::client c(fake_options(d));
   std::vector<std::string> statuses;
   auto e = expect_error([&] {
-    c.pull_image("x", "latest", [&](const api::progress_message& m) { statuses.push_back(m.status); });
+    c.pull_image("x", "latest",
+                 [&](const api::progress_message& m) { statuses.push_back(m.status); });
   });
   CHECK(e.code() == api::errc::server_error);
   CHECK(e.daemon_message() == "manifest for x:latest not found");
@@ -487,6 +507,8 @@ TEST_CASE("unreachable daemons and malformed hosts give typed errors", "[errors]
   ::unsetenv("DOCKER_TLS");
   ::unsetenv("DOCKER_CERT_PATH");
   CHECK_FALSE(api::client_options::from_env().tls.has_value());
-  if (old) ::setenv("DOCKER_HOST", saved.c_str(), 1);
-  else ::unsetenv("DOCKER_HOST");
+  if (old)
+    ::setenv("DOCKER_HOST", saved.c_str(), 1);
+  else
+    ::unsetenv("DOCKER_HOST");
 }

@@ -5,18 +5,18 @@
 //   (resume via `since`), and none arrives twice;
 // - tcp:// with TLS configured from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH
 //   (certificates made with openssl), attach with stdin over TLS included.
-#include <catch2/catch.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -80,12 +80,19 @@ class private_dockerd {
   void start() {
     REQUIRE(pid_ <= 0);
     std::vector<std::string> args{"dockerd",
-                                  "-H", host(),
-                                  "--data-root", dir_ + "/data",
-                                  "--exec-root", dir_ + "/exec",
-                                  "--pidfile", dir_ + "/d.pid",
-                                  "--config-file", dir_ + "/daemon.json",
-                                  "--bridge=none", "--iptables=false", "--ip-masq=false"};
+                                  "-H",
+                                  host(),
+                                  "--data-root",
+                                  dir_ + "/data",
+                                  "--exec-root",
+                                  dir_ + "/exec",
+                                  "--pidfile",
+                                  dir_ + "/d.pid",
+                                  "--config-file",
+                                  dir_ + "/daemon.json",
+                                  "--bridge=none",
+                                  "--iptables=false",
+                                  "--ip-masq=false"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -142,14 +149,21 @@ int free_loopback_port() {
 // A CA, a server certificate for 127.0.0.1 and a client certificate, named as
 // DOCKER_CERT_PATH expects (ca.pem, cert.pem, key.pem).
 bool make_certs(const std::string& dir) {
-  std::string cmd = "set -e; cd '" + dir + "'; exec >openssl.log 2>&1;"
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=dockscaler-test-ca;"
-      "openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1;"
+  std::string cmd =
+      "set -e; cd '" + dir +
+      "'; exec >openssl.log 2>&1;"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj "
+      "/CN=dockscaler-test-ca;"
+      "openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj "
+      "/CN=127.0.0.1;"
       "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext;"
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 2 -extfile server.ext;"
-      "openssl req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=dockscaler-test-client;"
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out "
+      "server-cert.pem -days 2 -extfile server.ext;"
+      "openssl req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj "
+      "/CN=dockscaler-test-client;"
       "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 -extfile client.ext";
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem "
+      "-days 2 -extfile client.ext";
   return std::system(cmd.c_str()) == 0;
 }
 
@@ -166,7 +180,9 @@ bool answers(api::client& c) {
 
 TEST_CASE("events resume across a dockerd restart without losing events", "[docker][events]") {
   if (::geteuid() != 0 || !have_dockerd()) {
-    WARN("skipped: a private dockerd needs root (for its own network namespace) and the dockerd binary");
+    WARN(
+        "skipped: a private dockerd needs root (for its own network namespace) and the dockerd "
+        "binary");
     return;
   }
   private_dockerd daemon("/tmp/dockscaler-dockerd-" + run_id());
@@ -205,10 +221,13 @@ TEST_CASE("events resume across a dockerd restart without losing events", "[dock
   eo.on_state = [&](const api::error* e) { e ? ++drops : ++connects; };
   std::stop_source stop;
   std::thread watcher([&] {
-    docker.events(eo, [&](const api::event& e) {
-      std::lock_guard lk(mu);
-      events.push_back(e);
-    }, stop.get_token());
+    docker.events(
+        eo,
+        [&](const api::event& e) {
+          std::lock_guard lk(mu);
+          events.push_back(e);
+        },
+        stop.get_token());
   });
   auto count = [&](const std::string& id, const std::string& action) {
     std::lock_guard lk(mu);
@@ -233,7 +252,8 @@ TEST_CASE("events resume across a dockerd restart without losing events", "[dock
   }
   cv.notify_all();
 
-  CHECK(eventually([&] { return count(c2.id, "create") == 1 && count(c1.id, "destroy") == 1; }, 60s));
+  CHECK(
+      eventually([&] { return count(c2.id, "create") == 1 && count(c1.id, "destroy") == 1; }, 60s));
   stop.request_stop();
   {
     std::lock_guard lk(mu);
@@ -250,7 +270,8 @@ TEST_CASE("events resume across a dockerd restart without losing events", "[dock
   docker.remove_image(image, true);
 }
 
-TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach included", "[docker][tls]") {
+TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach included",
+          "[docker][tls]") {
   if (::geteuid() != 0 || !have_dockerd() || std::system("openssl version >/dev/null 2>&1") != 0) {
     WARN("skipped: needs root (for its own network namespace), dockerd and openssl");
     return;
@@ -260,9 +281,9 @@ TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach inc
   REQUIRE(make_certs(dir + "/certs"));
   int port = free_loopback_port();
   std::string tcp = "tcp://127.0.0.1:" + std::to_string(port);
-  private_dockerd daemon(dir, {"-H", tcp, "--tlsverify", "--tlscacert", dir + "/certs/ca.pem",
-                               "--tlscert", dir + "/certs/server-cert.pem",
-                               "--tlskey", dir + "/certs/server-key.pem"});
+  private_dockerd daemon(
+      dir, {"-H", tcp, "--tlsverify", "--tlscacert", dir + "/certs/ca.pem", "--tlscert",
+            dir + "/certs/server-cert.pem", "--tlskey", dir + "/certs/server-key.pem"});
   daemon.start();
 
   ::setenv("DOCKER_HOST", tcp.c_str(), 1);
@@ -297,7 +318,8 @@ TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach inc
   spec.image = image;
   spec.network = "none";
   spec.cmd = std::vector<std::string>{"3"};
-  spec.open_stdin = spec.stdin_once = spec.attach_stdin = spec.attach_stdout = spec.attach_stderr = true;
+  spec.open_stdin = spec.stdin_once = spec.attach_stdin = spec.attach_stdout = spec.attach_stderr =
+      true;
   auto c = docker.create_container(spec);
   auto stream = docker.attach(c.id);
   docker.start_container(c.id);

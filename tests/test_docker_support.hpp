@@ -21,7 +21,8 @@ inline const std::string& run_id() {
   static const std::string id = [] {
     auto now = std::chrono::system_clock::now().time_since_epoch();
     return std::to_string(::getpid()) + "-" +
-           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() % 100000000);
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() %
+                          100000000);
   }();
   return id;
 }

@@ -2,8 +2,8 @@
 // split point, filter/query encoding, DOCKER_HOST parsing, JSON mapping of
 // replies captured from a real 20.10 daemon (tests/data/docker), error mapping,
 // and the tar writer.
-#include <catch2/catch.hpp>
 #include <curl/curl.h>
+#include <catch2/catch.hpp>
 
 #include <fstream>
 #include <map>
@@ -161,7 +161,8 @@ TEST_CASE("line splitter yields whole lines for every chunking", "[events][lines
 TEST_CASE("filters and queries are encoded the way the daemon expects", "[filters]") {
   CHECK(detail::filters_json({}).empty());
   CHECK(detail::filters_json({{"label", {}}}).empty());
-  CHECK(detail::filters_json({{"label", {"a=b", "dockscaler.managed=true"}}, {"status", {"running"}}}) ==
+  CHECK(detail::filters_json(
+            {{"label", {"a=b", "dockscaler.managed=true"}}, {"status", {"running"}}}) ==
         R"({"label":{"a=b":true,"dockscaler.managed=true":true},"status":{"running":true}})");
   CHECK(detail::filters_json({{"label", {"q\"uote"}}}) == R"({"label":{"q\"uote":true}})");
   CHECK(detail::url_encode("a b/c?d=e&f~_.-") == "a%20b%2Fc%3Fd%3De%26f~_.-");
@@ -183,9 +184,10 @@ TEST_CASE("DOCKER_HOST parsing", "[host][errors]") {
   CHECK(detail::parse_docker_host("tcp://docker.local", false).port == 2375);
   CHECK(detail::parse_docker_host("tcp://[::1]:1234", false).host == "[::1]");
   CHECK(detail::parse_docker_host("tcp://[::1]:1234", false).port == 1234);
-  for (const char* bad : {"", "/var/run/docker.sock", "unix://relative.sock", "tcp://", "tcp://:2375",
-                          "tcp://host:", "tcp://host:99999", "tcp://host:12ab", "ssh://me@host",
-                          "npipe:////./pipe/docker_engine", "tcp://host:2375/path", "tcp://[::1"}) {
+  for (const char* bad :
+       {"", "/var/run/docker.sock", "unix://relative.sock", "tcp://", "tcp://:2375",
+        "tcp://host:", "tcp://host:99999", "tcp://host:12ab", "ssh://me@host",
+        "npipe:////./pipe/docker_engine", "tcp://host:2375/path", "tcp://[::1"}) {
     INFO(bad);
     try {
       detail::parse_docker_host(bad, false);
@@ -298,13 +300,15 @@ TEST_CASE("malformed and truncated JSON is a protocol error", "[json][errors]") 
 
 TEST_CASE("progress streams surface in-band errors", "[json][errors]") {
   std::string aux;
-  auto p = detail::parse_progress(R"({"status":"Pulling fs layer","progressDetail":{},"id":"abc"})", &aux);
+  auto p = detail::parse_progress(R"({"status":"Pulling fs layer","progressDetail":{},"id":"abc"})",
+                                  &aux);
   CHECK(p.status == "Pulling fs layer");
   CHECK(p.id == "abc");
   detail::parse_progress(R"({"aux":{"ID":"sha256:1234"}})", &aux);
   CHECK(aux == "sha256:1234");
   try {
-    detail::parse_progress(R"({"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"})");
+    detail::parse_progress(
+        R"({"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"})");
     FAIL("no error");
   } catch (const api::error& e) {
     CHECK(e.code() == api::errc::server_error);
@@ -363,18 +367,31 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.read_only_rootfs = true;
   s.user = "1000";
   s.tmpfs = {{"/tmp", "size=16m"}};
-  s.healthcheck = api::healthcheck{{"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
+  s.healthcheck = api::healthcheck{
+      {"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
   std::string b = detail::container_create_body(s);
-  for (const char* part : {R"("Image":"img:1")", R"("Cmd":["7"])", R"("Env":["PORT=8080"])",
-                           R"("Labels":{"dockscaler.managed":"true"})", R"("ExposedPorts":{"8080/tcp":{}})",
-                           R"("Memory":134217728)", R"("NanoCpus":500000000)", R"("PidsLimit":128)",
-                           R"("NetworkMode":"dockscaler")", R"("SecurityOpt":["no-new-privileges"])",
-                           R"("CapDrop":["ALL"])", R"("ReadonlyRootfs":true)", R"("User":"1000")",
-                           R"("OpenStdin":true)", R"("StdinOnce":true)", R"("AttachStdin":true)",
-                           R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
-                           R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
-                           R"("Tmpfs":{"/tmp":"size=16m"})",
-                           R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
+  for (
+      const char* part :
+      {R"("Image":"img:1")",
+       R"("Cmd":["7"])",
+       R"("Env":["PORT=8080"])",
+       R"("Labels":{"dockscaler.managed":"true"})",
+       R"("ExposedPorts":{"8080/tcp":{}})",
+       R"("Memory":134217728)",
+       R"("NanoCpus":500000000)",
+       R"("PidsLimit":128)",
+       R"("NetworkMode":"dockscaler")",
+       R"("SecurityOpt":["no-new-privileges"])",
+       R"("CapDrop":["ALL"])",
+       R"("ReadonlyRootfs":true)",
+       R"("User":"1000")",
+       R"("OpenStdin":true)",
+       R"("StdinOnce":true)",
+       R"("AttachStdin":true)",
+       R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
+       R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
+       R"("Tmpfs":{"/tmp":"size=16m"})",
+       R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);
     CHECK(b.find(part) != std::string::npos);
   }

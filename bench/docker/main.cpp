@@ -8,14 +8,14 @@
 //   dockscaler-bench-docker remove-image <tag>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "dockerapi/client.hpp"
 #include "dockerapi/detail/tar_writer.hpp"
@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
       int n = std::atoi(argv[2]);
       api::list_containers_options lo;
       lo.all = true;
-      docker.api_version();  // negotiation is part of every tool's first request; keep it out of the loop
+      docker.api_version();  // negotiation is part of every tool's first request; keep it out of
+                             // the loop
       std::size_t seen = 0;
       auto start = clock_type::now();
       for (int i = 0; i < n; ++i) seen += docker.list_containers(lo).size();
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
         auto c = docker.create_container(spec);
         docker.start_container(c.id);
         auto w = docker.wait_container(c.id);
-        if (w.exit_code != 0) throw std::runtime_error("echo exited with " + std::to_string(w.exit_code));
+        if (w.exit_code != 0)
+          throw std::runtime_error("echo exited with " + std::to_string(w.exit_code));
         docker.remove_container(c.id);
       }
       report(start, n);
@@ -124,7 +126,8 @@ int main(int argc, char** argv) {
         auto c = docker.create_container(spec);
         docker.start_container(c.id);
         auto w = docker.wait_container(c.id);
-        if (w.exit_code != 0) throw std::runtime_error("echo exited with " + std::to_string(w.exit_code));
+        if (w.exit_code != 0)
+          throw std::runtime_error("echo exited with " + std::to_string(w.exit_code));
         std::lock_guard lk(mu);
         to_remove.push_back(c.id);
         cv.notify_one();

@@ -14,7 +14,9 @@ void ensure_curl_global_init();
 class easy_handle {
  public:
   easy_handle();  // throws error(server_error) if curl cannot allocate
-  ~easy_handle() { if (h_) curl_easy_cleanup(h_); }
+  ~easy_handle() {
+    if (h_) curl_easy_cleanup(h_);
+  }
   easy_handle(const easy_handle&) = delete;
   easy_handle& operator=(const easy_handle&) = delete;
   easy_handle(easy_handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
@@ -34,7 +36,9 @@ class easy_handle {
 class header_list {
  public:
   header_list() = default;
-  ~header_list() { if (l_) curl_slist_free_all(l_); }
+  ~header_list() {
+    if (l_) curl_slist_free_all(l_);
+  }
   header_list(const header_list&) = delete;
   header_list& operator=(const header_list&) = delete;
   header_list(header_list&& o) noexcept : l_(std::exchange(o.l_, nullptr)) {}

@@ -31,7 +31,7 @@ class frame_demux {
  private:
   bool raw_;
   unsigned char header_[8]{};
-  std::size_t header_len_ = 0;  // header bytes collected so far
+  std::size_t header_len_ = 0;   // header bytes collected so far
   std::uint32_t remaining_ = 0;  // payload bytes still due in the current frame
   int stream_ = 1;
 };

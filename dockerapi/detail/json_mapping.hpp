@@ -34,7 +34,8 @@ std::string daemon_message(std::string_view body);
 // Requests.
 std::string container_create_body(const container_spec& spec);
 std::string network_create_body(const network_spec& spec);
-std::string network_connect_body(const std::string& container, const std::vector<std::string>& aliases);
+std::string network_connect_body(const std::string& container,
+                                 const std::vector<std::string>& aliases);
 std::string network_disconnect_body(const std::string& container, bool force);
 
 }  // namespace dockscaler::dockerapi::detail

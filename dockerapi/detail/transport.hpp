@@ -31,9 +31,9 @@ class transport {
   struct request {
     const char* what = "request";  // names the call in error messages
     const char* method = "GET";
-    std::string target;            // path + query, without the /vX.Y prefix
+    std::string target;  // path + query, without the /vX.Y prefix
     bool versioned = true;
-    std::string_view body;         // sent when method is POST/PUT (caller keeps it alive)
+    std::string_view body;  // sent when method is POST/PUT (caller keeps it alive)
     const char* content_type = "application/json";
     // Deadlines; negative = the client's default, 0 = none.
     std::chrono::milliseconds total{-1};
@@ -62,8 +62,7 @@ class transport {
   std::string api_version();
 
   // Opens a hijacked connection for POST `target` (versioned) with Upgrade: tcp.
-  std::unique_ptr<attach_connection> hijack(const std::string& target, bool tty,
-                                            const char* what);
+  std::unique_ptr<attach_connection> hijack(const std::string& target, bool tty, const char* what);
 
  private:
   class lease;

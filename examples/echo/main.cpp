@@ -3,11 +3,11 @@
 // code given as argv[1] or $EXIT_CODE (default 0). As PID 1 in a container a
 // signal without a handler is ignored, so SIGTERM gets one: `docker stop` is
 // then immediate instead of waiting for SIGKILL.
+#include <unistd.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 namespace {
 

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
                 "NAMES");
     for (const auto& c : list) {
       std::string names;
-      for (const auto& n : c.names) names += (names.empty() ? "" : ",") + n.substr(n.rfind('/') + 1);
+      for (const auto& n : c.names)
+        names += (names.empty() ? "" : ",") + n.substr(n.rfind('/') + 1);
       std::printf("%-12.12s  %-24.24s  %-10s  %-24.24s  %s\n", c.id.c_str(), c.image.c_str(),
                   c.state.c_str(), c.status.c_str(), names.c_str());
     }
