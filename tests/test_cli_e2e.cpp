@@ -333,7 +333,7 @@ TEST_CASE("sd_notify: READY=1 once the admin socket answers; RELOADING, WATCHDOG
           "[e2e][docker][systemd]") {
   service_fixture f("notify");
   daemon_process d("notify", f.config("    replicas: { min: 0, max: 1, initial: 0 }\n"));
-  const std::string notify_path = d.dir() + "/notify.sock";
+  const std::string notify_path = d.dir() + "/sd-notify.sock";
   ::unlink(notify_path.c_str());
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
