@@ -512,3 +512,59 @@ TEST_CASE("unreachable daemons and malformed hosts give typed errors", "[errors]
   else
     ::unsetenv("DOCKER_HOST");
 }
+
+TEST_CASE("attach keeps bytes that came with the 101, half-closes, and detects cut frames",
+          "[attach][fake]") {
+  auto frame = [](int s, const std::string& p) {
+    std::string h(8, '\0');
+    h[0] = static_cast<char>(s);
+    h[7] = static_cast<char>(p.size());
+    return h + p;
+  };
+  std::atomic<int> mode{0};
+  std::string head_seen;
+  fake_daemon d([&](int fd, const std::string& head, int) {
+    head_seen = head;
+    std::string upgrade =
+        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+        "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+    if (mode == 1) {
+      fake_daemon::send(fd, upgrade + frame(1, "cut off").substr(0, 10));
+      return false;
+    }
+    // Output in the same packet as the 101: must not be lost.
+    fake_daemon::send(fd, upgrade + frame(1, "early\n") + frame(2, "err\n"));
+    // Echo stdin as stdout frames until the client half-closes.
+    char buf[256];
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 20000) <= 0) return false;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      fake_daemon::send(fd, frame(1, std::string(buf, static_cast<std::size_t>(n))));
+    }
+    fake_daemon::send(fd, frame(2, "bye\n"));  // only after EOF on stdin
+    return false;
+  });
+  api::client c(fake_options(d));
+  api::attach_options ao;
+  ao.tty = false;
+  auto s = c.attach("x", ao);
+  CHECK(head_seen.rfind("POST /v1.41/containers/x/attach?stream=1&stdin=1&stdout=1&stderr=1", 0) ==
+        0);
+  CHECK(head_seen.find("Upgrade: tcp") != std::string::npos);
+  auto first = s.read(10s);
+  REQUIRE(first.has_value());
+  CHECK(first->stream == api::stream_kind::stdout_);
+  CHECK(first->data == "early\n");
+  s.write_stdin("ping\n");
+  s.close_stdin();
+  auto rest = s.read_all(10s);
+  CHECK(rest.out == "ping\n");
+  CHECK(rest.err == "err\nbye\n");
+
+  mode = 1;
+  auto cut = c.attach("x", ao);
+  auto e = expect_error([&] { cut.read_all(10s); });
+  CHECK(e.code() == api::errc::protocol);
+}
