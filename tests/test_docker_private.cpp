@@ -303,7 +303,13 @@ TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach inc
   auto bad = o;
   bad.tls->cert_file.clear();
   bad.tls->key_file.clear();
-  CHECK_THROWS_AS(api::client(bad).ping(), api::error);
+  try {
+    api::client(bad).ping();
+    FAIL("ping without a client certificate succeeded");
+  } catch (const api::error& e) {
+    // TLS 1.3 reports the rejected client only after the handshake: a recv error.
+    CHECK((e.code() == api::errc::unreachable || e.code() == api::errc::protocol));
+  }
   // Plain HTTP to the TLS port is refused too, as a typed error.
   auto plain = o;
   plain.tls.reset();
