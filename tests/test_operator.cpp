@@ -124,5 +124,18 @@ TEST_CASE("cmake --install puts the binary, the unit and an example config in pl
   CHECK(std::filesystem::exists(prefix + "/etc/dockscaler/dockscaler.yaml"));
   const auto v = sh(prefix + "/bin/dockscaler validate -c " + prefix + "/etc/dockscaler/dockscaler.yaml");
   CHECK(v.code == 0);
+  // The installed unit names the installed binary and config, and verifies.
+  const std::string unit = slurp(prefix + "/lib/systemd/system/dockscaler.service");
+  CHECK(unit.find("ExecStart=" + prefix + "/bin/dockscaler --log-format json serve -c " + prefix +
+                  "/etc/dockscaler/dockscaler.yaml\n") != std::string::npos);
+  if (have("systemd-analyze")) {
+    const auto u = sh("systemd-analyze verify " + prefix + "/lib/systemd/system/dockscaler.service");
+    INFO(u.out << u.err);
+    CHECK(u.code == 0);
+  }
+  // A second install keeps an operator's edited config.
+  std::ofstream(prefix + "/etc/dockscaler/dockscaler.yaml", std::ios::app) << "# edited\n";
+  REQUIRE(sh("cmake --install " + std::string(DOCKSCALER_BUILD_DIR) + " --prefix " + prefix).code == 0);
+  CHECK(slurp(prefix + "/etc/dockscaler/dockscaler.yaml").find("# edited") != std::string::npos);
   std::filesystem::remove_all(prefix);
 }
