@@ -237,30 +237,36 @@ void proxy::start() {
   for (const auto& l : m.opts.listen) {
     auto [host, port] = detail::split_host_port(l);
     detail::tcp::endpoint ep;
+    auto fail = [&](const std::string& why) {
+      m.workers.clear();
+      m.bound.clear();
+      throw std::runtime_error("cannot listen on " + l + ": " + why);
+    };
     try {
       ep = detail::resolve(host, port);
     } catch (const std::exception& e) {
-      throw std::runtime_error("cannot listen on " + l + ": " + e.what());
+      fail(e.what());
     }
     for (auto& w : m.workers) {
-      detail::acceptor_t acc(w->ioc.get_executor());
       boost::system::error_code ec;
-      acc.open(ep.protocol(), ec);
-      if (!ec) acc.set_option(detail::asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
-        int one = 1;
-        if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-          ec.assign(errno, boost::system::system_category());
+      {
+        // The acceptor must be gone before a failure destroys the workers (and their io_contexts).
+        detail::acceptor_t acc(w->ioc.get_executor());
+        acc.open(ep.protocol(), ec);
+        if (!ec) acc.set_option(detail::asio::socket_base::reuse_address(true), ec);
+        if (!ec) {
+          int one = 1;
+          if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+            ec.assign(errno, boost::system::system_category());
+        }
+        if (!ec) acc.bind(ep, ec);
+        if (!ec) acc.listen(detail::asio::socket_base::max_listen_connections, ec);
+        if (!ec) {
+          ep = acc.local_endpoint();  // port 0: the others bind the port the first one got
+          w->acceptors.push_back(std::move(acc));
+        }
       }
-      if (!ec) acc.bind(ep, ec);
-      if (!ec) acc.listen(detail::asio::socket_base::max_listen_connections, ec);
-      if (ec) {
-        m.workers.clear();
-        m.bound.clear();
-        throw std::runtime_error("cannot listen on " + l + ": " + ec.message());
-      }
-      ep = acc.local_endpoint();  // port 0: the others bind the port the first one got
-      w->acceptors.push_back(std::move(acc));
+      if (ec) fail(ec.message());
     }
     m.bound.push_back(detail::to_string(ep));
   }

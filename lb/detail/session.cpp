@@ -5,10 +5,11 @@
 // operation has a deadline enforced by the worker's sweeper (proxy.cpp).
 #include <algorithm>
 #include <array>
-#include <cstdio>
-#include <span>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,8 +41,8 @@ using req_parser = http::request_parser<http::buffer_body>;
 using res_parser = http::response_parser<http::buffer_body>;
 using request = http::request<http::buffer_body>;
 
-// A queued request of this session. notify() runs on any thread; it only posts
-// to the session's own thread, where the timer is touched.
+// A queued request of this session. notify() runs on any thread; the timer is
+// only touched on the session's own thread (directly, or through a post).
 class queue_waiter final : public waiter, public std::enable_shared_from_this<queue_waiter> {
  public:
   explicit queue_waiter(executor ex) : ex_(std::move(ex)) {}
