@@ -322,6 +322,15 @@ transport::response transport::perform(request& r) {
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     errc code = errc_from_curl(rc);
+    if (rc == CURLE_COULDNT_CONNECT && ep_.type == endpoint::kind::unix_socket) {
+      // curl words this as "localhost port 80"; say what happened to the socket.
+      long os_errno = 0;
+      curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+      detail = "cannot connect to the Docker daemon socket" +
+               (os_errno ? ": " + std::string(std::strerror(static_cast<int>(os_errno)))
+                         : std::string()) +
+               " (is dockerd running, and may this user open the socket?)";
+    }
     std::string where = ep_.type == endpoint::kind::unix_socket ? ep_.socket_path : base_url_;
     std::string text = std::string("dockerapi: ") + r.what + " (" + where + "): " + detail;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
