@@ -77,8 +77,12 @@ void write_service(writer& w, const scaler::service_status& s) {
   w.Key("desired");
   w.Uint(s.last_decision.desired);
   str(w, "direction", scaler::to_string(s.last_decision.dir));
-  str(w, "reason", scaler::to_string(s.last_decision.why.kind));
-  str(w, "text", s.last_decision.why.to_string());
+  // The policy never moves with reason "steady": such a change was set by
+  // an operator (set_replicas), which has no reason of its own.
+  const bool manual = s.last_decision.dir != scaler::direction::none &&
+                      s.last_decision.why.kind == scaler::reason_kind::steady;
+  str(w, "reason", manual ? "manual" : scaler::to_string(s.last_decision.why.kind));
+  str(w, "text", manual ? "set by an operator" : s.last_decision.why.to_string());
   w.EndObject();
   w.Key("consecutive_failures");
   w.Uint(s.consecutive_failures);

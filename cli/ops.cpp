@@ -129,7 +129,7 @@ std::string decision_text(const value& s) {
   auto d = s.FindMember("last_decision");
   if (d == s.MemberEnd() || !d->value.IsObject()) return "";
   const std::string dir = get_str(d->value, "direction");
-  std::string out = dir == "none" ? "hold" : dir + " to " + get_uint(d->value, "desired");
+  std::string out = (dir == "none" ? "stay at " : dir + " to ") + get_uint(d->value, "desired");
   return out + ": " + get_str(d->value, "text");
 }
 

@@ -66,6 +66,10 @@ class fake_control : public admin::control {
     auto it = services.find(service);
     if (it == services.end()) throw std::out_of_range("no such service: " + service);
     if (n > it->second.max) throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max");
+    // As the autoscaler records a manual change: a direction, no reason.
+    it->second.last_decision = {};
+    it->second.last_decision.desired = n;
+    it->second.last_decision.dir = n > it->second.desired ? scaler::direction::up : scaler::direction::down;
     it->second.desired = n;
     scaled.emplace_back(service, n, hold);
   }
@@ -176,6 +180,8 @@ TEST_CASE("routing: scale and autoscale reach the control with their arguments",
   CHECK(std::get<1>(c.scaled[0]) == 4);
   CHECK(std::get<2>(c.scaled[0]) == 10min);
   CHECK(r.body.find("\"desired\":4") != std::string::npos);  // the service after the change
+
+  CHECK(r.body.find("\"direction\":\"up\",\"reason\":\"manual\",\"text\":\"set by an operator\"") != std::string::npos);
 
   r = call(c, "POST", "/v1/services/hello/scale", R"({"replicas":0})");
   CHECK(r.status == 200);
