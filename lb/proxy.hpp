@@ -128,9 +128,11 @@ class proxy {
   // rotation at once; queued requests are dispatched to it immediately.
   backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port);
   // Takes the backend out of rotation at once; `done(true)` runs when its last
-  // in-flight request finished, `done(false)` after `timeout` if it did not.
-  // `done` runs exactly once, on an I/O thread or inside this call (if already
-  // idle), and must not block.
+  // in-flight request finished, `done(false)` after `timeout` if it did not
+  // (the timeout needs a started proxy). `done` runs at most once — on an I/O
+  // thread, inside this call if already idle, or inside remove_backend (with
+  // the backend's idleness) — and must not block. Throws std::invalid_argument
+  // for an unknown service or backend.
   void drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
                      std::function<void(bool idle)> done);
   std::future<bool> drain_backend(std::string_view service, backend_id id,
