@@ -533,3 +533,36 @@ TEST_CASE("update_service changes concurrency and route at run time", "[lb][net]
   CHECK_THROWS_AS(p.update_service(svc("nope")), std::invalid_argument);
   CHECK_THROWS_AS(p.add_service(svc("s")), std::invalid_argument);
 }
+
+TEST_CASE("several listen addresses, IPv6 included, each with its actual port", "[lb][net]") {
+  backend a("a");
+  auto o = test_options();
+  o.listen = {"127.0.0.1:0", "[::1]:0"};
+  proxy p(o);
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  const auto eps = p.endpoints();
+  REQUIRE(eps.size() == 2);
+  CHECK(eps[0].rfind("127.0.0.1:", 0) == 0);
+  REQUIRE(eps[1].rfind("[::1]:", 0) == 0);
+  CHECK(get_status(p.port(), "/") == 200);
+  const auto v6_port = static_cast<std::uint16_t>(std::stoi(eps[1].substr(eps[1].rfind(':') + 1)));
+  asio::io_context ioc;
+  tcp::socket sk(ioc);
+  sk.connect(tcp::endpoint(asio::ip::make_address("::1"), v6_port));
+  set_socket_timeout(sk, 10s);
+  asio::write(sk, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n")));
+  beast::flat_buffer b;
+  http::response<http::string_body> res;
+  http::read(sk, b, res);
+  CHECK(res.result_int() == 200);
+  CHECK(res["X-Seen-XFF"] == "::1");
+  CHECK(res["X-Seen-XFH"] == "[::1]:8080");
+  CHECK_THROWS_AS(proxy([] {
+                    proxy_options bad;
+                    bad.listen = {"nonsense"};
+                    return bad;
+                  }()),
+                  std::invalid_argument);
+}

@@ -520,7 +520,8 @@ task<bool> session::handle(clock::time_point arrival) {
   bool keep = req->keep_alive() && !w.stopping;
 
   // Route.
-  std::string_view host = r[http::field::host];
+  const std::string_view raw_host = r[http::field::host];  // forwarded as X-Forwarded-Host, port and all
+  std::string_view host = raw_host;
   if (auto c = host.rfind(':'); c != std::string_view::npos && host.find(']', c) == std::string_view::npos)
     host = host.substr(0, c);
   const route_table& rt = w.current_routes();
@@ -541,7 +542,7 @@ task<bool> session::handle(clock::time_point arrival) {
       has_body && r.version() == 11 && beast::iequals(r[http::field::expect], "100-continue");
   const bool chunked_in = req->chunked();
   const auto length_in = req->content_length();
-  put_request_head(upstream_head, r, route->strip ? std::string_view(route->prefix) : std::string_view{}, host,
+  put_request_head(upstream_head, r, route->strip ? std::string_view(route->prefix) : std::string_view{}, raw_host,
                    client_ip, chunked_in, length_in);
 
   // Take a slot, queueing if none is free.
