@@ -54,8 +54,10 @@ void write_service(writer& w, const scaler::service_status& s) {
   w.Key("autoscale");
   w.Bool(s.autoscale);
   w.Key("hold_left_seconds");
-  if (s.hold_left) w.Int64(s.hold_left->count());
-  else w.Null();
+  if (s.hold_left)
+    w.Int64(s.hold_left->count());
+  else
+    w.Null();
   w.Key("queue_length");
   w.Uint64(s.figures.queue_length);
   w.Key("in_flight");
@@ -64,9 +66,9 @@ void write_service(writer& w, const scaler::service_status& s) {
   w.Uint64(s.figures.requests);
   w.Key("wait_time");
   w.StartObject();
-  const std::pair<const char*, double> stats[] = {{"mean", s.figures.wait_mean}, {"p50", s.figures.wait_p50},
-                                                  {"p90", s.figures.wait_p90},   {"p95", s.figures.wait_p95},
-                                                  {"p99", s.figures.wait_p99},   {"max", s.figures.wait_max}};
+  const std::pair<const char*, double> stats[] = {
+      {"mean", s.figures.wait_mean}, {"p50", s.figures.wait_p50}, {"p90", s.figures.wait_p90},
+      {"p95", s.figures.wait_p95},   {"p99", s.figures.wait_p99}, {"max", s.figures.wait_max}};
   for (const auto& [k, v] : stats) {
     w.Key(k);
     w.Double(v);
@@ -117,7 +119,8 @@ std::string parse_object(const std::string& body, rapidjson::Document& doc) {
   return {};
 }
 
-const scaler::service_status* find(const std::vector<scaler::service_status>& all, const std::string& name) {
+const scaler::service_status* find(const std::vector<scaler::service_status>& all,
+                                   const std::string& name) {
   for (const auto& s : all)
     if (s.name == name) return &s;
   return nullptr;
@@ -155,7 +158,8 @@ http_response autoscale(control& c, const std::string& name, const std::string& 
   rapidjson::Document doc;
   if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
   auto en = doc.FindMember("enabled");
-  if (en == doc.MemberEnd() || !en->value.IsBool()) return error(400, "\"enabled\" must be true or false");
+  if (en == doc.MemberEnd() || !en->value.IsBool())
+    return error(400, "\"enabled\" must be true or false");
   c.set_autoscale(name, en->value.GetBool());
   return service_reply(c, name);
 }

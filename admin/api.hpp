@@ -50,7 +50,8 @@ class control {
   virtual std::vector<scaler::service_status> status() = 0;
   // Throws std::out_of_range for an unknown service (404), std::invalid_argument
   // for a count it cannot take (400).
-  virtual void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) = 0;
+  virtual void set_replicas(const std::string& service, unsigned n,
+                            std::chrono::milliseconds hold) = 0;
   virtual void set_autoscale(const std::string& service, bool enabled) = 0;
   // Re-reads the config file as SIGHUP does; returns a one-line summary.
   // Throws rejected (400) when the file is refused, reload_busy (409).

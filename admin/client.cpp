@@ -6,10 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <strings.h>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <strings.h>
 
 namespace dockscaler::admin {
 
@@ -24,7 +24,8 @@ reply request(const std::string& address, const std::string& method, const std::
   const std::string path = socket_path_of(address);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) throw std::invalid_argument("admin socket path too long: " + path);
+  if (path.size() >= sizeof a.sun_path)
+    throw std::invalid_argument("admin socket path too long: " + path);
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw unreachable(std::string("socket: ") + std::strerror(errno));
@@ -32,15 +33,18 @@ reply request(const std::string& address, const std::string& method, const std::
     int fd;
     ~closer() { ::close(fd); }
   } close_fd{fd};
-  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
     throw unreachable(path + ": " + std::strerror(errno));
 
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: dockscaler\r\nConnection: close\r\n";
+  std::string req =
+      method + " " + target + " HTTP/1.1\r\nHost: dockscaler\r\nConnection: close\r\n";
   if (!body.empty() || method == "POST")
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   std::string_view out = req;
   while (!out.empty()) {
@@ -67,7 +71,8 @@ reply request(const std::string& address, const std::string& method, const std::
   std::string_view head(in.data(), head_end);
   for (std::size_t pos = head.find("\r\n"); pos != std::string_view::npos;) {
     const std::size_t next = head.find("\r\n", pos + 2);
-    std::string_view line = head.substr(pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
+    std::string_view line = head.substr(
+        pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
     if (line.size() > 13 && strncasecmp(line.data(), "content-type:", 13) == 0) {
       line.remove_prefix(13);
       while (!line.empty() && line.front() == ' ') line.remove_prefix(1);

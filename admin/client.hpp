@@ -27,7 +27,8 @@ std::string socket_path_of(const std::string& address);
 // Sends one request and reads the whole reply. Throws unreachable, or
 // std::runtime_error for a reply that is not HTTP.
 reply request(const std::string& address, const std::string& method, const std::string& target,
-              const std::string& body = {}, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+              const std::string& body = {},
+              std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // The "message" of a {"message": "..."} error body; the body itself otherwise.
 std::string error_message(const reply& r);

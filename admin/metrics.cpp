@@ -12,15 +12,20 @@ namespace {
 void escape_into(std::string& out, std::string_view s, bool quotes) {
   for (char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       case '"':
         if (quotes) {
           out += "\\\"";
           break;
         }
         [[fallthrough]];
-      default: out += c;
+      default:
+        out += c;
     }
   }
 }
@@ -76,7 +81,8 @@ void exposition::sample(std::string_view name, std::initializer_list<label> ls, 
   out_ += '\n';
 }
 
-void exposition::histogram(std::string_view name, std::initializer_list<label> ls, const histogram_snapshot& h) {
+void exposition::histogram(std::string_view name, std::initializer_list<label> ls,
+                           const histogram_snapshot& h) {
   const std::string bucket = std::string(name) + "_bucket";
   for (std::size_t i = 0; i <= h.bounds.size(); ++i) {
     const std::string le = i < h.bounds.size() ? format_value(h.bounds[i]) : "+Inf";
@@ -145,7 +151,8 @@ struct metrics::service_requests {
 metrics::metrics() {
   // The operations the daemon performs, at 0 from the start so a rate() over
   // them has a baseline before the first failure.
-  for (const char* op : {"network", "list", "start", "address", "stop", "events"}) docker_errors_[op] = 0;
+  for (const char* op : {"network", "list", "start", "address", "stop", "events"})
+    docker_errors_[op] = 0;
   tables_.push_back(std::make_unique<const table>());
   current_.store(tables_.back().get(), std::memory_order_release);
 }
@@ -213,8 +220,10 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
   exposition x;
   const table& t = *current_.load(std::memory_order_acquire);
 
-  x.family("dockscaler_requests_total", "Requests answered by the proxy, by service and status code "
-           "(code 0: connection closed before a full response; service \"\": no route matched).", "counter");
+  x.family("dockscaler_requests_total",
+           "Requests answered by the proxy, by service and status code "
+           "(code 0: connection closed before a full response; service \"\": no route matched).",
+           "counter");
   for (const auto& [name, r] : t)
     for (unsigned c = 0; c < max_code; ++c)
       if (const auto n = r->codes[c].load(std::memory_order_relaxed); n > 0)
@@ -222,23 +231,28 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
                  static_cast<double>(n));
 
   x.family("dockscaler_wait_time_seconds",
-           "Time from a request's arrival (headers parsed) until a container slot took it.", "histogram");
-  for (const auto& [name, r] : t)
-    if (!name.empty()) x.histogram("dockscaler_wait_time_seconds", {{"service", name}}, r->wait.read());
-
-  x.family("dockscaler_request_duration_seconds",
-           "Time from a request's arrival until its response was fully relayed (or it was rejected).",
+           "Time from a request's arrival (headers parsed) until a container slot took it.",
            "histogram");
+  for (const auto& [name, r] : t)
+    if (!name.empty())
+      x.histogram("dockscaler_wait_time_seconds", {{"service", name}}, r->wait.read());
+
+  x.family(
+      "dockscaler_request_duration_seconds",
+      "Time from a request's arrival until its response was fully relayed (or it was rejected).",
+      "histogram");
   for (const auto& [name, r] : t)
     x.histogram("dockscaler_request_duration_seconds", {{"service", name}}, r->duration.read());
 
   x.family("dockscaler_queue_length", "Requests waiting for a container slot.", "gauge");
   for (const auto& s : status)
-    x.sample("dockscaler_queue_length", {{"service", s.name}}, static_cast<double>(s.figures.queue_length));
+    x.sample("dockscaler_queue_length", {{"service", s.name}},
+             static_cast<double>(s.figures.queue_length));
 
   x.family("dockscaler_in_flight", "Requests holding a container slot.", "gauge");
   for (const auto& s : status)
-    x.sample("dockscaler_in_flight", {{"service", s.name}}, static_cast<double>(s.figures.in_flight));
+    x.sample("dockscaler_in_flight", {{"service", s.name}},
+             static_cast<double>(s.figures.in_flight));
 
   x.family("dockscaler_replicas", "Containers of a service by state.", "gauge");
   for (const auto& s : status) {
@@ -248,27 +262,37 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
   }
 
   x.family("dockscaler_replicas_desired", "Containers the scaler wants for a service.", "gauge");
-  for (const auto& s : status) x.sample("dockscaler_replicas_desired", {{"service", s.name}}, s.desired);
-
-  x.family("dockscaler_autoscale_enabled", "1 when the policy may change a service's replicas now "
-           "(autoscaling on and no hold).", "gauge");
   for (const auto& s : status)
-    x.sample("dockscaler_autoscale_enabled", {{"service", s.name}}, s.autoscale && !s.hold_left ? 1 : 0);
+    x.sample("dockscaler_replicas_desired", {{"service", s.name}}, s.desired);
+
+  x.family("dockscaler_autoscale_enabled",
+           "1 when the policy may change a service's replicas now "
+           "(autoscaling on and no hold).",
+           "gauge");
+  for (const auto& s : status)
+    x.sample("dockscaler_autoscale_enabled", {{"service", s.name}},
+             s.autoscale && !s.hold_left ? 1 : 0);
 
   std::lock_guard lock(mu_);
   x.family("dockscaler_scale_events_total",
-           "Changes of the desired replicas, by direction and reason (manual: set by an operator).", "counter");
+           "Changes of the desired replicas, by direction and reason (manual: set by an operator).",
+           "counter");
   for (const auto& [key, n] : scale_events_)
     x.sample("dockscaler_scale_events_total",
-             {{"service", std::get<0>(key)}, {"direction", std::get<1>(key)}, {"reason", std::get<2>(key)}},
+             {{"service", std::get<0>(key)},
+              {"direction", std::get<1>(key)},
+              {"reason", std::get<2>(key)}},
              static_cast<double>(n));
 
   x.family("dockscaler_cold_start_seconds",
-           "From the scale-up of a service at zero (a request waiting) until its first container was ready.",
+           "From the scale-up of a service at zero (a request waiting) until its first container "
+           "was ready.",
            "histogram");
-  for (const auto& [name, h] : cold_starts_) x.histogram("dockscaler_cold_start_seconds", {{"service", name}}, h->read());
+  for (const auto& [name, h] : cold_starts_)
+    x.histogram("dockscaler_cold_start_seconds", {{"service", name}}, h->read());
 
-  x.family("dockscaler_docker_errors_total", "Failed calls to the Docker engine, by operation.", "counter");
+  x.family("dockscaler_docker_errors_total", "Failed calls to the Docker engine, by operation.",
+           "counter");
   for (const auto& [op, n] : docker_errors_)
     x.sample("dockscaler_docker_errors_total", {{"operation", op}}, static_cast<double>(n));
   return x.text();

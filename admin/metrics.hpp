@@ -44,7 +44,8 @@ class exposition {
   void family(std::string_view name, std::string_view help, std::string_view type);
   void sample(std::string_view name, std::initializer_list<label> labels, double value);
   // name_bucket{...,le="b"}, name_sum and name_count.
-  void histogram(std::string_view name, std::initializer_list<label> labels, const histogram_snapshot& h);
+  void histogram(std::string_view name, std::initializer_list<label> labels,
+                 const histogram_snapshot& h);
 
   const std::string& text() const noexcept { return out_; }
 
@@ -72,8 +73,8 @@ class histogram {
 };
 
 // Default bucket bounds, in seconds.
-std::vector<double> wait_buckets();      // 0.5 ms .. 30 s
-std::vector<double> duration_buckets();  // 1 ms .. 60 s
+std::vector<double> wait_buckets();        // 0.5 ms .. 30 s
+std::vector<double> duration_buckets();    // 1 ms .. 60 s
 std::vector<double> cold_start_buckets();  // 100 ms .. 120 s
 
 // The daemon's metric set. All observer functions are thread-safe and never
@@ -111,7 +112,8 @@ class metrics {
   std::vector<std::unique_ptr<const table>> tables_;
   std::vector<std::unique_ptr<service_requests>> entries_;
   std::map<std::string, std::unique_ptr<histogram>> cold_starts_;  // under mu_
-  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> scale_events_;  // under mu_
+  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t>
+      scale_events_;                                                 // under mu_
   std::map<std::string, std::uint64_t, std::less<>> docker_errors_;  // under mu_
 };
 

@@ -45,7 +45,8 @@ bool send_all(int fd, std::string_view data) {
 }
 
 void set_timeouts(int fd, std::chrono::milliseconds t) {
-  timeval tv{static_cast<time_t>(t.count() / 1000), static_cast<suseconds_t>((t.count() % 1000) * 1000)};
+  timeval tv{static_cast<time_t>(t.count() / 1000),
+             static_cast<suseconds_t>((t.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
@@ -54,8 +55,8 @@ sockaddr_un unix_address(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   if (path.size() >= sizeof a.sun_path)
-    throw std::runtime_error("admin socket path is too long (max " + std::to_string(sizeof a.sun_path - 1) +
-                             " bytes): " + path);
+    throw std::runtime_error("admin socket path is too long (max " +
+                             std::to_string(sizeof a.sun_path - 1) + " bytes): " + path);
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
   return a;
 }
@@ -75,13 +76,16 @@ int listen_unix(const std::string& path) {
   std::error_code ec;
   if (p.has_parent_path()) {
     std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec) throw std::runtime_error("cannot create " + p.parent_path().string() + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot create " + p.parent_path().string() + ": " + ec.message());
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("admin socket " + path + " exists and is not a socket");
+    if (!S_ISSOCK(st.st_mode))
+      throw std::runtime_error("admin socket " + path + " exists and is not a socket");
     if (socket_answers(path))
-      throw std::runtime_error("admin socket " + path + " is in use (is another dockscaler serve running?)");
+      throw std::runtime_error("admin socket " + path +
+                               " is in use (is another dockscaler serve running?)");
     ::unlink(path.c_str());  // left behind by a crash
   }
   const sockaddr_un a = unix_address(path);
@@ -113,7 +117,8 @@ std::pair<std::string, std::string> split_host_port(const std::string& s) {
     port = s.substr(close + 2);
   } else {
     auto colon = s.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("metrics.listen: expected host:port, got " + s);
+    if (colon == std::string::npos)
+      throw std::runtime_error("metrics.listen: expected host:port, got " + s);
     host = s.substr(0, colon);
     port = s.substr(colon + 1);
   }
@@ -128,7 +133,8 @@ int listen_tcp(const std::string& address, std::string& actual) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); rc != 0)
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
+      rc != 0)
     throw std::runtime_error("cannot listen on " + address + ": " + ::gai_strerror(rc));
   std::string last_error = "no address";
   int fd = -1;
@@ -149,8 +155,8 @@ int listen_tcp(const std::string& address, std::string& actual) {
   socklen_t len = sizeof ss;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   char hostbuf[NI_MAXHOST], portbuf[NI_MAXSERV];
-  ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, hostbuf, sizeof hostbuf, portbuf, sizeof portbuf,
-                NI_NUMERICHOST | NI_NUMERICSERV);
+  ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, hostbuf, sizeof hostbuf, portbuf,
+                sizeof portbuf, NI_NUMERICHOST | NI_NUMERICSERV);
   actual = ss.ss_family == AF_INET6 ? "[" + std::string(hostbuf) + "]:" + portbuf
                                     : std::string(hostbuf) + ":" + portbuf;
   return fd;
@@ -237,7 +243,8 @@ struct server::impl {
       }
       if (closed) break;
       detail::request_head head;
-      if (unsigned bad = detail::parse_head(std::string_view(buf).substr(0, end), opts.max_body_bytes, head)) {
+      if (unsigned bad =
+              detail::parse_head(std::string_view(buf).substr(0, end), opts.max_body_bytes, head)) {
         reply(bad, detail::reason_phrase(bad));
         break;
       }
@@ -258,19 +265,21 @@ struct server::impl {
       http_request req{head.method, head.target, buf.substr(0, head.content_length)};
       buf.erase(0, head.content_length);
       const http_response res = handle(req, ctl, metrics_only);
-      if (!send_all(fd, detail::format_response(res.status, res.content_type, res.body, head.keep_alive,
-                                                head.method == "HEAD")))
+      if (!send_all(fd, detail::format_response(res.status, res.content_type, res.body,
+                                                head.keep_alive, head.method == "HEAD")))
         break;
       if (!head.keep_alive) break;
     }
     std::lock_guard lock(mu);
     open.erase(fd);
     ::close(fd);
-    idle.notify_all();  // under the lock: stop() cannot return before this thread is done with *this
+    idle.notify_all();  // under the lock: stop() cannot return before this thread is done with
+                        // *this
   }
 };
 
-server::server(server_options opts, control& c) : impl_(std::make_unique<impl>(std::move(opts), c)) {}
+server::server(server_options opts, control& c)
+    : impl_(std::make_unique<impl>(std::move(opts), c)) {}
 
 server::~server() { stop(); }
 
@@ -280,7 +289,8 @@ void server::start() {
   if (::pipe2(m.wake, O_CLOEXEC) != 0) throw sys_error("pipe");
   try {
     if (!m.opts.socket_path.empty()) m.admin_fd = listen_unix(m.opts.socket_path);
-    if (!m.opts.metrics_listen.empty()) m.metrics_fd = listen_tcp(m.opts.metrics_listen, m.metrics_actual);
+    if (!m.opts.metrics_listen.empty())
+      m.metrics_fd = listen_tcp(m.opts.metrics_listen, m.metrics_actual);
   } catch (...) {
     if (m.admin_fd >= 0) {
       ::close(m.admin_fd);

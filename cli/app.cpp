@@ -74,9 +74,9 @@ int cmd_validate(const std::vector<std::string>& args) {
                 c.docker.network.c_str());
     for (const auto& s : c.services) {
       std::printf("  %s: %s %s, route %s%s%s, replicas %u..%u (initial %u), concurrency %u\n",
-                  s.name.c_str(), config::to_string(s.mode), s.image.c_str(),
-                  s.route.host.c_str(), s.route.path_prefix.c_str(), route_text(s.route),
-                  s.replicas.min, s.replicas.max, s.replicas.initial, s.concurrency);
+                  s.name.c_str(), config::to_string(s.mode), s.image.c_str(), s.route.host.c_str(),
+                  s.route.path_prefix.c_str(), route_text(s.route), s.replicas.min, s.replicas.max,
+                  s.replicas.initial, s.concurrency);
     }
     return exit_ok;
   } catch (const config::config_error& e) {
@@ -107,7 +107,6 @@ int cmd_version(const std::vector<std::string>& args) {
   }
 }
 
-
 int cmd_serve(const std::vector<std::string>& args) {
   po::options_description opts("serve options");
   opts.add_options()("config,c", po::value<std::string>()->default_value(default_config),
@@ -123,16 +122,23 @@ const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
       {"serve", {"run the daemon: proxy, autoscaler and containers", cmd_serve}},
       {"validate", {"check a configuration file and summarise it", cmd_validate}},
-      {"version", {"show the versions of dockscaler, the daemon and the Docker engine", cmd_version}},
-      {"status", {"show each service's replicas, load and last scaling decision",
-                  [](const std::vector<std::string>& a) { return cmd_status(g, a); }}},
-      {"ps", {"list the containers of each service", [](const std::vector<std::string>& a) { return cmd_ps(g, a); }}},
-      {"scale", {"set a service's replicas now (SERVICE=N), pausing autoscaling for --hold",
-                 [](const std::vector<std::string>& a) { return cmd_scale(g, a); }}},
-      {"autoscale", {"turn a service's autoscaling on or off",
-                     [](const std::vector<std::string>& a) { return cmd_autoscale(g, a); }}},
-      {"logs", {"show (or follow) the output of a service's containers",
-                [](const std::vector<std::string>& a) { return cmd_logs(g, a); }}},
+      {"version",
+       {"show the versions of dockscaler, the daemon and the Docker engine", cmd_version}},
+      {"status",
+       {"show each service's replicas, load and last scaling decision",
+        [](const std::vector<std::string>& a) { return cmd_status(g, a); }}},
+      {"ps",
+       {"list the containers of each service",
+        [](const std::vector<std::string>& a) { return cmd_ps(g, a); }}},
+      {"scale",
+       {"set a service's replicas now (SERVICE=N), pausing autoscaling for --hold",
+        [](const std::vector<std::string>& a) { return cmd_scale(g, a); }}},
+      {"autoscale",
+       {"turn a service's autoscaling on or off",
+        [](const std::vector<std::string>& a) { return cmd_autoscale(g, a); }}},
+      {"logs",
+       {"show (or follow) the output of a service's containers",
+        [](const std::vector<std::string>& a) { return cmd_logs(g, a); }}},
   };
   return table;
 }
@@ -171,12 +177,12 @@ int run(int argc, char** argv) {
   }
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(std::min(cmd_at, argc), argv)
-                  .options(global)
-                  .style(po::command_line_style::default_style &
-                         ~po::command_line_style::allow_guessing)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(std::min(cmd_at, argc), argv)
+            .options(global)
+            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+            .run(),
+        vm);
     po::notify(vm);
     if (cmd_at >= argc) {
       print_usage(vm.count("help") ? std::cout : std::cerr, global);
@@ -189,10 +195,12 @@ int run(int argc, char** argv) {
     std::vector<std::string> sub(argv + cmd_at + 1, argv + argc);
     if (vm.count("help")) sub.push_back("--help");
     const std::string level = vm["log-level"].as<std::string>();
-    if (level != "trace" && level != "debug" && level != "info" && level != "warn" && level != "error")
+    if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+        level != "error")
       throw usage_error("--log-level must be trace, debug, info, warn or error");
     const std::string format = vm["log-format"].as<std::string>();
-    if (format != "text" && format != "json") throw usage_error("--log-format must be text or json");
+    if (format != "text" && format != "json")
+      throw usage_error("--log-format must be text or json");
     g.log_level = level;
     g.log_format = format;
     g.admin = vm["admin"].as<std::string>();

@@ -31,7 +31,8 @@ struct globals {
 };
 
 // Parses a subcommand's arguments; prints its help and returns false on --help.
-bool parse_sub(const char* name, const char* usage, boost::program_options::options_description& opts,
+bool parse_sub(const char* name, const char* usage,
+               boost::program_options::options_description& opts,
                const std::vector<std::string>& args, boost::program_options::variables_map& vm,
                boost::program_options::positional_options_description* pos = nullptr);
 

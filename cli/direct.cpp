@@ -44,13 +44,15 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     return exit_user_error;
   }
   if (replicas > svc->replicas.max) {
-    std::fprintf(stderr, "dockscaler: replicas %u is above replicas.max (%u) of %s\n", replicas, svc->replicas.max,
-                 service.c_str());
+    std::fprintf(stderr, "dockscaler: replicas %u is above replicas.max (%u) of %s\n", replicas,
+                 svc->replicas.max, service.c_str());
     return exit_user_error;
   }
   if (replicas < svc->replicas.min)
-    std::fprintf(stderr, "dockscaler: note: %u is below replicas.min (%u); a daemon started later raises it\n",
-                 replicas, svc->replicas.min);
+    std::fprintf(
+        stderr,
+        "dockscaler: note: %u is below replicas.min (%u); a daemon started later raises it\n",
+        replicas, svc->replicas.min);
 
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
@@ -100,12 +102,13 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     for (auto& t : work) t.join();
     for (const auto& f : failures) std::fprintf(stderr, "dockscaler: %s\n", f.c_str());
     if (!failures.empty()) return exit_user_error;
-    std::printf("%s: %zu -> %u running container(s) on Docker (direct)\n", service.c_str(), before, replicas);
+    std::printf("%s: %zu -> %u running container(s) on Docker (direct)\n", service.c_str(), before,
+                replicas);
     return exit_ok;
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
-      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() + "; is dockerd running? (docker.host " +
-                              cfg.docker.host + ")");
+      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
+                              "; is dockerd running? (docker.host " + cfg.docker.host + ")");
     throw;
   }
 }

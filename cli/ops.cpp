@@ -45,7 +45,8 @@ admin::reply call(const std::string& address, const std::string& method, const s
   try {
     r = admin::request(address, method, target, body);
   } catch (const admin::unreachable& e) {
-    throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() + "; " + socket_hint(address));
+    throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() + "; " +
+                            socket_hint(address));
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
@@ -75,17 +76,23 @@ std::string get_uint(const value& v, const char* key) {
 std::string seconds_text(double s) {
   char buf[32];
   if (s <= 0) return "0";
-  if (s < 1) std::snprintf(buf, sizeof buf, "%.1fms", s * 1000);
-  else std::snprintf(buf, sizeof buf, "%.2fs", s);
+  if (s < 1)
+    std::snprintf(buf, sizeof buf, "%.1fms", s * 1000);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fs", s);
   return buf;
 }
 
 std::string age_text(long long s) {
   char buf[32];
-  if (s < 120) std::snprintf(buf, sizeof buf, "%llds", s);
-  else if (s < 7200) std::snprintf(buf, sizeof buf, "%lldm", s / 60);
-  else if (s < 172800) std::snprintf(buf, sizeof buf, "%lldh", s / 3600);
-  else std::snprintf(buf, sizeof buf, "%lldd", s / 86400);
+  if (s < 120)
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 7200)
+    std::snprintf(buf, sizeof buf, "%lldm", s / 60);
+  else if (s < 172800)
+    std::snprintf(buf, sizeof buf, "%lldh", s / 3600);
+  else
+    std::snprintf(buf, sizeof buf, "%lldd", s / 86400);
   return buf;
 }
 
@@ -113,7 +120,8 @@ std::string output_format(const po::variables_map& vm) {
 }
 
 void add_common(po::options_description& opts, const globals& g) {
-  opts.add_options()("admin", po::value<std::string>()->default_value(g.admin), "the daemon's admin socket");
+  opts.add_options()("admin", po::value<std::string>()->default_value(g.admin),
+                     "the daemon's admin socket");
 }
 
 std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::string>(); }
@@ -150,11 +158,13 @@ int cmd_status(const globals& g, const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("service", 1);
   po::variables_map vm;
-  if (!parse_sub("status", "status [SERVICE] [-o table|json]", opts, args, vm, &pos)) return exit_ok;
+  if (!parse_sub("status", "status [SERVICE] [-o table|json]", opts, args, vm, &pos))
+    return exit_ok;
   const std::string format = output_format(vm);
   const bool one = vm.count("service") > 0;
   if (one) check_service_name(vm["service"].as<std::string>());
-  const auto r = call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
+  const auto r =
+      call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
   if (format == "json") {
     std::printf("%s\n", r.body.c_str());
     return exit_ok;
@@ -168,19 +178,19 @@ int cmd_status(const globals& g, const std::vector<std::string>& args) {
     if (s != d.MemberEnd() && s->value.IsArray())
       for (const auto& v : s->value.GetArray()) services.push_back(&v);
   }
-  std::vector<std::vector<std::string>> rows = {{"SERVICE", "READY", "STARTING", "DRAINING", "DESIRED", "MIN", "MAX",
-                                                 "IN-FLIGHT", "QUEUE", "WAIT-P50", "WAIT-P95", "AUTOSCALE",
-                                                 "LAST DECISION"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "READY", "STARTING", "DRAINING", "DESIRED", "MIN", "MAX", "IN-FLIGHT", "QUEUE",
+       "WAIT-P50", "WAIT-P95", "AUTOSCALE", "LAST DECISION"}};
   for (const value* s : services) {
     double p50 = 0, p95 = 0;
     if (auto w = s->FindMember("wait_time"); w != s->MemberEnd() && w->value.IsObject()) {
       p50 = get_num(w->value, "p50");
       p95 = get_num(w->value, "p95");
     }
-    rows.push_back({get_str(*s, "name"), get_uint(*s, "ready"), get_uint(*s, "starting"), get_uint(*s, "draining"),
-                    get_uint(*s, "desired"), get_uint(*s, "min"), get_uint(*s, "max"), get_uint(*s, "in_flight"),
-                    get_uint(*s, "queue_length"), seconds_text(p50), seconds_text(p95), autoscale_text(*s),
-                    decision_text(*s)});
+    rows.push_back({get_str(*s, "name"), get_uint(*s, "ready"), get_uint(*s, "starting"),
+                    get_uint(*s, "draining"), get_uint(*s, "desired"), get_uint(*s, "min"),
+                    get_uint(*s, "max"), get_uint(*s, "in_flight"), get_uint(*s, "queue_length"),
+                    seconds_text(p50), seconds_text(p95), autoscale_text(*s), decision_text(*s)});
   }
   print_table(rows);
   for (const value* s : services) {
@@ -204,7 +214,8 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args) {
   const std::string format = output_format(vm);
   const bool one = vm.count("service") > 0;
   if (one) check_service_name(vm["service"].as<std::string>());
-  const auto r = call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
+  const auto r =
+      call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
   json d = parse(r.body);
   std::vector<value*> services;
   if (one) {
@@ -240,11 +251,13 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args) {
     if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
     for (const auto& c : cs->value.GetArray()) {
       std::string state = get_str(c, "state");
-      if (auto o = c.FindMember("outdated"); o != c.MemberEnd() && o->value.IsBool() && o->value.GetBool())
+      if (auto o = c.FindMember("outdated");
+          o != c.MemberEnd() && o->value.IsBool() && o->value.GetBool())
         state += " (outdated)";
       rows.push_back({name, get_str(c, "id").substr(0, 12), get_str(c, "name"), state,
                       get_str(c, "address").empty() ? "-" : get_str(c, "address"),
-                      age_text(static_cast<long long>(get_num(c, "age_seconds"))), get_uint(c, "in_flight")});
+                      age_text(static_cast<long long>(get_num(c, "age_seconds"))),
+                      get_uint(c, "in_flight")});
     }
   }
   print_table(rows);
@@ -254,7 +267,8 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args) {
 int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   po::options_description opts("scale options");
   opts.add_options()("target", po::value<std::string>(), "SERVICE=N")(
-      "hold", po::value<std::string>(), "pause autoscaling of the service for this long (e.g. 10m)")(
+      "hold", po::value<std::string>(),
+      "pause autoscaling of the service for this long (e.g. 10m)")(
       "direct", "no daemon: create or remove the containers on Docker directly")(
       "config,c", po::value<std::string>()->default_value(default_config),
       "configuration file (--direct reads the service from it)");
@@ -262,7 +276,8 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("target", 1);
   po::variables_map vm;
-  if (!parse_sub("scale", "scale SERVICE=N [--hold 10m] [--direct [-c FILE]]", opts, args, vm, &pos))
+  if (!parse_sub("scale", "scale SERVICE=N [--hold 10m] [--direct [-c FILE]]", opts, args, vm,
+                 &pos))
     return exit_ok;
   if (!vm.count("target")) throw usage_error("scale: SERVICE=N is required");
   const std::string target = vm["target"].as<std::string>();
@@ -270,23 +285,27 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   if (eq == std::string::npos) throw usage_error("scale: expected SERVICE=N, got '" + target + "'");
   const std::string service = target.substr(0, eq), count = target.substr(eq + 1);
   check_service_name(service);
-  if (count.empty() || count.size() > 6 || count.find_first_not_of("0123456789") != std::string::npos)
+  if (count.empty() || count.size() > 6 ||
+      count.find_first_not_of("0123456789") != std::string::npos)
     throw usage_error("scale: the replica count must be a whole number, got '" + count + "'");
   const unsigned n = static_cast<unsigned>(std::stoul(count));
   std::string hold;
   if (vm.count("hold")) {
     hold = vm["hold"].as<std::string>();
-    if (!config::parse_duration(hold)) throw usage_error("scale: --hold: not a duration: '" + hold + "'");
+    if (!config::parse_duration(hold))
+      throw usage_error("scale: --hold: not a duration: '" + hold + "'");
   }
   if (vm.count("direct")) {
-    if (!hold.empty()) throw usage_error("scale: --hold needs the daemon; it has no meaning with --direct");
+    if (!hold.empty())
+      throw usage_error("scale: --hold needs the daemon; it has no meaning with --direct");
     // A running daemon would undo the change at its next reconcile: refuse.
     try {
       admin::request(admin_of(vm), "GET", "/healthz", {}, std::chrono::seconds(2));
-      std::fprintf(stderr,
-                   "dockscaler: a daemon answers on %s; scale through it (without --direct), or it would "
-                   "undo the change\n",
-                   admin_of(vm).c_str());
+      std::fprintf(
+          stderr,
+          "dockscaler: a daemon answers on %s; scale through it (without --direct), or it would "
+          "undo the change\n",
+          admin_of(vm).c_str());
       return exit_user_error;
     } catch (const std::exception&) {
       // Nothing answers: this is what --direct is for.
@@ -298,8 +317,9 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   body += "}";
   const auto r = call(admin_of(vm), "POST", target_of(service) + "/scale", body);
   const json d = parse(r.body);
-  std::printf("%s: desired %s (ready %s, starting %s, draining %s)", service.c_str(), get_uint(d, "desired").c_str(),
-              get_uint(d, "ready").c_str(), get_uint(d, "starting").c_str(), get_uint(d, "draining").c_str());
+  std::printf("%s: desired %s (ready %s, starting %s, draining %s)", service.c_str(),
+              get_uint(d, "desired").c_str(), get_uint(d, "ready").c_str(),
+              get_uint(d, "starting").c_str(), get_uint(d, "draining").c_str());
   if (!hold.empty()) std::printf("; autoscaling paused for %s", hold.c_str());
   std::printf("\n");
   return exit_ok;
@@ -307,16 +327,20 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
 
 int cmd_autoscale(const globals& g, const std::vector<std::string>& args) {
   po::options_description opts("autoscale options");
-  opts.add_options()("service", po::value<std::string>(), "the service")("state", po::value<std::string>(), "on|off");
+  opts.add_options()("service", po::value<std::string>(), "the service")(
+      "state", po::value<std::string>(), "on|off");
   add_common(opts, g);
   po::positional_options_description pos;
   pos.add("service", 1).add("state", 1);
   po::variables_map vm;
   if (!parse_sub("autoscale", "autoscale SERVICE on|off", opts, args, vm, &pos)) return exit_ok;
-  if (!vm.count("service") || !vm.count("state")) throw usage_error("autoscale: SERVICE and on|off are required");
-  const std::string service = vm["service"].as<std::string>(), state = vm["state"].as<std::string>();
+  if (!vm.count("service") || !vm.count("state"))
+    throw usage_error("autoscale: SERVICE and on|off are required");
+  const std::string service = vm["service"].as<std::string>(),
+                    state = vm["state"].as<std::string>();
   check_service_name(service);
-  if (state != "on" && state != "off") throw usage_error("autoscale: expected on or off, got '" + state + "'");
+  if (state != "on" && state != "off")
+    throw usage_error("autoscale: expected on or off, got '" + state + "'");
   call(admin_of(vm), "POST", target_of(service) + "/autoscale",
        std::string("{\"enabled\":") + (state == "on" ? "true" : "false") + "}");
   std::printf("%s: autoscaling %s\n", service.c_str(), state.c_str());
@@ -328,9 +352,9 @@ void print_daemon_version(const globals& g) {
     const auto r = admin::request(g.admin, "GET", "/v1/status", {}, std::chrono::seconds(5));
     if (r.status != 200) throw std::runtime_error(admin::error_message(r));
     const json d = parse(r.body);
-    std::printf("daemon: dockscaler %s (admin API %s), Docker API %s at %s\n", get_str(d, "version").c_str(),
-                get_str(d, "api_version").c_str(), get_str(d, "docker_api_version").c_str(),
-                get_str(d, "docker_host").c_str());
+    std::printf("daemon: dockscaler %s (admin API %s), Docker API %s at %s\n",
+                get_str(d, "version").c_str(), get_str(d, "api_version").c_str(),
+                get_str(d, "docker_api_version").c_str(), get_str(d, "docker_host").c_str());
   } catch (const std::exception& e) {
     std::printf("daemon: not answering (%s)\n", e.what());
   }
@@ -342,8 +366,8 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
   po::options_description opts("logs options");
   opts.add_options()("service", po::value<std::string>(), "the service")(
       "follow,f", "keep streaming new output until interrupted")(
-      "tail", po::value<std::string>()->default_value("all"), "lines from the end of each container's log")(
-      "timestamps,t", "show Docker's timestamps");
+      "tail", po::value<std::string>()->default_value("all"),
+      "lines from the end of each container's log")("timestamps,t", "show Docker's timestamps");
   po::positional_options_description pos;
   pos.add("service", 1);
   po::variables_map vm;
@@ -365,15 +389,16 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
       containers.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
-      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() + "; is dockerd running? (DOCKER_HOST " +
-                              docker.options().host + ")");
+      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
+                              "; is dockerd running? (DOCKER_HOST " + docker.options().host + ")");
     throw;
   }
   if (containers.empty()) {
     std::fprintf(stderr, "dockscaler: no running containers of service %s\n", service.c_str());
     return exit_user_error;
   }
-  std::sort(containers.begin(), containers.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  std::sort(containers.begin(), containers.end(),
+            [](auto& a, auto& b) { return a.second < b.second; });
 
   std::mutex out_mu;
   std::atomic<int> failed{0};

@@ -52,7 +52,8 @@ void log_problems(const config::config_error& e) {
 // dockscaler_docker_errors_total; behaviour otherwise unchanged.
 class counting_runtime : public scaler::container_runtime {
  public:
-  counting_runtime(scaler::container_runtime& inner, admin::metrics& m) : inner_(inner), metrics_(m) {}
+  counting_runtime(scaler::container_runtime& inner, admin::metrics& m)
+      : inner_(inner), metrics_(m) {}
 
   void ensure_network(const std::string& network) override {
     counted("network", [&] { inner_.ensure_network(network); });
@@ -62,8 +63,8 @@ class counting_runtime : public scaler::container_runtime {
     counted("list", [&] { out = inner_.list_managed(); });
     return out;
   }
-  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
-                    const std::string& name) override {
+  std::string start(const config::service_config& svc, const std::string& network,
+                    const std::string& hash, const std::string& name) override {
     std::string id;
     counted("start", [&] { id = inner_.start(svc, network, hash, name); });
     return id;
@@ -76,7 +77,8 @@ class counting_runtime : public scaler::container_runtime {
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
     counted("stop", [&] { inner_.stop_and_remove(id, grace); });
   }
-  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override {
+  void watch(const std::function<void(const std::string& id)>& on_gone,
+             std::stop_token stop) override {
     counted("events", [&] { inner_.watch(on_gone, stop); });
   }
 
@@ -103,12 +105,16 @@ class daemon_control : public admin::control {
 
   admin::daemon_info info() override { return info_; }
   std::vector<scaler::service_status> status() override { return scaler_.status(); }
-  void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) override {
+  void set_replicas(const std::string& service, unsigned n,
+                    std::chrono::milliseconds hold) override {
     spdlog::info("{}: admin API: scale to {}{}", service, n,
-                 hold.count() > 0 ? ", autoscaling paused for " + config::format_duration(hold) : std::string());
+                 hold.count() > 0 ? ", autoscaling paused for " + config::format_duration(hold)
+                                  : std::string());
     scaler_.set_replicas(service, n, hold);
   }
-  void set_autoscale(const std::string& service, bool enabled) override { scaler_.set_autoscale(service, enabled); }
+  void set_autoscale(const std::string& service, bool enabled) override {
+    scaler_.set_autoscale(service, enabled);
+  }
   std::string reload() override { return reload_(); }
   std::string metrics_text() override { return metrics_.render(scaler_.status()); }
 
@@ -166,7 +172,8 @@ int serve(const serve_options& opts) {
   scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });
   scaler.on_cold_start([&metrics](const std::string& service, scaler::clock::duration took) {
     metrics.on_cold_start(service, took);
-    spdlog::info("{}: cold start took {:.3f}s", service, std::chrono::duration<double>(took).count());
+    spdlog::info("{}: cold start took {:.3f}s", service,
+                 std::chrono::duration<double>(took).count());
   });
 
   // SIGHUP and POST /v1/reload: re-read the file; a bad one changes nothing.
@@ -196,10 +203,12 @@ int serve(const serve_options& opts) {
     scaler.reload(next);
     cfg = std::move(next);
     spdlog::info("reloaded: {} service(s)", cfg.services.size());
-    return "reloaded " + opts.config_path + ": " + std::to_string(cfg.services.size()) + " service(s)";
+    return "reloaded " + opts.config_path + ": " + std::to_string(cfg.services.size()) +
+           " service(s)";
   };
 
-  daemon_control control(scaler, metrics, {version_string, docker->api_version(), cfg.docker.host}, reload);
+  daemon_control control(scaler, metrics, {version_string, docker->api_version(), cfg.docker.host},
+                         reload);
   // Two servers: the admin socket (steering) and the optional TCP listener
   // (read-only metrics). A socket we cannot create (e.g. /run/dockscaler
   // without root outside systemd) disables the admin API with an error in the
@@ -232,18 +241,21 @@ int serve(const serve_options& opts) {
       spdlog::error("admin API disabled: {} (set admin.socket to a writable path)", e.what());
     }
   }
-  if (!cfg.metrics.listen.empty()) spdlog::info("metrics on http://{}/metrics", metrics_server.metrics_endpoint());
+  if (!cfg.metrics.listen.empty())
+    spdlog::info("metrics on http://{}/metrics", metrics_server.metrics_endpoint());
   for (const auto& s : cfg.services)
-    spdlog::info("service {}: {}{} -> {} (replicas {}..{})", s.name, s.route.host, s.route.path_prefix, s.image,
-                 s.replicas.min, s.replicas.max);
+    spdlog::info("service {}: {}{} -> {} (replicas {}..{})", s.name, s.route.host,
+                 s.route.path_prefix, s.image, s.replicas.min, s.replicas.max);
   sd_notify(0, "READY=1");
 
   std::uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-  const auto wait_step = watchdog ? std::chrono::microseconds(watchdog_usec / 2) : std::chrono::seconds(3600);
+  const auto wait_step =
+      watchdog ? std::chrono::microseconds(watchdog_usec / 2) : std::chrono::seconds(3600);
   for (;;) {
     timespec ts;
-    ts.tv_sec = static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(wait_step).count());
+    ts.tv_sec =
+        static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(wait_step).count());
     ts.tv_nsec = static_cast<long>((wait_step % std::chrono::seconds(1)).count() * 1000);
     const int sig = sigtimedwait(&signals, nullptr, &ts);
     if (watchdog) sd_notify(0, "WATCHDOG=1");
@@ -257,7 +269,8 @@ int serve(const serve_options& opts) {
       }
     } else if (sig == SIGTERM || sig == SIGINT) {
       sd_notify(0, "STOPPING=1");
-      spdlog::info("{}: stopping; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      spdlog::info("{}: stopping; finishing requests in flight",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
       admin_server.stop();
       metrics_server.stop();
       proxy.stop(cfg.proxy.timeouts.response);

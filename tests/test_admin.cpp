@@ -62,14 +62,17 @@ class fake_control : public admin::control {
     for (auto& [n, s] : services) out.push_back(s);
     return out;
   }
-  void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) override {
+  void set_replicas(const std::string& service, unsigned n,
+                    std::chrono::milliseconds hold) override {
     auto it = services.find(service);
     if (it == services.end()) throw std::out_of_range("no such service: " + service);
-    if (n > it->second.max) throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max");
+    if (n > it->second.max)
+      throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max");
     // As the autoscaler records a manual change: a direction, no reason.
     it->second.last_decision = {};
     it->second.last_decision.desired = n;
-    it->second.last_decision.dir = n > it->second.desired ? scaler::direction::up : scaler::direction::down;
+    it->second.last_decision.dir =
+        n > it->second.desired ? scaler::direction::up : scaler::direction::down;
     it->second.desired = n;
     scaled.emplace_back(service, n, hold);
   }
@@ -80,7 +83,8 @@ class fake_control : public admin::control {
   }
   std::string reload() override {
     ++reloads;
-    if (reload_mode == "bad") throw admin::rejected("reload refused: x.yaml:3:1: colour: unknown key");
+    if (reload_mode == "bad")
+      throw admin::rejected("reload refused: x.yaml:3:1: colour: unknown key");
     if (reload_mode == "busy") throw admin::reload_busy("a reload is already in progress");
     if (reload_mode == "crash") throw std::runtime_error("boom");
     return "reloaded: 1 service(s)";
@@ -93,11 +97,14 @@ admin::http_response call(admin::control& c, const std::string& method, const st
   return admin::handle({method, target, body}, c, metrics_only);
 }
 
-std::string message_of(const admin::http_response& r) { return admin::error_message({r.status, r.content_type, r.body}); }
+std::string message_of(const admin::http_response& r) {
+  return admin::error_message({r.status, r.content_type, r.body});
+}
 
 std::string temp_dir() {
   static int n = 0;
-  const std::string d = "/tmp/dockscaler-admin-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  const std::string d =
+      "/tmp/dockscaler-admin-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
   std::filesystem::remove_all(d);
   return d;
 }
@@ -161,7 +168,8 @@ TEST_CASE("routing: status, one service, its containers", "[admin]") {
   r = call(c, "GET", "/v1/services/hello/containers");
   CHECK(r.status == 200);
   CHECK(r.body ==
-        "[{\"id\":\"0123456789abcdef\",\"name\":\"dockscaler-hello-0a1b2c3d\",\"address\":\"172.18.0.2\","
+        "[{\"id\":\"0123456789abcdef\",\"name\":\"dockscaler-hello-0a1b2c3d\",\"address\":\"172.18."
+        "0.2\","
         "\"state\":\"ready\",\"outdated\":false,\"in_flight\":1,\"age_seconds\":42}]");
 
   r = call(c, "GET", "/healthz");
@@ -181,7 +189,8 @@ TEST_CASE("routing: scale and autoscale reach the control with their arguments",
   CHECK(std::get<2>(c.scaled[0]) == 10min);
   CHECK(r.body.find("\"desired\":4") != std::string::npos);  // the service after the change
 
-  CHECK(r.body.find("\"direction\":\"up\",\"reason\":\"manual\",\"text\":\"set by an operator\"") != std::string::npos);
+  CHECK(r.body.find("\"direction\":\"up\",\"reason\":\"manual\",\"text\":\"set by an operator\"") !=
+        std::string::npos);
 
   r = call(c, "POST", "/v1/services/hello/scale", R"({"replicas":0})");
   CHECK(r.status == 200);
@@ -217,7 +226,8 @@ TEST_CASE("routing: errors are {\"message\"} with 400/404/405/409/500", "[admin]
       {"POST", "/v1/services/hello/scale", R"({"replicas":"3"})", 400, "whole number"},
       {"POST", "/v1/services/hello/scale", R"({})", 400, "\"replicas\" is required"},
       {"POST", "/v1/services/hello/scale", R"({"replicas":9})", 400, "above replicas.max"},
-      {"POST", "/v1/services/hello/scale", R"({"replicas":1,"hold":"soon"})", 400, "not a duration"},
+      {"POST", "/v1/services/hello/scale", R"({"replicas":1,"hold":"soon"})", 400,
+       "not a duration"},
       {"POST", "/v1/services/hello/scale", R"({"replicas":1,"hold":5})", 400, "duration"},
       {"POST", "/v1/services/hello/scale", R"({"replicas":1,"colour":1})", 400, "unknown field"},
       {"POST", "/v1/services/hello/scale", "{not json", 400, "not valid JSON"},
@@ -297,7 +307,8 @@ TEST_CASE("request reader: framing is checked, not guessed", "[admin][errors]") 
   }
 }
 
-TEST_CASE("server: Unix socket 0660 in a created directory; the client's round trip", "[admin][net]") {
+TEST_CASE("server: Unix socket 0660 in a created directory; the client's round trip",
+          "[admin][net]") {
   fake_control c;
   const std::string dir = temp_dir();
   admin::server_options o;
@@ -313,7 +324,8 @@ TEST_CASE("server: Unix socket 0660 in a created directory; the client's round t
   CHECK(r.status == 200);
   CHECK(r.content_type == "application/json");
   CHECK(r.body.find("\"name\":\"hello\"") != std::string::npos);
-  r = admin::request("unix://" + o.socket_path, "POST", "/v1/services/hello/scale", R"({"replicas":3})");
+  r = admin::request("unix://" + o.socket_path, "POST", "/v1/services/hello/scale",
+                     R"({"replicas":3})");
   CHECK(r.status == 200);
   REQUIRE(c.scaled.size() == 1);
   r = admin::request(o.socket_path, "GET", "/v1/services/ghost");
@@ -321,11 +333,12 @@ TEST_CASE("server: Unix socket 0660 in a created directory; the client's round t
   CHECK(admin::error_message(r) == "no such service: ghost");
 
   // Keep-alive: two requests on one connection, then a bad one closes it.
-  const std::string two = raw_unix(o.socket_path,
-                                   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                                   "POST /v1/services/hello/autoscale HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
-                                   "{\"enabled\":false}"
-                                   "GET / HTTP/3.0\r\n\r\n");
+  const std::string two =
+      raw_unix(o.socket_path,
+               "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+               "POST /v1/services/hello/autoscale HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
+               "{\"enabled\":false}"
+               "GET / HTTP/3.0\r\n\r\n");
   CHECK(two.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(two.find("HTTP/1.1 200 OK\r\n", 10) != std::string::npos);
   CHECK(two.find("HTTP/1.1 505 ") != std::string::npos);
@@ -379,11 +392,13 @@ TEST_CASE("server: the TCP metrics listener serves only /metrics", "[admin][net]
   s.start();
   const std::string ep = s.metrics_endpoint();
   REQUIRE(ep.rfind("127.0.0.1:", 0) == 0);
-  const std::string m = raw_tcp(ep, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string m =
+      raw_tcp(ep, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(m.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(m.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
   CHECK(m.find("\r\n\r\n# HELP x y\n") != std::string::npos);
-  const std::string st = raw_tcp(ep, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string st =
+      raw_tcp(ep, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(st.rfind("HTTP/1.1 404 ", 0) == 0);
   CHECK(c.reloads == 0);
   s.stop();
@@ -395,9 +410,11 @@ TEST_CASE("server: the TCP metrics listener serves only /metrics", "[admin][net]
   CHECK_THROWS_WITH(s2.start(), Catch::Contains("host:port"));
 }
 
-TEST_CASE("client: no socket -> unreachable; another scheme -> invalid_argument", "[admin][errors]") {
-  CHECK_THROWS_AS(admin::request("unix:///tmp/dockscaler-no-such-dir/admin.sock", "GET", "/healthz"),
-                  admin::unreachable);
+TEST_CASE("client: no socket -> unreachable; another scheme -> invalid_argument",
+          "[admin][errors]") {
+  CHECK_THROWS_AS(
+      admin::request("unix:///tmp/dockscaler-no-such-dir/admin.sock", "GET", "/healthz"),
+      admin::unreachable);
   CHECK_THROWS_AS(admin::request("tcp://127.0.0.1:1", "GET", "/healthz"), std::invalid_argument);
   CHECK(admin::socket_path_of("unix:///run/x.sock") == "/run/x.sock");
 }

@@ -29,8 +29,8 @@ struct cli_result {
 cli_result cli(const std::string& socket, const std::string& args, const std::string& prefix = {}) {
   static int n = 0;
   const std::string base = "/tmp/dockscaler-cli-" + run_id() + "-" + std::to_string(++n);
-  const std::string cmd = prefix + " " + DOCKSCALER_BIN + " --admin unix://" + socket + " " + args + " >" + base +
-                          ".out 2>" + base + ".err";
+  const std::string cmd = prefix + " " + DOCKSCALER_BIN + " --admin unix://" + socket + " " + args +
+                          " >" + base + ".out 2>" + base + ".err";
   const int status = std::system(cmd.c_str());
   cli_result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -84,7 +84,8 @@ bool settled_at(const service_fixture& f, unsigned n) {
 std::string find_promtool() {
   if (const char* p = std::getenv("PROMTOOL"); p && *p) return p;
   for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"})
-    if (::access((std::string(dir) + "/promtool").c_str(), X_OK) == 0) return std::string(dir) + "/promtool";
+    if (::access((std::string(dir) + "/promtool").c_str(), X_OK) == 0)
+      return std::string(dir) + "/promtool";
   return {};
 }
 
@@ -106,10 +107,12 @@ const char* quick_policy =
 
 }  // namespace
 
-TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, errors", "[e2e][docker][cli]") {
+TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, errors",
+          "[e2e][docker][cli]") {
   service_fixture f("ops");
   const std::uint16_t metrics_port = free_port();
-  daemon_process d("ops", f.config(quick_policy, "metrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) + " }\n"));
+  daemon_process d("ops", f.config(quick_policy, "metrics: { listen: 127.0.0.1:" +
+                                                     std::to_string(metrics_port) + " }\n"));
   d.start();
   REQUIRE(f.proxy_up());
   INFO(d.log());
@@ -149,7 +152,9 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   r = cli(f.admin_socket, "ps " + f.name);
   CHECK(r.code == 0);
   std::size_t rows = 0;
-  for (std::size_t at = 0; (at = r.out.find("dockscaler-" + f.name + "-", at)) != std::string::npos; ++at) ++rows;
+  for (std::size_t at = 0; (at = r.out.find("dockscaler-" + f.name + "-", at)) != std::string::npos;
+       ++at)
+    ++rows;
   CHECK(rows == 3);
   CHECK(r.out.find(" ready ") != std::string::npos);
   r = cli(f.admin_socket, "ps -o json");
@@ -225,7 +230,8 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   INFO(text);
   CHECK(sample(text, code200) >= before + 80);
   CHECK(sample(text, "dockscaler_wait_time_seconds_count{service=\"" + f.name + "\"}") >= 80);
-  CHECK(sample(text, "dockscaler_request_duration_seconds_count{service=\"" + f.name + "\"}") >= 80);
+  CHECK(sample(text, "dockscaler_request_duration_seconds_count{service=\"" + f.name + "\"}") >=
+        80);
   CHECK(sample(text, "dockscaler_replicas{service=\"" + f.name + "\",state=\"ready\"}") >= 1);
   CHECK(sample(text, "dockscaler_replicas_desired{service=\"" + f.name + "\"}") >= 1);
   CHECK(sample(text, "dockscaler_scale_events_total{service=\"" + f.name +
@@ -244,7 +250,9 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
     std::ofstream(file) << text;
     CHECK(std::system((tool + " check metrics < " + file).c_str()) == 0);
   } else {
-    WARN("promtool not found (Debian package 'prometheus', or set PROMTOOL): the scrape was not checked by it");
+    WARN(
+        "promtool not found (Debian package 'prometheus', or set PROMTOOL): the scrape was not "
+        "checked by it");
   }
 
   // POST /v1/reload: a bad file is refused (400) and the daemon keeps going;
@@ -266,7 +274,8 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   // No daemon: exit 3 and one line with the hint.
   r = cli(f.admin_socket, "status");
   CHECK(r.code == 3);
-  CHECK(r.err.find("is `dockscaler serve` running? (admin socket " + f.admin_socket) != std::string::npos);
+  CHECK(r.err.find("is `dockscaler serve` running? (admin socket " + f.admin_socket) !=
+        std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 3);
 }
@@ -315,8 +324,9 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
   CHECK(r.code == 0);
   for (const auto& id : made) {
     const std::string name = f.docker.inspect_container(id).name.substr(1);
-    CHECK(r.out.find(name + " | hello-http: hello from ") != std::string::npos);          // stdout
-    CHECK(r.err.find(name + " | hello-http: listening on port 8080") != std::string::npos);  // stderr
+    CHECK(r.out.find(name + " | hello-http: hello from ") != std::string::npos);  // stdout
+    CHECK(r.err.find(name + " | hello-http: listening on port 8080") !=
+          std::string::npos);  // stderr
   }
   // -f keeps following until interrupted.
   r = cli(f.admin_socket, "logs -f " + f.name, "timeout -s INT 3");
@@ -356,7 +366,8 @@ TEST_CASE("sd_notify: READY=1 once the admin socket answers; RELOADING, WATCHDOG
     return false;
   };
 
-  d.start({}, {{"NOTIFY_SOCKET", notify_path}, {"WATCHDOG_USEC", "1000000"}, {"WATCHDOG_PID", "$PID"}});
+  d.start({},
+          {{"NOTIFY_SOCKET", notify_path}, {"WATCHDOG_USEC", "1000000"}, {"WATCHDOG_PID", "$PID"}});
   INFO(d.log());
   REQUIRE(expect("READY=1", 60s));
   // READY=1 comes after the proxy and the admin API are up.

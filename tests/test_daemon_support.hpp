@@ -33,7 +33,6 @@ using namespace std::chrono_literals;
 namespace api = dockscaler::dockerapi;
 using steady = std::chrono::steady_clock;
 
-
 inline const std::string& image() {
   static const std::string name = "dockscaler-test-hello:" + run_id();
   return name;
@@ -52,7 +51,8 @@ inline void ensure_image(api::client& docker) {
   static bool built = false;
   if (built) return;
   dockscaler::dockerapi::detail::tar_writer w;
-  w.add_file("Dockerfile", "FROM scratch\nCOPY hello-http /hello-http\nENTRYPOINT [\"/hello-http\"]\n");
+  w.add_file("Dockerfile",
+             "FROM scratch\nCOPY hello-http /hello-http\nENTRYPOINT [\"/hello-http\"]\n");
   w.add_file("hello-http", read_file(DOCKSCALER_HELLO_BIN), 0755);
   api::build_options b;
   b.tags = {image()};
@@ -80,7 +80,8 @@ struct response {
 };
 
 // One GET with Connection: close; a missing or cut answer gives status 0.
-inline response http_get(std::uint16_t port, const std::string& target, std::chrono::seconds timeout = 30s) {
+inline response http_get(std::uint16_t port, const std::string& target,
+                         std::chrono::seconds timeout = 30s) {
   response r;
   const auto t0 = steady::now();
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -130,7 +131,8 @@ class daemon_process {
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      std::vector<std::string> args = {DOCKSCALER_BIN, "--log-level", "debug", "serve", "-c", config_};
+      std::vector<std::string> args = {DOCKSCALER_BIN, "--log-level", "debug",
+                                       "serve",        "-c",          config_};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -204,8 +206,10 @@ struct service_fixture {
 
   // `top` goes before `services:` (e.g. admin: and metrics: sections).
   std::string config(const std::string& service_body, const std::string& top = {}) const {
-    return "docker: { network: " + network() + " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
-           " }\nadmin: { socket: " + admin_socket + " }\n" + top + "services:\n  " + name + ":\n    image: " + image() +
+    return "docker: { network: " + network() +
+           " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
+           " }\nadmin: { socket: " + admin_socket + " }\n" + top + "services:\n  " + name +
+           ":\n    image: " + image() +
            "\n    route: { path_prefix: /fn, strip_prefix: true }\n"
            "    readiness: { http_get: /healthz, timeout: 20s }\n" +
            service_body;

@@ -59,7 +59,8 @@ std::vector<std::string> structure_problems(const std::string& text,
     if (line.rfind("# TYPE ", 0) == 0) {
       const auto sp = line.find(' ', 7);
       const std::string name = line.substr(7, sp - 7), type = line.substr(sp + 1);
-      if (type != "counter" && type != "gauge" && type != "histogram") problems.push_back("bad type: " + line);
+      if (type != "counter" && type != "gauge" && type != "histogram")
+        problems.push_back("bad type: " + line);
       if (type_of.count(name)) problems.push_back("TYPE twice: " + name);
       type_of[name] = type;
       if (!current.empty()) finished.insert(current);
@@ -71,8 +72,10 @@ std::vector<std::string> structure_problems(const std::string& text,
     const std::string name = line.substr(0, std::min(brace, space));
     const std::string key = line.substr(0, space);
     const std::string family = family_of(name);
-    if (!type_of.count(family) || !helped.count(family)) problems.push_back("sample without HELP/TYPE: " + line);
-    if (family != current || finished.count(family)) problems.push_back("sample outside its family: " + line);
+    if (!type_of.count(family) || !helped.count(family))
+      problems.push_back("sample without HELP/TYPE: " + line);
+    if (family != current || finished.count(family))
+      problems.push_back("sample outside its family: " + line);
     if (!series.insert(key).second) problems.push_back("series twice: " + key);
     const std::string v = line.substr(space + 1);
     char* end = nullptr;
@@ -87,8 +90,10 @@ std::vector<std::string> structure_problems(const std::string& text,
     std::string labels = key.substr(at + 8);
     labels = labels.substr(0, labels.find("le=\"+Inf\""));
     if (!labels.empty() && labels.back() == ',') labels.pop_back();
-    const std::string count = key.substr(0, at) + "_count" + (labels.empty() ? "" : "{" + labels + "}");
-    if (!values.count(count) || values[count] != v) problems.push_back("+Inf bucket != _count for " + key);
+    const std::string count =
+        key.substr(0, at) + "_count" + (labels.empty() ? "" : "{" + labels + "}");
+    if (!values.count(count) || values[count] != v)
+      problems.push_back("+Inf bucket != _count for " + key);
   }
   if (series_out) *series_out = values;
   return problems;
@@ -241,23 +246,29 @@ TEST_CASE("metrics: every SPEC metric, by service, in a well-formed scrape", "[m
   CHECK(v["dockscaler_replicas_desired{service=\"hello\"}"] == 3);
   CHECK(v["dockscaler_autoscale_enabled{service=\"hello\"}"] == 1);
   CHECK(v["dockscaler_autoscale_enabled{service=\"other\"}"] == 0);
-  CHECK(v["dockscaler_scale_events_total{service=\"hello\",direction=\"up\",reason=\"wait_time_above\"}"] == 2);
-  CHECK(v["dockscaler_scale_events_total{service=\"hello\",direction=\"down\",reason=\"manual\"}"] == 1);
+  CHECK(v["dockscaler_scale_events_total{service=\"hello\",direction=\"up\",reason=\"wait_time_"
+          "above\"}"] == 2);
+  CHECK(
+      v["dockscaler_scale_events_total{service=\"hello\",direction=\"down\",reason=\"manual\"}"] ==
+      1);
   CHECK(v["dockscaler_cold_start_seconds_count{service=\"hello\"}"] == 1);
   CHECK(v["dockscaler_cold_start_seconds_bucket{service=\"hello\",le=\"1\"}"] == 0);
   CHECK(v["dockscaler_cold_start_seconds_bucket{service=\"hello\",le=\"2\"}"] == 1);
   CHECK(v["dockscaler_docker_errors_total{operation=\"start\"}"] == 2);
   CHECK(v["dockscaler_docker_errors_total{operation=\"list\"}"] == 0);
   for (const char* family :
-       {"dockscaler_requests_total", "dockscaler_wait_time_seconds", "dockscaler_request_duration_seconds",
-        "dockscaler_queue_length", "dockscaler_in_flight", "dockscaler_replicas", "dockscaler_replicas_desired",
-        "dockscaler_scale_events_total", "dockscaler_cold_start_seconds", "dockscaler_docker_errors_total"})
+       {"dockscaler_requests_total", "dockscaler_wait_time_seconds",
+        "dockscaler_request_duration_seconds", "dockscaler_queue_length", "dockscaler_in_flight",
+        "dockscaler_replicas", "dockscaler_replicas_desired", "dockscaler_scale_events_total",
+        "dockscaler_cold_start_seconds", "dockscaler_docker_errors_total"})
     CHECK(text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
 
   if (auto verdict = promtool_problems(text)) {
     CHECK(*verdict == "");
   } else {
-    WARN("promtool not found (Debian package 'prometheus', or set PROMTOOL): format checked by the test's own parser only");
+    WARN(
+        "promtool not found (Debian package 'prometheus', or set PROMTOOL): format checked by the "
+        "test's own parser only");
   }
 }
 
@@ -281,6 +292,7 @@ TEST_CASE("metrics: concurrent requests on new services from many threads", "[me
   const std::string text = m.render({});
   CHECK(structure_problems(text, &v).empty());
   double total = 0;
-  for (int s = 0; s < 7; ++s) total += v["dockscaler_requests_total{service=\"s" + std::to_string(s) + "\",code=\"200\"}"];
+  for (int s = 0; s < 7; ++s)
+    total += v["dockscaler_requests_total{service=\"s" + std::to_string(s) + "\",code=\"200\"}"];
   CHECK(total == 20000);
 }

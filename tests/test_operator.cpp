@@ -50,7 +50,8 @@ bool have(const char* tool) { return sh(std::string("command -v ") + tool).code 
 }  // namespace
 
 TEST_CASE("every subcommand has --help (exit 0, its usage line)", "[cli][operator]") {
-  for (const char* cmd : {"serve", "validate", "status", "ps", "scale", "autoscale", "logs", "version"}) {
+  for (const char* cmd :
+       {"serve", "validate", "status", "ps", "scale", "autoscale", "logs", "version"}) {
     INFO(cmd);
     const auto r = cli(std::string(cmd) + " --help");
     CHECK(r.code == 0);
@@ -58,14 +59,25 @@ TEST_CASE("every subcommand has --help (exit 0, its usage line)", "[cli][operato
   }
   const auto r = cli("--help");
   CHECK(r.code == 0);
-  for (const char* cmd : {"status", "ps", "scale", "autoscale", "logs"}) CHECK(r.out.find(cmd) != std::string::npos);
+  for (const char* cmd : {"status", "ps", "scale", "autoscale", "logs"})
+    CHECK(r.out.find(cmd) != std::string::npos);
 }
 
 TEST_CASE("usage errors exit 2 before anything is sent", "[cli][operator][errors]") {
-  const char* bad[] = {"scale",          "scale hello",        "scale hello=x",     "scale hello=-1",
-                       "scale =3",       "scale hello=3 --hold soon", "scale hello=3 --direct --hold 1m",
-                       "autoscale hello", "autoscale hello maybe", "status -o yaml",  "ps -o xml",
-                       "logs",           "logs x --tail many", "status --colour"};
+  const char* bad[] = {"scale",
+                       "scale hello",
+                       "scale hello=x",
+                       "scale hello=-1",
+                       "scale =3",
+                       "scale hello=3 --hold soon",
+                       "scale hello=3 --direct --hold 1m",
+                       "autoscale hello",
+                       "autoscale hello maybe",
+                       "status -o yaml",
+                       "ps -o xml",
+                       "logs",
+                       "logs x --tail many",
+                       "status --colour"};
   for (const char* args : bad) {
     INFO(args);
     const auto r = cli(std::string("--admin ") + no_socket + " " + args);
@@ -75,13 +87,14 @@ TEST_CASE("usage errors exit 2 before anything is sent", "[cli][operator][errors
 }
 
 TEST_CASE("no daemon: exit 3 and one line naming the socket", "[cli][operator][errors]") {
-  for (const char* args : {"status", "ps", "status hello -o json", "scale hello=2", "autoscale hello off"}) {
+  for (const char* args :
+       {"status", "ps", "status hello -o json", "scale hello=2", "autoscale hello off"}) {
     INFO(args);
     const auto r = cli(std::string("--admin ") + no_socket + " " + args);
     CHECK(r.code == 3);
     CHECK(r.out.empty());
-    CHECK(r.err.find("is `dockscaler serve` running? (admin socket /tmp/dockscaler-op-no-such-dir/admin.sock") !=
-          std::string::npos);
+    CHECK(r.err.find("is `dockscaler serve` running? (admin socket "
+                     "/tmp/dockscaler-op-no-such-dir/admin.sock") != std::string::npos);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
   // --admin also works after the command.
@@ -97,7 +110,8 @@ TEST_CASE("the systemd unit passes systemd-analyze verify", "[operator][systemd]
   // so a copy names the binary just built.
   const std::string dir = tmp("unit");
   std::filesystem::create_directories(dir);
-  std::string unit = slurp(std::string(DOCKSCALER_SOURCE_DIR) + "/examples/systemd/dockscaler.service");
+  std::string unit =
+      slurp(std::string(DOCKSCALER_SOURCE_DIR) + "/examples/systemd/dockscaler.service");
   REQUIRE(unit.find("Type=notify") != std::string::npos);
   CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
   CHECK(unit.find("Restart=on-failure") != std::string::npos);
@@ -113,7 +127,8 @@ TEST_CASE("the systemd unit passes systemd-analyze verify", "[operator][systemd]
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("cmake --install puts the binary, the unit and an example config in place", "[operator]") {
+TEST_CASE("cmake --install puts the binary, the unit and an example config in place",
+          "[operator]") {
   const std::string prefix = tmp("prefix");
   std::filesystem::remove_all(prefix);
   const auto r = sh("cmake --install " + std::string(DOCKSCALER_BUILD_DIR) + " --prefix " + prefix);
@@ -122,20 +137,23 @@ TEST_CASE("cmake --install puts the binary, the unit and an example config in pl
   CHECK(::access((prefix + "/bin/dockscaler").c_str(), X_OK) == 0);
   CHECK(std::filesystem::exists(prefix + "/lib/systemd/system/dockscaler.service"));
   CHECK(std::filesystem::exists(prefix + "/etc/dockscaler/dockscaler.yaml"));
-  const auto v = sh(prefix + "/bin/dockscaler validate -c " + prefix + "/etc/dockscaler/dockscaler.yaml");
+  const auto v =
+      sh(prefix + "/bin/dockscaler validate -c " + prefix + "/etc/dockscaler/dockscaler.yaml");
   CHECK(v.code == 0);
   // The installed unit names the installed binary and config, and verifies.
   const std::string unit = slurp(prefix + "/lib/systemd/system/dockscaler.service");
   CHECK(unit.find("ExecStart=" + prefix + "/bin/dockscaler --log-format json serve -c " + prefix +
                   "/etc/dockscaler/dockscaler.yaml\n") != std::string::npos);
   if (have("systemd-analyze")) {
-    const auto u = sh("systemd-analyze verify " + prefix + "/lib/systemd/system/dockscaler.service");
+    const auto u =
+        sh("systemd-analyze verify " + prefix + "/lib/systemd/system/dockscaler.service");
     INFO(u.out << u.err);
     CHECK(u.code == 0);
   }
   // A second install keeps an operator's edited config.
   std::ofstream(prefix + "/etc/dockscaler/dockscaler.yaml", std::ios::app) << "# edited\n";
-  REQUIRE(sh("cmake --install " + std::string(DOCKSCALER_BUILD_DIR) + " --prefix " + prefix).code == 0);
+  REQUIRE(sh("cmake --install " + std::string(DOCKSCALER_BUILD_DIR) + " --prefix " + prefix).code ==
+          0);
   CHECK(slurp(prefix + "/etc/dockscaler/dockscaler.yaml").find("# edited") != std::string::npos);
   std::filesystem::remove_all(prefix);
 }

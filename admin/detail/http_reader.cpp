@@ -11,7 +11,8 @@ namespace {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
       return false;
   return true;
 }
@@ -41,17 +42,22 @@ unsigned parse_head(std::string_view head, std::size_t max_body, request_head& o
 
   auto sp1 = line.find(' ');
   auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) return 400;
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+    return 400;
   out.method = std::string(line.substr(0, sp1));
   out.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
   out.version = std::string(line.substr(sp2 + 1));
   if (out.method.empty() || out.target.empty() || out.target[0] != '/') return 400;
   for (char c : out.method)
     if (!std::isupper(static_cast<unsigned char>(c))) return 400;
-  if (out.version == "HTTP/1.1") out.keep_alive = true;
-  else if (out.version == "HTTP/1.0") out.keep_alive = false;
-  else if (out.version.rfind("HTTP/", 0) == 0) return 505;
-  else return 400;
+  if (out.version == "HTTP/1.1")
+    out.keep_alive = true;
+  else if (out.version == "HTTP/1.0")
+    out.keep_alive = false;
+  else if (out.version.rfind("HTTP/", 0) == 0)
+    return 505;
+  else
+    return 400;
 
   bool have_length = false;
   while (!head.empty()) {
@@ -88,22 +94,38 @@ unsigned parse_head(std::string_view head, std::size_t max_body, request_head& o
 
 const char* reason_phrase(unsigned status) noexcept {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
