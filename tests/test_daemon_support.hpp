@@ -46,9 +46,23 @@ inline std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// Builds the hello-http image once per run.
+// Builds the hello-http image once per run; it is removed when the test
+// program exits (after every fixture has removed its containers).
 inline void ensure_image(api::client& docker) {
-  static bool built = false;
+  struct remover {
+    std::string tag = image();  // a copy: image()'s static may be gone by now
+    bool built = false;
+    ~remover() {
+      if (!built) return;
+      try {
+        api::client().remove_image(tag, true);
+      } catch (...) {
+        // Best effort: a leftover image is labelled with the run id.
+      }
+    }
+  };
+  static remover r;
+  bool& built = r.built;
   if (built) return;
   dockscaler::dockerapi::detail::tar_writer w;
   w.add_file("Dockerfile",
