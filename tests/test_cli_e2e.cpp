@@ -374,6 +374,25 @@ TEST_CASE("sd_notify: READY=1 once the admin socket answers; RELOADING, WATCHDOG
   CHECK(admin::request(f.admin_socket, "GET", "/healthz").status == 200);
   CHECK(http_get(f.port, "/nothing-here").status == 404);
   CHECK(expect("WATCHDOG=1", 5s));
+  // min 0: the first request waits for a cold start, which the scaler's
+  // on_cold_start hook reports to the metrics and the log.
+  CHECK(http_get(f.port, "/fn/").status == 200);
+  {
+    // The hook runs right after the container joins the proxy, which is
+    // before the answer arrives, but the test does not rely on that.
+    const std::string count = "dockscaler_cold_start_seconds_count{service=\"" + f.name + "\"} 1\n";
+    std::string text;
+    CHECK(eventually(
+        [&] {
+          text = admin::request(f.admin_socket, "GET", "/metrics").body;
+          return text.find(count) != std::string::npos;
+        },
+        10s));
+    INFO(text);
+    CHECK(text.find("dockscaler_scale_events_total{service=\"" + f.name +
+                    "\",direction=\"up\",reason=\"cold_start\"} 1\n") != std::string::npos);
+    CHECK(d.log().find(f.name + ": cold start took ") != std::string::npos);
+  }
   got.clear();
   d.kill(SIGHUP);
   CHECK(expect("RELOADING=1", 10s));
