@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "admin/api.hpp"
+#include "admin/counting_runtime.hpp"
 #include "admin/metrics.hpp"
 #include "admin/server.hpp"
 #include "cli/app.hpp"
@@ -47,54 +48,6 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
 void log_problems(const config::config_error& e) {
   for (const auto& p : e.problems()) spdlog::error("config: {}", p.to_string());
 }
-
-// The Docker runtime with every failed call counted for
-// dockscaler_docker_errors_total; behaviour otherwise unchanged.
-class counting_runtime : public scaler::container_runtime {
- public:
-  counting_runtime(scaler::container_runtime& inner, admin::metrics& m)
-      : inner_(inner), metrics_(m) {}
-
-  void ensure_network(const std::string& network) override {
-    counted("network", [&] { inner_.ensure_network(network); });
-  }
-  std::vector<scaler::managed_container> list_managed() override {
-    std::vector<scaler::managed_container> out;
-    counted("list", [&] { out = inner_.list_managed(); });
-    return out;
-  }
-  std::string start(const config::service_config& svc, const std::string& network,
-                    const std::string& hash, const std::string& name) override {
-    std::string id;
-    counted("start", [&] { id = inner_.start(svc, network, hash, name); });
-    return id;
-  }
-  std::string address(const std::string& id, const std::string& network) override {
-    std::string a;
-    counted("address", [&] { a = inner_.address(id, network); });
-    return a;
-  }
-  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
-    counted("stop", [&] { inner_.stop_and_remove(id, grace); });
-  }
-  void watch(const std::function<void(const std::string& id)>& on_gone,
-             std::stop_token stop) override {
-    counted("events", [&] { inner_.watch(on_gone, stop); });
-  }
-
- private:
-  template <class F>
-  void counted(const char* op, F&& f) {
-    try {
-      f();
-    } catch (const dockerapi::error&) {
-      metrics_.on_docker_error(op);
-      throw;
-    }
-  }
-  scaler::container_runtime& inner_;
-  admin::metrics& metrics_;
-};
 
 // What the Admin API drives.
 class daemon_control : public admin::control {
@@ -166,7 +119,7 @@ int serve(const serve_options& opts) {
   };
   lb::proxy proxy(std::move(popts));
   scaler::docker_runtime docker_rt(*docker);
-  counting_runtime runtime(docker_rt, metrics);
+  admin::counting_runtime runtime(docker_rt, metrics);
   scaler::proxy_pool pool(proxy);
   scaler::autoscaler scaler(runtime, pool, cfg);
   scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });

@@ -16,7 +16,9 @@
 #include <sstream>
 #include <thread>
 
+#include "admin/counting_runtime.hpp"
 #include "admin/metrics.hpp"
+#include "dockerapi/error.hpp"
 
 using namespace std::chrono_literals;
 using dockscaler::admin::exposition;
@@ -295,4 +297,50 @@ TEST_CASE("metrics: concurrent requests on new services from many threads", "[me
   for (int s = 0; s < 7; ++s)
     total += v["dockscaler_requests_total{service=\"s" + std::to_string(s) + "\",code=\"200\"}"];
   CHECK(total == 20000);
+}
+
+namespace {
+
+// Fails start() with a Docker error and address() with another exception.
+class failing_runtime : public dockscaler::scaler::container_runtime {
+ public:
+  void ensure_network(const std::string&) override {}
+  std::vector<dockscaler::scaler::managed_container> list_managed() override {
+    dockscaler::scaler::managed_container c;
+    c.id = "id1";
+    return {c};
+  }
+  std::string start(const dockscaler::config::service_config&, const std::string&,
+                    const std::string&, const std::string&) override {
+    throw dockscaler::dockerapi::error(dockscaler::dockerapi::errc::conflict, "name in use", 409);
+  }
+  std::string address(const std::string&, const std::string&) override {
+    throw std::runtime_error("not Docker's failure");
+  }
+  void stop_and_remove(const std::string&, std::chrono::seconds) override {}
+  void watch(const std::function<void(const std::string&)>&, std::stop_token) override {}
+};
+
+}  // namespace
+
+TEST_CASE("counting_runtime: Docker failures are counted and rethrown unchanged", "[metrics]") {
+  metrics m;
+  failing_runtime inner;
+  dockscaler::admin::counting_runtime rt(inner, m);
+  CHECK(rt.list_managed().size() == 1);  // results pass through
+  for (int i = 0; i < 3; ++i) {
+    try {
+      rt.start({}, "net", "hash", "name");
+      FAIL("start must throw");
+    } catch (const dockscaler::dockerapi::error& e) {
+      CHECK(e.code() == dockscaler::dockerapi::errc::conflict);
+      CHECK(e.http_status() == 409);
+    }
+  }
+  CHECK_THROWS_AS(rt.address("id", "net"), std::runtime_error);
+  std::map<std::string, double> v;
+  CHECK(structure_problems(m.render({}), &v).empty());
+  CHECK(v["dockscaler_docker_errors_total{operation=\"start\"}"] == 3);
+  CHECK(v["dockscaler_docker_errors_total{operation=\"address\"}"] == 0);
+  CHECK(v["dockscaler_docker_errors_total{operation=\"list\"}"] == 0);
 }

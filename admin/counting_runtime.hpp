@@ -1,0 +1,33 @@
+// A container_runtime decorator that counts every failed Docker call into
+// dockscaler_docker_errors_total{operation} and rethrows it unchanged, so the
+// scaler needs no metrics hook of its own.
+#pragma once
+
+#include "admin/metrics.hpp"
+#include "scaler/runtime.hpp"
+
+namespace dockscaler::admin {
+
+class counting_runtime : public scaler::container_runtime {
+ public:
+  // Both must outlive this object.
+  counting_runtime(scaler::container_runtime& inner, metrics& m) : inner_(inner), metrics_(m) {}
+
+  void ensure_network(const std::string& network) override;
+  std::vector<scaler::managed_container> list_managed() override;
+  std::string start(const config::service_config& svc, const std::string& network,
+                    const std::string& hash, const std::string& name) override;
+  std::string address(const std::string& id, const std::string& network) override;
+  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
+  void watch(const std::function<void(const std::string& id)>& on_gone,
+             std::stop_token stop) override;
+
+ private:
+  template <class F>
+  auto counted(const char* operation, F&& f) -> decltype(f());
+
+  scaler::container_runtime& inner_;
+  metrics& metrics_;
+};
+
+}  // namespace dockscaler::admin
