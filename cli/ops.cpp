@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "admin/client.hpp"
@@ -380,13 +381,20 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
     throw usage_error("logs: --tail must be a number or all");
 
   dockerapi::client docker;
-  std::vector<std::pair<std::string, std::string>> containers;  // id, name
-  try {
+  // The service's running containers as (id, name), by name.
+  auto list = [&] {
+    std::vector<std::pair<std::string, std::string>> out;
     dockerapi::list_containers_options lo;
     lo.filters["label"] = {std::string(scaler::label_managed) + "=true",
                            std::string(scaler::label_service) + "=" + service};
     for (const auto& c : docker.list_containers(lo))
-      containers.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
+      out.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> containers;
+  try {
+    containers = list();
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
       throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
@@ -397,12 +405,10 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
     std::fprintf(stderr, "dockscaler: no running containers of service %s\n", service.c_str());
     return exit_user_error;
   }
-  std::sort(containers.begin(), containers.end(),
-            [](auto& a, auto& b) { return a.second < b.second; });
 
   std::mutex out_mu;
   std::atomic<int> failed{0};
-  auto stream = [&](const std::string& id, const std::string& name) {
+  auto stream = [&](const std::string& id, const std::string& name, const std::string& lines) {
     std::string partial[3];
     auto emit = [&](dockerapi::stream_kind k, std::string_view line) {
       std::lock_guard lock(out_mu);
@@ -413,7 +419,7 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
     dockerapi::logs_options lo;
     lo.follow = vm.count("follow") > 0;
     lo.timestamps = vm.count("timestamps") > 0;
-    lo.tail = tail;
+    lo.tail = lines;
     try {
       docker.logs(id, lo, [&](dockerapi::stream_kind k, std::string_view data) {
         std::string& p = partial[static_cast<int>(k) % 3];
@@ -438,13 +444,24 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
   };
   if (!vm.count("follow")) {
     // One container after another, so each one's lines stay together.
-    for (const auto& [id, name] : containers) stream(id, name);
-  } else {
-    std::vector<std::thread> threads;
-    for (const auto& [id, name] : containers) threads.emplace_back(stream, id, name);
-    for (auto& t : threads) t.join();
+    for (const auto& [id, name] : containers) stream(id, name, tail);
+    return failed > 0 ? exit_unreachable : exit_ok;
   }
-  return failed > 0 ? exit_unreachable : exit_ok;
+  // Follow every container, and the ones the scaler starts later (from their
+  // first line), until interrupted.
+  std::set<std::string> seen;
+  std::vector<std::thread> threads;
+  for (bool first = true;; first = false) {
+    for (const auto& [id, name] : containers)
+      if (seen.insert(id).second) threads.emplace_back(stream, id, name, first ? tail : "all");
+    // How often new containers are looked for.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    try {
+      containers = list();
+    } catch (const dockerapi::error&) {
+      containers.clear();  // Docker went away for a moment: the streams say so themselves
+    }
+  }
 }
 
 }  // namespace dockscaler::cli

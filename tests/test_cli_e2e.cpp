@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <filesystem>
+#include <future>
 #include <set>
 
 #include "admin/client.hpp"
@@ -328,10 +329,23 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
     CHECK(r.err.find(name + " | hello-http: listening on port 8080") !=
           std::string::npos);  // stderr
   }
-  // -f keeps following until interrupted.
-  r = cli(f.admin_socket, "logs -f " + f.name, "timeout -s INT 3");
+  // -f keeps following until interrupted, and picks up containers started
+  // meanwhile.
+  auto follow = std::async(std::launch::async, [&] {
+    return cli(f.admin_socket, "logs -f " + f.name, "timeout -s INT 20");
+  });
+  REQUIRE(eventually([&] { return f.containers().size() == 2; }));
+  CHECK(cli(f.admin_socket, "scale " + f.name + "=3").code == 0);
+  REQUIRE(eventually([&] { return settled_at(f, 3); }, 60s));
+  std::string added;
+  for (const auto& id : f.containers())
+    if (std::find(made.begin(), made.end(), id) == made.end())
+      added = f.docker.inspect_container(id).name.substr(1);
+  r = follow.get();
   CHECK(r.code == 124);  // still following when timeout stopped it
   CHECK(r.out.find(" | hello-http: hello from ") != std::string::npos);
+  CHECK(r.out.find(added + " | hello-http: hello from ") != std::string::npos);
+  CHECK(r.err.find(added + " | hello-http: listening on port 8080") != std::string::npos);
   r = cli(f.admin_socket, "logs nope-" + run_id());
   CHECK(r.code == 1);
 
