@@ -135,9 +135,15 @@ int serve(const serve_options& opts) {
     std::unique_lock lock(reload_mu, std::try_to_lock);
     if (!lock) throw admin::reload_busy("a reload is already in progress");
     sd_notify(0, "RELOADING=1");
+    // READY=1 only once the next reload can start: whoever waits for it may
+    // reload again at once.
     struct ready_again {
-      ~ready_again() { sd_notify(0, "READY=1"); }
-    } ready;
+      std::unique_lock<std::mutex>& lock;
+      ~ready_again() {
+        lock.unlock();
+        sd_notify(0, "READY=1");
+      }
+    } ready{lock};
     spdlog::info("reloading {}", opts.config_path);
     config::config next;
     try {
