@@ -130,7 +130,18 @@ std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::s
 std::string autoscale_text(const value& s) {
   auto a = s.FindMember("autoscale");
   auto h = s.FindMember("hold_left_seconds");
-  if (h != s.MemberEnd() && h->value.IsNumber()) return "held " + age_text(h->value.GetInt64());
+  if (h != s.MemberEnd() && h->value.IsNumber()) {
+    // As --hold is written: 9m59s, 1h0m.
+    const long long left = h->value.GetInt64();
+    char buf[48];
+    if (left < 60)
+      std::snprintf(buf, sizeof buf, "held %llds", left);
+    else if (left < 3600)
+      std::snprintf(buf, sizeof buf, "held %lldm%llds", left / 60, left % 60);
+    else
+      std::snprintf(buf, sizeof buf, "held %lldh%lldm", left / 3600, left % 3600 / 60);
+    return buf;
+  }
   return a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool() ? "on" : "off";
 }
 
