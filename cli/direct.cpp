@@ -63,7 +63,7 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);
     std::vector<scaler::managed_container> running;
     for (auto& c : runtime.list_managed())
-      if (c.service == service && c.running) running.push_back(std::move(c));
+      if (c.service == service && c.network == cfg.docker.network && c.running) running.push_back(std::move(c));
     const std::size_t before = running.size();
 
     std::vector<std::thread> work;

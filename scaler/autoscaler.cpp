@@ -522,6 +522,7 @@ struct autoscaler::impl {
       if (stopping) return {};
       std::set<std::string> seen;
       for (const auto& c : found) {
+        if (c.network != network) continue;  // another daemon's
         seen.insert(c.id);
         bool known = false, creating = false;
         for (auto& [n, st] : services) {
@@ -647,7 +648,7 @@ void autoscaler::stop(bool remove_containers) {
     }
     try {
       for (const auto& c : m.rt.list_managed())
-        if (ours.count(c.service)) m.stop_and_remove(c.id);
+        if (c.network == m.network && ours.count(c.service)) m.stop_and_remove(c.id);
     } catch (const std::exception& e) {
       spdlog::warn("cannot list containers to remove: {}", e.what());
     }

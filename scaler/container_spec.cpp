@@ -55,7 +55,8 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
   spec.name = name;
   spec.env = svc.env;
   spec.env["PORT"] = std::to_string(svc.port);
-  spec.labels = {{label_managed, "true"}, {label_service, svc.name}, {label_spec, hash}};
+  spec.labels = {{label_managed, "true"}, {label_service, svc.name}, {label_spec, hash},
+                 {label_network, network}};
   spec.exposed_ports = {svc.port};
   spec.network = network;
   spec.network_aliases = {svc.name};

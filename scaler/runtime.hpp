@@ -20,12 +20,17 @@ namespace dockscaler::scaler {
 inline constexpr const char* label_managed = "dockscaler.managed";
 inline constexpr const char* label_service = "dockscaler.service";
 inline constexpr const char* label_spec = "dockscaler.spec";
+// The Docker network the container was made for. A daemon only adopts or
+// removes containers of its own network, so two daemons on one host (with
+// different networks) never take each other's containers for orphans.
+inline constexpr const char* label_network = "dockscaler.network";
 
 struct managed_container {
   std::string id;
   std::string name;
   std::string service;    // dockscaler.service
   std::string spec_hash;  // dockscaler.spec
+  std::string network;    // dockscaler.network
   bool running = false;
   std::int64_t created = 0;  // unix seconds
 };

@@ -54,13 +54,13 @@ class fake_runtime : public container_runtime {
     for (auto& [id, c] : containers_) out.push_back(c);
     return out;
   }
-  std::string start(const config::service_config& svc, const std::string&, const std::string& hash,
+  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
                     const std::string& name) override {
     std::string id;
     {
       std::lock_guard lock(mu_);
       id = "c" + std::to_string(++next_);
-      containers_[id] = managed_container{id, name, svc.name, hash, true, 0};
+      containers_[id] = managed_container{id, name, svc.name, hash, network, true, 0};
     }
     j_.add("start " + id);
     return id;
@@ -92,9 +92,10 @@ class fake_runtime : public container_runtime {
   }
 
   // Test controls.
-  void add_existing(const std::string& id, const std::string& service, const std::string& hash, bool running) {
+  void add_existing(const std::string& id, const std::string& service, const std::string& hash, bool running,
+                    const std::string& network = "testnet") {
     std::lock_guard lock(mu_);
-    containers_[id] = managed_container{id, "old-" + id, service, hash, running, 0};
+    containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0};
   }
   void kill(const std::string& id) {
     {
@@ -239,6 +240,7 @@ TEST_CASE("start adopts matching containers, replaces outdated ones rolling, rem
   rt.add_existing("old", "svc", "0000000000000000", true);
   rt.add_existing("dead", "svc", hash, false);
   rt.add_existing("orphan", "gone-service", hash, true);
+  rt.add_existing("neighbour", "other-daemons-service", hash, true, "othernet");
   autoscaler a(rt, pool, cfg, fast_options());
   a.start();
   // Kept what ran (3 > initial 1): the two matching ones plus one new in place of "old".
@@ -249,6 +251,7 @@ TEST_CASE("start adopts matching containers, replaces outdated ones rolling, rem
   CHECK(a.status()[0].desired == 3);
   CHECK(j.index_of("remove dead") >= 0);
   CHECK(j.index_of("remove orphan") >= 0);
+  CHECK(j.index_of("remove neighbour") < 0);  // another daemon's network: not ours to touch
   CHECK(j.count_prefix("start ") == 1);  // only the replacement was created
   // The outdated one left rotation only after its replacement had joined.
   const std::string fresh = "c1";
