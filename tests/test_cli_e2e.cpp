@@ -9,7 +9,6 @@
 #include <sys/un.h>
 
 #include <filesystem>
-#include <future>
 #include <set>
 
 #include "admin/client.hpp"
@@ -331,21 +330,37 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
   }
   // -f keeps following until interrupted, and picks up containers started
   // meanwhile.
-  auto follow = std::async(std::launch::async, [&] {
-    return cli(f.admin_socket, "logs -f " + f.name, "timeout -s INT 20");
-  });
-  REQUIRE(eventually([&] { return f.containers().size() == 2; }));
+  const std::string out = d.dir() + "/follow.out", err = d.dir() + "/follow.err";
+  const pid_t follower = ::fork();
+  if (follower == 0) {
+    ::dup2(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 1);
+    ::dup2(::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+    ::execl(DOCKSCALER_BIN, DOCKSCALER_BIN, "logs", "-f", f.name.c_str(), nullptr);
+    _exit(127);
+  }
+  REQUIRE(follower > 0);
+  CHECK(eventually(
+      [&] { return read_file(out).find(" | hello-http: hello from ") != std::string::npos; }));
   CHECK(cli(f.admin_socket, "scale " + f.name + "=3").code == 0);
   REQUIRE(eventually([&] { return settled_at(f, 3); }, 60s));
   std::string added;
   for (const auto& id : f.containers())
     if (std::find(made.begin(), made.end(), id) == made.end())
       added = f.docker.inspect_container(id).name.substr(1);
-  r = follow.get();
-  CHECK(r.code == 124);  // still following when timeout stopped it
-  CHECK(r.out.find(" | hello-http: hello from ") != std::string::npos);
-  CHECK(r.out.find(added + " | hello-http: hello from ") != std::string::npos);
-  CHECK(r.err.find(added + " | hello-http: listening on port 8080") != std::string::npos);
+  REQUIRE_FALSE(added.empty());
+  CHECK(eventually(
+      [&] {
+        return read_file(out).find(added + " | hello-http: hello from ") != std::string::npos &&
+               read_file(err).find(added + " | hello-http: listening on port 8080") !=
+                   std::string::npos;
+      },
+      60s));
+  // Still following until interrupted.
+  int status = 0;
+  CHECK(::waitpid(follower, &status, WNOHANG) == 0);
+  ::kill(follower, SIGINT);
+  CHECK(::waitpid(follower, &status, 0) == follower);
+  CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGINT));
   r = cli(f.admin_socket, "logs nope-" + run_id());
   CHECK(r.code == 1);
 
