@@ -219,6 +219,32 @@ TEST_CASE("a retry excludes backends already tried", "[dispatcher]") {
   CHECK(d.enqueue(t0, w2, true, tried2) == dispatcher::enqueue_result::exhausted);
 }
 
+TEST_CASE("a queued retry is never handed the backend it failed on", "[dispatcher]") {
+  // A dead backend's slots free at once (its connects fail), so they are often
+  // the only free ones: the retry waiting at the head must not get them back,
+  // and must not hold up the requests behind it that may use them.
+  dispatcher d({1, 10});
+  d.add_backend(t0, 1, "dead", 1, ep(1));
+  d.add_backend(t0, 2, "live", 2, ep(2));
+  grant g1, g2;
+  REQUIRE(d.try_acquire(g1));
+  REQUIRE(d.try_acquire(g2));
+  REQUIRE(g1.id == 1);
+  auto retry = std::make_shared<fake_waiter>();
+  auto plain = std::make_shared<fake_waiter>();
+  const backend_id tried[] = {1};
+  CHECK(d.enqueue(t0, retry, true, tried) == dispatcher::enqueue_result::queued);
+  CHECK(d.enqueue(t0, plain) == dispatcher::enqueue_result::queued);
+  auto freed = d.release(t0, 1, /*connect_failed=*/true);
+  CHECK(freed.wake == plain);
+  CHECK(plain->slot.id == 1);
+  CHECK(retry->state.load() == waiter::waiting);
+  auto next = d.release(t0, 2);
+  CHECK(next.wake == retry);
+  CHECK(retry->slot.id == 2);
+  CHECK(d.queue_length() == 0);
+}
+
 TEST_CASE("higher concurrency and close wake waiters", "[dispatcher]") {
   dispatcher d({1, 10});
   d.add_backend(t0, 1, "a", 1, ep(1));

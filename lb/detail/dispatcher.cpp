@@ -79,6 +79,8 @@ dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now, const std:
     }
   }
   if (!front && queue_.size() >= limits_.queue_max) return enqueue_result::full;
+  w->nexcluded_ = std::min(exclude.size(), waiter::max_excluded);
+  std::copy_n(exclude.begin(), w->nexcluded_, w->excluded_.begin());
   if (front)
     queue_.push_front(w);
   else
@@ -94,17 +96,27 @@ bool dispatcher::cancel(const waiter& w) {
   return true;
 }
 
-void dispatcher::grant_queued(clock::time_point now, std::vector<std::shared_ptr<waiter>>& woken) {
-  while (!queue_.empty()) {
-    const int i = pick();
-    if (i < 0) break;
-    std::shared_ptr<waiter> w = std::move(queue_.front());
-    queue_.pop_front();
+std::shared_ptr<waiter> dispatcher::grant_next(clock::time_point now) {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    const int i = pick((*it)->exclusions());
+    if (i < 0) {
+      // Without exclusions nothing is free for anyone; with them, the free
+      // slots may still suit the waiters behind.
+      if ((*it)->exclusions().empty()) break;
+      continue;
+    }
+    std::shared_ptr<waiter> w = std::move(*it);
+    queue_.erase(it);
     take(i, w->slot);
     w->dispatched = now;
     w->state.store(waiter::granted, std::memory_order_release);
-    woken.push_back(std::move(w));
+    return w;
   }
+  return nullptr;
+}
+
+void dispatcher::grant_queued(clock::time_point now, std::vector<std::shared_ptr<waiter>>& woken) {
+  while (auto w = grant_next(now)) woken.push_back(std::move(w));
 }
 
 release_actions dispatcher::release(clock::time_point now, backend_id id, bool connect_failed) {
@@ -116,16 +128,9 @@ release_actions dispatcher::release(clock::time_point now, backend_id id, bool c
   if (connect_failed) b->suspect = true;
   if (b->draining) {
     if (b->in_flight == 0) out.drained = std::exchange(b->on_idle, nullptr);
-  } else if (!queue_.empty()) {
+  } else {
     // Hand the slot on in round-robin order (the freed backend is one candidate).
-    const int i = pick();
-    if (i >= 0) {
-      out.wake = std::move(queue_.front());
-      queue_.pop_front();
-      take(i, out.wake->slot);
-      out.wake->dispatched = now;
-      out.wake->state.store(waiter::granted, std::memory_order_release);
-    }
+    out.wake = grant_next(now);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 // notified is returned to the caller, which notifies after the lock is gone.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -41,9 +42,19 @@ class waiter {
 
   void reset() noexcept { state.store(waiting, std::memory_order_relaxed); }
 
+  // Backends this request already failed to connect to (a retry): it is never
+  // granted one of them again while it waits. Set by enqueue.
+  static constexpr std::size_t max_excluded = 8;
+  std::span<const backend_id> exclusions() const noexcept { return {excluded_.data(), nexcluded_}; }
+
   std::atomic<int> state{waiting};
   grant slot;                     // valid when state == granted
   clock::time_point dispatched;   // when the grant happened
+
+ private:
+  friend class dispatcher;
+  std::array<backend_id, max_excluded> excluded_{};
+  std::size_t nexcluded_ = 0;
 };
 
 struct limits {
@@ -142,6 +153,9 @@ class dispatcher {
   // healthy ones; -1 if none. Advances the cursor. Lock held.
   int pick(std::span<const backend_id> exclude = {});
   void take(int index, grant& out);
+  // Grants one free slot to the first queued waiter that may take it: the
+  // head, unless every free slot is on a backend the head already failed on.
+  std::shared_ptr<waiter> grant_next(clock::time_point now);
   void grant_queued(clock::time_point now, std::vector<std::shared_ptr<waiter>>& woken);
   backend* find(backend_id id);
 
