@@ -19,7 +19,7 @@
 namespace dockscaler::scaler {
 
 struct autoscaler_options {
-  std::chrono::milliseconds interval{1000};          // policy evaluation period
+  std::chrono::milliseconds interval{250};           // sampling and policy period (a `for` is held across samples)
   std::chrono::milliseconds zero_poll{20};           // how often a service at zero is checked for waiting requests
   std::chrono::milliseconds resync_interval{10000};  // full comparison with Docker (events can be missed)
   std::chrono::milliseconds probe_interval{50};      // readiness probe retry period

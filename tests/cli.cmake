@@ -18,5 +18,3 @@ if(TARGET RapidJSON)
 elseif(DEFINED RAPIDJSON_INCLUDE_DIRS)
   target_include_directories(test_cli_e2e PRIVATE ${RAPIDJSON_INCLUDE_DIRS})
 endif()
-# The admin library's suites (tests/CMakeLists.txt's list predates it).
-include(${CMAKE_CURRENT_LIST_DIR}/admin.cmake)
