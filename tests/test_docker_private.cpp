@@ -134,18 +134,6 @@ class private_dockerd {
   pid_t pid_ = -1;
 };
 
-int free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A CA, a server certificate for 127.0.0.1 and a client certificate, named as
 // DOCKER_CERT_PATH expects (ca.pem, cert.pem, key.pem).
 bool make_certs(const std::string& dir) {
@@ -279,7 +267,7 @@ TEST_CASE("tcp:// with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, attach inc
   std::string dir = "/tmp/dockscaler-tls-" + run_id();
   std::filesystem::create_directories(dir + "/certs");
   REQUIRE(make_certs(dir + "/certs"));
-  int port = free_loopback_port();
+  int port = dockscaler::test::free_port();
   std::string tcp = "tcp://127.0.0.1:" + std::to_string(port);
   private_dockerd daemon(
       dir, {"-H", tcp, "--tlsverify", "--tlscacert", dir + "/certs/ca.pem", "--tlscert",

@@ -3,6 +3,9 @@
 // condition with a deadline.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -39,6 +42,19 @@ inline std::string echo_context() {
   w.add_file("Dockerfile", "FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\"]\n");
   w.add_file("echo", bin.str(), 0755);
   return w.finish();
+}
+
+// A loopback port that was free a moment ago (bound to port 0, then closed).
+inline std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 // Polls `cond` until it holds or `timeout` passes; returns the last result.
