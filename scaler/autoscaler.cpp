@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -48,7 +47,7 @@ struct service_state {
   unsigned desired = 0;
   std::map<std::string, replica> replicas;  // by container id
   std::set<std::string> pending;            // names of containers being created (no id yet)
-  std::deque<sample> history;
+  std::vector<sample> history;  // oldest first, contiguous: handed to the policy as is
   std::optional<std::uint64_t> last_requests;
   scaling_state scale;
   bool autoscale = true;
@@ -401,11 +400,13 @@ struct autoscaler::impl {
       s.last_requests = f.requests;
       s.history.push_back(sample{now, stat_of(f, s.cfg.wait_time.stat), f.queue_length, f.in_flight, arrivals});
       const auto keep = std::max(s.cfg.scale_up.hold, s.cfg.scale_down.hold) + 3 * opts.interval;
-      while (s.history.size() > 1 && s.history.front().at < now - keep) s.history.pop_front();
+      // Drop what no rule looks back to (always keeping the newest sample).
+      auto first_kept = std::find_if(s.history.begin(), s.history.end() - 1,
+                                     [&](const sample& x) { return x.at >= now - keep; });
+      s.history.erase(s.history.begin(), first_kept);
       if (policy_on) {
         s.scale.replicas = s.desired;
-        std::vector<sample> h(s.history.begin(), s.history.end());
-        apply(s, decide(s.cfg, h, s.scale, now), false);
+        apply(s, decide(s.cfg, s.history, s.scale, now), false);
       }
     }
     // A run of failures is forgiven once a replica has stayed up a while.
