@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <chrono>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
+#include "functions/runner.hpp"
 #include "lb/proxy.hpp"
 #include "scaler/autoscaler.hpp"
 #include "scaler/docker_runtime.hpp"
@@ -120,8 +122,19 @@ int serve(const serve_options& opts) {
   lb::proxy proxy(std::move(popts));
   scaler::docker_runtime docker_rt(*docker);
   admin::counting_runtime runtime(docker_rt, metrics);
-  scaler::proxy_pool pool(proxy);
+  // stdio functions: the runner makes the proxy's function backends; a
+  // pre-warmed container handed to a call is no replica of the scaler's any more.
+  std::atomic<scaler::autoscaler*> scaler_ref{nullptr};
+  functions::runner_options fopts;
+  fopts.network = cfg.docker.network;
+  fopts.on_taken = [&scaler_ref](const std::string& id) {
+    if (auto* s = scaler_ref.load()) s->function_taken(id);
+  };
+  fopts.on_docker_error = [&metrics] { metrics.on_docker_error("function"); };
+  functions::runner runner(*docker, fopts);
+  scaler::proxy_pool pool(proxy, &runner);
   scaler::autoscaler scaler(runtime, pool, cfg);
+  scaler_ref = &scaler;
   scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });
   scaler.on_cold_start([&metrics](const std::string& service, scaler::clock::duration took) {
     metrics.on_cold_start(service, took);
@@ -233,7 +246,9 @@ int serve(const serve_options& opts) {
       admin_server.stop();
       metrics_server.stop();
       proxy.stop(cfg.proxy.timeouts.response);
+      runner.shutdown();  // function calls still running after the grace: killed, removed
       scaler.stop(opts.stop_containers);
+      scaler_ref = nullptr;
       spdlog::info(opts.stop_containers ? "stopped; containers removed"
                                         : "stopped; containers left running for the next start");
       return exit_ok;

@@ -266,9 +266,14 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   r.get_int(n, "port", path, s.port, 1, 65535);
 
   if (s.mode == service_mode::http) {
-    for (const char* k : {"prewarm", "timeout", "max_concurrency", "content_type"})
+    for (const char* k : {"app", "prewarm", "timeout", "max_concurrency", "content_type"})
       if (n[k].IsDefined())
         r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
+  } else {
+    // A stdio container takes one call and has no port: calls at once are max_concurrency.
+    for (const char* k : {"port", "concurrency", "readiness"})
+      if (n[k].IsDefined())
+        r.fail(n[k], reader::join(path, k), "applies only to mode: http");
   }
   r.get(n, "app", path, s.app);
   r.get(n, "prewarm", path, s.prewarm);
@@ -348,6 +353,7 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   }
 
   r.get_int(n, "concurrency", path, s.concurrency, 1, 100000);
+  if (s.mode == service_mode::stdio) s.concurrency = 1;  // one call per container (scale_up.step: auto counts so)
 
   const YAML::Node q = n["queue"];
   if (r.expect_map(q, path + ".queue", {"max_length", "timeout"})) {

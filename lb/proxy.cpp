@@ -332,7 +332,7 @@ void proxy::add_service(service_options o) {
   auto& m = *impl_;
   std::lock_guard lock(m.mu);
   if (m.services.count(o.name)) throw std::invalid_argument("service '" + o.name + "' already exists");
-  auto svc = std::make_shared<detail::service>(o, detail::limits{o.concurrency, o.queue.max_length});
+  auto svc = std::make_shared<detail::service>(o, detail::limits{o.concurrency, o.queue.max_length, o.max_in_flight});
   m.services.emplace(o.name, svc);
   m.service_opts.emplace(o.name, std::move(o));
   m.rebuild_routes();
@@ -348,7 +348,7 @@ void proxy::update_service(service_options o) {
     if (it == m.services.end()) throw std::invalid_argument("unknown service '" + o.name + "'");
     auto& svc = *it->second;
     svc.queue_timeout_ns.store(std::chrono::nanoseconds(o.queue.timeout).count());
-    woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length});
+    woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length, o.max_in_flight});
     m.service_opts[o.name] = std::move(o);
     m.rebuild_routes();
   }
@@ -384,6 +384,16 @@ backend_id proxy::add_backend(std::string_view service, const std::string& host,
   const auto ep = detail::resolve(host, port);
   const backend_id id = impl_->next_backend.fetch_add(1);
   auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep);
+  notify_all(woken);
+  return id;
+}
+
+backend_id proxy::add_function_backend(std::string_view service, std::shared_ptr<function_backend> fn,
+                                       std::uint32_t slots, bool one_shot) {
+  if (!fn) throw std::invalid_argument("add_function_backend: no function");
+  auto svc = impl_->find_service(service);
+  const backend_id id = impl_->next_backend.fetch_add(1);
+  auto woken = svc->disp.add_backend(clock::now(), id, {}, 0, {}, {std::move(fn), slots, one_shot});
   notify_all(woken);
   return id;
 }

@@ -69,15 +69,52 @@ struct service_options {
   std::string name;
   route_rule route;
   std::uint32_t concurrency = 4;  // requests in flight per backend (slots)
+  std::uint32_t max_in_flight = 0;  // requests in flight over all backends; 0 = no cap
   queue_limits queue;
   std::chrono::nanoseconds wait_window = std::chrono::seconds(10);  // wait_time statistics window
 };
 
 enum class backend_state { active, draining };
 
+// ---- function backends ----------------------------------------------------
+// A backend that is not an HTTP server but a handler in this process (a stdio
+// function run in a container per call). It takes slots and queues exactly as
+// an HTTP backend does; the proxy reads the whole request body (within
+// max_body_bytes), hands the call over, and writes what comes back.
+
+struct function_call {
+  std::string service;
+  std::string method;
+  std::string target;        // as the client sent it ("/r/app/fn?x=1")
+  std::string host;          // the Host header, port and all
+  std::string route_prefix;  // the matched route's path prefix
+  std::string client_ip;
+  std::vector<std::pair<std::string, std::string>> headers;  // end-to-end fields, in order
+  std::string body;
+};
+
+struct function_result {
+  // Nothing ran and nothing was sent (e.g. the container was already gone):
+  // the proxy tries another backend, as after a failed connect.
+  bool not_started = false;
+  unsigned status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // Content-Length is added
+  std::string body;
+};
+
+class function_backend {
+ public:
+  virtual ~function_backend() = default;
+  // Starts one call; called on an I/O thread, so it must not block. `done`
+  // must be called exactly once, from any thread. The returned function (may
+  // be empty) is called at most once, on an I/O thread, when the client went
+  // away mid-call; it must not block either, and `done` is still awaited.
+  virtual std::function<void()> call(function_call c, std::function<void(function_result)> done) = 0;
+};
+
 struct backend_snapshot {
   backend_id id = 0;
-  std::string host;
+  std::string host;  // empty for a function backend
   std::uint16_t port = 0;
   std::uint32_t in_flight = 0;
   backend_state state = backend_state::active;
@@ -127,6 +164,11 @@ class proxy {
   // Backends. add resolves host (numeric addresses never block) and joins the
   // rotation at once; queued requests are dispatched to it immediately.
   backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port);
+  // A function backend with `slots` calls at once (0: the service's
+  // concurrency). A `one_shot` backend takes one call only: it leaves the
+  // rotation (as if drained) the moment it is granted.
+  backend_id add_function_backend(std::string_view service, std::shared_ptr<function_backend> fn,
+                                  std::uint32_t slots = 0, bool one_shot = false);
   // Takes the backend out of rotation at once; `done(true)` runs when its last
   // in-flight request finished, `done(false)` after `timeout` if it did not
   // (the timeout needs a started proxy). `done` runs at most once — on an I/O

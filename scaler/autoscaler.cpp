@@ -75,6 +75,12 @@ double stat_of(const pool_figures& f, config::wait_stat s) {
   return f.wait_p95;
 }
 
+// A stdio function without prewarm runs a container per call: it has no
+// replicas for the scaler to keep (its calls' containers are the runner's).
+bool has_replicas(const config::service_config& c) {
+  return c.mode != config::service_mode::stdio || c.prewarm;
+}
+
 std::string container_name(const std::string& service) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char digits[] = "0123456789abcdef";
@@ -113,6 +119,9 @@ struct autoscaler::impl {
   std::function<void(const scale_event&)> on_scale;
   std::function<void(const std::string&, clock::duration)> on_cold_start;
   std::unique_ptr<detail::worker_pool> workers;
+  // Pre-warmed containers handed to a call: no replicas any more, and not to
+  // be adopted or removed by a resync while their call runs.
+  std::set<std::string> used;
   std::jthread loop_thread, watch_thread;
   bool running = false;
   bool stopping = false;
@@ -125,7 +134,7 @@ struct autoscaler::impl {
     auto st = std::make_shared<service_state>();
     st->cfg = cfg;
     st->hash = spec_hash(cfg, network);
-    st->desired = cfg.replicas.initial;
+    st->desired = has_replicas(cfg) ? cfg.replicas.initial : 0;
     return st;
   }
 
@@ -191,6 +200,10 @@ struct autoscaler::impl {
           failure = "container is not running";
           break;
         }
+        if (cfg.mode == config::service_mode::stdio) {
+          ready = true;  // running and blocked on stdin: ready for its call
+          break;
+        }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         ready = opts.probe(address, cfg.port, cfg.readiness.http_get, std::min<std::chrono::milliseconds>(left, 1s));
         if (!ready) std::this_thread::sleep_for(opts.probe_interval);  // the probe's retry period
@@ -209,12 +222,15 @@ struct autoscaler::impl {
       if (ready && !st->removed && !stopping) {
         replica& r = it->second;
         try {
-          r.backend = pool.add(cfg.name, address, cfg.port);
+          r.backend = pool.add(cfg.name, id, address, cfg.port);
           r.in_pool = true;
           r.address = address;
           r.phase = replica_phase::ready;
           r.since = clock::now();
-          spdlog::info("{}: container {} ready at {}:{}", cfg.name, r.name, address, cfg.port);
+          if (cfg.mode == config::service_mode::stdio)
+            spdlog::debug("{}: container {} ready (pre-warmed)", cfg.name, r.name);
+          else
+            spdlog::info("{}: container {} ready at {}:{}", cfg.name, r.name, address, cfg.port);
           st->wake = true;
           if (st->cold_since) {
             const auto took = r.since - *st->cold_since;
@@ -394,7 +410,8 @@ struct autoscaler::impl {
       s.hold_until.reset();
       spdlog::info("{}: hold over, autoscaling resumes", name);
     }
-    const bool policy_on = s.autoscale && !held && !s.removed;
+    const bool policy_on = s.autoscale && !held && !s.removed && has_replicas(s.cfg);
+    if (!has_replicas(s.cfg)) s.desired = 0;
     if (have && (full || (policy_on && s.desired == 0 && f.queue_length > 0))) {
       const std::uint64_t arrivals = s.last_requests ? f.requests - *s.last_requests : 0;
       s.last_requests = f.requests;
@@ -446,7 +463,7 @@ struct autoscaler::impl {
             it = services.erase(it);
             continue;
           }
-          if (full || s.wake || s.desired == 0) all.push_back(it->second);
+          if (full || s.wake || (s.desired == 0 && has_replicas(s.cfg))) all.push_back(it->second);
           ++it;
         }
       }
@@ -476,6 +493,7 @@ struct autoscaler::impl {
     replica r;
     {
       std::lock_guard lock(mu);
+      if (used.count(id)) return;  // its call's runner removes it
       for (auto& [name, st] : services) {
         auto it = st->replicas.find(id);
         if (it == st->replicas.end()) continue;
@@ -525,6 +543,13 @@ struct autoscaler::impl {
       for (const auto& c : found) {
         if (c.network != network) continue;  // another daemon's
         seen.insert(c.id);
+        if (used.count(c.id)) continue;  // a pre-warmed container running its call
+        if (c.role == "call") {
+          // A per-call container: its call's runner removes it. At start, none
+          // of ours can be running a call: leftovers of a crash go.
+          if (at_start) remove.push_back(c.id);
+          continue;
+        }
         bool known = false, creating = false;
         for (auto& [n, st] : services) {
           auto it = st->replicas.find(c.id);
@@ -555,6 +580,7 @@ struct autoscaler::impl {
       for (auto& [n, st] : services)
         for (auto& [id, r] : st->replicas)
           if (!seen.count(id) && r.phase != replica_phase::draining) gone.push_back(id);
+      std::erase_if(used, [&](const std::string& id) { return !seen.count(id); });
     }
     for (const auto& id : gone) on_gone(id);
     for (const auto& id : remove) {
@@ -595,8 +621,9 @@ void autoscaler::start() {
     for (auto& [name, st] : m.services) {
       auto it = adopted.find(name);
       const unsigned running = it == adopted.end() ? 0 : it->second;
-      st->desired = std::clamp(std::max(st->cfg.replicas.initial, running), st->cfg.replicas.min,
-                               st->cfg.replicas.max);
+      st->desired = has_replicas(st->cfg) ? std::clamp(std::max(st->cfg.replicas.initial, running),
+                                                       st->cfg.replicas.min, st->cfg.replicas.max)
+                                         : 0;
     }
     m.stopping = false;
     m.running = true;
@@ -712,7 +739,7 @@ void autoscaler::reload(const config::config& cfg) {
       }
       spdlog::info("{}: container spec changed; replacing {} container(s) rolling", svc->name, n);
     }
-    st.desired = std::clamp(st.desired, svc->replicas.min, svc->replicas.max);
+    st.desired = has_replicas(*svc) ? std::clamp(st.desired, svc->replicas.min, svc->replicas.max) : 0;
     st.wake = true;
   }
   m.cv.notify_all();
@@ -725,6 +752,9 @@ void autoscaler::set_replicas(const std::string& service, unsigned n, std::chron
     auto it = m.services.find(service);
     if (it == m.services.end() || it->second->removed) throw std::out_of_range("no such service: " + service);
     auto& s = *it->second;
+    if (!has_replicas(s.cfg))
+      throw std::invalid_argument(service + " runs a container per call (mode: stdio, prewarm: false): "
+                                  "it has no replicas to scale");
     if (n > s.cfg.replicas.max)
       throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max (" +
                                   std::to_string(s.cfg.replicas.max) + ") of " + service);
@@ -734,6 +764,25 @@ void autoscaler::set_replicas(const std::string& service, unsigned n, std::chron
     d.dir = n > s.desired ? direction::up : n < s.desired ? direction::down : direction::none;
     m.apply(s, d, true);
     s.wake = true;
+  }
+  m.cv.notify_all();
+}
+
+void autoscaler::function_taken(const std::string& container_id) {
+  impl& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    m.used.insert(container_id);
+    for (auto& [name, st] : m.services) {
+      auto it = st->replicas.find(container_id);
+      if (it == st->replicas.end()) continue;
+      // Its one-call backend leaves the proxy by itself when the call ends.
+      st->replicas.erase(it);
+      st->failures = 0;  // it started and was ready: the function works
+      st->last_error.clear();
+      st->wake = true;   // refill now, not at the next tick
+      break;
+    }
   }
   m.cv.notify_all();
 }

@@ -97,6 +97,12 @@ class autoscaler {
   void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold);
   void set_autoscale(const std::string& service, bool enabled);
 
+  // A pre-warmed stdio container was handed to a call: it stops being a
+  // replica at once (the pool is refilled without waiting for the call), and
+  // its removal is left to the call. Unknown ids are ignored. Thread-safe,
+  // does not block on Docker.
+  void function_taken(const std::string& container_id);
+
   std::vector<service_status> status() const;
 
  private:

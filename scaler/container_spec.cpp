@@ -42,9 +42,21 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
   for (const auto& c : svc.security.cap_drop) f.add(c);
   f.add(svc.security.read_only ? "ro" : "rw");
   f.add(svc.security.user);
+  if (svc.mode == config::service_mode::stdio) {
+    // A stdio container's environment names its app and route.
+    f.add(svc.app);
+    f.add(svc.route.path_prefix);
+  }
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
   return buf;
+}
+
+std::string function_route(const config::service_config& svc) {
+  // IronFunctions' ROUTE is the path after /r/<app>; a configured route is its prefix.
+  const std::string shape = "/r/" + svc.app + "/" + svc.name;
+  if (svc.route.host.empty() && svc.route.path_prefix == shape) return "/" + svc.name;
+  return svc.route.path_prefix;
 }
 
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
@@ -54,10 +66,18 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
   spec.image = svc.image;
   spec.name = name;
   spec.env = svc.env;
-  spec.env["PORT"] = std::to_string(svc.port);
   spec.labels = {{label_managed, "true"}, {label_service, svc.name}, {label_spec, hash},
                  {label_network, network}};
-  spec.exposed_ports = {svc.port};
+  if (svc.mode == config::service_mode::stdio) {
+    // Blocked on stdin until a call attaches; stdin closes when that call's does.
+    spec.open_stdin = spec.stdin_once = true;
+    spec.attach_stdin = spec.attach_stdout = spec.attach_stderr = true;
+    spec.env["APP_NAME"] = svc.app;
+    spec.env["ROUTE"] = function_route(svc);
+  } else {
+    spec.env["PORT"] = std::to_string(svc.port);
+    spec.exposed_ports = {svc.port};
+  }
   spec.network = network;
   spec.network_aliases = {svc.name};
   if (svc.resources.memory_bytes) spec.memory_bytes = static_cast<std::int64_t>(svc.resources.memory_bytes);

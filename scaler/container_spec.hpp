@@ -12,13 +12,20 @@ namespace dockscaler::scaler {
 
 // Hex digest of everything in `svc` that shapes the container (image, port,
 // env, resources, security, network) and nothing that does not (replicas,
-// thresholds, routes), so retuning the scaler never restarts containers.
+// thresholds, routes — except a stdio function's app and route, which are in
+// its environment), so retuning the scaler never restarts containers.
 std::string spec_hash(const config::service_config& svc, const std::string& network);
 
 // The create request: hardened by default (no-new-privileges, pids limit, the
-// configured memory/CPU limits), labelled, on the service network, PORT set.
+// configured memory/CPU limits), labelled, on the service network. http: PORT
+// set, the port exposed. stdio: stdin open (once) and attached, APP_NAME and
+// ROUTE set — a pre-warmed container that waits for its one call.
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
                                               const std::string& network,
                                               const std::string& hash, const std::string& name);
+
+// The ROUTE a stdio function sees: "/<name>" under the default /r/<app>/<name>
+// URL, else the route's path prefix.
+std::string function_route(const config::service_config& svc);
 
 }  // namespace dockscaler::scaler

@@ -44,6 +44,8 @@ std::vector<managed_container> docker_runtime::list_managed() {
     if (it != c.labels.end()) m.spec_hash = it->second;
     it = c.labels.find(label_network);
     if (it != c.labels.end()) m.network = it->second;
+    it = c.labels.find(label_role);
+    if (it != c.labels.end()) m.role = it->second;
     m.running = c.state == "running";
     m.created = c.created;
     out.push_back(std::move(m));

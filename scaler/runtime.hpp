@@ -24,6 +24,9 @@ inline constexpr const char* label_spec = "dockscaler.spec";
 // removes containers of its own network, so two daemons on one host (with
 // different networks) never take each other's containers for orphans.
 inline constexpr const char* label_network = "dockscaler.network";
+// Set to "call" on a stdio function's per-call container (the cold path): it
+// belongs to one request, never to the replicas the scaler counts or adopts.
+inline constexpr const char* label_role = "dockscaler.role";
 
 struct managed_container {
   std::string id;
@@ -33,6 +36,7 @@ struct managed_container {
   std::string network;    // dockscaler.network
   bool running = false;
   std::int64_t created = 0;  // unix seconds
+  std::string role;          // dockscaler.role: empty for a replica, "call" for a per-call container
 };
 
 // What the scaler needs from Docker. Every call may throw (dockerapi::error
@@ -77,7 +81,10 @@ class backend_pool {
   virtual void update_service(const config::service_config& svc) = 0;
   // Queued requests of a removed service are answered 503.
   virtual void remove_service(const std::string& service) = 0;
-  virtual std::uint64_t add(const std::string& service, const std::string& host, std::uint16_t port) = 0;
+  // A ready container joins the rotation: an HTTP backend at host:port, or for
+  // a pre-warmed stdio function, a one-call backend on the container itself.
+  virtual std::uint64_t add(const std::string& service, const std::string& container_id,
+                            const std::string& host, std::uint16_t port) = 0;
   // Out of rotation at once; done(idle) runs once, when the last request on it
   // finished (true) or after `timeout` (false). Must not block.
   virtual void drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,

@@ -4,3 +4,4 @@ dockscaler_add_test(NAME test_lb_dispatcher SOURCES test_lb_dispatcher.cpp LIBS 
 dockscaler_add_test(NAME test_wait_stats SOURCES test_wait_stats.cpp LIBS dockscaler::lb)
 dockscaler_add_test(NAME test_lb_proxy SOURCES test_lb_proxy.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_bad_input SOURCES test_lb_bad_input.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_functions SOURCES test_lb_functions.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)

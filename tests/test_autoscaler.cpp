@@ -128,7 +128,7 @@ class fake_pool : public backend_pool {
   void add_service(const config::service_config& s) override { j_.add("service " + s.name); }
   void update_service(const config::service_config& s) override { j_.add("update " + s.name); }
   void remove_service(const std::string& s) override { j_.add("unservice " + s); }
-  std::uint64_t add(const std::string&, const std::string& host, std::uint16_t) override {
+  std::uint64_t add(const std::string&, const std::string&, const std::string& host, std::uint16_t) override {
     std::lock_guard lock(mu_);
     const std::uint64_t b = ++next_;
     backend_host_[b] = host;

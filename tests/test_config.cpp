@@ -203,6 +203,36 @@ TEST_CASE("a missing image, stdio-only keys on http, and bad top-level keys are 
   CHECK(has_problem(ps, "services.api.prewarm", 7, "only to mode: stdio"));
 }
 
+TEST_CASE("http-only keys on a stdio function are errors; stdio keys are read", "[config][errors]") {
+  const auto ps = problems_of(
+      "services:\n"
+      "  fn:\n"
+      "    image: f\n"
+      "    mode: stdio\n"
+      "    port: 8080\n"                      // 5
+      "    concurrency: 2\n"                  // 6
+      "    readiness: { tcp: true }\n"        // 7
+      "    max_concurrency: 0\n");            // 8
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "services.fn.port", 5, "only to mode: http"));
+  CHECK(has_problem(ps, "services.fn.concurrency", 6, "only to mode: http"));
+  CHECK(has_problem(ps, "services.fn.readiness", 7, "only to mode: http"));
+  CHECK(has_problem(ps, "services.fn.max_concurrency", 8, ""));
+
+  const config c = load_string(
+      "services:\n  fn:\n    image: f\n    mode: stdio\n    timeout: 2s\n    max_concurrency: 3\n"
+      "    content_type: application/json\n    route: { path_prefix: /hello }\n",
+      "fn.yaml");
+  const auto& f = c.services[0];
+  CHECK(f.call_timeout == 2s);
+  CHECK(f.max_concurrency == 3);
+  CHECK(f.content_type == "application/json");
+  CHECK(f.route.path_prefix == "/hello");
+  CHECK(f.concurrency == 1);  // one call per container
+  CHECK_FALSE(f.prewarm);
+  CHECK(f.app == "default");
+}
+
 TEST_CASE("YAML syntax errors and unreadable files are reported, not thrown raw", "[config][errors]") {
   const auto ps = problems_of("services:\n  a: [unclosed\n");
   REQUIRE(ps.size() == 1);

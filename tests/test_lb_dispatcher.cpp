@@ -277,3 +277,93 @@ TEST_CASE("removing a backend mid-request is safe", "[dispatcher]") {
   CHECK_FALSE(r.wake);
   CHECK(d.view().backends.empty());
 }
+
+// ---- function backends (stdio functions) ----------------------------------
+
+TEST_CASE("max_in_flight caps requests over all backends; any release frees a slot", "[dispatcher]") {
+  dispatcher d({4, 10, 3});
+  d.add_backend(t0, 1, "a", 1, ep(1));
+  d.add_backend(t0, 2, "b", 2, ep(2));
+  grant g[3];
+  for (auto& x : g) REQUIRE(d.try_acquire(x));
+  grant extra;
+  CHECK_FALSE(d.try_acquire(extra));  // 3 in flight, though both backends have free slots
+  auto w = std::make_shared<fake_waiter>();
+  CHECK(d.enqueue(t0, w) == dispatcher::enqueue_result::queued);
+  auto a = d.release(t0 + 5ms, g[0].id);
+  REQUIRE(a.wake == w);
+  CHECK(w->state == waiter::granted);
+  CHECK(d.view().in_flight == 3);
+  // A draining backend's release frees capacity for the others too.
+  d.drain(g[1].id, [](bool) {});
+  const backend_id other = g[1].id == 1 ? 2 : 1;
+  auto w2 = std::make_shared<fake_waiter>();
+  CHECK(d.enqueue(t0, w2) == dispatcher::enqueue_result::queued);
+  auto b = d.release(t0 + 6ms, g[1].id);
+  REQUIRE(b.wake == w2);
+  CHECK(w2->slot.id == other);
+}
+
+TEST_CASE("a backend's own slot count overrides the service concurrency", "[dispatcher]") {
+  dispatcher d({1, 10});
+  d.add_backend(t0, 1, "fn", 0, {}, backend_kind{nullptr, 3, false});
+  grant g[3];
+  for (auto& x : g) REQUIRE(d.try_acquire(x));
+  grant extra;
+  CHECK_FALSE(d.try_acquire(extra));
+}
+
+TEST_CASE("a one-shot backend takes one request, then is forgotten when released", "[dispatcher]") {
+  dispatcher d({1, 10});
+  d.add_backend(t0, 1, "", 0, {}, backend_kind{nullptr, 1, true});
+  d.add_backend(t0, 2, "", 0, {}, backend_kind{nullptr, 1, true});
+  grant g1, g2, g3;
+  REQUIRE(d.try_acquire(g1));
+  REQUIRE(d.try_acquire(g2));
+  CHECK(g1.id != g2.id);
+  CHECK_FALSE(d.try_acquire(g3));  // both used: none comes back
+  bool drained = false;
+  CHECK(d.drain(g1.id, [&](bool idle) { drained = idle; }) == nullptr);
+  d.release(t0, g1.id).run();
+  CHECK(drained);
+  auto v = d.view();
+  REQUIRE(v.backends.size() == 1);
+  CHECK(v.backends[0].id == g2.id);
+  CHECK(v.backends[0].draining);
+  d.release(t0, g2.id).run();
+  CHECK(d.view().backends.empty());
+  CHECK(d.view().in_flight == 0);
+}
+
+TEST_CASE("with one-shot backends a retry waits for a fresh one instead of giving up", "[dispatcher]") {
+  dispatcher d({1, 10});
+  d.add_backend(t0, 1, "", 0, {}, backend_kind{nullptr, 1, true});
+  grant g;
+  REQUIRE(d.try_acquire(g));
+  d.release(t0, g.id, true).run();  // it was dead: nothing ran
+  auto w = std::make_shared<fake_waiter>();
+  const backend_id tried[] = {g.id};
+  CHECK(d.enqueue(t0, w, true, tried) == dispatcher::enqueue_result::queued);
+  auto woken = d.add_backend(t0 + 300ms, 2, "", 0, {}, backend_kind{nullptr, 1, true});
+  REQUIRE(woken.size() == 1);
+  CHECK(woken[0] == w);
+  CHECK(w->slot.id == 2);
+}
+
+TEST_CASE("removing a backend with requests in flight gives their capacity back", "[dispatcher]") {
+  dispatcher d({2, 10, 2});
+  d.add_backend(t0, 1, "a", 1, ep(1));
+  d.add_backend(t0, 2, "b", 2, ep(2));
+  grant g1, g2;
+  REQUIRE(d.try_acquire(g1));
+  REQUIRE(d.try_acquire(g2));
+  std::function<void(bool)> pending;
+  bool idle = true;
+  REQUIRE(d.remove_backend(g1.id, pending, idle));
+  CHECK_FALSE(idle);
+  grant g3;
+  REQUIRE(d.try_acquire(g3));
+  CHECK(g3.id == g2.id);
+  d.release(t0, g1.id).run();  // the removed one's release changes nothing
+  CHECK(d.view().in_flight == 2);
+}

@@ -13,6 +13,13 @@ bool excluded(std::span<const backend_id> exclude, backend_id id) {
 }
 }  // namespace
 
+void dispatcher::erase(std::size_t index) {
+  // Requests still in flight there finish, but no longer count (their release finds nothing).
+  in_flight_ -= backends_[index].in_flight;
+  backends_.erase(backends_.begin() + static_cast<std::ptrdiff_t>(index));
+  if (cursor_ > index) --cursor_;
+}
+
 dispatcher::backend* dispatcher::find(backend_id id) {
   for (auto& b : backends_)
     if (b.id == id) return &b;
@@ -22,11 +29,12 @@ dispatcher::backend* dispatcher::find(backend_id id) {
 int dispatcher::pick(std::span<const backend_id> exclude) {
   const std::size_t n = backends_.size();
   if (n == 0) return -1;
+  if (limits_.max_in_flight && in_flight_ >= limits_.max_in_flight) return -1;
   int fallback = -1;  // a suspect backend, used only when no healthy one is free
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (cursor_ + k) % n;
     const backend& b = backends_[i];
-    if (b.draining || b.in_flight >= limits_.concurrency) continue;
+    if (b.draining || b.in_flight >= b.capacity(limits_)) continue;
     if (!exclude.empty() && excluded(exclude, b.id)) continue;
     if (b.suspect) {
       if (fallback < 0) fallback = static_cast<int>(i);
@@ -42,9 +50,12 @@ int dispatcher::pick(std::span<const backend_id> exclude) {
 void dispatcher::take(int index, grant& out) {
   backend& b = backends_[static_cast<std::size_t>(index)];
   ++b.in_flight;
+  ++in_flight_;
+  if (b.kind.one_shot) b.draining = true;
   out.id = b.id;
   out.endpoint = b.endpoint;
   out.suspect = b.suspect;
+  out.fn = b.kind.fn;
 }
 
 bool dispatcher::try_acquire(grant& out) {
@@ -63,7 +74,7 @@ dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now, const std:
     w->state.store(waiter::closed, std::memory_order_release);
     return enqueue_result::full;
   }
-  if (!exclude.empty() &&
+  if (!exclude.empty() && !refills_ &&
       std::all_of(backends_.begin(), backends_.end(),
                   [&](const backend& b) { return b.draining || excluded(exclude, b.id); }) &&
       !backends_.empty())
@@ -124,14 +135,20 @@ release_actions dispatcher::release(clock::time_point now, backend_id id, bool c
   std::lock_guard lock(mu_);
   backend* b = find(id);
   if (!b) return out;  // removed meanwhile
-  if (b->in_flight > 0) --b->in_flight;
-  if (connect_failed) b->suspect = true;
-  if (b->draining) {
-    if (b->in_flight == 0) out.drained = std::exchange(b->on_idle, nullptr);
-  } else {
-    // Hand the slot on in round-robin order (the freed backend is one candidate).
-    out.wake = grant_next(now);
+  if (b->in_flight > 0) {
+    --b->in_flight;
+    --in_flight_;
   }
+  if (connect_failed) b->suspect = true;
+  const bool draining = b->draining;
+  if (draining && b->in_flight == 0) {
+    out.drained = std::exchange(b->on_idle, nullptr);
+    if (b->kind.one_shot) erase(static_cast<std::size_t>(b - backends_.data()));
+  }
+  // Hand the slot on in round-robin order (the freed backend is one candidate
+  // unless draining); under a service-wide cap, any backend's free slot may
+  // have been waiting for this release.
+  if (!draining || limits_.max_in_flight) out.wake = grant_next(now);
   return out;
 }
 
@@ -142,7 +159,8 @@ void dispatcher::mark_healthy(backend_id id) {
 
 std::vector<std::shared_ptr<waiter>> dispatcher::add_backend(clock::time_point now, backend_id id,
                                                              std::string host, std::uint16_t port,
-                                                             boost::asio::ip::tcp::endpoint ep) {
+                                                             boost::asio::ip::tcp::endpoint ep,
+                                                             backend_kind kind) {
   std::vector<std::shared_ptr<waiter>> woken;
   std::lock_guard lock(mu_);
   if (find(id)) throw std::invalid_argument("backend id already present");
@@ -151,6 +169,8 @@ std::vector<std::shared_ptr<waiter>> dispatcher::add_backend(clock::time_point n
   b.host = std::move(host);
   b.port = port;
   b.endpoint = ep;
+  if (kind.one_shot) refills_ = true;
+  b.kind = std::move(kind);
   backends_.push_back(std::move(b));
   grant_queued(now, woken);
   return woken;
@@ -179,9 +199,7 @@ bool dispatcher::remove_backend(backend_id id, std::function<void(bool)>& pendin
   if (it == backends_.end()) return false;
   pending_drain = std::move(it->on_idle);
   idle = it->in_flight == 0;
-  const auto index = static_cast<std::size_t>(it - backends_.begin());
-  backends_.erase(it);
-  if (cursor_ > index) --cursor_;
+  erase(static_cast<std::size_t>(it - backends_.begin()));
   return true;
 }
 
@@ -210,8 +228,8 @@ dispatcher_view dispatcher::view() const {
   std::lock_guard lock(mu_);
   v.queue_length = queue_.size();
   v.backends.reserve(backends_.size());
+  v.in_flight = in_flight_;
   for (const auto& b : backends_) {
-    v.in_flight += b.in_flight;
     v.backends.push_back({b.id, b.host, b.port, b.in_flight, b.draining, b.suspect});
   }
   return v;

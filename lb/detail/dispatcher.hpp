@@ -19,6 +19,10 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+namespace dockscaler::lb {
+class function_backend;
+}
+
 namespace dockscaler::lb::detail {
 
 using clock = std::chrono::steady_clock;
@@ -29,6 +33,7 @@ struct grant {
   backend_id id = 0;
   boost::asio::ip::tcp::endpoint endpoint;
   bool suspect = false;  // the backend's last connect failed
+  std::shared_ptr<function_backend> fn;  // set for a function backend (no endpoint)
 };
 
 // A request waiting in the queue. The dispatcher fills in the grant and flips
@@ -60,6 +65,14 @@ class waiter {
 struct limits {
   std::uint32_t concurrency = 1;
   std::size_t queue_max = 0;
+  std::uint32_t max_in_flight = 0;  // over all backends; 0 = no cap
+};
+
+// How a backend takes requests, beyond its address.
+struct backend_kind {
+  std::shared_ptr<function_backend> fn;  // null: an HTTP backend at the endpoint
+  std::uint32_t slots = 0;               // 0: limits::concurrency
+  bool one_shot = false;                 // leaves rotation when granted, is forgotten when released
 };
 
 struct backend_view {
@@ -117,7 +130,8 @@ class dispatcher {
   // Backend set. add returns the waiters that got one of its slots.
   std::vector<std::shared_ptr<waiter>> add_backend(clock::time_point now, backend_id id,
                                                    std::string host, std::uint16_t port,
-                                                   boost::asio::ip::tcp::endpoint ep);
+                                                   boost::asio::ip::tcp::endpoint ep,
+                                                   backend_kind kind = {});
   // Leaves rotation at once. If idle, returns `done` back to be called with
   // true by the caller; otherwise keeps it for the release that makes it idle.
   // Throws std::invalid_argument for an unknown id.
@@ -146,7 +160,9 @@ class dispatcher {
     std::uint32_t in_flight = 0;
     bool draining = false;
     bool suspect = false;
+    backend_kind kind;
     std::function<void(bool)> on_idle;
+    std::uint32_t capacity(const limits& l) const { return kind.slots ? kind.slots : l.concurrency; }
   };
 
   // Index of the next backend with a free slot in rotation order, preferring
@@ -158,12 +174,15 @@ class dispatcher {
   std::shared_ptr<waiter> grant_next(clock::time_point now);
   void grant_queued(clock::time_point now, std::vector<std::shared_ptr<waiter>>& woken);
   backend* find(backend_id id);
+  void erase(std::size_t index);
 
   mutable std::mutex mu_;
   limits limits_;
   std::vector<backend> backends_;
   std::size_t cursor_ = 0;
   std::deque<std::shared_ptr<waiter>> queue_;
+  std::uint32_t in_flight_ = 0;  // over the backends present
+  bool refills_ = false;         // one-shot backends: new ones keep coming, so a retry always waits
   bool closed_ = false;
 };
 

@@ -65,6 +65,38 @@ class queue_waiter final : public waiter, public std::enable_shared_from_this<qu
   executor ex_;
 };
 
+// A function call in progress for this session: complete() runs on any
+// thread, the timer is only touched on the session's own thread.
+class call_waiter final : public std::enable_shared_from_this<call_waiter> {
+ public:
+  explicit call_waiter(executor ex) : ex_(std::move(ex)) {}
+  void complete(function_result r) noexcept {
+    result = std::move(r);
+    done.store(true, std::memory_order_release);
+    try {
+      asio::post(ex_, [self = shared_from_this()] {
+        if (self->timer) self->timer->cancel();
+      });
+    } catch (...) {
+      // Out of memory: the session still polls `done` every 100 ms.
+    }
+  }
+  timer_t* timer = nullptr;  // null once the session stopped waiting
+  std::atomic<bool> done{false};
+  function_result result;
+
+ private:
+  executor ex_;
+};
+
+// Whether the peer closed (or reset) the connection; pending input is not.
+bool peer_closed(socket_t& s) {
+  char c;
+  const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;
+  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
 bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
 // RFC 9112/9110 checks Beast 1.81 does not make (or makes leniently).
@@ -282,6 +314,7 @@ struct session : session_base {
   ~session() {
     worker::unlink(*this);
     if (waiter_) waiter_->timer = nullptr;
+    if (call_) call_->timer = nullptr;
     w.owner.connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -290,7 +323,9 @@ struct session : session_base {
   beast::flat_buffer buf;
   timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
+  std::shared_ptr<call_waiter> call_;  // the function call being awaited, if any
   std::string client_ip;
+  std::string route_prefix;      // of the current request's route
   std::optional<req_parser> req;
   std::optional<res_parser> res;
   std::string upstream_head;     // serialized request header for the backend, reused
@@ -379,6 +414,14 @@ struct session : session_base {
 
   task<void> serve();
   task<bool> handle(clock::time_point arrival);
+
+  // Reads the rest of the request body into `out`. Returns 0, the status to
+  // answer (413, 408, 400), or 1 when the client went away.
+  task<unsigned> read_body(std::string& out);
+  enum class call_outcome { answered, not_started, client_gone, write_failed };
+  // Hands one call to a function backend and relays its result.
+  task<call_outcome> call_function(function_backend& fn, const std::string& service, std::string& body,
+                                   bool keep, unsigned& status);
 
   enum class relay_outcome { done, read_failed, write_failed };
   struct relay_result {
@@ -544,6 +587,7 @@ task<bool> session::handle(clock::time_point arrival) {
   const auto length_in = req->content_length();
   put_request_head(upstream_head, r, route->strip ? std::string_view(route->prefix) : std::string_view{}, raw_host,
                    client_ip, chunked_in, length_in);
+  route_prefix.assign(route->prefix);
 
   // Take a slot, queueing if none is free.
   grant g;
@@ -577,7 +621,59 @@ task<bool> session::handle(clock::time_point arrival) {
   auto release = [&](bool connect_failed) { svc.disp.release(clock::now(), g.id, connect_failed).run(); };
   auto finish = [&](unsigned st) { w.owner.report(svc.name, st, wait, clock::now() - arrival); };
 
+  std::string fn_body;  // a function call's request body, read once
+  bool fn_body_read = false;
   for (;;) {
+    if (g.fn) {
+      // A function backend: the whole body, then the call.
+      if (expect_continue && !sent_continue) {
+        sent_continue = true;
+        if (!co_await write_raw("HTTP/1.1 100 Continue\r\n\r\n")) {
+          release(false);
+          finish(0);
+          co_return false;
+        }
+      }
+      if (!fn_body_read) {
+        fn_body_read = true;
+        if (const unsigned st = co_await read_body(fn_body)) {
+          release(false);
+          if (st != 1) co_await reply(st, true);
+          finish(st == 1 ? 0 : st);
+          co_return false;
+        }
+      }
+      const auto fn = g.fn;  // the grant may be replaced by a retry
+      const auto outcome = co_await call_function(*fn, svc.name, fn_body, keep, status);
+      if (outcome == call_outcome::not_started) {
+        release(true);
+        tried[ntried++] = g.id;
+        bool q = false;
+        const auto qr = ntried < max_tries
+                            ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
+                            : queue_result::exhausted;
+        if (qr != queue_result::ok) {
+          const unsigned st = qr == queue_result::timeout ? 503 : 502;
+          co_await reply(st, !keep, st == 503);
+          finish(st);
+          co_return keep;
+        }
+        continue;
+      }
+      release(false);
+      if (outcome != call_outcome::answered) {
+        error_code ig;
+        sock.close(ig);
+        finish(0);
+        co_return false;
+      }
+      finish(status);
+      if (!keep) {
+        co_await lingering_close();
+        co_return false;
+      }
+      co_return true;
+    }
     // An upstream connection: pooled, or new.
     std::unique_ptr<upstream_conn> conn;
     bool reused = false;
@@ -743,6 +839,111 @@ task<bool> session::handle(clock::time_point arrival) {
     }
     co_return true;
   }
+}
+
+
+task<unsigned> session::read_body(std::string& out) {
+  out.clear();
+  if (auto len = req->content_length()) out.reserve(static_cast<std::size_t>(*len));
+  auto& body = req->get().body();
+  struct lease {
+    worker& w;
+    std::unique_ptr<char[]> buf;
+    ~lease() { w.give_chunk(std::move(buf)); }
+  } chunk{w, w.take_chunk()};
+  while (!req->is_done()) {
+    body.data = chunk.buf.get();
+    body.size = relay_chunk_size;
+    arm(opts().timeouts.idle, sock);
+    auto [ec, n] = co_await http::async_read_some(sock, buf, *req, nothrow);
+    disarm();
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (ec == http::error::body_limit) co_return 413;
+      if (timed_out) co_return 408;
+      if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
+          ec == http::error::end_of_stream)
+        co_return 1;
+      co_return 400;
+    }
+    out.append(chunk.buf.get(), relay_chunk_size - body.size);
+  }
+  co_return 0;
+}
+
+task<session::call_outcome> session::call_function(function_backend& fn, const std::string& service,
+                                                   std::string& body, bool keep, unsigned& status) {
+  const request& r = req->get();
+  function_call c;
+  c.service = service;
+  const auto method = r.method_string();
+  c.method.assign(method.data(), method.size());
+  c.target.assign(r.target().data(), r.target().size());
+  const auto host = r[http::field::host];
+  c.host.assign(host.data(), host.size());
+  c.route_prefix = route_prefix;
+  c.client_ip = client_ip;
+  const auto named = connection_tokens(r);
+  for (const auto& f : r) {
+    const auto id = f.name();
+    if (hop_by_hop(id) || id == http::field::content_length || id == http::field::expect) continue;
+    const auto name = f.name_string();
+    if (!named.empty() && named_in(named, name)) continue;
+    c.headers.emplace_back(std::string(name.data(), name.size()), std::string(f.value().data(), f.value().size()));
+  }
+  c.body = body;  // kept: a call that did not start is retried with it
+
+  auto cw = std::make_shared<call_waiter>(sock.get_executor());
+  cw->timer = &queue_timer;
+  call_ = cw;
+  std::function<void()> cancel;
+  try {
+    cancel = fn.call(std::move(c), [cw](function_result res) { cw->complete(std::move(res)); });
+  } catch (const std::exception& e) {
+    spdlog::error("lb: service '{}': function call failed to start: {}", service, e.what());
+    function_result res;
+    res.status = 503;
+    res.headers = {{"Content-Type", "application/json"}};
+    res.body = R"({"message":"the function could not be started"})";
+    cw->complete(std::move(res));
+  }
+  // Wait for the result, looking every 100 ms whether the client is still there.
+  bool gone = false;
+  while (!cw->done.load(std::memory_order_acquire)) {
+    queue_timer.expires_after(gone ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(100));
+    co_await queue_timer.async_wait(nothrow);
+    if (!gone && !cw->done.load(std::memory_order_acquire) && peer_closed(sock)) {
+      gone = true;
+      if (cancel) cancel();
+    }
+  }
+  cw->timer = nullptr;
+  call_.reset();
+  function_result& res = cw->result;
+  if (res.not_started) co_return call_outcome::not_started;
+  status = res.status;
+  if (gone) co_return call_outcome::client_gone;
+
+  head_out.clear();
+  head_out.append("HTTP/1.1 ");
+  head_out += std::to_string(res.status);
+  head_out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
+  head_out.append(reason.data(), reason.size());
+  head_out.append("\r\n", 2);
+  for (const auto& [k, v] : res.headers) put_field(head_out, k, v);
+  put_field(head_out, "Content-Length", std::to_string(res.body.size()));
+  if (!keep)
+    head_out.append("Connection: close\r\n");
+  else if (client_version == 10)
+    head_out.append("Connection: keep-alive\r\n");
+  head_out.append("\r\n", 2);
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
+  arm(opts().timeouts.idle, sock);
+  auto [ec, n] = co_await asio::async_write(sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2),
+                                            nothrow);
+  disarm();
+  co_return ec ? call_outcome::write_failed : call_outcome::answered;
 }
 
 }  // namespace

@@ -1,0 +1,383 @@
+// The stdio function runner (see runner.hpp).
+#include "functions/runner.hpp"
+
+#include <optional>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "functions/call_env.hpp"
+#include "scaler/container_spec.hpp"
+#include "scaler/runtime.hpp"
+
+namespace dockscaler::functions {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+namespace api = dockscaler::dockerapi;
+
+constexpr std::size_t inline_write_max = 64 * 1024;  // larger bodies are written by a second thread
+constexpr std::size_t stderr_log_max = 64 * 1024;    // stderr logged per call
+
+std::string call_container_name(const std::string& service) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char digits[] = "0123456789abcdef";
+  std::string s = "dockscaler-" + service + "-call-";
+  for (int i = 0; i < 8; ++i) s += digits[rng() % 16];
+  return s;
+}
+
+// stderr of a call, to the log line by line (bounded).
+class stderr_log {
+ public:
+  explicit stderr_log(const std::string& service) : service_(service) {}
+  ~stderr_log() { flush(); }
+  void add(std::string_view data) {
+    for (char ch : data) {
+      if (logged_ >= stderr_log_max) {
+        if (!truncated_) spdlog::info("{}: (further stderr of this call not logged)", service_);
+        truncated_ = true;
+        return;
+      }
+      ++logged_;
+      if (ch == '\n')
+        flush();
+      else
+        line_ += ch;
+    }
+  }
+  void flush() {
+    if (!line_.empty()) spdlog::info("{}: {}", service_, line_);
+    line_.clear();
+  }
+
+ private:
+  const std::string& service_;
+  std::string line_;
+  std::size_t logged_ = 0;
+  bool truncated_ = false;
+};
+
+}  // namespace
+
+struct runner::call {
+  std::string service;
+  std::shared_ptr<const config::service_config> cfg;
+  std::string warm_id;  // empty: the cold path
+  std::function<void(lb::function_result)> done;
+  std::mutex mu;
+  std::string container;  // once known
+  bool cancelled = false;
+};
+
+class runner::backend final : public lb::function_backend {
+ public:
+  backend(runner& r, std::string service, std::string warm_id)
+      : r_(r), service_(std::move(service)), warm_id_(std::move(warm_id)) {}
+
+  std::function<void()> call(lb::function_call c, std::function<void(lb::function_result)> done) override {
+    auto ctx = std::make_shared<runner::call>();
+    std::weak_ptr<runner::call> weak = ctx;
+    r_.start(service_, warm_id_, std::move(c), std::move(done), std::move(ctx));
+    return [&r = r_, weak] {
+      auto ctx = weak.lock();
+      if (!ctx) return;
+      std::string id;
+      {
+        std::lock_guard lock(ctx->mu);
+        if (ctx->cancelled) return;
+        ctx->cancelled = true;
+        id = ctx->container;
+      }
+      spdlog::info("{}: client went away mid-call; killing its container", ctx->service);
+      if (!id.empty()) r.spawn([&r, id] { r.kill(id); });
+    };
+  }
+
+ private:
+  runner& r_;
+  const std::string service_, warm_id_;
+};
+
+runner::runner(dockerapi::client& docker, runner_options options) : docker_(docker), opts_(std::move(options)) {}
+
+runner::~runner() { shutdown(); }
+
+void runner::set_service(const config::service_config& svc) {
+  std::lock_guard lock(mu_);
+  services_[svc.name] = std::make_shared<const config::service_config>(svc);
+}
+
+void runner::remove_service(const std::string& service) {
+  std::lock_guard lock(mu_);
+  services_.erase(service);
+}
+
+std::shared_ptr<lb::function_backend> runner::cold(const std::string& service) {
+  return std::make_shared<backend>(*this, service, std::string());
+}
+
+std::shared_ptr<lb::function_backend> runner::warm(const std::string& service, const std::string& container_id) {
+  return std::make_shared<backend>(*this, service, container_id);
+}
+
+std::size_t runner::calls_in_progress() const {
+  std::lock_guard lock(mu_);
+  return calls_.size();
+}
+
+void runner::spawn(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu_);
+    ++threads_;
+  }
+  try {
+    std::thread([this, task = std::move(task)] {
+      try {
+        task();
+      } catch (...) {
+        // Tasks report their own failures.
+      }
+      std::lock_guard lock(mu_);
+      --threads_;
+      cv_.notify_all();
+    }).detach();
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    --threads_;
+    throw;
+  }
+}
+
+void runner::kill(const std::string& id) {
+  try {
+    docker_.remove_container(id, true);  // kills it if running
+  } catch (const api::error& e) {
+    // Gone already, or a removal already in progress: either way it goes.
+    if (e.code() != api::errc::not_found && e.code() != api::errc::conflict) {
+      if (opts_.on_docker_error) opts_.on_docker_error();
+      spdlog::warn("cannot remove function container {}: {}", id.substr(0, 12), e.what());
+    }
+  }
+}
+
+void runner::start(const std::string& service, std::string warm_id, lb::function_call c,
+                   std::function<void(lb::function_result)> done, std::shared_ptr<call> ctx) {
+  ctx->service = service;
+  ctx->warm_id = std::move(warm_id);
+  ctx->done = std::move(done);
+  {
+    std::lock_guard lock(mu_);
+    auto it = services_.find(service);
+    if (!stopped_ && it != services_.end()) {
+      ctx->cfg = it->second;
+      calls_.insert(ctx);
+    }
+  }
+  if (!ctx->warm_id.empty() && opts_.on_taken) opts_.on_taken(ctx->warm_id);
+  if (!ctx->cfg) {
+    lb::function_result r;
+    r.status = 503;
+    r.headers = {{"Content-Type", "application/json"}};
+    r.body = "{\"message\":\"function " + service + " is not available\"}\n";
+    ctx->done(std::move(r));
+    if (!ctx->warm_id.empty()) spawn([this, id = ctx->warm_id] { kill(id); });
+    return;
+  }
+  spawn([this, ctx, c = std::move(c)]() mutable {
+    run(*ctx, c);
+    std::lock_guard lock(mu_);
+    calls_.erase(ctx);
+  });
+}
+
+void runner::run(call& ctx, lb::function_call& c) {
+  const config::service_config& cfg = *ctx.cfg;
+  const auto t0 = clock::now();
+  const auto deadline = t0 + cfg.call_timeout;
+  clock::time_point t_ready{}, t_output{}, t_eof{}, t_exit{};  // for the debug log
+  const bool cold = ctx.warm_id.empty();
+  std::string id = ctx.warm_id;
+  run_end end;
+  bool not_started = false;  // nothing ran: the proxy may try another container
+  std::optional<api::attach_stream> stream;
+  auto known = [&] {  // the container is ours to kill from now on; false when the client is gone
+    std::lock_guard lock(ctx.mu);
+    ctx.container = id;
+    return !ctx.cancelled;
+  };
+  api::attach_options attach;
+  attach.tty = false;  // ours never have one; saves the daemon a lookup
+  try {
+    if (cold) {
+      auto spec = scaler::make_container_spec(cfg, opts_.network, scaler::spec_hash(cfg, opts_.network),
+                                              call_container_name(cfg.name));
+      spec.env = call_env(cfg, c);
+      spec.labels[scaler::label_role] = "call";
+      id = docker_.create_container(spec).id;
+      if (known()) {
+        stream = docker_.attach(id, attach);  // before start: no output can be missed
+        docker_.start_container(id);
+      }
+    } else if (known()) {
+      attach.logs = true;  // what it printed before this attach is part of the answer too
+      stream = docker_.attach(id, attach);
+      // Attached first, then looked: if it runs now, every byte it writes reaches us.
+      if (!docker_.inspect_container(id).state.running) {
+        not_started = true;
+        spdlog::warn("{}: pre-warmed container {} had exited; the call goes to another", cfg.name,
+                     id.substr(0, 12));
+      }
+    }
+  } catch (const api::error& e) {
+    if (opts_.on_docker_error) opts_.on_docker_error();
+    if (cold) {
+      end.how = run_end::kind::failed;
+      end.error = e.what();
+      spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
+    } else {
+      not_started = true;  // gone before its call: another container takes it
+      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12), e.what());
+    }
+  }
+
+  t_ready = clock::now();
+  if (stream && !not_started && end.how == run_end::kind::exited) {
+    // Body in (a second thread for big bodies, so a function that answers as
+    // it reads never deadlocks against us), output out, to the end or the deadline.
+    auto write_all = [&stream, &c] {
+      try {
+        stream->write_stdin(c.body);
+        stream->close_stdin();
+      } catch (const std::exception&) {
+        // It stopped reading (exited, or killed): its output tells the rest.
+      }
+    };
+    std::thread writer;
+    if (c.body.size() <= inline_write_max)
+      write_all();
+    else
+      writer = std::thread(write_all);
+    {
+      stderr_log err(cfg.name);
+      for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
+        if (left <= 0ms) {
+          end.how = run_end::kind::timed_out;
+          break;
+        }
+        std::optional<api::output_chunk> chunk;
+        try {
+          chunk = stream->read(left);
+        } catch (const api::error& e) {
+          if (e.code() == api::errc::timeout) {
+            end.how = run_end::kind::timed_out;
+          } else {
+            end.how = run_end::kind::failed;
+            end.error = e.what();
+          }
+          break;
+        }
+        if (!chunk) break;  // it exited
+        t_output = clock::now();
+        if (chunk->stream == api::stream_kind::stderr_) {
+          err.add(chunk->data);
+          continue;
+        }
+        end.stdout_data += chunk->data;
+        if (end.stdout_data.size() > opts_.max_output_bytes) {
+          end.how = run_end::kind::output_too_large;
+          end.error = "more than " + std::to_string(opts_.max_output_bytes) + " bytes";
+          break;
+        }
+      }
+    }
+    t_eof = clock::now();
+    if (end.how != run_end::kind::exited) kill(id);  // unblocks the writer too
+    if (writer.joinable()) writer.join();
+    stream.reset();
+    if (end.how == run_end::kind::exited) {
+      try {
+        const auto left = std::max<clock::duration>(deadline - clock::now(), 5s);
+        const auto w = docker_.wait_container(id, api::wait_condition::not_running,
+                                              std::chrono::ceil<std::chrono::milliseconds>(left));
+        end.exit_code = w.exit_code;
+        t_exit = clock::now();
+      } catch (const api::error& e) {
+        if (opts_.on_docker_error) opts_.on_docker_error();
+        end.how = run_end::kind::failed;
+        end.error = std::string("cannot read its exit code: ") + e.what();
+      }
+    }
+  }
+  {
+    std::lock_guard lock(ctx.mu);
+    if (ctx.cancelled && !not_started) end.how = run_end::kind::cancelled;
+  }
+
+  lb::function_result result;
+  if (not_started) {
+    result.not_started = true;
+  } else {
+    switch (end.how) {
+      case run_end::kind::exited:
+        if (end.exit_code != 0) spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
+        break;
+      case run_end::kind::timed_out:
+        spdlog::warn("{}: call timed out after {}; container killed", cfg.name,
+                     config::format_duration(cfg.call_timeout));
+        break;
+      case run_end::kind::output_too_large:
+        spdlog::warn("{}: call output {}; container killed", cfg.name, end.error);
+        break;
+      default:
+        break;
+    }
+    const bool cancelled = end.how == run_end::kind::cancelled;
+    result = answer(cfg, std::move(end));
+    if (cancelled) {
+      std::lock_guard lock(mu_);
+      if (stopped_) {  // not the client's doing: it is still there to be told
+        result.status = 503;
+        result.body = "{\"message\":\"dockscaler is stopping\"}\n";
+      }
+    }
+  }
+  if (t_exit != clock::time_point{}) {
+    auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    if (t_output == clock::time_point{}) t_output = t_ready;
+    spdlog::debug("{}: {} call: {} {:.1f} ms, last output after {:.1f} ms, end of stream (exit) {:.1f} ms later, "
+                  "exit code {:.1f} ms",
+                  cfg.name, cold ? "cold" : "pre-warmed", cold ? "create+attach+start" : "attach+inspect",
+                  ms(t_ready - t0), ms(t_output - t_ready), ms(t_eof - t_output), ms(t_exit - t_eof));
+  }
+  // Answer first: the container's removal is off the request path.
+  ctx.done(std::move(result));
+  if (!id.empty()) kill(id);
+}
+
+void runner::shutdown() {
+  std::vector<std::shared_ptr<call>> running;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    running.assign(calls_.begin(), calls_.end());
+  }
+  for (auto& ctx : running) {
+    std::string id;
+    {
+      std::lock_guard lock(ctx->mu);
+      ctx->cancelled = true;
+      id = ctx->container;
+    }
+    if (!id.empty()) kill(id);
+  }
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return threads_ == 0; });
+}
+
+}  // namespace dockscaler::functions

@@ -1,0 +1,78 @@
+// The runner of stdio functions (mode: stdio): every call is one container
+// run with the request body on stdin and stdout as the answer. It hands the
+// proxy function backends (scaler::function_source):
+//  - cold: create (with the call's environment), attach, start, run, remove;
+//  - warm: attach to a pre-warmed container (started by the scaler, blocked on
+//    stdin), run, remove — only attach + run on the request path.
+// Calls run on their own threads (they block on Docker); a call's container is
+// removed in every case: answered, failed, timed out (killed, 504) or
+// abandoned by its client (killed). Design: docs/functions.md.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "config/config.hpp"
+#include "dockerapi/client.hpp"
+#include "lb/proxy.hpp"
+#include "scaler/proxy_pool.hpp"
+
+namespace dockscaler::functions {
+
+struct runner_options {
+  std::string network;                             // the containers' Docker network
+  std::size_t max_output_bytes = 64 * 1024 * 1024;  // stdout beyond this: killed, 502
+  // Called when a pre-warmed container is handed to a call (before anything
+  // runs): the scaler stops counting it and refills the pool. Must not block.
+  std::function<void(const std::string& container_id)> on_taken;
+  // Called for every failed Docker call (for the docker_errors metric).
+  std::function<void()> on_docker_error;
+};
+
+class runner final : public scaler::function_source {
+ public:
+  // `docker` must outlive the runner.
+  runner(dockerapi::client& docker, runner_options options);
+  ~runner() override;  // shutdown()
+  runner(const runner&) = delete;
+  runner& operator=(const runner&) = delete;
+
+  void set_service(const config::service_config& svc) override;
+  void remove_service(const std::string& service) override;
+  std::shared_ptr<lb::function_backend> cold(const std::string& service) override;
+  std::shared_ptr<lb::function_backend> warm(const std::string& service, const std::string& container_id) override;
+
+  // Kills the calls in progress (their clients get 503) and waits until each
+  // has removed its container; calls after this get 503 at once. Idempotent.
+  void shutdown();
+  std::size_t calls_in_progress() const;
+
+  struct call;  // one call in progress (runner.cpp)
+
+ private:
+  class backend;
+  friend class backend;
+  void start(const std::string& service, std::string warm_id, lb::function_call c,
+             std::function<void(lb::function_result)> done, std::shared_ptr<call> ctx);
+  void run(call& ctx, lb::function_call& c);
+  void spawn(std::function<void()> task);  // a tracked thread
+  void kill(const std::string& id);
+
+  dockerapi::client& docker_;
+  runner_options opts_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<const config::service_config>> services_;
+  std::set<std::shared_ptr<call>> calls_;
+  std::size_t threads_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace dockscaler::functions

@@ -1,0 +1,364 @@
+// stdio functions end to end: `dockscaler serve` on the real engine with the
+// echo function (examples/echo: stdin -> stdout; PRINT_ENV, DELAY_MS and
+// EXIT_CODE from its environment), called over HTTP on loopback. Cold calls
+// (a container per call) and pre-warmed ones (a pool of started containers);
+// bodies small and large, the environment, failures, timeouts, clients that
+// leave, max_concurrency under 50 calls, the pool refilling and replacing a
+// dead container, and nothing left behind after `serve --stop-containers`.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "test_daemon_support.hpp"
+
+using namespace dockscaler::test;
+
+namespace {
+
+const std::string& echo_image() {
+  static const std::string name = "dockscaler-test-echo-fn:" + run_id();
+  return name;
+}
+
+// Built once per run, removed when the program exits.
+void ensure_echo_image(api::client& docker) {
+  struct remover {
+    std::string tag = echo_image();
+    bool built = false;
+    ~remover() {
+      if (!built) return;
+      try {
+        api::client().remove_image(tag, true);
+      } catch (...) {
+      }
+    }
+  };
+  static remover r;
+  if (r.built) return;
+  api::build_options b;
+  b.tags = {echo_image()};
+  b.labels = {{"dockscaler.test", run_id()}};
+  docker.build_image(echo_context(), b);
+  r.built = true;
+}
+
+std::string fn_network() { return "dockscaler-test-fn-" + run_id(); }
+
+// One POST with Connection: close; status 0 when there is no answer.
+response post(std::uint16_t port, const std::string& target, const std::string& body,
+              const std::string& extra_headers = {}, std::chrono::seconds timeout = 60s) {
+  response r;
+  const auto t0 = steady::now();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{static_cast<time_t>(timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "POST " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+    std::size_t off = 0;
+    while (off < req.size()) {
+      const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    std::string in;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
+    if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() >= 12) {
+      r.status = std::atoi(in.c_str() + 9);
+      auto b = in.find("\r\n\r\n");
+      if (b != std::string::npos) {
+        r.body = in.substr(b + 4);
+        if (in.substr(0, b).find("Content-Type: application/octet-stream") != std::string::npos)
+          r.body = "[octet-stream]" + r.body;
+      }
+    }
+  }
+  ::close(fd);
+  r.took = steady::now() - t0;
+  return r;
+}
+
+// A daemon serving the echo function as stdio services, each under
+// /r/tapp/<name>. `services` maps a name suffix to the service's extra YAML.
+struct fn_fixture {
+  api::client docker;
+  std::string id;
+  std::uint16_t port = free_port();
+  std::uint16_t metrics_port = free_port();
+  std::unique_ptr<daemon_process> daemon;
+
+  explicit fn_fixture(std::string suffix) : id("fn-" + run_id() + "-" + std::move(suffix)) {
+    ensure_echo_image(docker);
+  }
+  ~fn_fixture() {
+    daemon.reset();  // SIGKILL if still running
+    try {
+      for (const auto& c : containers(true)) docker.remove_container(c, true);
+      docker.remove_network(fn_network());
+    } catch (...) {
+    }
+  }
+  std::string name(const std::string& s) const { return id + "-" + s; }
+  std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
+
+  void start(const std::map<std::string, std::string>& services) {
+    std::string yaml = "docker: { network: " + fn_network() + " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
+                       " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + id +
+                       ".sock }\nmetrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) + " }\nservices:\n";
+    for (const auto& [s, body] : services)
+      yaml += "  " + name(s) + ":\n    image: " + echo_image() + "\n    mode: stdio\n    app: tapp\n" + body;
+    daemon = std::make_unique<daemon_process>(id, yaml);
+    daemon->start({"--stop-containers"});
+    REQUIRE(eventually([&] { return http_get(port, "/not-a-route", 2s).status == 404; }, 30s));
+  }
+
+  // Containers of this fixture's services (all states with `all`).
+  std::vector<std::string> containers(bool all = false, const std::string& service = {}) {
+    api::list_containers_options o;
+    o.all = all;
+    o.filters["label"] = {"dockscaler.network=" + fn_network()};
+    std::vector<std::string> ids;
+    for (const auto& c : docker.list_containers(o)) {
+      auto it = c.labels.find("dockscaler.service");
+      if (it == c.labels.end() || it->second.rfind(id, 0) != 0) continue;
+      if (!service.empty() && it->second != name(service)) continue;
+      ids.push_back(c.id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  std::string metrics() { return http_get(metrics_port, "/metrics", 5s).body; }
+};
+
+// The value of a metric line starting with `prefix` ("name{labels}"), or -1.
+double metric(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0 && line.size() > prefix.size() && line[prefix.size()] == ' ')
+      return std::stod(line.substr(prefix.size() + 1));
+  return -1;
+}
+
+const std::string pool2 = "    prewarm: true\n    replicas: { min: 2, max: 2, initial: 2 }\n";
+
+}  // namespace
+
+TEST_CASE("stdio functions: body in, stdout out, cold and pre-warmed, small and 5 MiB; nothing left after stop",
+          "[functions][docker]") {
+  fn_fixture f("io");
+  f.start({{"cold", "    content_type: application/octet-stream\n"}, {"warm", pool2}});
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+
+  auto r = post(f.port, f.url("cold"), "hello");
+  CHECK(r.status == 200);
+  CHECK(r.body == "[octet-stream]hello");
+  r = post(f.port, f.url("warm"), "hello warm");
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello warm");
+
+  std::string big(5 * 1024 * 1024, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
+  r = post(f.port, f.url("cold"), big);
+  CHECK(r.status == 200);
+  CHECK(r.body.size() == big.size() + 14);
+  CHECK((r.body.substr(14) == big));
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+  r = post(f.port, f.url("warm"), big);
+  CHECK(r.status == 200);
+  CHECK((r.body == big));
+
+  // Per-call containers are gone once answered (their removal is off the request path).
+  CHECK(eventually([&] { return f.containers(true, "cold").empty(); }, 20s));
+
+  f.daemon->kill(SIGTERM);
+  CHECK(f.daemon->wait() == 0);
+  CHECK(f.containers(true).empty());
+}
+
+TEST_CASE("stdio functions see their call in the environment (cold) and their app and route (pre-warmed)",
+          "[functions][docker]") {
+  fn_fixture f("env");
+  f.start({{"cold", "    env: { PRINT_ENV: \"1\", GREETING: hi }\n"},
+           {"warm", "    env: { PRINT_ENV: \"1\", GREETING: hi }\n" + pool2}});
+  auto r = post(f.port, f.url("cold") + "?q=1", "in", "X-Custom: v\r\n");
+  REQUIRE(r.status == 200);
+  INFO(r.body);
+  CHECK(r.body.find("METHOD=POST\n") != std::string::npos);
+  CHECK(r.body.find("REQUEST_URL=http://e2e" + f.url("cold") + "?q=1\n") != std::string::npos);
+  CHECK(r.body.find("ROUTE=/" + f.name("cold") + "\n") != std::string::npos);
+  CHECK(r.body.find("APP_NAME=tapp\n") != std::string::npos);
+  CHECK(r.body.find("HEADER_X_CUSTOM=v\n") != std::string::npos);
+  CHECK(r.body.find("GREETING=hi\n") != std::string::npos);
+  CHECK(r.body.size() >= 2);
+  CHECK(r.body.substr(r.body.size() - 2) == "in");
+
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+  r = post(f.port, f.url("warm"), "in", "X-Custom: v\r\n");
+  REQUIRE(r.status == 200);
+  INFO(r.body);
+  CHECK(r.body.find("APP_NAME=tapp\n") != std::string::npos);
+  CHECK(r.body.find("ROUTE=/" + f.name("warm") + "\n") != std::string::npos);
+  CHECK(r.body.find("GREETING=hi\n") != std::string::npos);
+  CHECK(r.body.find("METHOD=") == std::string::npos);  // started before the call: no per-call variables
+}
+
+TEST_CASE("a failing function gets 502, a slow one 504, and neither leaves a container", "[functions][docker]") {
+  fn_fixture f("fail");
+  f.start({{"exit", "    env: { EXIT_CODE: \"3\" }\n"},
+           {"warmexit", "    env: { EXIT_CODE: \"4\" }\n" + pool2},
+           {"slow", "    env: { DELAY_MS: \"30000\" }\n    timeout: 1s\n"},
+           {"warmslow", "    env: { DELAY_MS: \"30000\" }\n    timeout: 1s\n" + pool2}});
+  auto r = post(f.port, f.url("exit"), "x");
+  CHECK(r.status == 502);
+  CHECK(r.body.find("exited with code 3") != std::string::npos);
+  REQUIRE(eventually([&] { return f.containers(false, "warmexit").size() == 2; }, 30s));
+  r = post(f.port, f.url("warmexit"), "x");
+  CHECK(r.status == 502);
+  CHECK(r.body.find("exited with code 4") != std::string::npos);
+
+  r = post(f.port, f.url("slow"), "x");
+  CHECK(r.status == 504);
+  CHECK(r.took < 10s);
+  CHECK(eventually([&] { return f.containers(true, "slow").empty(); }, 20s));
+
+  REQUIRE(eventually([&] { return f.containers(false, "warmslow").size() == 2; }, 30s));
+  const auto before = f.containers(true, "warmslow");
+  r = post(f.port, f.url("warmslow"), "x");
+  CHECK(r.status == 504);
+  // The killed one is removed; the pool is two running containers again.
+  CHECK(eventually(
+      [&] {
+        const auto all = f.containers(true, "warmslow");
+        return all.size() == 2 && f.containers(false, "warmslow") == all && all != before;
+      },
+      30s));
+  const auto m = f.metrics();
+  CHECK(metric(m, "dockscaler_requests_total{service=\"" + f.name("slow") + "\",code=\"504\"}") == 1);
+}
+
+TEST_CASE("a client that leaves mid-call takes its container with it", "[functions][docker]") {
+  fn_fixture f("gone");
+  f.start({{"cold", "    env: { DELAY_MS: \"60000\" }\n    timeout: 120s\n"},
+           {"warm", "    env: { DELAY_MS: \"60000\" }\n    timeout: 120s\n" + pool2}});
+  for (const std::string s : {"cold", "warm"}) {
+    INFO(s);
+    if (s == "warm") REQUIRE(eventually([&] { return f.containers(false, s).size() == 2; }, 30s));
+    const auto before = f.containers(true, s);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(f.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    const std::string req = "POST " + f.url(s) + " HTTP/1.1\r\nHost: e2e\r\nContent-Length: 2\r\n\r\nhi";
+    REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+    // The call is running: a cold container appeared, or the metrics say a call is in flight.
+    REQUIRE(eventually(
+        [&] { return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 1; }, 20s));
+    std::this_thread::sleep_for(300ms);  // let the function start reading (not a wait for a condition: a head start)
+    ::close(fd);
+    if (s == "cold") {
+      CHECK(eventually([&] { return f.containers(true, s).empty(); }, 20s));
+    } else {
+      // The used container is removed; only the (refilled) pool remains.
+      CHECK(eventually(
+          [&] {
+            const auto all = f.containers(true, s);
+            return all.size() == 2 && f.containers(false, s) == all && all != before;
+          },
+          30s));
+    }
+    CHECK(eventually(
+        [&] { return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 0; }, 20s));
+  }
+}
+
+TEST_CASE("50 calls at once with max_concurrency 8: all answered, never more than 8 running, waits recorded",
+          "[functions][docker]") {
+  fn_fixture f("conc");
+  f.start({{"cold", "    env: { DELAY_MS: \"300\" }\n    max_concurrency: 8\n    queue: { timeout: 120s }\n"}});
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> most{0};
+  std::thread watcher([&] {
+    api::client docker;
+    while (!done) {
+      api::list_containers_options o;
+      o.filters["label"] = {"dockscaler.service=" + f.name("cold")};
+      o.filters["status"] = {"running"};
+      try {
+        const auto n = docker.list_containers(o).size();
+        if (n > most) most = n;
+      } catch (...) {
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  std::mutex mu;
+  std::set<int> statuses;
+  for (int i = 0; i < 50; ++i)
+    clients.emplace_back([&, i] {
+      const auto r = post(f.port, f.url("cold"), "call " + std::to_string(i), {}, 180s);
+      if (r.status == 200 && r.body == "call " + std::to_string(i)) ++ok;
+      std::lock_guard lock(mu);
+      statuses.insert(r.status);
+    });
+  for (auto& t : clients) t.join();
+  done = true;
+  watcher.join();
+  CHECK(ok == 50);
+  CHECK(statuses == std::set<int>{200});
+  CHECK(most <= 8);
+  CHECK(most >= 2);  // they did run side by side
+  const auto m = f.metrics();
+  const std::string svc = "{service=\"" + f.name("cold") + "\"}";
+  CHECK(metric(m, "dockscaler_wait_time_seconds_count" + svc) == 50);
+  CHECK(metric(m, "dockscaler_wait_time_seconds_sum" + svc) > 1.0);  // 42 of them queued behind 8 slots
+  CHECK(eventually([&] { return f.containers(true, "cold").empty(); }, 30s));
+}
+
+TEST_CASE("the pool refills after use and replaces a container that died while waiting", "[functions][docker]") {
+  fn_fixture f("pool");
+  f.start({{"warm", pool2}});
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+  const auto first = f.containers(false, "warm");
+  auto r = post(f.port, f.url("warm"), "one");
+  CHECK(r.status == 200);
+  CHECK(r.body == "one");
+  // One was used: it goes, a fresh one takes its place.
+  REQUIRE(eventually(
+      [&] {
+        const auto now = f.containers(true, "warm");
+        return now.size() == 2 && f.containers(false, "warm") == now && now != first;
+      },
+      30s));
+  const auto second = f.containers(false, "warm");
+  std::vector<std::string> kept;
+  std::set_intersection(first.begin(), first.end(), second.begin(), second.end(), std::back_inserter(kept));
+  CHECK(kept.size() == 1);
+
+  // A pool container dies while waiting: calls still succeed, and it is replaced.
+  f.docker.kill_container(second[0]);
+  for (int i = 0; i < 3; ++i) {
+    r = post(f.port, f.url("warm"), "after " + std::to_string(i));
+    CHECK(r.status == 200);
+    CHECK(r.body == "after " + std::to_string(i));
+  }
+  CHECK(eventually(
+      [&] {
+        const auto now = f.containers(true, "warm");
+        return now.size() == 2 && f.containers(false, "warm") == now &&
+               std::find(now.begin(), now.end(), second[0]) == now.end();
+      },
+      30s));
+  CHECK(f.daemon->log().find("exited with code") == std::string::npos);
+}

@@ -1,0 +1,209 @@
+// The proxy's function backends (the data path of stdio functions) against
+// an in-process fake function: the call as the function sees it, the answer
+// as the client sees it, retry when nothing ran, cancel when the client goes,
+// the service-wide cap and one-call backends. Real sockets, no Docker.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "lb/proxy.hpp"
+#include "tests/test_lb_support.hpp"
+
+using namespace dockscaler::lb;
+using namespace lbtest;
+
+namespace {
+
+proxy_options options() {
+  proxy_options o;
+  o.listen = {"127.0.0.1:0"};
+  o.threads = 2;
+  o.max_body_bytes = 8 * 1024 * 1024;
+  o.timeouts.response = 10s;
+  o.timeouts.idle = 10s;
+  return o;
+}
+
+service_options fn_service(std::uint32_t max_in_flight = 0) {
+  service_options s;
+  s.name = "fn";
+  s.route.path_prefix = "/r/app/fn";
+  s.concurrency = 1;
+  s.max_in_flight = max_in_flight;
+  s.queue.timeout = 10s;
+  return s;
+}
+
+// Answers each call from its own thread after `delay`: the body upper-cased,
+// the call's fields in headers. Counts calls at once and cancels.
+class fake_function : public function_backend {
+ public:
+  explicit fake_function(std::chrono::milliseconds delay = 0ms, bool dead = false) : delay_(delay), dead_(dead) {}
+  ~fake_function() override {
+    for (auto& t : threads_) t.join();
+  }
+
+  std::function<void()> call(function_call c, std::function<void(function_result)> done) override {
+    calls++;
+    const int now = ++running;
+    for (int m = max_running.load(); now > m && !max_running.compare_exchange_weak(m, now);) {
+    }
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(mu_);
+    last = c;
+    threads_.emplace_back([this, c = std::move(c), done = std::move(done), cancelled] {
+      const auto end = std::chrono::steady_clock::now() + delay_;
+      while (std::chrono::steady_clock::now() < end && !*cancelled) std::this_thread::sleep_for(2ms);
+      function_result r;
+      if (dead_) {
+        r.not_started = true;
+      } else {
+        r.status = c.target.find("fail") != std::string::npos ? 502 : 200;
+        r.headers = {{"Content-Type", "text/plain"}, {"X-Method", c.method}, {"X-Target", c.target},
+                     {"X-Route", c.route_prefix}};
+        for (char ch : c.body) r.body += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      }
+      --running;
+      done(std::move(r));
+    });
+    return [this, cancelled] {
+      *cancelled = true;
+      ++cancels;
+    };
+  }
+
+  std::atomic<int> calls{0}, running{0}, max_running{0}, cancels{0};
+  function_call last;
+
+ private:
+  std::chrono::milliseconds delay_;
+  bool dead_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+TEST_CASE("a function backend gets the whole call and its answer reaches the client", "[lb][net]") {
+  auto fn = std::make_shared<fake_function>();
+  proxy p(options());
+  p.add_service(fn_service());
+  p.add_function_backend("fn", fn, 4);
+  p.start();
+  client c(p.port());
+  auto r = c.request(http::verb::post, "/r/app/fn?x=1", "hello", {{"X-Custom", "v"}, {"Connection", "keep-alive"}});
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == "HELLO");
+  CHECK(r["X-Method"] == "POST");
+  CHECK(r["X-Target"] == "/r/app/fn?x=1");
+  CHECK(r["X-Route"] == "/r/app/fn");
+  CHECK(fn->last.host == "test.local");
+  CHECK(fn->last.client_ip == "127.0.0.1");
+  bool custom = false, hop = false;
+  for (const auto& [k, v] : fn->last.headers) {
+    if (k == "X-Custom" && v == "v") custom = true;
+    if (k == "Connection") hop = true;
+  }
+  CHECK(custom);
+  CHECK_FALSE(hop);
+  // A big body in chunks, and the connection is kept alive across calls.
+  const std::string big(5 * 1024 * 1024 + 7, 'x');
+  auto r2 = c.request(http::verb::post, "/r/app/fn", big);
+  CHECK(r2.result_int() == 200);
+  CHECK(r2.body() == std::string(big.size(), 'X'));
+  auto r3 = c.request(http::verb::post, "/r/app/fn/fail", "x");
+  CHECK(r3.result_int() == 502);
+  // HEAD: the header only.
+  auto r4 = c.request(http::verb::head, "/r/app/fn");
+  CHECK(r4.result_int() == 200);
+  CHECK(r4.body().empty());
+  auto snap = p.snapshot("fn");
+  CHECK(snap.requests == 4);
+  CHECK(snap.wait.count == 4);
+  CHECK(snap.backends.size() == 1);
+  CHECK(snap.backends[0].host.empty());
+}
+
+TEST_CASE("a body over the limit is refused before the function runs", "[lb][net]") {
+  auto fn = std::make_shared<fake_function>();
+  auto o = options();
+  o.max_body_bytes = 1000;
+  proxy p(o);
+  p.add_service(fn_service());
+  p.add_function_backend("fn", fn, 4);
+  p.start();
+  const std::string req = "POST /r/app/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + std::string(2000, 'a');
+  CHECK(status_of(raw_exchange(p.port(), req, 5s)) == 413);
+  CHECK(fn->calls == 0);
+}
+
+TEST_CASE("max_in_flight bounds calls at once; the rest queue and record their wait", "[lb][net]") {
+  auto fn = std::make_shared<fake_function>(100ms);
+  proxy p(options());
+  p.add_service(fn_service(3));
+  p.add_function_backend("fn", fn, 100);
+  p.start();
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 12; ++i)
+    clients.emplace_back([&] {
+      client c(p.port());
+      if (c.request(http::verb::post, "/r/app/fn", "a").result_int() == 200) ++ok;
+    });
+  for (auto& t : clients) t.join();
+  CHECK(ok == 12);
+  CHECK(fn->max_running == 3);
+  auto snap = p.snapshot("fn");
+  CHECK(snap.wait.count == 12);
+  CHECK(snap.wait.max >= 0.1);  // the last ones waited for three rounds of 100 ms
+}
+
+TEST_CASE("a call that did not start goes to another one-shot backend", "[lb][net]") {
+  auto dead = std::make_shared<fake_function>(0ms, true);
+  auto live = std::make_shared<fake_function>();
+  proxy p(options());
+  p.add_service(fn_service(8));
+  p.add_function_backend("fn", dead, 1, true);
+  p.start();
+  std::thread late([&] {
+    // The only backend is dead; a fresh one arrives while the retry waits.
+    eventually([&] { return dead->calls == 1; });
+    std::this_thread::sleep_for(50ms);
+    p.add_function_backend("fn", live, 1, true);
+  });
+  client c(p.port());
+  auto r = c.request(http::verb::post, "/r/app/fn", "abc");
+  late.join();
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == "ABC");
+  CHECK(dead->calls == 1);
+  CHECK(live->calls == 1);
+  // Both were used once: neither stays in the rotation.
+  CHECK(eventually([&] { return p.snapshot("fn").backends.empty(); }));
+}
+
+TEST_CASE("a client that goes away mid-call cancels it; the proxy keeps serving", "[lb][net]") {
+  auto fn = std::make_shared<fake_function>(5s);
+  proxy p(options());
+  p.add_service(fn_service(1));
+  p.add_function_backend("fn", fn, 1);
+  p.start();
+  {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
+    const std::string req = "POST /r/app/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+    asio::write(s, asio::buffer(req));
+    REQUIRE(eventually([&] { return fn->running == 1; }));
+  }  // closed mid-call
+  CHECK(eventually([&] { return fn->cancels == 1; }, 3s));
+  CHECK(eventually([&] { return fn->running == 0 && p.snapshot("fn").in_flight == 0; }, 3s));
+  // The slot is free again.
+  auto fast = std::make_shared<fake_function>();
+  p.add_function_backend("fn", fast, 1);
+  client c(p.port());
+  CHECK(c.request(http::verb::post, "/r/app/fn", "z").result_int() == 200);
+}
