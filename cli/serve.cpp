@@ -173,6 +173,7 @@ int serve(const serve_options& opts) {
     if (next.admin.socket != cfg.admin.socket || next.metrics.listen != cfg.metrics.listen)
       spdlog::warn("admin.socket and metrics.listen take effect at the next start");
     scaler.reload(next);
+    runner.set_network(next.docker.network);
     cfg = std::move(next);
     spdlog::info("reloaded: {} service(s)", cfg.services.size());
     return "reloaded " + opts.config_path + ": " + std::to_string(cfg.services.size()) +

@@ -68,6 +68,7 @@ struct runner::call {
   std::string service;
   std::shared_ptr<const config::service_config> cfg;
   std::string warm_id;  // empty: the cold path
+  std::string network;  // a cold call's container joins it
   std::function<void(lb::function_result)> done;
   std::mutex mu;
   std::string container;  // once known
@@ -125,6 +126,11 @@ std::shared_ptr<lb::function_backend> runner::warm(const std::string& service, c
   return std::make_shared<backend>(*this, service, container_id);
 }
 
+void runner::set_network(const std::string& network) {
+  std::lock_guard lock(mu_);
+  opts_.network = network;
+}
+
 std::size_t runner::calls_in_progress() const {
   std::lock_guard lock(mu_);
   return calls_.size();
@@ -175,6 +181,7 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
     auto it = services_.find(service);
     if (!stopped_ && it != services_.end()) {
       ctx->cfg = it->second;
+      ctx->network = opts_.network;
       calls_.insert(ctx);
     }
   }
@@ -214,7 +221,7 @@ void runner::run(call& ctx, lb::function_call& c) {
   attach.tty = false;  // ours never have one; saves the daemon a lookup
   try {
     if (cold) {
-      auto spec = scaler::make_container_spec(cfg, opts_.network, scaler::spec_hash(cfg, opts_.network),
+      auto spec = scaler::make_container_spec(cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
                                               call_container_name(cfg.name));
       spec.env = call_env(cfg, c);
       spec.labels[scaler::label_role] = "call";

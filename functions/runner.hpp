@@ -53,6 +53,8 @@ class runner final : public scaler::function_source {
   // has removed its container; calls after this get 503 at once. Idempotent.
   void shutdown();
   std::size_t calls_in_progress() const;
+  // The network cold calls' containers join from now on (a reload may change it).
+  void set_network(const std::string& network);
 
   struct call;  // one call in progress (runner.cpp)
 
