@@ -362,3 +362,74 @@ TEST_CASE("the pool refills after use and replaces a container that died while w
       30s));
   CHECK(f.daemon->log().find("exited with code") == std::string::npos);
 }
+
+TEST_CASE("the scaler grows the pre-warmed pool when calls wait for containers", "[functions][docker]") {
+  fn_fixture f("scale");
+  f.start({{"warm",
+            "    prewarm: true\n    env: { DELAY_MS: \"200\" }\n    max_concurrency: 16\n"
+            "    replicas: { min: 1, max: 4, initial: 1 }\n"
+            "    scale_up: { wait_time_above: 50ms, for: 500ms, step: 1, cooldown: 0s }\n"
+            "    scale_down: { wait_time_below: 1ms, for: 60s, step: 1, cooldown: 60s }\n"
+            "    wait_time: { stat: p50, window: 2s }\n"}});
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 1; }, 30s));
+  // Six clients calling in a loop against a pool of one: calls queue for the next container.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i)
+    clients.emplace_back([&] {
+      while (!stop) (post(f.port, f.url("warm"), "x").status == 200 ? ok : bad)++;
+    });
+  const std::string svc = "{service=\"" + f.name("warm") + "\"}";
+  const bool grew = eventually([&] { return metric(f.metrics(), "dockscaler_replicas_desired" + svc) >= 3; }, 60s);
+  stop = true;
+  for (auto& t : clients) t.join();
+  CHECK(grew);
+  CHECK(bad == 0);
+  CHECK(ok > 0);
+  CHECK(f.daemon->log().find("scale up") != std::string::npos);
+}
+
+TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
+  fn_fixture f("hello");
+  // The hello-stdio image of examples/functions, built for this run.
+  static const std::string tag = "dockscaler-test-hello-stdio:" + run_id();
+  struct remover {
+    ~remover() {
+      try {
+        api::client().remove_image(tag, true);
+      } catch (...) {
+      }
+    }
+  } static cleanup;
+  dockscaler::dockerapi::detail::tar_writer w;
+  w.add_file("Dockerfile", "FROM scratch\nCOPY hello-stdio /hello-stdio\nENTRYPOINT [\"/hello-stdio\"]\n");
+  w.add_file("hello-stdio", read_file(DOCKSCALER_HELLO_STDIO_BIN), 0755);
+  api::build_options b;
+  b.tags = {tag};
+  b.labels = {{"dockscaler.test", run_id()}};
+  f.docker.build_image(w.finish(), b);
+
+  const std::string daemon_yaml_image = "    image: " + tag + "\n";
+  std::string yaml = "docker: { network: " + fn_network() + " }\nproxy: { listen: 127.0.0.1:" + std::to_string(f.port) +
+                     " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + f.id +
+                     ".sock }\nservices:\n  " + f.name("hello") + ":\n" + daemon_yaml_image +
+                     "    mode: stdio\n    app: myapp\n    prewarm: true\n    replicas: { min: 1, max: 1, initial: 1 }\n  " +
+                     f.name("fails") + ":\n" + daemon_yaml_image + "    mode: stdio\n    env: { FAIL_WITH: \"7\" }\n";
+  f.daemon = std::make_unique<daemon_process>(f.id, yaml);
+  f.daemon->start({"--stop-containers"});
+  REQUIRE(eventually([&] { return f.containers(false, "hello").size() == 1; }, 30s));
+  auto r = post(f.port, "/r/myapp/" + f.name("hello"), R"({"Name":"Alice"})");
+  CHECK(r.status == 200);
+  CHECK(r.body == "Hello Alice!\n");
+  REQUIRE(eventually([&] { return f.containers(false, "hello").size() == 1; }, 30s));
+  r = post(f.port, "/r/myapp/" + f.name("hello"), "not json");
+  CHECK(r.body == "Hello World!\n");
+  r = post(f.port, "/r/default/" + f.name("fails"), "{}");
+  CHECK(r.status == 502);
+  CHECK(r.body.find("exited with code 7") != std::string::npos);
+  CHECK(eventually([&] { return f.daemon->log().find("hello-stdio: failing with 7") != std::string::npos; }, 5s));
+  f.daemon->kill(SIGTERM);
+  CHECK(f.daemon->wait() == 0);
+  CHECK(f.containers(true).empty());
+}
