@@ -43,6 +43,13 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     std::fprintf(stderr, "dockscaler: no service %s in %s\n", service.c_str(), config_path.c_str());
     return exit_user_error;
   }
+  if (svc->mode == config::service_mode::stdio && !svc->prewarm) {
+    std::fprintf(stderr,
+                 "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has no replicas "
+                 "to scale\n",
+                 service.c_str());
+    return exit_user_error;
+  }
   if (replicas > svc->replicas.max) {
     std::fprintf(stderr, "dockscaler: replicas %u is above replicas.max (%u) of %s\n", replicas,
                  svc->replicas.max, service.c_str());
@@ -63,7 +70,8 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);
     std::vector<scaler::managed_container> running;
     for (auto& c : runtime.list_managed())
-      if (c.service == service && c.network == cfg.docker.network && c.running) running.push_back(std::move(c));
+      if (c.service == service && c.network == cfg.docker.network && c.running && c.role.empty())
+        running.push_back(std::move(c));  // a stdio function's per-call containers are no replicas
     const std::size_t before = running.size();
 
     std::vector<std::thread> work;

@@ -48,6 +48,22 @@ TEST_CASE("validate: a good file exits 0 with a summary", "[cli]") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("validate describes stdio functions; a per-call function has nothing to scale", "[cli]") {
+  const auto path = write_temp("fn.yaml",
+                               "services:\n  warm:\n    image: f\n    mode: stdio\n    prewarm: true\n"
+                               "    replicas: { min: 2, max: 5 }\n  cold:\n    image: f\n    mode: stdio\n"
+                               "    max_concurrency: 3\n");
+  auto r = run("validate -c " + path);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("warm: stdio f, route /r/default/warm, pre-warmed pool 2..5") != std::string::npos);
+  CHECK(r.out.find("cold: stdio f, route /r/default/cold, a container per call, max_concurrency 3") !=
+        std::string::npos);
+  r = run("scale cold=2 --direct -c " + path);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("runs a container per call") != std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("validate: a bad file exits 1 and lists every problem in file order", "[cli][errors]") {
   const auto path = write_temp("bad.yaml",
                                "services:\n  a:\n    image: x\n    replicas: {min: 3, max: 1}\n"
