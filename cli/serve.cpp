@@ -23,6 +23,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
+#include "functions/container.hpp"
 #include "functions/runner.hpp"
 #include "lb/proxy.hpp"
 #include "scaler/autoscaler.hpp"
@@ -121,7 +122,8 @@ int serve(const serve_options& opts) {
   };
   lb::proxy proxy(std::move(popts));
   scaler::docker_runtime docker_rt(*docker);
-  admin::counting_runtime runtime(docker_rt, metrics);
+  functions::function_runtime fn_rt(docker_rt, *docker);  // stdio containers get the init program
+  admin::counting_runtime runtime(fn_rt, metrics);
   // stdio functions: the runner makes the proxy's function backends; a
   // pre-warmed container handed to a call is no replica of the scaler's any more.
   std::atomic<scaler::autoscaler*> scaler_ref{nullptr};

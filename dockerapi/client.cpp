@@ -169,6 +169,19 @@ void client::start_container(const std::string& id) {
   t_->perform(r);
 }
 
+void client::put_archive(const std::string& id, const std::string& path, std::string_view tar) {
+  params p;
+  p.emplace_back("path", path);
+  transport::request r;
+  r.what = "put archive";
+  r.idle = busy_daemon;
+  r.method = "PUT";
+  r.target = "/containers/" + path_arg(id, "container id") + "/archive" + detail::query_string(p);
+  r.body = tar;
+  r.content_type = "application/x-tar";
+  t_->perform(r);
+}
+
 void client::stop_container(const std::string& id, std::optional<int> timeout_s) {
   params p;
   if (timeout_s) p.emplace_back("t", std::to_string(*timeout_s));

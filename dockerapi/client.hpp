@@ -140,6 +140,9 @@ class client {
             const std::function<void(stream_kind, std::string_view)>& on_output,
             std::stop_token stop = {});
   attach_stream attach(const std::string& id, attach_options opts = {});
+  // PUT /containers/{id}/archive: extracts a tar archive into the container's
+  // filesystem at `path` (a directory that exists); works before the start.
+  void put_archive(const std::string& id, const std::string& path, std::string_view tar);
 
   // ---- images ----
   image_info inspect_image(const std::string& ref);

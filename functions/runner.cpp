@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "functions/call_env.hpp"
+#include "functions/container.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/runtime.hpp"
 
@@ -69,7 +70,7 @@ struct runner::call {
   std::shared_ptr<const config::service_config> cfg;
   std::string warm_id;  // empty: the cold path
   std::string network;  // a cold call's container joins it
-  std::function<void(lb::function_result)> done;
+  lb::function_callbacks cb;
   std::mutex mu;
   std::string container;  // once known
   bool cancelled = false;
@@ -80,10 +81,10 @@ class runner::backend final : public lb::function_backend {
   backend(runner& r, std::string service, std::string warm_id)
       : r_(r), service_(std::move(service)), warm_id_(std::move(warm_id)) {}
 
-  std::function<void()> call(lb::function_call c, std::function<void(lb::function_result)> done) override {
+  std::function<void()> call(lb::function_call c, lb::function_callbacks cb) override {
     auto ctx = std::make_shared<runner::call>();
     std::weak_ptr<runner::call> weak = ctx;
-    r_.start(service_, warm_id_, std::move(c), std::move(done), std::move(ctx));
+    r_.start(service_, warm_id_, std::move(c), std::move(cb), std::move(ctx));
     return [&r = r_, weak] {
       auto ctx = weak.lock();
       if (!ctx) return;
@@ -172,10 +173,10 @@ void runner::kill(const std::string& id) {
 }
 
 void runner::start(const std::string& service, std::string warm_id, lb::function_call c,
-                   std::function<void(lb::function_result)> done, std::shared_ptr<call> ctx) {
+                   lb::function_callbacks cb, std::shared_ptr<call> ctx) {
   ctx->service = service;
   ctx->warm_id = std::move(warm_id);
-  ctx->done = std::move(done);
+  ctx->cb = std::move(cb);
   {
     std::lock_guard lock(mu_);
     auto it = services_.find(service);
@@ -191,7 +192,8 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
     r.status = 503;
     r.headers = {{"Content-Type", "application/json"}};
     r.body = "{\"message\":\"function " + service + " is not available\"}\n";
-    ctx->done(std::move(r));
+    ctx->cb.answer(std::move(r));
+    ctx->cb.released();
     if (!ctx->warm_id.empty()) spawn([this, id = ctx->warm_id] { kill(id); });
     return;
   }
@@ -206,130 +208,27 @@ void runner::run(call& ctx, lb::function_call& c) {
   const config::service_config& cfg = *ctx.cfg;
   const auto t0 = clock::now();
   const auto deadline = t0 + cfg.call_timeout;
-  clock::time_point t_ready{}, t_output{}, t_eof{}, t_exit{};  // for the debug log
+  clock::time_point t_ready{}, t_answer{}, t_eof{};  // for the debug log
   const bool cold = ctx.warm_id.empty();
-  std::string id = ctx.warm_id;
+  std::string id = ctx.warm_id, token;
   run_end end;
   bool not_started = false;  // nothing ran: the proxy may try another container
+  bool answered = false;
   std::optional<api::attach_stream> stream;
   auto known = [&] {  // the container is ours to kill from now on; false when the client is gone
     std::lock_guard lock(ctx.mu);
     ctx.container = id;
     return !ctx.cancelled;
   };
-  api::attach_options attach;
-  attach.tty = false;  // ours never have one; saves the daemon a lookup
-  try {
-    if (cold) {
-      auto spec = scaler::make_container_spec(cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
-                                              call_container_name(cfg.name));
-      spec.env = call_env(cfg, c);
-      spec.labels[scaler::label_role] = "call";
-      id = docker_.create_container(spec).id;
-      if (known()) {
-        stream = docker_.attach(id, attach);  // before start: no output can be missed
-        docker_.start_container(id);
-      }
-    } else if (known()) {
-      attach.logs = true;  // what it printed before this attach is part of the answer too
-      stream = docker_.attach(id, attach);
-      // Attached first, then looked: if it runs now, every byte it writes reaches us.
-      if (!docker_.inspect_container(id).state.running) {
-        not_started = true;
-        spdlog::warn("{}: pre-warmed container {} had exited; the call goes to another", cfg.name,
-                     id.substr(0, 12));
-      }
-    }
-  } catch (const api::error& e) {
-    if (opts_.on_docker_error) opts_.on_docker_error();
-    if (cold) {
-      end.how = run_end::kind::failed;
-      end.error = e.what();
-      spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
-    } else {
-      not_started = true;  // gone before its call: another container takes it
-      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12), e.what());
-    }
-  }
-
-  t_ready = clock::now();
-  if (stream && !not_started && end.how == run_end::kind::exited) {
-    // Body in (a second thread for big bodies, so a function that answers as
-    // it reads never deadlocks against us), output out, to the end or the deadline.
-    auto write_all = [&stream, &c] {
-      try {
-        stream->write_stdin(c.body);
-        stream->close_stdin();
-      } catch (const std::exception&) {
-        // It stopped reading (exited, or killed): its output tells the rest.
-      }
-    };
-    std::thread writer;
-    if (c.body.size() <= inline_write_max)
-      write_all();
-    else
-      writer = std::thread(write_all);
+  // The answer goes out as soon as it is known; the call's slot is released
+  // (cb.released) only once its container has stopped, further down.
+  auto answer = [&] {
+    answered = true;
+    t_answer = clock::now();
     {
-      stderr_log err(cfg.name);
-      for (;;) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
-        if (left <= 0ms) {
-          end.how = run_end::kind::timed_out;
-          break;
-        }
-        std::optional<api::output_chunk> chunk;
-        try {
-          chunk = stream->read(left);
-        } catch (const api::error& e) {
-          if (e.code() == api::errc::timeout) {
-            end.how = run_end::kind::timed_out;
-          } else {
-            end.how = run_end::kind::failed;
-            end.error = e.what();
-          }
-          break;
-        }
-        if (!chunk) break;  // it exited
-        t_output = clock::now();
-        if (chunk->stream == api::stream_kind::stderr_) {
-          err.add(chunk->data);
-          continue;
-        }
-        end.stdout_data += chunk->data;
-        if (end.stdout_data.size() > opts_.max_output_bytes) {
-          end.how = run_end::kind::output_too_large;
-          end.error = "more than " + std::to_string(opts_.max_output_bytes) + " bytes";
-          break;
-        }
-      }
+      std::lock_guard lock(ctx.mu);
+      if (ctx.cancelled) end.how = run_end::kind::cancelled;
     }
-    t_eof = clock::now();
-    if (end.how != run_end::kind::exited) kill(id);  // unblocks the writer too
-    if (writer.joinable()) writer.join();
-    stream.reset();
-    if (end.how == run_end::kind::exited) {
-      try {
-        const auto left = std::max<clock::duration>(deadline - clock::now(), 5s);
-        const auto w = docker_.wait_container(id, api::wait_condition::not_running,
-                                              std::chrono::ceil<std::chrono::milliseconds>(left));
-        end.exit_code = w.exit_code;
-        t_exit = clock::now();
-      } catch (const api::error& e) {
-        if (opts_.on_docker_error) opts_.on_docker_error();
-        end.how = run_end::kind::failed;
-        end.error = std::string("cannot read its exit code: ") + e.what();
-      }
-    }
-  }
-  {
-    std::lock_guard lock(ctx.mu);
-    if (ctx.cancelled && !not_started) end.how = run_end::kind::cancelled;
-  }
-
-  lb::function_result result;
-  if (not_started) {
-    result.not_started = true;
-  } else {
     switch (end.how) {
       case run_end::kind::exited:
         if (end.exit_code != 0) spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
@@ -345,7 +244,7 @@ void runner::run(call& ctx, lb::function_call& c) {
         break;
     }
     const bool cancelled = end.how == run_end::kind::cancelled;
-    result = answer(cfg, std::move(end));
+    lb::function_result result = functions::answer(cfg, std::move(end));
     if (cancelled) {
       std::lock_guard lock(mu_);
       if (stopped_) {  // not the client's doing: it is still there to be told
@@ -353,17 +252,144 @@ void runner::run(call& ctx, lb::function_call& c) {
         result.body = "{\"message\":\"dockscaler is stopping\"}\n";
       }
     }
+    ctx.cb.answer(std::move(result));
+  };
+
+  api::attach_options attach;
+  attach.tty = false;  // ours never have one; saves the daemon a lookup
+  try {
+    if (cold) {
+      const auto env = call_env(cfg, c);
+      auto made = create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
+                                            call_container_name(cfg.name), &env, true);
+      id = made.id;
+      token = made.token;
+      if (known()) {
+        stream = docker_.attach(id, attach);  // before start: no output can be missed
+        docker_.start_container(id);
+      }
+    } else if (known()) {
+      attach.logs = true;  // what it printed before this attach is part of the answer too
+      stream = docker_.attach(id, attach);
+      // Attached first, then looked: if it runs now, every byte it writes reaches us.
+      const auto info = docker_.inspect_container(id);
+      if (!info.state.running) {
+        not_started = true;
+        spdlog::warn("{}: pre-warmed container {} had exited; the call goes to another", cfg.name,
+                     id.substr(0, 12));
+      } else if (auto it = info.labels.find(label_exit_token); it != info.labels.end()) {
+        token = it->second;
+      }
+    }
+  } catch (const api::error& e) {
+    if (opts_.on_docker_error) opts_.on_docker_error();
+    if (cold) {
+      end.how = run_end::kind::failed;
+      end.error = e.what();
+      spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
+    } else {
+      not_started = true;  // gone before its call: another container takes it
+      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12), e.what());
+    }
   }
-  if (t_exit != clock::time_point{}) {
+  t_ready = clock::now();
+
+  if (stream && !not_started && end.how == run_end::kind::exited) {
+    // Body in (a second thread for big bodies, so a function that answers as
+    // it reads never deadlocks against us), output out, to the init's
+    // trailer (answered at once) and on to the end of the stream.
+    auto write_all = [&stream, &c] {
+      try {
+        stream->write_stdin(c.body);
+        stream->close_stdin();
+      } catch (const std::exception&) {
+        // It stopped reading (exited, or killed): its output tells the rest.
+      }
+    };
+    std::thread writer;
+    if (c.body.size() <= inline_write_max)
+      write_all();
+    else
+      writer = std::thread(write_all);
+    bool killed = false;
+    {
+      stderr_log err(cfg.name);
+      for (;;) {
+        // After the answer, the container only has to stop: give it a little, then kill it.
+        const auto limit = answered ? std::min(deadline, t_answer + 10s) : deadline;
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(limit - clock::now());
+        std::optional<api::output_chunk> chunk;
+        try {
+          if (left <= 0ms) throw api::error(api::errc::timeout, "call deadline");
+          chunk = stream->read(left);
+        } catch (const api::error& e) {
+          if (!answered) {
+            if (e.code() == api::errc::timeout) {
+              end.how = run_end::kind::timed_out;
+            } else {
+              end.how = run_end::kind::failed;
+              end.error = e.what();
+            }
+          }
+          killed = true;
+          break;
+        }
+        if (!chunk) break;  // it exited
+        if (chunk->stream == api::stream_kind::stderr_) {
+          err.add(chunk->data);
+          continue;
+        }
+        if (answered) continue;  // nothing follows the trailer
+        end.stdout_data += chunk->data;
+        if (auto code = take_exit_trailer(end.stdout_data, token)) {
+          end.exit_code = *code;
+          err.flush();
+          answer();
+          continue;
+        }
+        if (end.stdout_data.size() > opts_.max_output_bytes) {
+          end.how = run_end::kind::output_too_large;
+          end.error = "more than " + std::to_string(opts_.max_output_bytes) + " bytes";
+          killed = true;
+          break;
+        }
+      }
+    }
+    t_eof = clock::now();
+    if (killed) kill(id);  // unblocks the writer too
+    if (writer.joinable()) writer.join();
+    stream.reset();
+    if (!answered && end.how == run_end::kind::exited) {
+      // No trailer (no init in this container): Docker's exit code.
+      try {
+        const auto left = std::max<clock::duration>(deadline - clock::now(), 5s);
+        const auto w = docker_.wait_container(id, api::wait_condition::not_running,
+                                              std::chrono::ceil<std::chrono::milliseconds>(left));
+        end.exit_code = w.exit_code;
+      } catch (const api::error& e) {
+        if (opts_.on_docker_error) opts_.on_docker_error();
+        end.how = run_end::kind::failed;
+        end.error = std::string("cannot read its exit code: ") + e.what();
+      }
+    }
+  }
+
+  if (not_started) {
+    lb::function_result result;
+    result.not_started = true;
+    ctx.cb.answer(std::move(result));
+  } else if (!answered) {
+    answer();
+  }
+  if (t_eof != clock::time_point{}) {
     auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-    if (t_output == clock::time_point{}) t_output = t_ready;
-    spdlog::debug("{}: {} call: {} {:.1f} ms, last output after {:.1f} ms, end of stream (exit) {:.1f} ms later, "
-                  "exit code {:.1f} ms",
+    spdlog::debug("{}: {} call: {} {:.1f} ms, answered after {:.1f} ms, container stopped {:.1f} ms after that",
                   cfg.name, cold ? "cold" : "pre-warmed", cold ? "create+attach+start" : "attach+inspect",
-                  ms(t_ready - t0), ms(t_output - t_ready), ms(t_eof - t_output), ms(t_exit - t_eof));
+                  ms(t_ready - t0), ms(t_answer - t_ready), ms(t_eof - t_answer));
   }
-  // Answer first: the container's removal is off the request path.
-  ctx.done(std::move(result));
+  // Its container has stopped (or is being killed): the slot is free. The
+  // removal itself is off the request path.
+  ctx.cb.released();
   if (!id.empty()) kill(id);
 }
 

@@ -62,7 +62,7 @@ class runner final : public scaler::function_source {
   class backend;
   friend class backend;
   void start(const std::string& service, std::string warm_id, lb::function_call c,
-             std::function<void(lb::function_result)> done, std::shared_ptr<call> ctx);
+             lb::function_callbacks cb, std::shared_ptr<call> ctx);
   void run(call& ctx, lb::function_call& c);
   void spawn(std::function<void()> task);  // a tracked thread
   void kill(const std::string& id);

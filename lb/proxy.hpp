@@ -102,14 +102,25 @@ struct function_result {
   std::string body;
 };
 
+// How a function backend reports back; both may be called from any thread.
+struct function_callbacks {
+  // Exactly once: the answer (or not_started).
+  std::function<void(function_result)> answer;
+  // Exactly once, with or after `answer`, when the call's resources are
+  // released (its container stopped): the slot is held until then, so a
+  // service's max_in_flight bounds what really runs, while the client has
+  // its answer as soon as it is known.
+  std::function<void()> released;
+};
+
 class function_backend {
  public:
   virtual ~function_backend() = default;
-  // Starts one call; called on an I/O thread, so it must not block. `done`
-  // must be called exactly once, from any thread. The returned function (may
-  // be empty) is called at most once, on an I/O thread, when the client went
-  // away mid-call; it must not block either, and `done` is still awaited.
-  virtual std::function<void()> call(function_call c, std::function<void(function_result)> done) = 0;
+  // Starts one call; called on an I/O thread, so it must not block. The
+  // returned function (may be empty) is called at most once, on an I/O
+  // thread, when the client went away mid-call; it must not block either,
+  // and the callbacks are still awaited.
+  virtual std::function<void()> call(function_call c, function_callbacks cb) = 0;
 };
 
 struct backend_snapshot {

@@ -433,3 +433,38 @@ TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
   CHECK(f.daemon->wait() == 0);
   CHECK(f.containers(true).empty());
 }
+
+TEST_CASE("with a read-only root filesystem (no init inside) calls are answered at the container's end",
+          "[functions][docker]") {
+  fn_fixture f("ro");
+  const std::string ro = "    security: { read_only: true }\n";
+  f.start({{"cold", ro}, {"warm", ro + pool2}, {"fails", ro + "    env: { EXIT_CODE: \"5\" }\n"}});
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+  for (const auto& id : f.containers(false, "warm")) {
+    const auto info = f.docker.inspect_container(id);
+    CHECK(info.labels.count("dockscaler.exit-token") == 0);
+  }
+  auto r = post(f.port, f.url("cold"), "ro cold");
+  CHECK(r.status == 200);
+  CHECK(r.body == "ro cold");
+  r = post(f.port, f.url("warm"), "ro warm");
+  CHECK(r.status == 200);
+  CHECK(r.body == "ro warm");
+  r = post(f.port, f.url("fails"), "x");
+  CHECK(r.status == 502);
+  CHECK(r.body.find("exited with code 5") != std::string::npos);
+}
+
+TEST_CASE("the init runs the image's own command and answers before the container has stopped",
+          "[functions][docker]") {
+  fn_fixture f("init");
+  f.start({{"warm", pool2}});
+  REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
+  const auto info = f.docker.inspect_container(f.containers(false, "warm")[0]);
+  REQUIRE(info.labels.count("dockscaler.exit-token") == 1);
+  auto r = post(f.port, f.url("warm"), "through the init");
+  CHECK(r.status == 200);
+  CHECK(r.body == "through the init");  // the trailer is not part of the answer
+  // The debug log names the moment of the answer and the container's stop after it.
+  CHECK(eventually([&] { return f.daemon->log().find("answered after") != std::string::npos; }, 10s));
+}

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "functions/call_env.hpp"
+#include "functions/container.hpp"
 #include "scaler/container_spec.hpp"
 
 using namespace dockscaler;
@@ -111,4 +112,39 @@ TEST_CASE("a stdio container waits on stdin and knows its app and route, not a p
   auto other = s;
   other.app = "other";
   CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));
+}
+
+TEST_CASE("the init's trailer ends the output and carries the exit code", "[functions]") {
+  const std::string tok = "0123456789abcdef0123456789abcdef";
+  std::string out = "Hello World!\n\x1e" "dockscaler-exit:" + tok + ":0\n";
+  CHECK(take_exit_trailer(out, tok) == 0);
+  CHECK(out == "Hello World!\n");
+
+  out = "partial\x1e" "dockscaler-exit:" + tok + ":137\n";
+  CHECK(take_exit_trailer(out, tok) == 137);
+  CHECK(out == "partial");
+
+  out = "\x1e" "dockscaler-exit:" + tok + ":3\n";  // no output at all
+  CHECK(take_exit_trailer(out, tok) == 3);
+  CHECK(out.empty());
+}
+
+TEST_CASE("output that only looks like a trailer is left alone", "[functions]") {
+  const std::string tok = "0123456789abcdef0123456789abcdef";
+  const std::string other = "ffffffffffffffffffffffffffffffff";
+  for (std::string out : {
+           std::string("no trailer\n"),
+           "\x1e" "dockscaler-exit:" + other + ":0\n",          // another container's token
+           "\x1e" "dockscaler-exit:" + tok + ":0",              // not complete yet
+           "\x1e" "dockscaler-exit:" + tok + ":0\nmore\n",      // not at the end
+           "\x1e" "dockscaler-exit:" + tok + ":x\n",            // not a number
+           "\x1e" "dockscaler-exit:" + tok + ":1234\n",         // not an exit code
+           "\x1e" "dockscaler-exit:" + tok.substr(1) + ":0\n",  // a shorter token
+       }) {
+    const std::string before = out;
+    CHECK_FALSE(take_exit_trailer(out, tok));
+    CHECK(out == before);
+  }
+  std::string out = "x\x1e" "dockscaler-exit:" + tok + ":0\n";
+  CHECK_FALSE(take_exit_trailer(out, ""));  // no init: no trailer expected
 }

@@ -46,7 +46,7 @@ class fake_function : public function_backend {
     for (auto& t : threads_) t.join();
   }
 
-  std::function<void()> call(function_call c, std::function<void(function_result)> done) override {
+  std::function<void()> call(function_call c, function_callbacks cb) override {
     calls++;
     const int now = ++running;
     for (int m = max_running.load(); now > m && !max_running.compare_exchange_weak(m, now);) {
@@ -54,7 +54,7 @@ class fake_function : public function_backend {
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     std::lock_guard lock(mu_);
     last = c;
-    threads_.emplace_back([this, c = std::move(c), done = std::move(done), cancelled] {
+    threads_.emplace_back([this, c = std::move(c), cb = std::move(cb), cancelled] {
       const auto end = std::chrono::steady_clock::now() + delay_;
       while (std::chrono::steady_clock::now() < end && !*cancelled) std::this_thread::sleep_for(2ms);
       function_result r;
@@ -66,8 +66,10 @@ class fake_function : public function_backend {
                      {"X-Route", c.route_prefix}};
         for (char ch : c.body) r.body += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       }
+      cb.answer(std::move(r));
+      std::this_thread::sleep_for(release_delay);  // e.g. the container stopping after the answer
       --running;
-      done(std::move(r));
+      cb.released();
     });
     return [this, cancelled] {
       *cancelled = true;
@@ -77,6 +79,7 @@ class fake_function : public function_backend {
 
   std::atomic<int> calls{0}, running{0}, max_running{0}, cancels{0};
   function_call last;
+  std::chrono::milliseconds release_delay{0};
 
  private:
   std::chrono::milliseconds delay_;
@@ -141,7 +144,8 @@ TEST_CASE("a body over the limit is refused before the function runs", "[lb][net
 }
 
 TEST_CASE("max_in_flight bounds calls at once; the rest queue and record their wait", "[lb][net]") {
-  auto fn = std::make_shared<fake_function>(100ms);
+  auto fn = std::make_shared<fake_function>(50ms);
+  fn->release_delay = 50ms;  // answered after 50 ms, slot held for 100
   proxy p(options());
   p.add_service(fn_service(3));
   p.add_function_backend("fn", fn, 100);
@@ -206,4 +210,21 @@ TEST_CASE("a client that goes away mid-call cancels it; the proxy keeps serving"
   p.add_function_backend("fn", fast, 1);
   client c(p.port());
   CHECK(c.request(http::verb::post, "/r/app/fn", "z").result_int() == 200);
+}
+
+TEST_CASE("the client has its answer before the call releases its slot", "[lb][net]") {
+  auto fn = std::make_shared<fake_function>();
+  fn->release_delay = 3000ms;
+  proxy p(options());
+  p.add_service(fn_service(1));
+  p.add_function_backend("fn", fn, 1);
+  p.start();
+  const auto t0 = std::chrono::steady_clock::now();
+  client c(p.port());
+  CHECK(c.request(http::verb::post, "/r/app/fn", "a").body() == "A");
+  CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+  // The slot is still held: a second call waits for the release.
+  CHECK(p.snapshot("fn").in_flight == 1);
+  CHECK(c.request(http::verb::post, "/r/app/fn", "b").body() == "B");
+  CHECK(fn->max_running == 1);
 }

@@ -73,6 +73,13 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
   void complete(function_result r) noexcept {
     result = std::move(r);
     done.store(true, std::memory_order_release);
+    wake();
+  }
+  void release() noexcept {
+    released.store(true, std::memory_order_release);
+    wake();
+  }
+  void wake() noexcept {
     try {
       asio::post(ex_, [self = shared_from_this()] {
         if (self->timer) self->timer->cancel();
@@ -82,7 +89,8 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
     }
   }
   timer_t* timer = nullptr;  // null once the session stopped waiting
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false};      // the answer is in `result`
+  std::atomic<bool> released{false};  // the call holds nothing any more
   function_result result;
 
  private:
@@ -326,6 +334,7 @@ struct session : session_base {
   std::shared_ptr<call_waiter> call_;  // the function call being awaited, if any
   std::string client_ip;
   std::string route_prefix;      // of the current request's route
+  clock::time_point answered_at;  // a function call's answer was written
   std::optional<req_parser> req;
   std::optional<res_parser> res;
   std::string upstream_head;     // serialized request header for the backend, reused
@@ -667,7 +676,7 @@ task<bool> session::handle(clock::time_point arrival) {
         finish(0);
         co_return false;
       }
-      finish(status);
+      w.owner.report(svc.name, status, wait, answered_at - arrival);  // not the container's teardown after it
       if (!keep) {
         co_await lingering_close();
         co_return false;
@@ -898,7 +907,8 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   call_ = cw;
   std::function<void()> cancel;
   try {
-    cancel = fn.call(std::move(c), [cw](function_result res) { cw->complete(std::move(res)); });
+    cancel = fn.call(std::move(c), {[cw](function_result res) { cw->complete(std::move(res)); },
+                                    [cw] { cw->release(); }});
   } catch (const std::exception& e) {
     spdlog::error("lb: service '{}': function call failed to start: {}", service, e.what());
     function_result res;
@@ -906,6 +916,7 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
     res.headers = {{"Content-Type", "application/json"}};
     res.body = R"({"message":"the function could not be started"})";
     cw->complete(std::move(res));
+    cw->release();
   }
   // Wait for the result, looking every 100 ms whether the client is still there.
   bool gone = false;
@@ -917,33 +928,45 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
       if (cancel) cancel();
     }
   }
+  function_result& res = cw->result;
+  call_outcome outcome = call_outcome::answered;
+  if (res.not_started) {
+    outcome = call_outcome::not_started;
+  } else if (gone) {
+    status = res.status;
+    outcome = call_outcome::client_gone;
+  } else {
+    status = res.status;
+    head_out.clear();
+    head_out.append("HTTP/1.1 ");
+    head_out += std::to_string(res.status);
+    head_out += ' ';
+    const auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
+    head_out.append(reason.data(), reason.size());
+    head_out.append("\r\n", 2);
+    for (const auto& [k, v] : res.headers) put_field(head_out, k, v);
+    put_field(head_out, "Content-Length", std::to_string(res.body.size()));
+    if (!keep)
+      head_out.append("Connection: close\r\n");
+    else if (client_version == 10)
+      head_out.append("Connection: keep-alive\r\n");
+    head_out.append("\r\n", 2);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
+    arm(opts().timeouts.idle, sock);
+    auto [ec, n] = co_await asio::async_write(sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2),
+                                              nothrow);
+    disarm();
+    if (ec) outcome = call_outcome::write_failed;
+    answered_at = clock::now();
+  }
+  // The slot stays taken until the function's resources are released.
+  while (!cw->released.load(std::memory_order_acquire)) {
+    queue_timer.expires_after(std::chrono::milliseconds(1000));
+    co_await queue_timer.async_wait(nothrow);
+  }
   cw->timer = nullptr;
   call_.reset();
-  function_result& res = cw->result;
-  if (res.not_started) co_return call_outcome::not_started;
-  status = res.status;
-  if (gone) co_return call_outcome::client_gone;
-
-  head_out.clear();
-  head_out.append("HTTP/1.1 ");
-  head_out += std::to_string(res.status);
-  head_out += ' ';
-  const auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
-  head_out.append(reason.data(), reason.size());
-  head_out.append("\r\n", 2);
-  for (const auto& [k, v] : res.headers) put_field(head_out, k, v);
-  put_field(head_out, "Content-Length", std::to_string(res.body.size()));
-  if (!keep)
-    head_out.append("Connection: close\r\n");
-  else if (client_version == 10)
-    head_out.append("Connection: keep-alive\r\n");
-  head_out.append("\r\n", 2);
-  std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
-  arm(opts().timeouts.idle, sock);
-  auto [ec, n] = co_await asio::async_write(sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2),
-                                            nothrow);
-  disarm();
-  co_return ec ? call_outcome::write_failed : call_outcome::answered;
+  co_return outcome;
 }
 
 }  // namespace

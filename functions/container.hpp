@@ -1,0 +1,71 @@
+// How a stdio function's container is made: the scaler's spec (stdin open
+// once, hardened, labelled) plus the init program (functions/init) as PID 1
+// in front of the image's own entrypoint and command. The init relays the
+// function's stdout and ends it with a trailer carrying the exit code and a
+// per-container token, so a call is answered as soon as the function is done
+// rather than when Docker has torn the container down. Without the trailer
+// (a read-only root filesystem, where the init cannot be copied in, or a
+// container from elsewhere) the runner falls back to the end of the attach
+// stream and Docker's exit code.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "dockerapi/client.hpp"
+#include "scaler/runtime.hpp"
+
+namespace dockscaler::functions {
+
+inline constexpr const char* label_exit_token = "dockscaler.exit-token";
+inline constexpr const char* init_path = "/.dockscaler-fn-init";
+
+// The init program, embedded in the daemon at build time.
+std::string_view init_program();
+
+struct created_container {
+  std::string id;
+  std::string token;  // of the init's trailer; empty when there is no init
+};
+
+// Creates (does not start) a container for `svc` named `name`. `env`, when
+// given, replaces the configured environment (a cold call's); `per_call`
+// labels it dockscaler.role=call. Throws dockerapi::error; a container that
+// was created but could not be prepared is removed.
+created_container create_function_container(dockerapi::client& docker, const config::service_config& svc,
+                                            const std::string& network, const std::string& hash,
+                                            const std::string& name,
+                                            const std::map<std::string, std::string>* env, bool per_call);
+
+// The scaler's container runtime with stdio functions' containers made as
+// above (pre-warmed ones); everything else is passed on to `inner`.
+class function_runtime final : public scaler::container_runtime {
+ public:
+  function_runtime(scaler::container_runtime& inner, dockerapi::client& docker) : inner_(inner), docker_(docker) {}
+  void ensure_network(const std::string& network) override { inner_.ensure_network(network); }
+  std::vector<scaler::managed_container> list_managed() override { return inner_.list_managed(); }
+  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
+                    const std::string& name) override;
+  std::string address(const std::string& id, const std::string& network) override {
+    return inner_.address(id, network);
+  }
+  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
+    inner_.stop_and_remove(id, grace);
+  }
+  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override {
+    inner_.watch(on_gone, stop);
+  }
+
+ private:
+  scaler::container_runtime& inner_;
+  dockerapi::client& docker_;
+};
+
+// When `out` ends with the init's trailer for `token`, removes it and
+// returns the function's exit code.
+std::optional<int> take_exit_trailer(std::string& out, std::string_view token);
+
+}  // namespace dockscaler::functions
