@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
+#include "functions/container.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/docker_runtime.hpp"
 
@@ -64,7 +65,8 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
-  scaler::docker_runtime runtime(docker);
+  scaler::docker_runtime docker_rt(docker);
+  functions::function_runtime runtime(docker_rt, docker);  // stdio containers as the daemon makes them
   try {
     runtime.ensure_network(cfg.docker.network);
     const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);
