@@ -579,3 +579,28 @@ TEST_CASE("several listen addresses, IPv6 included, each with its actual port", 
                   }()),
                   std::invalid_argument);
 }
+
+TEST_CASE("a client that leaves while queued leaves the queue; its request never reaches a backend", "[lb][net]") {
+  std::atomic<int> gone_reports{0};
+  auto o = test_options();
+  o.on_request = [&](const request_outcome& r) {
+    if (r.service == "s" && r.status == 0) ++gone_reports;
+  };
+  proxy p(o);
+  p.add_service(svc("s"));  // no backend yet: requests wait
+  p.start();
+  {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
+    asio::write(s, asio::buffer(std::string("GET /left HTTP/1.1\r\nHost: x\r\n\r\n")));
+    REQUIRE(eventually([&] { return p.snapshot("s").queue_length == 1; }));
+  }  // closed while queued
+  CHECK(eventually([&] { return p.snapshot("s").queue_length == 0; }, 3s));
+  CHECK(eventually([&] { return gone_reports == 1; }, 3s));
+  CHECK(p.snapshot("s").wait.count == 1);  // its wait still counts for the scaler
+  backend b("b");
+  p.add_backend("s", "127.0.0.1", b.port());
+  CHECK(get_status(p.port(), "/after") == 200);
+  CHECK(b.requests == 1);  // only the second request
+}

@@ -312,7 +312,10 @@ bool still_open(socket_t& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-enum class queue_result { ok, full, timeout, closed, exhausted };
+enum class queue_result { ok, full, timeout, closed, exhausted, gone };
+
+// How often a queued request looks whether its client is still there.
+constexpr std::chrono::milliseconds queued_check{200};
 
 struct session : session_base {
   session(worker& wk, socket_t s) : w(wk), sock(std::move(s)), queue_timer(wk.ioc.get_executor()) {
@@ -412,11 +415,17 @@ struct session : session_base {
         co_return queue_result::ok;
       }
       if (s == waiter::closed) co_return queue_result::closed;
-      if (clock::now() >= deadline_at) {
+      const auto now = clock::now();
+      if (now >= deadline_at) {
         if (svc.disp.cancel(*waiter_)) co_return queue_result::timeout;
         continue;  // granted or closed meanwhile: the state says which
       }
-      queue_timer.expires_at(deadline_at);
+      if (peer_closed(sock)) {
+        // Nobody to answer: leave the queue instead of taking a slot later.
+        if (svc.disp.cancel(*waiter_)) co_return queue_result::gone;
+        continue;
+      }
+      queue_timer.expires_at(std::min(deadline_at, now + queued_check));
       co_await queue_timer.async_wait(nothrow);
     }
   }
@@ -604,6 +613,12 @@ task<bool> session::handle(clock::time_point arrival) {
   if (!svc.disp.try_acquire(g)) {
     bool queued = false;
     const auto qr = co_await wait_queued(svc, queue_deadline, g, false, {}, queued);
+    if (qr == queue_result::gone) {
+      const auto now = clock::now();
+      svc.stats.record(now, now - arrival);  // it did wait this long: the scaler must see it
+      w.owner.report(svc.name, 0, now - arrival, now - arrival);
+      co_return false;
+    }
     if (qr != queue_result::ok) {
       const auto now = clock::now();
       if (qr == queue_result::timeout) {
@@ -661,6 +676,10 @@ task<bool> session::handle(clock::time_point arrival) {
         const auto qr = ntried < max_tries
                             ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
                             : queue_result::exhausted;
+        if (qr == queue_result::gone) {
+          finish(0);
+          co_return false;
+        }
         if (qr != queue_result::ok) {
           const unsigned st = qr == queue_result::timeout ? 503 : 502;
           co_await reply(st, !keep, st == 503);
@@ -707,6 +726,10 @@ task<bool> session::handle(clock::time_point arrival) {
         const auto qr = ntried < max_tries
                             ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
                             : queue_result::exhausted;
+        if (qr == queue_result::gone) {
+          finish(0);
+          co_return false;
+        }
         if (qr != queue_result::ok) {
           const unsigned st = qr == queue_result::timeout ? 503 : 502;
           co_await reply(st, has_body || !keep, st == 503);
