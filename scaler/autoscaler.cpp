@@ -807,8 +807,8 @@ std::vector<service_status> autoscaler::status() const {
     service_status s;
     s.name = name;
     s.desired = st->desired;
-    s.min = st->cfg.replicas.min;
-    s.max = st->cfg.replicas.max;
+    s.min = has_replicas(st->cfg) ? st->cfg.replicas.min : 0;  // a per-call function has none
+    s.max = has_replicas(st->cfg) ? st->cfg.replicas.max : 0;
     s.autoscale = st->autoscale;
     if (st->hold_until && *st->hold_until > now)
       s.hold_left = std::chrono::ceil<std::chrono::seconds>(*st->hold_until - now);
