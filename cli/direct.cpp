@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "cli/app.hpp"
@@ -17,19 +16,6 @@
 #include "scaler/docker_runtime.hpp"
 
 namespace dockscaler::cli {
-
-namespace {
-
-// "dockscaler-<service>-<8 hex>", the daemon's pattern.
-std::string container_name(const std::string& service) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "dockscaler-" + service + "-";
-  for (int i = 0; i < 8; ++i) s += digits[rng() % 16];
-  return s;
-}
-
-}  // namespace
 
 int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas) {
   config::config cfg;
@@ -91,7 +77,7 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     };
     if (replicas > before) {
       for (std::size_t i = before; i < replicas; ++i)
-        attempt([&, name = container_name(service)] {
+        attempt([&, name = scaler::container_name(service)] {
           runtime.start(*svc, cfg.docker.network, hash, name);
           std::lock_guard lock(mu);
           std::printf("started %s\n", name.c_str());

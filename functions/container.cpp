@@ -1,7 +1,6 @@
 // Function containers with the init program (see container.hpp).
 #include "functions/container.hpp"
 
-#include <random>
 
 #include "dockerapi/detail/tar_writer.hpp"
 #include "scaler/container_spec.hpp"
@@ -12,14 +11,6 @@ namespace dockscaler::functions {
 namespace {
 
 constexpr std::string_view trailer_mark = "\x1e" "dockscaler-exit:";
-
-std::string new_token() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 32; ++i) s += digits[rng() % 16];
-  return s;
-}
 
 const std::string& init_archive() {
   static const std::string tar = [] {
@@ -46,7 +37,7 @@ created_container create_function_container(dockerapi::client& docker, const con
     std::vector<std::string> command = image.entrypoint.value_or(std::vector<std::string>{});
     if (image.cmd) command.insert(command.end(), image.cmd->begin(), image.cmd->end());
     if (!command.empty()) {
-      out.token = new_token();
+      out.token = scaler::random_hex(32);
       spec.entrypoint = std::vector<std::string>{init_path};
       std::vector<std::string> args{out.token, "--"};
       args.insert(args.end(), command.begin(), command.end());

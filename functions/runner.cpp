@@ -2,7 +2,6 @@
 #include "functions/runner.hpp"
 
 #include <optional>
-#include <random>
 #include <thread>
 #include <utility>
 
@@ -23,14 +22,6 @@ namespace api = dockscaler::dockerapi;
 
 constexpr std::size_t inline_write_max = 64 * 1024;  // larger bodies are written by a second thread
 constexpr std::size_t stderr_log_max = 64 * 1024;    // stderr logged per call
-
-std::string call_container_name(const std::string& service) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "dockscaler-" + service + "-call-";
-  for (int i = 0; i < 8; ++i) s += digits[rng() % 16];
-  return s;
-}
 
 // stderr of a call, to the log line by line (bounded).
 class stderr_log {
@@ -261,7 +252,7 @@ void runner::run(call& ctx, lb::function_call& c) {
     if (cold) {
       const auto env = call_env(cfg, c);
       auto made = create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
-                                            call_container_name(cfg.name), &env, true);
+                                            scaler::container_name(cfg.name, "call"), &env, true);
       id = made.id;
       token = made.token;
       if (known()) {

@@ -13,7 +13,6 @@
 #include <future>
 #include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
@@ -79,14 +78,6 @@ double stat_of(const pool_figures& f, config::wait_stat s) {
 // replicas for the scaler to keep (its calls' containers are the runner's).
 bool has_replicas(const config::service_config& c) {
   return c.mode != config::service_mode::stdio || c.prewarm;
-}
-
-std::string container_name(const std::string& service) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "dockscaler-" + service + "-";
-  for (int i = 0; i < 8; ++i) s += digits[rng() % 16];
-  return s;
 }
 
 using actions = std::vector<std::function<void()>>;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <random>
 
 #include "scaler/runtime.hpp"
 
@@ -50,6 +51,19 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
   return buf;
+}
+
+std::string random_hex(std::size_t n) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) s += digits[rng() % 16];
+  return s;
+}
+
+std::string container_name(const std::string& service, const std::string& kind) {
+  return "dockscaler-" + service + "-" + (kind.empty() ? "" : kind + "-") + random_hex(8);
 }
 
 std::string function_route(const config::service_config& svc) {

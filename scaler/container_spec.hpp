@@ -24,6 +24,12 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
                                               const std::string& network,
                                               const std::string& hash, const std::string& name);
 
+// Random lower-case hex digits (names, tokens); thread-safe.
+std::string random_hex(std::size_t n);
+// A container's name: "dockscaler-<service>-<8 hex>" for a replica, with
+// "-<kind>" before the digits for others (a stdio function's "call").
+std::string container_name(const std::string& service, const std::string& kind = {});
+
 // The ROUTE a stdio function sees: "/<name>" under the default /r/<app>/<name>
 // URL, else the route's path prefix.
 std::string function_route(const config::service_config& svc);

@@ -60,7 +60,7 @@ class fake_runtime : public container_runtime {
     {
       std::lock_guard lock(mu_);
       id = "c" + std::to_string(++next_);
-      containers_[id] = managed_container{id, name, svc.name, hash, network, true, 0};
+      containers_[id] = managed_container{id, name, svc.name, hash, network, true, 0, {}};
     }
     j_.add("start " + id);
     return id;
@@ -93,9 +93,9 @@ class fake_runtime : public container_runtime {
 
   // Test controls.
   void add_existing(const std::string& id, const std::string& service, const std::string& hash, bool running,
-                    const std::string& network = "testnet") {
+                    const std::string& network = "testnet", const std::string& role = {}) {
     std::lock_guard lock(mu_);
-    containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0};
+    containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0, role};
   }
   void kill(const std::string& id) {
     {
@@ -414,5 +414,55 @@ TEST_CASE("min 0: a waiting request starts a container at once", "[autoscaler]")
   pool.set_figures(waiting);
   REQUIRE(eventually([&] { return ready_count(a) == 1; }, 2s));
   CHECK(a.status()[0].last_decision.why.kind == reason_kind::cold_start);
+  a.stop(false);
+}
+
+// ---- stdio functions ----------------------------------------------------------
+
+namespace {
+config::config stdio_config(bool prewarm, unsigned min, unsigned max) {
+  auto c = make_config(min, max, min);
+  c.services[0].mode = config::service_mode::stdio;
+  c.services[0].prewarm = prewarm;
+  c.services[0].concurrency = 1;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a per-call function has no replicas; leftover call containers go at start", "[autoscaler]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  const auto cfg = stdio_config(false, 1, 5);
+  const std::string hash = spec_hash(cfg.services[0], cfg.docker.network);
+  rt.add_existing("call1", "svc", hash, true, "testnet", "call");  // a crash's leftover
+  autoscaler a(rt, pool, cfg, fast_options());
+  a.start();
+  CHECK(eventually([&] { return j.index_of("remove call1") >= 0; }));
+  std::this_thread::sleep_for(200ms);  // several ticks: still nothing is started
+  CHECK(j.count_prefix("start ") == 0);
+  const auto st = a.status();
+  CHECK(st[0].desired == 0);
+  CHECK(st[0].max == 0);
+  CHECK_THROWS_AS(a.set_replicas("svc", 2, 0ms), std::invalid_argument);
+  a.stop(false);
+}
+
+TEST_CASE("a pre-warmed container taken by a call stops being a replica and is replaced at once",
+          "[autoscaler]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  autoscaler a(rt, pool, stdio_config(true, 2, 4), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 2; }));
+  const auto before = rt.running("svc");
+  a.function_taken(before[0]);
+  // A third container is started for the pool, while the taken one runs its call.
+  REQUIRE(eventually([&] { return j.count_prefix("start ") == 3 && ready_count(a) == 2; }));
+  // Its call ends: it dies and is removed by the call, not counted as a failure or replaced twice.
+  rt.kill(before[0]);
+  std::this_thread::sleep_for(300ms);  // the resync and event paths have run
+  CHECK(j.count_prefix("start ") == 3);
+  CHECK(j.index_of("remove " + before[0]) < 0);  // the call's runner removes it, not the scaler
+  CHECK(a.status()[0].consecutive_failures == 0);
   a.stop(false);
 }
