@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -476,4 +478,33 @@ TEST_CASE("a healthcheck's state shows in inspect", "[docker]") {
       60s));
   INFO("last health status: " << status);
   d.remove_container(c.id, true);
+}
+
+TEST_CASE("put_archive puts files into a created container; a read-only root filesystem refuses", "[docker]") {
+  auto& e = env();
+  auto& d = e.docker;
+  auto spec = e.spec(0);
+  spec.read_only_rootfs = false;
+  spec.entrypoint = std::vector<std::string>{"/copied/echo"};  // exists only once the archive is in
+  auto created = d.create_container(spec);
+  std::ifstream bin(DOCKSCALER_ECHO_BIN, std::ios::binary);
+  const std::string echo_bin((std::istreambuf_iterator<char>(bin)), std::istreambuf_iterator<char>());
+  REQUIRE(!echo_bin.empty());
+  dockscaler::dockerapi::detail::tar_writer w;
+  w.add_directory("copied");
+  w.add_file("copied/echo", echo_bin, 0755);
+  const std::string tar = w.finish();
+  d.put_archive(created.id, "/", tar);
+  auto stream = d.attach(created.id);
+  d.start_container(created.id);
+  stream.write_stdin("through the copy");
+  stream.close_stdin();
+  const auto out = stream.read_all(20s);
+  CHECK(out.out == "through the copy");
+  CHECK(d.wait_container(created.id).exit_code == 0);
+
+  auto ro = d.create_container(e.spec(0));  // read_only_rootfs
+  const auto err = expect_error([&] { d.put_archive(ro.id, "/", tar); });
+  CHECK(std::string(err.what()).find("read-only") != std::string::npos);
+  expect_error([&] { d.put_archive("no-such-container-" + run_id(), "/", tar); });
 }
