@@ -604,3 +604,20 @@ TEST_CASE("a client that leaves while queued leaves the queue; its request never
   CHECK(get_status(p.port(), "/after") == 200);
   CHECK(b.requests == 1);  // only the second request
 }
+
+TEST_CASE("a backend that answers before reading the body and closes: its answer reaches the client", "[lb][net]") {
+  backend b("b");
+  proxy p(test_options());
+  p.add_service(svc("s"));
+  p.add_backend("s", "127.0.0.1", b.port());
+  p.start();
+  // Big enough that the proxy is still sending when the backend has closed.
+  const std::string body(8 * 1024 * 1024, 'x');
+  const std::string req = "POST /reject-early HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n\r\n" + body;
+  const std::string out = raw_exchange(p.port(), req, 10s);
+  CHECK(status_of(out) == 413);
+  CHECK(out.find("too big") != std::string::npos);
+  CHECK(out.find("Connection: close") != std::string::npos);  // the rest of the body was never read
+  CHECK(get_status(p.port(), "/") == 200);  // and the backend is not held against later requests
+}

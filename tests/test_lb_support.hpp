@@ -58,6 +58,7 @@ inline void set_socket_timeout(tcp::socket& s, std::chrono::milliseconds t) {
 //   /killchunked       chunked, sends one chunk, closes
 //   /stream            chunked: "first", waits for release_stream, "second"
 //   /http10            HTTP/1.0 response without Content-Length, closes
+//   /reject-early      413 before reading the body, then closes (body unread)
 //   anything else      200 "hello from <name>"
 // Every response carries X-Backend: <name> and X-Seen-* headers reporting what
 // arrived (target, forwarding headers, hop-by-hop headers).
@@ -120,6 +121,16 @@ class backend {
       p.body_limit(boost::none);
       http::read_header(s, buf, p, ec);
       if (ec) return;
+      if (p.get().target() == "/reject-early") {
+        // Answers before reading the body, then closes with the body unread (a reset).
+        ++requests;
+        const std::string r =
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\nX-Backend: " + name_ +
+            "\r\n\r\ntoo big\n";
+        asio::write(s, asio::buffer(r), ec);
+        s.close(ec);
+        return;
+      }
       if (p.get().target() == "/upload-stream") {
         // Read the body as it comes, flagging its first bytes (proves the proxy streams).
         while (!p.is_done() && !ec) {

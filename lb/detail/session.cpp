@@ -783,9 +783,12 @@ task<bool> session::handle(clock::time_point arrival) {
       upstream_failed = rr.outcome == relay_outcome::write_failed;
     }
 
-    // Read the response header (skipping interim 1xx responses).
+    // Read the response header (skipping interim 1xx responses). When sending
+    // the body failed, the backend may still have answered before it closed
+    // (e.g. 413 without reading the body): that answer is the one to relay.
     error_code rec;
-    if (!upstream_failed) {
+    const bool early_answer = upstream_failed && body_started;
+    if (!upstream_failed || early_answer) {
       for (;;) {
         res.emplace();
         res->body_limit(boost::none);
@@ -801,7 +804,7 @@ task<bool> session::handle(clock::time_point arrival) {
         break;
       }
     }
-    if (upstream_failed || rec) {
+    if ((upstream_failed && !early_answer) || rec) {
       const bool stale = reused && !body_started && !timed_out &&
                          (upstream_failed || rec == http::error::end_of_stream ||
                           rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
@@ -824,8 +827,10 @@ task<bool> session::handle(clock::time_point arrival) {
       co_return false;
     }
 
-    // Relay the response, streaming its body.
-    const bool upstream_keep = res->keep_alive();
+    // Relay the response, streaming its body. After an early answer the
+    // client's body was not read to its end, and the backend connection is broken.
+    if (early_answer) keep = false;
+    const bool upstream_keep = res->keep_alive() && !early_answer;
     bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
     if (chunked_out && client_version != 11) {
       chunked_out = false;
