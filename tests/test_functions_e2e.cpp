@@ -468,3 +468,33 @@ TEST_CASE("the init runs the image's own command and answers before the containe
   // The debug log names the moment of the answer and the container's stop after it.
   CHECK(eventually([&] { return f.daemon->log().find("answered after") != std::string::npos; }, 10s));
 }
+
+TEST_CASE("a reload switches a function between cold calls and a pre-warmed pool", "[functions][docker]") {
+  fn_fixture f("reload");
+  const std::string env = "    env: { PRINT_ENV: \"1\" }\n";
+  f.start({{"fn", env}});
+  auto r = post(f.port, f.url("fn"), "a");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("METHOD=POST") != std::string::npos);  // cold: the call is in the environment
+  CHECK(eventually([&] { return f.containers(true, "fn").empty(); }, 20s));  // no pool, the call's is gone
+
+  const auto config_with = [&](const std::string& body) {
+    std::string yaml = read_file(f.daemon->config_path());
+    return yaml.substr(0, yaml.find("    image: ")) + "    image: " + echo_image() +
+           "\n    mode: stdio\n    app: tapp\n" + body;
+  };
+  f.daemon->write_config(config_with(env + pool2));
+  f.daemon->kill(SIGHUP);
+  REQUIRE(eventually([&] { return f.containers(false, "fn").size() == 2; }, 30s));
+  r = post(f.port, f.url("fn"), "b");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("METHOD=") == std::string::npos);  // pre-warmed: started before the call
+  CHECK(r.body.find("APP_NAME=tapp") != std::string::npos);
+
+  f.daemon->write_config(config_with(env));
+  f.daemon->kill(SIGHUP);
+  CHECK(eventually([&] { return f.containers(true, "fn").empty(); }, 30s));  // the pool drained away
+  r = post(f.port, f.url("fn"), "c");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("METHOD=POST") != std::string::npos);
+}
