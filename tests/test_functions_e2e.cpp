@@ -458,13 +458,18 @@ TEST_CASE("with a read-only root filesystem (no init inside) calls are answered 
 TEST_CASE("the init runs the image's own command and answers before the container has stopped",
           "[functions][docker]") {
   fn_fixture f("init");
-  f.start({{"warm", pool2}});
+  f.start({{"warm", pool2},
+           {"hard", "    security: { cap_drop: [ALL], user: \"1000\" }\n    env: { EXIT_CODE: \"9\" }\n"}});
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
   const auto info = f.docker.inspect_container(f.containers(false, "warm")[0]);
   REQUIRE(info.labels.count("dockscaler.exit-token") == 1);
   auto r = post(f.port, f.url("warm"), "through the init");
   CHECK(r.status == 200);
   CHECK(r.body == "through the init");  // the trailer is not part of the answer
+  // Unprivileged, without capabilities: the init still runs the function and reports its exit.
+  r = post(f.port, f.url("hard"), "x");
+  CHECK(r.status == 502);
+  CHECK(r.body.find("exited with code 9") != std::string::npos);
   // The debug log names the moment of the answer and the container's stop after it.
   CHECK(eventually([&] { return f.daemon->log().find("answered after") != std::string::npos; }, 10s));
 }
