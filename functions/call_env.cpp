@@ -16,7 +16,8 @@ std::string header_env_name(std::string_view header) {
   return out;
 }
 
-std::map<std::string, std::string> call_env(const config::service_config& svc, const lb::function_call& call) {
+std::map<std::string, std::string> call_env(const config::service_config& svc,
+                                            const lb::function_call& call) {
   std::map<std::string, std::string> env = svc.env;
   env["APP_NAME"] = svc.app;
   env["ROUTE"] = scaler::function_route(svc);

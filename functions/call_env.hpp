@@ -20,7 +20,8 @@ std::string header_env_name(std::string_view header);
 // The environment of a cold call's container: the configured env, then
 // APP_NAME, ROUTE, METHOD, REQUEST_URL ("http://<host><target>") and one
 // HEADER_<NAME> per request header (repeated headers joined with ", ").
-std::map<std::string, std::string> call_env(const config::service_config& svc, const lb::function_call& call);
+std::map<std::string, std::string> call_env(const config::service_config& svc,
+                                            const lb::function_call& call);
 
 // How a run ended, and the answer it gives.
 struct run_end {

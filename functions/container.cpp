@@ -1,7 +1,6 @@
 // Function containers with the init program (see container.hpp).
 #include "functions/container.hpp"
 
-
 #include "dockerapi/detail/tar_writer.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/runtime.hpp"
@@ -10,7 +9,9 @@ namespace dockscaler::functions {
 
 namespace {
 
-constexpr std::string_view trailer_mark = "\x1e" "dockscaler-exit:";
+constexpr std::string_view trailer_mark =
+    "\x1e"
+    "dockscaler-exit:";
 
 const std::string& init_archive() {
   static const std::string tar = [] {
@@ -23,10 +24,12 @@ const std::string& init_archive() {
 
 }  // namespace
 
-created_container create_function_container(dockerapi::client& docker, const config::service_config& svc,
+created_container create_function_container(dockerapi::client& docker,
+                                            const config::service_config& svc,
                                             const std::string& network, const std::string& hash,
                                             const std::string& name,
-                                            const std::map<std::string, std::string>* env, bool per_call) {
+                                            const std::map<std::string, std::string>* env,
+                                            bool per_call) {
   auto spec = scaler::make_container_spec(svc, network, hash, name);
   if (env) spec.env = *env;
   if (per_call) spec.labels[scaler::label_role] = "call";
@@ -62,7 +65,7 @@ created_container create_function_container(dockerapi::client& docker, const con
 }
 
 std::string function_runtime::start(const config::service_config& svc, const std::string& network,
-                                   const std::string& hash, const std::string& name) {
+                                    const std::string& hash, const std::string& name) {
   if (svc.mode != config::service_mode::stdio) return inner_.start(svc, network, hash, name);
   const auto made = create_function_container(docker_, svc, network, hash, name, nullptr, false);
   try {
@@ -87,7 +90,8 @@ std::optional<int> take_exit_trailer(std::string& out, std::string_view token) {
   if (at == std::string::npos || at < from) return std::nullopt;
   std::string_view rest(out);
   rest = rest.substr(at + trailer_mark.size());
-  if (rest.substr(0, token.size()) != token || rest.size() < token.size() + 3 || rest[token.size()] != ':')
+  if (rest.substr(0, token.size()) != token || rest.size() < token.size() + 3 ||
+      rest[token.size()] != ':')
     return std::nullopt;
   rest = rest.substr(token.size() + 1);
   rest.remove_suffix(1);  // '\n'

@@ -35,27 +35,31 @@ struct created_container {
 // given, replaces the configured environment (a cold call's); `per_call`
 // labels it dockscaler.role=call. Throws dockerapi::error; a container that
 // was created but could not be prepared is removed.
-created_container create_function_container(dockerapi::client& docker, const config::service_config& svc,
+created_container create_function_container(dockerapi::client& docker,
+                                            const config::service_config& svc,
                                             const std::string& network, const std::string& hash,
                                             const std::string& name,
-                                            const std::map<std::string, std::string>* env, bool per_call);
+                                            const std::map<std::string, std::string>* env,
+                                            bool per_call);
 
 // The scaler's container runtime with stdio functions' containers made as
 // above (pre-warmed ones); everything else is passed on to `inner`.
 class function_runtime final : public scaler::container_runtime {
  public:
-  function_runtime(scaler::container_runtime& inner, dockerapi::client& docker) : inner_(inner), docker_(docker) {}
+  function_runtime(scaler::container_runtime& inner, dockerapi::client& docker)
+      : inner_(inner), docker_(docker) {}
   void ensure_network(const std::string& network) override { inner_.ensure_network(network); }
   std::vector<scaler::managed_container> list_managed() override { return inner_.list_managed(); }
-  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
-                    const std::string& name) override;
+  std::string start(const config::service_config& svc, const std::string& network,
+                    const std::string& hash, const std::string& name) override;
   std::string address(const std::string& id, const std::string& network) override {
     return inner_.address(id, network);
   }
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
     inner_.stop_and_remove(id, grace);
   }
-  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override {
+  void watch(const std::function<void(const std::string& id)>& on_gone,
+             std::stop_token stop) override {
     inner_.watch(on_gone, stop);
   }
 

@@ -10,7 +10,8 @@ asm(".section .rodata\n"
     ".balign 16\n"
     ".global dockscaler_fn_init_start\n"
     "dockscaler_fn_init_start:\n"
-    ".incbin \"" DOCKSCALER_FN_INIT_PATH "\"\n"
+    ".incbin \"" DOCKSCALER_FN_INIT_PATH
+    "\"\n"
     ".global dockscaler_fn_init_end\n"
     "dockscaler_fn_init_end:\n"
     ".previous\n");
@@ -21,7 +22,8 @@ extern "C" const char dockscaler_fn_init_end[];
 namespace dockscaler::functions {
 
 std::string_view init_program() {
-  return {dockscaler_fn_init_start, static_cast<std::size_t>(dockscaler_fn_init_end - dockscaler_fn_init_start)};
+  return {dockscaler_fn_init_start,
+          static_cast<std::size_t>(dockscaler_fn_init_end - dockscaler_fn_init_start)};
 }
 
 }  // namespace dockscaler::functions

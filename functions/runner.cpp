@@ -96,7 +96,8 @@ class runner::backend final : public lb::function_backend {
   const std::string service_, warm_id_;
 };
 
-runner::runner(dockerapi::client& docker, runner_options options) : docker_(docker), opts_(std::move(options)) {}
+runner::runner(dockerapi::client& docker, runner_options options)
+    : docker_(docker), opts_(std::move(options)) {}
 
 runner::~runner() { shutdown(); }
 
@@ -114,7 +115,8 @@ std::shared_ptr<lb::function_backend> runner::cold(const std::string& service) {
   return std::make_shared<backend>(*this, service, std::string());
 }
 
-std::shared_ptr<lb::function_backend> runner::warm(const std::string& service, const std::string& container_id) {
+std::shared_ptr<lb::function_backend> runner::warm(const std::string& service,
+                                                   const std::string& container_id) {
   return std::make_shared<backend>(*this, service, container_id);
 }
 
@@ -222,7 +224,8 @@ void runner::run(call& ctx, lb::function_call& c) {
     }
     switch (end.how) {
       case run_end::kind::exited:
-        if (end.exit_code != 0) spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
+        if (end.exit_code != 0)
+          spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
         break;
       case run_end::kind::timed_out:
         spdlog::warn("{}: call timed out after {}; container killed", cfg.name,
@@ -251,8 +254,9 @@ void runner::run(call& ctx, lb::function_call& c) {
   try {
     if (cold) {
       const auto env = call_env(cfg, c);
-      auto made = create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
-                                            scaler::container_name(cfg.name, "call"), &env, true);
+      auto made =
+          create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
+                                    scaler::container_name(cfg.name, "call"), &env, true);
       id = made.id;
       token = made.token;
       if (known()) {
@@ -280,7 +284,8 @@ void runner::run(call& ctx, lb::function_call& c) {
       spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
     } else {
       not_started = true;  // gone before its call: another container takes it
-      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12), e.what());
+      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12),
+                   e.what());
     }
   }
   t_ready = clock::now();
@@ -373,10 +378,14 @@ void runner::run(call& ctx, lb::function_call& c) {
     answer();
   }
   if (t_eof != clock::time_point{}) {
-    auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-    spdlog::debug("{}: {} call: {} {:.1f} ms, answered after {:.1f} ms, container stopped {:.1f} ms after that",
-                  cfg.name, cold ? "cold" : "pre-warmed", cold ? "create+attach+start" : "attach+inspect",
-                  ms(t_ready - t0), ms(t_answer - t_ready), ms(t_eof - t_answer));
+    auto ms = [](clock::duration d) {
+      return std::chrono::duration<double, std::milli>(d).count();
+    };
+    spdlog::debug(
+        "{}: {} call: {} {:.1f} ms, answered after {:.1f} ms, container stopped {:.1f} ms after "
+        "that",
+        cfg.name, cold ? "cold" : "pre-warmed", cold ? "create+attach+start" : "attach+inspect",
+        ms(t_ready - t0), ms(t_answer - t_ready), ms(t_eof - t_answer));
   }
   // Its container has stopped (or is being killed): the slot is free. The
   // removal itself is off the request path.

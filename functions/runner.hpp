@@ -27,7 +27,7 @@
 namespace dockscaler::functions {
 
 struct runner_options {
-  std::string network;                             // the containers' Docker network
+  std::string network;                              // the containers' Docker network
   std::size_t max_output_bytes = 64 * 1024 * 1024;  // stdout beyond this: killed, 502
   // Called when a pre-warmed container is handed to a call (before anything
   // runs): the scaler stops counting it and refills the pool. Must not block.
@@ -47,7 +47,8 @@ class runner final : public scaler::function_source {
   void set_service(const config::service_config& svc) override;
   void remove_service(const std::string& service) override;
   std::shared_ptr<lb::function_backend> cold(const std::string& service) override;
-  std::shared_ptr<lb::function_backend> warm(const std::string& service, const std::string& container_id) override;
+  std::shared_ptr<lb::function_backend> warm(const std::string& service,
+                                             const std::string& container_id) override;
 
   // Kills the calls in progress (their clients get 503) and waits until each
   // has removed its container; calls after this get 503 at once. Idempotent.

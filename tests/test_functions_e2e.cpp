@@ -57,7 +57,8 @@ response post(std::uint16_t port, const std::string& target, const std::string& 
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "POST " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\nContent-Length: " +
+    const std::string req = "POST " + target +
+                            " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
     std::size_t off = 0;
     while (off < req.size()) {
@@ -108,11 +109,14 @@ struct fn_fixture {
   std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
 
   void start(const std::map<std::string, std::string>& services) {
-    std::string yaml = "docker: { network: " + fn_network() + " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
+    std::string yaml = "docker: { network: " + fn_network() +
+                       " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
                        " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + id +
-                       ".sock }\nmetrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) + " }\nservices:\n";
+                       ".sock }\nmetrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) +
+                       " }\nservices:\n";
     for (const auto& [s, body] : services)
-      yaml += "  " + name(s) + ":\n    image: " + echo_image() + "\n    mode: stdio\n    app: tapp\n" + body;
+      yaml += "  " + name(s) + ":\n    image: " + echo_image() +
+              "\n    mode: stdio\n    app: tapp\n" + body;
     daemon = std::make_unique<daemon_process>(id, yaml);
     daemon->start({"--stop-containers"});
     REQUIRE(eventually([&] { return http_get(port, "/not-a-route", 2s).status == 404; }, 30s));
@@ -151,8 +155,10 @@ const std::string pool2 = "    prewarm: true\n    replicas: { min: 2, max: 2, in
 
 }  // namespace
 
-TEST_CASE("stdio functions: body in, stdout out, cold and pre-warmed, small and 5 MiB; nothing left after stop",
-          "[functions][docker]") {
+TEST_CASE(
+    "stdio functions: body in, stdout out, cold and pre-warmed, small and 5 MiB; nothing left "
+    "after stop",
+    "[functions][docker]") {
   fn_fixture f("io");
   f.start({{"cold", "    content_type: application/octet-stream\n"}, {"warm", pool2}});
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
@@ -183,8 +189,9 @@ TEST_CASE("stdio functions: body in, stdout out, cold and pre-warmed, small and 
   CHECK(f.containers(true).empty());
 }
 
-TEST_CASE("stdio functions see their call in the environment (cold) and their app and route (pre-warmed)",
-          "[functions][docker]") {
+TEST_CASE(
+    "stdio functions see their call in the environment (cold) and their app and route (pre-warmed)",
+    "[functions][docker]") {
   fn_fixture f("env");
   f.start({{"cold", "    env: { PRINT_ENV: \"1\", GREETING: hi }\n"},
            {"warm", "    env: { PRINT_ENV: \"1\", GREETING: hi }\n" + pool2}});
@@ -207,10 +214,12 @@ TEST_CASE("stdio functions see their call in the environment (cold) and their ap
   CHECK(r.body.find("APP_NAME=tapp\n") != std::string::npos);
   CHECK(r.body.find("ROUTE=/" + f.name("warm") + "\n") != std::string::npos);
   CHECK(r.body.find("GREETING=hi\n") != std::string::npos);
-  CHECK(r.body.find("METHOD=") == std::string::npos);  // started before the call: no per-call variables
+  CHECK(r.body.find("METHOD=") ==
+        std::string::npos);  // started before the call: no per-call variables
 }
 
-TEST_CASE("a failing function gets 502, a slow one 504, and neither leaves a container", "[functions][docker]") {
+TEST_CASE("a failing function gets 502, a slow one 504, and neither leaves a container",
+          "[functions][docker]") {
   fn_fixture f("fail");
   f.start({{"exit", "    env: { EXIT_CODE: \"3\" }\n"},
            {"warmexit", "    env: { EXIT_CODE: \"4\" }\n" + pool2},
@@ -241,7 +250,8 @@ TEST_CASE("a failing function gets 502, a slow one 504, and neither leaves a con
       },
       30s));
   const auto m = f.metrics();
-  CHECK(metric(m, "dockscaler_requests_total{service=\"" + f.name("slow") + "\",code=\"504\"}") == 1);
+  CHECK(metric(m, "dockscaler_requests_total{service=\"" + f.name("slow") + "\",code=\"504\"}") ==
+        1);
 }
 
 TEST_CASE("a client that leaves mid-call takes its container with it", "[functions][docker]") {
@@ -258,12 +268,17 @@ TEST_CASE("a client that leaves mid-call takes its container with it", "[functio
     a.sin_port = htons(f.port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    const std::string req = "POST " + f.url(s) + " HTTP/1.1\r\nHost: e2e\r\nContent-Length: 2\r\n\r\nhi";
+    const std::string req =
+        "POST " + f.url(s) + " HTTP/1.1\r\nHost: e2e\r\nContent-Length: 2\r\n\r\nhi";
     REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
     // The call is running: a cold container appeared, or the metrics say a call is in flight.
     REQUIRE(eventually(
-        [&] { return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 1; }, 20s));
-    std::this_thread::sleep_for(300ms);  // let the function start reading (not a wait for a condition: a head start)
+        [&] {
+          return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 1;
+        },
+        20s));
+    std::this_thread::sleep_for(
+        300ms);  // let the function start reading (not a wait for a condition: a head start)
     ::close(fd);
     if (s == "cold") {
       CHECK(eventually([&] { return f.containers(true, s).empty(); }, 20s));
@@ -277,14 +292,21 @@ TEST_CASE("a client that leaves mid-call takes its container with it", "[functio
           30s));
     }
     CHECK(eventually(
-        [&] { return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 0; }, 20s));
+        [&] {
+          return metric(f.metrics(), "dockscaler_in_flight{service=\"" + f.name(s) + "\"}") == 0;
+        },
+        20s));
   }
 }
 
-TEST_CASE("50 calls at once with max_concurrency 8: all answered, never more than 8 running, waits recorded",
-          "[functions][docker]") {
+TEST_CASE(
+    "50 calls at once with max_concurrency 8: all answered, never more than 8 running, waits "
+    "recorded",
+    "[functions][docker]") {
   fn_fixture f("conc");
-  f.start({{"cold", "    env: { DELAY_MS: \"300\" }\n    max_concurrency: 8\n    queue: { timeout: 120s }\n"}});
+  f.start(
+      {{"cold",
+        "    env: { DELAY_MS: \"300\" }\n    max_concurrency: 8\n    queue: { timeout: 120s }\n"}});
   std::atomic<bool> done{false};
   std::atomic<std::size_t> most{0};
   std::thread watcher([&] {
@@ -322,11 +344,13 @@ TEST_CASE("50 calls at once with max_concurrency 8: all answered, never more tha
   const auto m = f.metrics();
   const std::string svc = "{service=\"" + f.name("cold") + "\"}";
   CHECK(metric(m, "dockscaler_wait_time_seconds_count" + svc) == 50);
-  CHECK(metric(m, "dockscaler_wait_time_seconds_sum" + svc) > 1.0);  // 42 of them queued behind 8 slots
+  CHECK(metric(m, "dockscaler_wait_time_seconds_sum" + svc) >
+        1.0);  // 42 of them queued behind 8 slots
   CHECK(eventually([&] { return f.containers(true, "cold").empty(); }, 30s));
 }
 
-TEST_CASE("the pool refills after use and replaces a container that died while waiting", "[functions][docker]") {
+TEST_CASE("the pool refills after use and replaces a container that died while waiting",
+          "[functions][docker]") {
   fn_fixture f("pool");
   f.start({{"warm", pool2}});
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
@@ -343,7 +367,8 @@ TEST_CASE("the pool refills after use and replaces a container that died while w
       30s));
   const auto second = f.containers(false, "warm");
   std::vector<std::string> kept;
-  std::set_intersection(first.begin(), first.end(), second.begin(), second.end(), std::back_inserter(kept));
+  std::set_intersection(first.begin(), first.end(), second.begin(), second.end(),
+                        std::back_inserter(kept));
   CHECK(kept.size() == 1);
 
   // A pool container dies while waiting: calls still succeed, and it is replaced.
@@ -363,7 +388,8 @@ TEST_CASE("the pool refills after use and replaces a container that died while w
   CHECK(f.daemon->log().find("exited with code") == std::string::npos);
 }
 
-TEST_CASE("the scaler grows the pre-warmed pool when calls wait for containers", "[functions][docker]") {
+TEST_CASE("the scaler grows the pre-warmed pool when calls wait for containers",
+          "[functions][docker]") {
   fn_fixture f("scale");
   f.start({{"warm",
             "    prewarm: true\n    env: { DELAY_MS: \"200\" }\n    max_concurrency: 16\n"
@@ -381,7 +407,8 @@ TEST_CASE("the scaler grows the pre-warmed pool when calls wait for containers",
       while (!stop) (post(f.port, f.url("warm"), "x").status == 200 ? ok : bad)++;
     });
   const std::string svc = "{service=\"" + f.name("warm") + "\"}";
-  const bool grew = eventually([&] { return metric(f.metrics(), "dockscaler_replicas_desired" + svc) >= 3; }, 60s);
+  const bool grew = eventually(
+      [&] { return metric(f.metrics(), "dockscaler_replicas_desired" + svc) >= 3; }, 60s);
   stop = true;
   for (auto& t : clients) t.join();
   CHECK(grew);
@@ -403,7 +430,8 @@ TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
     }
   } static cleanup;
   dockscaler::dockerapi::detail::tar_writer w;
-  w.add_file("Dockerfile", "FROM scratch\nCOPY hello-stdio /hello-stdio\nENTRYPOINT [\"/hello-stdio\"]\n");
+  w.add_file("Dockerfile",
+             "FROM scratch\nCOPY hello-stdio /hello-stdio\nENTRYPOINT [\"/hello-stdio\"]\n");
   w.add_file("hello-stdio", read_file(DOCKSCALER_HELLO_STDIO_BIN), 0755);
   api::build_options b;
   b.tags = {tag};
@@ -411,11 +439,14 @@ TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
   f.docker.build_image(w.finish(), b);
 
   const std::string daemon_yaml_image = "    image: " + tag + "\n";
-  std::string yaml = "docker: { network: " + fn_network() + " }\nproxy: { listen: 127.0.0.1:" + std::to_string(f.port) +
+  std::string yaml = "docker: { network: " + fn_network() +
+                     " }\nproxy: { listen: 127.0.0.1:" + std::to_string(f.port) +
                      " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + f.id +
                      ".sock }\nservices:\n  " + f.name("hello") + ":\n" + daemon_yaml_image +
-                     "    mode: stdio\n    app: myapp\n    prewarm: true\n    replicas: { min: 1, max: 1, initial: 1 }\n  " +
-                     f.name("fails") + ":\n" + daemon_yaml_image + "    mode: stdio\n    env: { FAIL_WITH: \"7\" }\n";
+                     "    mode: stdio\n    app: myapp\n    prewarm: true\n    replicas: { min: 1, "
+                     "max: 1, initial: 1 }\n  " +
+                     f.name("fails") + ":\n" + daemon_yaml_image +
+                     "    mode: stdio\n    env: { FAIL_WITH: \"7\" }\n";
   f.daemon = std::make_unique<daemon_process>(f.id, yaml);
   f.daemon->start({"--stop-containers"});
   REQUIRE(eventually([&] { return f.containers(false, "hello").size() == 1; }, 30s));
@@ -428,14 +459,17 @@ TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
   r = post(f.port, "/r/default/" + f.name("fails"), "{}");
   CHECK(r.status == 502);
   CHECK(r.body.find("exited with code 7") != std::string::npos);
-  CHECK(eventually([&] { return f.daemon->log().find("hello-stdio: failing with 7") != std::string::npos; }, 5s));
+  CHECK(eventually(
+      [&] { return f.daemon->log().find("hello-stdio: failing with 7") != std::string::npos; },
+      5s));
   f.daemon->kill(SIGTERM);
   CHECK(f.daemon->wait() == 0);
   CHECK(f.containers(true).empty());
 }
 
-TEST_CASE("with a read-only root filesystem (no init inside) calls are answered at the container's end",
-          "[functions][docker]") {
+TEST_CASE(
+    "with a read-only root filesystem (no init inside) calls are answered at the container's end",
+    "[functions][docker]") {
   fn_fixture f("ro");
   const std::string ro = "    security: { read_only: true }\n";
   f.start({{"cold", ro}, {"warm", ro + pool2}, {"fails", ro + "    env: { EXIT_CODE: \"5\" }\n"}});
@@ -459,7 +493,8 @@ TEST_CASE("the init runs the image's own command and answers before the containe
           "[functions][docker]") {
   fn_fixture f("init");
   f.start({{"warm", pool2},
-           {"hard", "    security: { cap_drop: [ALL], user: \"1000\" }\n    env: { EXIT_CODE: \"9\" }\n"}});
+           {"hard",
+            "    security: { cap_drop: [ALL], user: \"1000\" }\n    env: { EXIT_CODE: \"9\" }\n"}});
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
   const auto info = f.docker.inspect_container(f.containers(false, "warm")[0]);
   REQUIRE(info.labels.count("dockscaler.exit-token") == 1);
@@ -471,17 +506,20 @@ TEST_CASE("the init runs the image's own command and answers before the containe
   CHECK(r.status == 502);
   CHECK(r.body.find("exited with code 9") != std::string::npos);
   // The debug log names the moment of the answer and the container's stop after it.
-  CHECK(eventually([&] { return f.daemon->log().find("answered after") != std::string::npos; }, 10s));
+  CHECK(
+      eventually([&] { return f.daemon->log().find("answered after") != std::string::npos; }, 10s));
 }
 
-TEST_CASE("a reload switches a function between cold calls and a pre-warmed pool", "[functions][docker]") {
+TEST_CASE("a reload switches a function between cold calls and a pre-warmed pool",
+          "[functions][docker]") {
   fn_fixture f("reload");
   const std::string env = "    env: { PRINT_ENV: \"1\" }\n";
   f.start({{"fn", env}});
   auto r = post(f.port, f.url("fn"), "a");
   REQUIRE(r.status == 200);
   CHECK(r.body.find("METHOD=POST") != std::string::npos);  // cold: the call is in the environment
-  CHECK(eventually([&] { return f.containers(true, "fn").empty(); }, 20s));  // no pool, the call's is gone
+  CHECK(eventually([&] { return f.containers(true, "fn").empty(); },
+                   20s));  // no pool, the call's is gone
 
   const auto config_with = [&](const std::string& body) {
     std::string yaml = read_file(f.daemon->config_path());
@@ -498,7 +536,8 @@ TEST_CASE("a reload switches a function between cold calls and a pre-warmed pool
 
   f.daemon->write_config(config_with(env));
   f.daemon->kill(SIGHUP);
-  CHECK(eventually([&] { return f.containers(true, "fn").empty(); }, 30s));  // the pool drained away
+  CHECK(
+      eventually([&] { return f.containers(true, "fn").empty(); }, 30s));  // the pool drained away
   r = post(f.port, f.url("fn"), "c");
   REQUIRE(r.status == 200);
   CHECK(r.body.find("METHOD=POST") != std::string::npos);

@@ -29,7 +29,10 @@ lb::function_call a_call() {
   c.method = "POST";
   c.target = "/r/myapp/hello?x=1";
   c.host = "fn.example:8080";
-  c.headers = {{"Content-Type", "application/json"}, {"X-Trace", "a"}, {"x-trace", "b"}, {"X-Fixed", "from client"}};
+  c.headers = {{"Content-Type", "application/json"},
+               {"X-Trace", "a"},
+               {"x-trace", "b"},
+               {"X-Fixed", "from client"}};
   return c;
 }
 
@@ -49,7 +52,7 @@ TEST_CASE("a cold call's environment: config, app, route, method, URL and header
   CHECK(env.at("METHOD") == "POST");
   CHECK(env.at("REQUEST_URL") == "http://fn.example:8080/r/myapp/hello?x=1");
   CHECK(env.at("HEADER_CONTENT_TYPE") == "application/json");
-  CHECK(env.at("HEADER_X_TRACE") == "a, b");  // repeated headers joined
+  CHECK(env.at("HEADER_X_TRACE") == "a, b");         // repeated headers joined
   CHECK(env.at("HEADER_X_FIXED") == "from config");  // a client never overrides the config
 }
 
@@ -88,14 +91,17 @@ TEST_CASE("each way a run ends has its answer", "[functions]") {
   broken.error = "No such image: \"x\"";
   r = answer(s, broken);
   CHECK(r.status == 502);
-  CHECK(r.body == "{\"message\":\"function hello could not run: No such image: \\\"x\\\"\"}\n");  // JSON-escaped
+  CHECK(
+      r.body ==
+      "{\"message\":\"function hello could not run: No such image: \\\"x\\\"\"}\n");  // JSON-escaped
 
   run_end big;
   big.how = run_end::kind::output_too_large;
   CHECK(answer(s, big).status == 502);
 }
 
-TEST_CASE("a stdio container waits on stdin and knows its app and route, not a port", "[functions]") {
+TEST_CASE("a stdio container waits on stdin and knows its app and route, not a port",
+          "[functions]") {
   const auto s = stdio_service();
   const auto spec = scaler::make_container_spec(s, "net", "h", "n");
   CHECK(spec.open_stdin);
@@ -116,15 +122,24 @@ TEST_CASE("a stdio container waits on stdin and knows its app and route, not a p
 
 TEST_CASE("the init's trailer ends the output and carries the exit code", "[functions]") {
   const std::string tok = "0123456789abcdef0123456789abcdef";
-  std::string out = "Hello World!\n\x1e" "dockscaler-exit:" + tok + ":0\n";
+  std::string out =
+      "Hello World!\n\x1e"
+      "dockscaler-exit:" +
+      tok + ":0\n";
   CHECK(take_exit_trailer(out, tok) == 0);
   CHECK(out == "Hello World!\n");
 
-  out = "partial\x1e" "dockscaler-exit:" + tok + ":137\n";
+  out =
+      "partial\x1e"
+      "dockscaler-exit:" +
+      tok + ":137\n";
   CHECK(take_exit_trailer(out, tok) == 137);
   CHECK(out == "partial");
 
-  out = "\x1e" "dockscaler-exit:" + tok + ":3\n";  // no output at all
+  out =
+      "\x1e"
+      "dockscaler-exit:" +
+      tok + ":3\n";  // no output at all
   CHECK(take_exit_trailer(out, tok) == 3);
   CHECK(out.empty());
 }
@@ -134,17 +149,32 @@ TEST_CASE("output that only looks like a trailer is left alone", "[functions]") 
   const std::string other = "ffffffffffffffffffffffffffffffff";
   for (std::string out : {
            std::string("no trailer\n"),
-           "\x1e" "dockscaler-exit:" + other + ":0\n",          // another container's token
-           "\x1e" "dockscaler-exit:" + tok + ":0",              // not complete yet
-           "\x1e" "dockscaler-exit:" + tok + ":0\nmore\n",      // not at the end
-           "\x1e" "dockscaler-exit:" + tok + ":x\n",            // not a number
-           "\x1e" "dockscaler-exit:" + tok + ":1234\n",         // not an exit code
-           "\x1e" "dockscaler-exit:" + tok.substr(1) + ":0\n",  // a shorter token
+           "\x1e"
+           "dockscaler-exit:" +
+               other + ":0\n",  // another container's token
+           "\x1e"
+           "dockscaler-exit:" +
+               tok + ":0",  // not complete yet
+           "\x1e"
+           "dockscaler-exit:" +
+               tok + ":0\nmore\n",  // not at the end
+           "\x1e"
+           "dockscaler-exit:" +
+               tok + ":x\n",  // not a number
+           "\x1e"
+           "dockscaler-exit:" +
+               tok + ":1234\n",  // not an exit code
+           "\x1e"
+           "dockscaler-exit:" +
+               tok.substr(1) + ":0\n",  // a shorter token
        }) {
     const std::string before = out;
     CHECK_FALSE(take_exit_trailer(out, tok));
     CHECK(out == before);
   }
-  std::string out = "x\x1e" "dockscaler-exit:" + tok + ":0\n";
+  std::string out =
+      "x\x1e"
+      "dockscaler-exit:" +
+      tok + ":0\n";
   CHECK_FALSE(take_exit_trailer(out, ""));  // no init: no trailer expected
 }

@@ -41,7 +41,8 @@ service_options fn_service(std::uint32_t max_in_flight = 0) {
 // the call's fields in headers. Counts calls at once and cancels.
 class fake_function : public function_backend {
  public:
-  explicit fake_function(std::chrono::milliseconds delay = 0ms, bool dead = false) : delay_(delay), dead_(dead) {}
+  explicit fake_function(std::chrono::milliseconds delay = 0ms, bool dead = false)
+      : delay_(delay), dead_(dead) {}
   ~fake_function() override {
     for (auto& t : threads_) t.join();
   }
@@ -56,15 +57,19 @@ class fake_function : public function_backend {
     last = c;
     threads_.emplace_back([this, c = std::move(c), cb = std::move(cb), cancelled] {
       const auto end = std::chrono::steady_clock::now() + delay_;
-      while (std::chrono::steady_clock::now() < end && !*cancelled) std::this_thread::sleep_for(2ms);
+      while (std::chrono::steady_clock::now() < end && !*cancelled)
+        std::this_thread::sleep_for(2ms);
       function_result r;
       if (dead_) {
         r.not_started = true;
       } else {
         r.status = c.target.find("fail") != std::string::npos ? 502 : 200;
-        r.headers = {{"Content-Type", "text/plain"}, {"X-Method", c.method}, {"X-Target", c.target},
+        r.headers = {{"Content-Type", "text/plain"},
+                     {"X-Method", c.method},
+                     {"X-Target", c.target},
                      {"X-Route", c.route_prefix}};
-        for (char ch : c.body) r.body += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        for (char ch : c.body)
+          r.body += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       }
       cb.answer(std::move(r));
       std::this_thread::sleep_for(release_delay);  // e.g. the container stopping after the answer
@@ -97,7 +102,8 @@ TEST_CASE("a function backend gets the whole call and its answer reaches the cli
   p.add_function_backend("fn", fn, 4);
   p.start();
   client c(p.port());
-  auto r = c.request(http::verb::post, "/r/app/fn?x=1", "hello", {{"X-Custom", "v"}, {"Connection", "keep-alive"}});
+  auto r = c.request(http::verb::post, "/r/app/fn?x=1", "hello",
+                     {{"X-Custom", "v"}, {"Connection", "keep-alive"}});
   CHECK(r.result_int() == 200);
   CHECK(r.body() == "HELLO");
   CHECK(r["X-Method"] == "POST");
@@ -138,7 +144,8 @@ TEST_CASE("a body over the limit is refused before the function runs", "[lb][net
   p.add_service(fn_service());
   p.add_function_backend("fn", fn, 4);
   p.start();
-  const std::string req = "POST /r/app/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + std::string(2000, 'a');
+  const std::string req =
+      "POST /r/app/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + std::string(2000, 'a');
   CHECK(status_of(raw_exchange(p.port(), req, 5s)) == 413);
   CHECK(fn->calls == 0);
 }

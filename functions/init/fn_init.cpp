@@ -47,7 +47,9 @@ bool write_all(int fd, const char* p, size_t n) {
 void say(const char* a, const char* b = "", const char* c = "", const char* d = "") {
   char line[512];
   const int n = std::snprintf(line, sizeof line, "dockscaler-fn-init: %s%s%s%s\n", a, b, c, d);
-  if (n > 0) write_all(2, line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
+  if (n > 0)
+    write_all(2, line,
+              static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
 }
 
 int code_of(int status) {
@@ -133,12 +135,18 @@ int main(int argc, char** argv) {
   }
   while (!exited) {
     const pid_t w = ::waitpid(-1, &status, 0);  // reaps strays too: we are PID 1
-    if (w == pid) exited = true;
-    else if (w < 0 && errno != EINTR) break;
+    if (w == pid)
+      exited = true;
+    else if (w < 0 && errno != EINTR)
+      break;
   }
   const int code = exited ? code_of(status) : 1;
   char trailer[256];
-  const int n = std::snprintf(trailer, sizeof trailer, "\x1e" "dockscaler-exit:%s:%d\n", token, code);
-  if (n > 0 && static_cast<size_t>(n) < sizeof trailer) write_all(1, trailer, static_cast<size_t>(n));
+  const int n = std::snprintf(trailer, sizeof trailer,
+                              "\x1e"
+                              "dockscaler-exit:%s:%d\n",
+                              token, code);
+  if (n > 0 && static_cast<size_t>(n) < sizeof trailer)
+    write_all(1, trailer, static_cast<size_t>(n));
   return code;
 }
