@@ -151,7 +151,7 @@ struct metrics::service_requests {
 metrics::metrics() {
   // The operations the daemon performs, at 0 from the start so a rate() over
   // them has a baseline before the first failure.
-  for (const char* op : {"network", "list", "start", "address", "stop", "events"})
+  for (const char* op : {"network", "list", "start", "address", "stop", "events", "function"})
     docker_errors_[op] = 0;
   tables_.push_back(std::make_unique<const table>());
   current_.store(tables_.back().get(), std::memory_order_release);
