@@ -99,11 +99,21 @@ struct fn_fixture {
   }
   ~fn_fixture() {
     daemon.reset();  // SIGKILL if still running
-    try {
-      for (const auto& c : containers(true)) docker.remove_container(c, true);
-      docker.remove_network(fn_network());
-    } catch (...) {
-    }
+    // A create the daemon sent just before it died may still land, and the
+    // network goes only once nothing is attached: retry until both are gone.
+    eventually(
+        [&] {
+          try {
+            for (const auto& c : containers(true)) docker.remove_container(c, true);
+            docker.remove_network(fn_network());
+            return true;
+          } catch (const api::error& e) {
+            return e.code() == api::errc::not_found && containers(true).empty();
+          } catch (...) {
+            return false;
+          }
+        },
+        20s);
   }
   std::string name(const std::string& s) const { return id + "-" + s; }
   std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
