@@ -146,6 +146,26 @@ bool well_formed_version(const beast::flat_buffer& b) {
          std::isdigit(static_cast<unsigned char>(v[7])) && data[eol - 9] == ' ';
 }
 
+// "HTTP/1.1 <code> <reason>\r\n"; the standard reason when `reason` is empty.
+void put_status_line(std::string& out, unsigned code, std::string_view reason = {}) {
+  out.append("HTTP/1.1 ");
+  out += static_cast<char>('0' + code / 100 % 10);
+  out += static_cast<char>('0' + code / 10 % 10);
+  out += static_cast<char>('0' + code % 10);
+  out += ' ';
+  if (reason.empty()) reason = http::obsolete_reason(static_cast<http::status>(code));
+  out.append(reason.data(), reason.size());
+  out.append("\r\n", 2);
+}
+
+// The Connection field our answer needs: close, or keep-alive spelled out for HTTP/1.0.
+void put_connection(std::string& out, bool keep, unsigned client_version) {
+  if (!keep)
+    out.append("Connection: close\r\n");
+  else if (client_version == 10)
+    out.append("Connection: keep-alive\r\n");
+}
+
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
                             bool head) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
@@ -153,14 +173,11 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
   body += ' ';
   body.append(reason.data(), reason.size());
   body += '\n';
-  std::string s = "HTTP/1.1 " + std::to_string(status) + " ";
-  s.append(reason.data(), reason.size());
-  s += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  std::string s;
+  put_status_line(s, status, reason);
+  s += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   if (retry_after) s += "Retry-After: 1\r\n";
-  if (close)
-    s += "Connection: close\r\n";
-  else if (keep_alive_10)
-    s += "Connection: keep-alive\r\n";
+  put_connection(s, !close, keep_alive_10 ? 10 : 11);
   s += "\r\n";
   if (!head) s += body;
   return s;
@@ -278,16 +295,7 @@ void put_request_head(std::string& out, const request& r, std::string_view strip
 void put_response_head(std::string& out, const http::response<http::buffer_body>& r, bool chunked, bool keep,
                        unsigned client_version) {
   out.clear();
-  out.append("HTTP/1.1 ");
-  const unsigned code = r.result_int();
-  out += static_cast<char>('0' + code / 100 % 10);
-  out += static_cast<char>('0' + code / 10 % 10);
-  out += static_cast<char>('0' + code % 10);
-  out += ' ';
-  auto reason = r.reason();
-  if (reason.empty()) reason = http::obsolete_reason(r.result());
-  out.append(reason.data(), reason.size());
-  out.append("\r\n", 2);
+  put_status_line(out, r.result_int(), r.reason());
   const auto named = connection_tokens(r);
   for (const auto& f : r) {
     const auto id = f.name();
@@ -298,10 +306,7 @@ void put_response_head(std::string& out, const http::response<http::buffer_body>
     put_field(out, name, f.value());
   }
   if (chunked) out.append("Transfer-Encoding: chunked\r\n");
-  if (!keep)
-    out.append("Connection: close\r\n");
-  else if (client_version == 10)
-    out.append("Connection: keep-alive\r\n");
+  put_connection(out, keep, client_version);
   out.append("\r\n", 2);
 }
 
@@ -644,6 +649,28 @@ task<bool> session::handle(clock::time_point arrival) {
 
   auto release = [&](bool connect_failed) { svc.disp.release(clock::now(), g.id, connect_failed).run(); };
   auto finish = [&](unsigned st) { w.owner.report(svc.name, st, wait, clock::now() - arrival); };
+  // A backend could not take the request (its connect failed, or its function
+  // did not start): mark it, leave it out, and wait at the head of the queue
+  // for another. nullopt: `g` holds a new grant; else what handle() returns,
+  // the client answered (or gone). `body_unread`: the client's body is still
+  // in its socket, so answering now must close the connection.
+  auto try_another = [&](bool body_unread) -> task<std::optional<bool>> {
+    release(true);
+    tried[ntried++] = g.id;
+    bool q = false;
+    const auto qr = ntried < max_tries
+                        ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
+                        : queue_result::exhausted;
+    if (qr == queue_result::ok) co_return std::nullopt;
+    if (qr == queue_result::gone) {
+      finish(0);
+      co_return false;
+    }
+    const unsigned st = qr == queue_result::timeout ? 503 : 502;
+    co_await reply(st, body_unread || !keep, st == 503);
+    finish(st);
+    co_return keep && !body_unread;
+  };
 
   std::string fn_body;  // a function call's request body, read once
   bool fn_body_read = false;
@@ -670,22 +697,7 @@ task<bool> session::handle(clock::time_point arrival) {
       const auto fn = g.fn;  // the grant may be replaced by a retry
       const auto outcome = co_await call_function(*fn, svc.name, fn_body, keep, status);
       if (outcome == call_outcome::not_started) {
-        release(true);
-        tried[ntried++] = g.id;
-        bool q = false;
-        const auto qr = ntried < max_tries
-                            ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
-                            : queue_result::exhausted;
-        if (qr == queue_result::gone) {
-          finish(0);
-          co_return false;
-        }
-        if (qr != queue_result::ok) {
-          const unsigned st = qr == queue_result::timeout ? 503 : 502;
-          co_await reply(st, !keep, st == 503);
-          finish(st);
-          co_return keep;
-        }
+        if (const auto done = co_await try_another(false)) co_return *done;  // the body is read already
         continue;
       }
       release(false);
@@ -720,22 +732,7 @@ task<bool> session::handle(clock::time_point arrival) {
           spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect", svc.name, g.id,
                        g.endpoint.address().to_string(), g.endpoint.port(),
                        timed_out ? std::string("timed out") : ec.message());
-        release(true);
-        tried[ntried++] = g.id;
-        bool q = false;
-        const auto qr = ntried < max_tries
-                            ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
-                            : queue_result::exhausted;
-        if (qr == queue_result::gone) {
-          finish(0);
-          co_return false;
-        }
-        if (qr != queue_result::ok) {
-          const unsigned st = qr == queue_result::timeout ? 503 : 502;
-          co_await reply(st, has_body || !keep, st == 503);
-          finish(st);
-          co_return keep && !has_body;
-        }
+        if (const auto done = co_await try_another(has_body)) co_return *done;
         force_new = false;
         continue;
       }
@@ -966,18 +963,10 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   } else {
     status = res.status;
     head_out.clear();
-    head_out.append("HTTP/1.1 ");
-    head_out += std::to_string(res.status);
-    head_out += ' ';
-    const auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
-    head_out.append(reason.data(), reason.size());
-    head_out.append("\r\n", 2);
+    put_status_line(head_out, res.status);
     for (const auto& [k, v] : res.headers) put_field(head_out, k, v);
     put_field(head_out, "Content-Length", std::to_string(res.body.size()));
-    if (!keep)
-      head_out.append("Connection: close\r\n");
-    else if (client_version == 10)
-      head_out.append("Connection: keep-alive\r\n");
+    put_connection(head_out, keep, client_version);
     head_out.append("\r\n", 2);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
     arm(opts().timeouts.idle, sock);
