@@ -3,6 +3,7 @@
 
 #include "dockerapi/detail/tar_writer.hpp"
 #include "scaler/container_spec.hpp"
+#include "scaler/docker_runtime.hpp"
 #include "scaler/runtime.hpp"
 
 namespace dockscaler::functions {
@@ -49,18 +50,8 @@ created_container create_function_container(dockerapi::client& docker,
     }
   }
   out.id = docker.create_container(spec).id;
-  if (!out.token.empty()) {
-    try {
-      docker.put_archive(out.id, "/", init_archive());
-    } catch (...) {
-      try {
-        docker.remove_container(out.id, true);
-      } catch (...) {
-        // The copy's error is the one worth reporting.
-      }
-      throw;
-    }
-  }
+  if (!out.token.empty())
+    scaler::or_remove(docker, out.id, [&] { docker.put_archive(out.id, "/", init_archive()); });
   return out;
 }
 
@@ -68,16 +59,7 @@ std::string function_runtime::start(const config::service_config& svc, const std
                                     const std::string& hash, const std::string& name) {
   if (svc.mode != config::service_mode::stdio) return inner_.start(svc, network, hash, name);
   const auto made = create_function_container(docker_, svc, network, hash, name, nullptr, false);
-  try {
-    docker_.start_container(made.id);
-  } catch (...) {
-    try {
-      docker_.remove_container(made.id, true);
-    } catch (...) {
-      // The start error is the one worth reporting.
-    }
-    throw;
-  }
+  scaler::or_remove(docker_, made.id, [&] { docker_.start_container(made.id); });
   return made.id;
 }
 

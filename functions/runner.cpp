@@ -67,6 +67,20 @@ struct runner::call {
   bool cancelled = false;
 };
 
+namespace {
+
+// Marks a call cancelled: its run stops at the next step and its answer is
+// not the client's any more. Returns the container to kill (empty while none
+// exists yet), or nullopt when it was cancelled already.
+std::optional<std::string> cancel(runner::call& ctx) {
+  std::lock_guard lock(ctx.mu);
+  if (ctx.cancelled) return std::nullopt;
+  ctx.cancelled = true;
+  return ctx.container;
+}
+
+}  // namespace
+
 class runner::backend final : public lb::function_backend {
  public:
   backend(runner& r, std::string service, std::string warm_id)
@@ -79,15 +93,10 @@ class runner::backend final : public lb::function_backend {
     return [&r = r_, weak] {
       auto ctx = weak.lock();
       if (!ctx) return;
-      std::string id;
-      {
-        std::lock_guard lock(ctx->mu);
-        if (ctx->cancelled) return;
-        ctx->cancelled = true;
-        id = ctx->container;
-      }
+      const auto id = cancel(*ctx);
+      if (!id) return;  // cancelled already
       spdlog::info("{}: client went away mid-call; killing its container", ctx->service);
-      if (!id.empty()) r.spawn([&r, id] { r.kill(id); });
+      if (!id->empty()) r.spawn([&r, id = *id] { r.kill(id); });
     };
   }
 
@@ -400,15 +409,8 @@ void runner::shutdown() {
     stopped_ = true;
     running.assign(calls_.begin(), calls_.end());
   }
-  for (auto& ctx : running) {
-    std::string id;
-    {
-      std::lock_guard lock(ctx->mu);
-      ctx->cancelled = true;
-      id = ctx->container;
-    }
-    if (!id.empty()) kill(id);
-  }
+  for (auto& ctx : running)
+    if (const auto id = cancel(*ctx); id && !id->empty()) kill(*id);
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return threads_ == 0; });
 }

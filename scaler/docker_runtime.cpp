@@ -56,16 +56,7 @@ std::vector<managed_container> docker_runtime::list_managed() {
 std::string docker_runtime::start(const config::service_config& svc, const std::string& network,
                                   const std::string& hash, const std::string& name) {
   const std::string id = docker_.create_container(make_container_spec(svc, network, hash, name)).id;
-  try {
-    docker_.start_container(id);
-  } catch (...) {
-    try {
-      docker_.remove_container(id, true);
-    } catch (...) {
-      // The start error is the one worth reporting.
-    }
-    throw;
-  }
+  or_remove(docker_, id, [&] { docker_.start_container(id); });
   return id;
 }
 

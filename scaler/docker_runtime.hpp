@@ -6,6 +6,22 @@
 
 namespace dockscaler::scaler {
 
+// Runs `step` (a start, a copy) on a container just created; when it throws,
+// the container is removed, best effort, and the step's error rethrown.
+template <class Step>
+void or_remove(dockerapi::client& docker, const std::string& id, Step&& step) {
+  try {
+    step();
+  } catch (...) {
+    try {
+      docker.remove_container(id, true);
+    } catch (...) {
+      // The step's error is the one worth reporting.
+    }
+    throw;
+  }
+}
+
 class docker_runtime : public container_runtime {
  public:
   explicit docker_runtime(dockerapi::client& docker) : docker_(docker) {}
