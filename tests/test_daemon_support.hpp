@@ -21,6 +21,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -39,51 +40,52 @@ inline const std::string& image() {
 }
 inline std::string network() { return "dockscaler-test-" + run_id(); }
 
-inline std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Builds the hello-http image once per run; it is removed when the test
-// program exits (after every fixture has removed its containers).
-inline void ensure_image(api::client& docker) {
-  struct remover {
-    std::string tag = image();  // a copy: image()'s static may be gone by now
-    bool built = false;
-    ~remover() {
-      if (!built) return;
-      try {
-        api::client().remove_image(tag, true);
-      } catch (...) {
-        // Best effort: a leftover image is labelled with the run id.
+// Builds image `tag` from `context` once per run, labelled with the run id; it
+// is removed when the test program exits (after every fixture has removed its
+// containers).
+inline void build_image_once(api::client& docker, const std::string& tag,
+                             const std::function<std::string()>& context) {
+  struct registry {
+    std::mutex mu;
+    std::set<std::string> built;
+    ~registry() {
+      for (const auto& t : built) {
+        try {
+          api::client().remove_image(t, true);
+        } catch (...) {
+          // Best effort: a leftover image is labelled with the run id.
+        }
       }
     }
   };
-  static remover r;
-  bool& built = r.built;
-  if (built) return;
-  dockscaler::dockerapi::detail::tar_writer w;
-  w.add_file("Dockerfile",
-             "FROM scratch\nCOPY hello-http /hello-http\nENTRYPOINT [\"/hello-http\"]\n");
-  w.add_file("hello-http", read_file(DOCKSCALER_HELLO_BIN), 0755);
+  static registry r;
+  std::lock_guard lock(r.mu);
+  if (r.built.count(tag)) return;
   api::build_options b;
-  b.tags = {image()};
+  b.tags = {tag};
   b.labels = {{"dockscaler.test", run_id()}};
-  docker.build_image(w.finish(), b);
-  built = true;
+  docker.build_image(context(), b);
+  r.built.insert(tag);
+}
+
+// The hello-http image (examples/hello-http).
+inline void ensure_image(api::client& docker) {
+  build_image_once(docker, image(), [] { return scratch_context(DOCKSCALER_HELLO_BIN, "hello-http"); });
 }
 
 struct response {
   int status = 0;  // 0: no answer
+  std::string head;  // status line and header fields
   std::string body;
   std::chrono::nanoseconds took{};
 };
 
-// One GET with Connection: close; a missing or cut answer gives status 0.
-inline response http_get(std::uint16_t port, const std::string& target,
-                         std::chrono::seconds timeout = 30s) {
+// One request with Connection: close (and Content-Length unless a bodiless
+// GET); `extra_headers` are whole "Name: value\r\n" lines. A missing or cut
+// answer gives status 0.
+inline response http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                             const std::string& body = {}, const std::string& extra_headers = {},
+                             std::chrono::seconds timeout = 30s) {
   response r;
   const auto t0 = steady::now();
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -94,22 +96,37 @@ inline response http_get(std::uint16_t port, const std::string& target,
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n";
+    if (method != "GET" || !body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    req += extra_headers + "\r\n" + body;
+    std::size_t off = 0;
+    while (off < req.size()) {
+      const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    if (off == req.size()) {
       std::string in;
-      char buf[4096];
+      char buf[65536];
       ssize_t n;
       while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
       if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() >= 12) {
         r.status = std::atoi(in.c_str() + 9);
-        auto body = in.find("\r\n\r\n");
-        if (body != std::string::npos) r.body = in.substr(body + 4);
+        const auto end = in.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          r.head = in.substr(0, end);
+          r.body = in.substr(end + 4);
+        }
       }
     }
   }
   ::close(fd);
   r.took = steady::now() - t0;
   return r;
+}
+
+inline response http_get(std::uint16_t port, const std::string& target, std::chrono::seconds timeout = 30s) {
+  return http_request(port, "GET", target, {}, {}, timeout);
 }
 
 // A `dockscaler serve` child process with its own config file and log.

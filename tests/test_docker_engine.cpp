@@ -7,8 +7,6 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -487,8 +485,7 @@ TEST_CASE("put_archive puts files into a created container; a read-only root fil
   spec.read_only_rootfs = false;
   spec.entrypoint = std::vector<std::string>{"/copied/echo"};  // exists only once the archive is in
   auto created = d.create_container(spec);
-  std::ifstream bin(DOCKSCALER_ECHO_BIN, std::ios::binary);
-  const std::string echo_bin((std::istreambuf_iterator<char>(bin)), std::istreambuf_iterator<char>());
+  const std::string echo_bin = dockscaler::test::read_file(DOCKSCALER_ECHO_BIN);
   REQUIRE(!echo_bin.empty());
   dockscaler::dockerapi::detail::tar_writer w;
   w.add_directory("copied");

@@ -1,5 +1,5 @@
 // Helpers shared by the Docker integration suites: a per-run id for labels and
-// names, the FROM scratch echo image's build context, and waiting on a
+// names, FROM scratch build contexts (the echo image's), and waiting on a
 // condition with a deadline.
 #pragma once
 
@@ -32,17 +32,26 @@ inline const std::string& run_id() {
 
 inline std::string label_filter() { return "dockscaler.test=" + run_id(); }
 
-// Build context: the static echo binary (examples/echo) and its Dockerfile.
-inline std::string echo_context() {
-  std::ifstream f(DOCKSCALER_ECHO_BIN, std::ios::binary);
-  if (!f) throw std::runtime_error(std::string("cannot read ") + DOCKSCALER_ECHO_BIN);
-  std::stringstream bin;
-  bin << f.rdbuf();
+// A file's contents; empty when it cannot be read.
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Build context of a FROM scratch image running one static binary as /<name>.
+inline std::string scratch_context(const std::string& binary_path, const std::string& name) {
+  const std::string bin = read_file(binary_path);
+  if (bin.empty()) throw std::runtime_error("cannot read " + binary_path);
   dockerapi::detail::tar_writer w;
-  w.add_file("Dockerfile", "FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\"]\n");
-  w.add_file("echo", bin.str(), 0755);
+  w.add_file("Dockerfile", "FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n");
+  w.add_file(name, bin, 0755);
   return w.finish();
 }
+
+// Build context: the static echo binary (examples/echo) and its Dockerfile.
+inline std::string echo_context() { return scratch_context(DOCKSCALER_ECHO_BIN, "echo"); }
 
 // A loopback port that was free a moment ago (bound to port 0, then closed).
 inline std::uint16_t free_port() {

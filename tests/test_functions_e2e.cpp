@@ -20,73 +20,18 @@ const std::string& echo_image() {
   return name;
 }
 
-// Built once per run, removed when the program exits.
-void ensure_echo_image(api::client& docker) {
-  struct remover {
-    std::string tag = echo_image();
-    bool built = false;
-    ~remover() {
-      if (!built) return;
-      try {
-        api::client().remove_image(tag, true);
-      } catch (...) {
-      }
-    }
-  };
-  static remover r;
-  if (r.built) return;
-  api::build_options b;
-  b.tags = {echo_image()};
-  b.labels = {{"dockscaler.test", run_id()}};
-  docker.build_image(echo_context(), b);
-  r.built = true;
-}
+void ensure_echo_image(api::client& docker) { build_image_once(docker, echo_image(), echo_context); }
 
 std::string fn_network() { return "dockscaler-test-fn-" + run_id(); }
 
-// One POST with Connection: close; status 0 when there is no answer.
 response post(std::uint16_t port, const std::string& target, const std::string& body,
               const std::string& extra_headers = {}, std::chrono::seconds timeout = 60s) {
-  response r;
-  const auto t0 = steady::now();
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{static_cast<time_t>(timeout.count()), 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "POST " + target +
-                            " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
-    std::size_t off = 0;
-    while (off < req.size()) {
-      const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      off += static_cast<std::size_t>(n);
-    }
-    std::string in;
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
-    if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() >= 12) {
-      r.status = std::atoi(in.c_str() + 9);
-      auto b = in.find("\r\n\r\n");
-      if (b != std::string::npos) {
-        r.body = in.substr(b + 4);
-        if (in.substr(0, b).find("Content-Type: application/octet-stream") != std::string::npos)
-          r.body = "[octet-stream]" + r.body;
-      }
-    }
-  }
-  ::close(fd);
-  r.took = steady::now() - t0;
-  return r;
+  return http_request(port, "POST", target, body, extra_headers, timeout);
 }
 
 // A daemon serving the echo function as stdio services, each under
-// /r/tapp/<name>. `services` maps a name suffix to the service's extra YAML.
+// /r/tapp/<name> by default. `services` maps a name suffix to the service's
+// extra YAML.
 struct fn_fixture {
   api::client docker;
   std::string id;
@@ -118,15 +63,16 @@ struct fn_fixture {
   std::string name(const std::string& s) const { return id + "-" + s; }
   std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
 
-  void start(const std::map<std::string, std::string>& services) {
+  // `image` for every service (default: echo); app `tapp` unless the body sets one.
+  void start(const std::map<std::string, std::string>& services, const std::string& image = echo_image()) {
     std::string yaml = "docker: { network: " + fn_network() +
                        " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
                        " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + id +
                        ".sock }\nmetrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) +
                        " }\nservices:\n";
     for (const auto& [s, body] : services)
-      yaml += "  " + name(s) + ":\n    image: " + echo_image() +
-              "\n    mode: stdio\n    app: tapp\n" + body;
+      yaml += "  " + name(s) + ":\n    image: " + image + "\n    mode: stdio\n" +
+              (body.find("    app:") == std::string::npos ? "    app: tapp\n" : "") + body;
     daemon = std::make_unique<daemon_process>(id, yaml);
     daemon->start({"--stop-containers"});
     REQUIRE(eventually([&] { return http_get(port, "/not-a-route", 2s).status == 404; }, 30s));
@@ -175,7 +121,8 @@ TEST_CASE(
 
   auto r = post(f.port, f.url("cold"), "hello");
   CHECK(r.status == 200);
-  CHECK(r.body == "[octet-stream]hello");
+  CHECK(r.body == "hello");
+  CHECK(r.head.find("Content-Type: application/octet-stream") != std::string::npos);
   r = post(f.port, f.url("warm"), "hello warm");
   CHECK(r.status == 200);
   CHECK(r.body == "hello warm");
@@ -184,8 +131,9 @@ TEST_CASE(
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
   r = post(f.port, f.url("cold"), big);
   CHECK(r.status == 200);
-  CHECK(r.body.size() == big.size() + 14);
-  CHECK((r.body.substr(14) == big));
+  CHECK(r.body.size() == big.size());
+  CHECK((r.body == big));
+  CHECK(r.head.find("Content-Type: application/octet-stream") != std::string::npos);
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
   r = post(f.port, f.url("warm"), big);
   CHECK(r.status == 200);
@@ -430,35 +378,11 @@ TEST_CASE("the scaler grows the pre-warmed pool when calls wait for containers",
 TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
   fn_fixture f("hello");
   // The hello-stdio image of examples/functions, built for this run.
-  static const std::string tag = "dockscaler-test-hello-stdio:" + run_id();
-  struct remover {
-    ~remover() {
-      try {
-        api::client().remove_image(tag, true);
-      } catch (...) {
-      }
-    }
-  } static cleanup;
-  dockscaler::dockerapi::detail::tar_writer w;
-  w.add_file("Dockerfile",
-             "FROM scratch\nCOPY hello-stdio /hello-stdio\nENTRYPOINT [\"/hello-stdio\"]\n");
-  w.add_file("hello-stdio", read_file(DOCKSCALER_HELLO_STDIO_BIN), 0755);
-  api::build_options b;
-  b.tags = {tag};
-  b.labels = {{"dockscaler.test", run_id()}};
-  f.docker.build_image(w.finish(), b);
-
-  const std::string daemon_yaml_image = "    image: " + tag + "\n";
-  std::string yaml = "docker: { network: " + fn_network() +
-                     " }\nproxy: { listen: 127.0.0.1:" + std::to_string(f.port) +
-                     " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + f.id +
-                     ".sock }\nservices:\n  " + f.name("hello") + ":\n" + daemon_yaml_image +
-                     "    mode: stdio\n    app: myapp\n    prewarm: true\n    replicas: { min: 1, "
-                     "max: 1, initial: 1 }\n  " +
-                     f.name("fails") + ":\n" + daemon_yaml_image +
-                     "    mode: stdio\n    env: { FAIL_WITH: \"7\" }\n";
-  f.daemon = std::make_unique<daemon_process>(f.id, yaml);
-  f.daemon->start({"--stop-containers"});
+  const std::string tag = "dockscaler-test-hello-stdio:" + run_id();
+  build_image_once(f.docker, tag, [] { return scratch_context(DOCKSCALER_HELLO_STDIO_BIN, "hello-stdio"); });
+  f.start({{"hello", "    app: myapp\n    prewarm: true\n    replicas: { min: 1, max: 1, initial: 1 }\n"},
+           {"fails", "    app: default\n    env: { FAIL_WITH: \"7\" }\n"}},
+          tag);
   REQUIRE(eventually([&] { return f.containers(false, "hello").size() == 1; }, 30s));
   auto r = post(f.port, "/r/myapp/" + f.name("hello"), R"({"Name":"Alice"})");
   CHECK(r.status == 200);
