@@ -20,7 +20,9 @@ const std::string& echo_image() {
   return name;
 }
 
-void ensure_echo_image(api::client& docker) { build_image_once(docker, echo_image(), echo_context); }
+void ensure_echo_image(api::client& docker) {
+  build_image_once(docker, echo_image(), echo_context);
+}
 
 std::string fn_network() { return "dockscaler-test-fn-" + run_id(); }
 
@@ -64,7 +66,8 @@ struct fn_fixture {
   std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
 
   // `image` for every service (default: echo); app `tapp` unless the body sets one.
-  void start(const std::map<std::string, std::string>& services, const std::string& image = echo_image()) {
+  void start(const std::map<std::string, std::string>& services,
+             const std::string& image = echo_image()) {
     std::string yaml = "docker: { network: " + fn_network() +
                        " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
                        " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + id +
@@ -379,8 +382,10 @@ TEST_CASE("IronFunctions' hello as a stdio function", "[functions][docker]") {
   fn_fixture f("hello");
   // The hello-stdio image of examples/functions, built for this run.
   const std::string tag = "dockscaler-test-hello-stdio:" + run_id();
-  build_image_once(f.docker, tag, [] { return scratch_context(DOCKSCALER_HELLO_STDIO_BIN, "hello-stdio"); });
-  f.start({{"hello", "    app: myapp\n    prewarm: true\n    replicas: { min: 1, max: 1, initial: 1 }\n"},
+  build_image_once(f.docker, tag,
+                   [] { return scratch_context(DOCKSCALER_HELLO_STDIO_BIN, "hello-stdio"); });
+  f.start({{"hello",
+            "    app: myapp\n    prewarm: true\n    replicas: { min: 1, max: 1, initial: 1 }\n"},
            {"fails", "    app: default\n    env: { FAIL_WITH: \"7\" }\n"}},
           tag);
   REQUIRE(eventually([&] { return f.containers(false, "hello").size() == 1; }, 30s));
