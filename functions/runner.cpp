@@ -23,6 +23,9 @@ namespace api = dockscaler::dockerapi;
 
 constexpr std::size_t inline_write_max = 64 * 1024;  // larger bodies are written by a second thread
 constexpr std::size_t stderr_log_max = 64 * 1024;    // stderr logged per call
+// The call's timer answers this long after the deadline: a run that reads
+// the output answers at the deadline itself, with its own log line.
+constexpr auto timer_slack = std::chrono::milliseconds(250);
 
 // stderr of a call, to the log line by line (bounded).
 class stderr_log {
@@ -63,9 +66,13 @@ struct runner::call {
   std::string warm_id;  // empty: the cold path
   std::string network;  // a cold call's container joins it
   lb::function_callbacks cb;
+  clock::time_point deadline;  // of its `timeout`
   std::mutex mu;
-  std::string container;  // once known
+  std::condition_variable cv;  // wakes the call's timer, and its run waiting for the timer
+  std::string container;       // once known
   bool cancelled = false;
+  bool answered = false;  // the client has its answer, from the run or the timer
+  bool timer_answering = false;
 };
 
 namespace {
@@ -77,7 +84,18 @@ std::optional<std::string> cancel(runner::call& ctx) {
   std::lock_guard lock(ctx.mu);
   if (ctx.cancelled) return std::nullopt;
   ctx.cancelled = true;
+  ctx.cv.notify_all();
   return ctx.container;
+}
+
+// Takes the right to answer the call's client: the run and its timer race
+// for it, and the client gets exactly one answer.
+bool claim_answer(runner::call& ctx) {
+  std::lock_guard lock(ctx.mu);
+  if (ctx.answered) return false;
+  ctx.answered = true;
+  ctx.cv.notify_all();
+  return true;
 }
 
 }  // namespace
@@ -200,20 +218,50 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
     if (!ctx->warm_id.empty()) spawn([this, id = ctx->warm_id] { kill(id); });
     return;
   }
+  ctx->deadline = clock::now() + ctx->cfg->call_timeout;
   spawn([this, ctx, c = std::move(c)]() mutable {
     run(*ctx, c);
     std::lock_guard lock(mu_);
     calls_.erase(ctx);
   });
+  try {
+    spawn([this, ctx] { watch(*ctx); });
+  } catch (const std::exception& e) {
+    // No thread for the timer: the run still answers at the deadline while it reads.
+    spdlog::warn("{}: no timer for a call: {}", service, e.what());
+  }
+}
+
+// The call's timer, a backstop for the run: a run answers 504 itself at the
+// deadline while it reads the output, but not while it waits on a Docker
+// request that sets the call up (create, attach, start). Then the timer
+// answers; the run, when it gets there, finds the call answered and only
+// tears it down.
+void runner::watch(call& ctx) {
+  {
+    std::unique_lock lock(ctx.mu);
+    if (ctx.cv.wait_until(lock, ctx.deadline + timer_slack,
+                          [&] { return ctx.answered || ctx.cancelled; }))
+      return;
+    ctx.answered = ctx.timer_answering = true;
+  }
+  spdlog::warn("{}: call timed out after {} while Docker was setting it up: answered 504",
+               ctx.service, config::format_duration(ctx.cfg->call_timeout));
+  run_end end;
+  end.how = run_end::kind::timed_out;
+  ctx.cb.answer(functions::answer(*ctx.cfg, std::move(end)));
+  std::lock_guard lock(ctx.mu);
+  ctx.timer_answering = false;
+  ctx.cv.notify_all();
 }
 
 struct runner::run_state {
-  run_state(const config::service_config& c, std::string warm_id)
-      : cfg(c), cold(warm_id.empty()), id(std::move(warm_id)) {}
+  run_state(const config::service_config& c, std::string warm_id, clock::time_point d)
+      : cfg(c), cold(warm_id.empty()), deadline(d), id(std::move(warm_id)) {}
   const config::service_config& cfg;
   bool cold;
+  clock::time_point deadline;
   clock::time_point t0 = clock::now();
-  clock::time_point deadline = t0 + cfg.call_timeout;
   clock::time_point t_ready{}, t_answer{}, t_eof{};  // for the debug log
   std::string id;                                    // the container's, once known
   std::string token;       // the init's trailer's; empty: the stream's end and Docker's exit code
@@ -225,7 +273,7 @@ struct runner::run_state {
 };
 
 void runner::run(call& ctx, lb::function_call& c) {
-  run_state st(*ctx.cfg, ctx.warm_id);
+  run_state st(*ctx.cfg, ctx.warm_id, ctx.deadline);
   prepare(ctx, c, st);
   st.t_ready = clock::now();
   if (st.stream && !st.not_started && st.end.how == run_end::kind::exited) exchange(ctx, c, st);
@@ -233,7 +281,7 @@ void runner::run(call& ctx, lb::function_call& c) {
   if (st.not_started) {
     lb::function_result result;
     result.not_started = true;
-    ctx.cb.answer(std::move(result));
+    if (claim_answer(ctx)) ctx.cb.answer(std::move(result));
   } else if (!st.answered) {
     respond(ctx, st);
   }
@@ -247,6 +295,10 @@ void runner::run(call& ctx, lb::function_call& c) {
         st.cfg.name, st.cold ? "cold" : "pre-warmed",
         st.cold ? "create+attach+start" : "attach+inspect", ms(st.t_ready - st.t0),
         ms(st.t_answer - st.t_ready), ms(st.t_eof - st.t_answer));
+  }
+  {
+    std::unique_lock lock(ctx.mu);  // the slot goes with or after the answer, never before
+    ctx.cv.wait(lock, [&] { return !ctx.timer_answering; });
   }
   // Its container has stopped (or is being killed): the slot is free. The
   // removal itself is off the request path.
@@ -405,6 +457,7 @@ void runner::respond(call& ctx, run_state& st) {
   const config::service_config& cfg = st.cfg;
   st.answered = true;
   st.t_answer = clock::now();
+  if (!claim_answer(ctx)) return;  // its timer answered already
   run_end& end = st.end;
   {
     std::lock_guard lock(ctx.mu);

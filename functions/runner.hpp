@@ -72,6 +72,7 @@ class runner final : public scaler::function_source {
   void exchange(call& ctx, const lb::function_call& c, run_state& st);
   bool read_output(call& ctx, run_state& st);
   void respond(call& ctx, run_state& st);
+  void watch(call& ctx);
   void spawn(std::function<void()> task);  // a tracked thread
   void kill(const std::string& id);
 

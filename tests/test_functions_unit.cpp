@@ -3,10 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <future>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -14,6 +18,7 @@
 #include "functions/call_env.hpp"
 #include "functions/call_output.hpp"
 #include "functions/container.hpp"
+#include "functions/runner.hpp"
 #include "scaler/container_spec.hpp"
 
 using namespace dockscaler;
@@ -343,4 +348,60 @@ TEST_CASE("a function done before its call's token arrived still has its exit re
       run_init("echo early; exit 5", token_header(tok) + "unread", std::chrono::milliseconds(200));
   CHECK(r.out == "early\n" + exit_trailer(tok, 5));
   CHECK(r.code == 5);
+}
+
+namespace {
+
+// A Docker daemon stuck in every request: connections are taken (the
+// listen backlog), requests never answered.
+class stuck_daemon {
+ public:
+  stuck_daemon() : path_("/tmp/dockscaler-stuck-" + std::to_string(::getpid()) + ".sock") {
+    ::unlink(path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+  }
+  ~stuck_daemon() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  std::string host() const { return "unix://" + path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("a call gets 504 at its timeout even while Docker is stuck setting it up",
+          "[functions][runner]") {
+  stuck_daemon stuck;
+  dockerapi::client_options o;
+  o.host = stuck.host();
+  o.api_version = "1.41";
+  o.idle_timeout = o.request_timeout = std::chrono::seconds(3);
+  dockerapi::client docker(o);
+  std::promise<lb::function_result> answered;
+  std::promise<void> released;
+  {
+    runner r(docker, {});
+    auto s = stdio_service();
+    s.call_timeout = std::chrono::milliseconds(500);
+    r.set_service(s);
+    const auto t0 = std::chrono::steady_clock::now();
+    r.cold(s.name)->call(a_call(), {[&](lb::function_result res) { answered.set_value(res); },
+                                    [&] { released.set_value(); }});
+    auto answer = answered.get_future();
+    REQUIRE(answer.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500));
+    CHECK(answer.get().status == 504);
+    // The run gives up when Docker's request does (its own timeout), answers
+    // nobody twice, and frees the slot.
+    CHECK(released.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  }
 }
