@@ -337,7 +337,8 @@ TEST_CASE("the init runs the image's own command and answers before the containe
   const auto info = f.docker.inspect_container(f.containers(false, "warm")[0]);
   REQUIRE(info.labels.count("dockscaler.fn-init") == 1);
   CHECK(info.labels.at("dockscaler.fn-init") == "stdin-token");
-  CHECK(info.labels.count("dockscaler.exit-token") == 0);  // no token anywhere the function can read
+  // No token anywhere the function could read it.
+  CHECK(info.labels.count("dockscaler.exit-token") == 0);
   auto r = post(f.port, f.url("warm"), "through the init");
   CHECK(r.status == 200);
   CHECK(r.body == "through the init");  // the trailer is not part of the answer
