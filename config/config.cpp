@@ -248,7 +248,8 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   r.expect_map(n, path,
                {"image", "mode", "port", "route", "env", "resources", "security", "concurrency",
                 "queue", "replicas", "scale_up", "scale_down", "wait_time", "readiness",
-                "drain_timeout", "app", "prewarm", "timeout", "max_concurrency", "content_type"});
+                "drain_timeout", "app", "prewarm", "timeout", "max_concurrency", "content_type",
+                "max_output_bytes"});
 
   auto image_node = r.scalar(n, "image", path);
   if (!image_node) {
@@ -266,7 +267,8 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   r.get_int(n, "port", path, s.port, 1, 65535);
 
   if (s.mode == service_mode::http) {
-    for (const char* k : {"app", "prewarm", "timeout", "max_concurrency", "content_type"})
+    for (const char* k :
+         {"app", "prewarm", "timeout", "max_concurrency", "content_type", "max_output_bytes"})
       if (n[k].IsDefined())
         r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
   } else {
@@ -280,6 +282,11 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   r.get(n, "timeout", path, s.call_timeout);
   r.get_int(n, "max_concurrency", path, s.max_concurrency, 1, 100000);
   r.get(n, "content_type", path, s.content_type);
+  r.get_size(n, "max_output_bytes", path, s.max_output_bytes);
+  if (n["max_output_bytes"].IsDefined() &&
+      (s.max_output_bytes == 0 || s.max_output_bytes > (std::uint64_t{1} << 30)))
+    r.fail(n["max_output_bytes"], reader::join(path, "max_output_bytes"),
+           "must be between 1 and 1g (a call's answer is held in memory)");
 
   const YAML::Node route = n["route"];
   bool has_prefix = false;

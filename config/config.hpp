@@ -131,6 +131,8 @@ struct service_config {
   duration call_timeout = std::chrono::seconds(30);  // the `timeout` key
   unsigned max_concurrency = 8;
   std::string content_type = "text/plain";
+  // stdout kept per call; beyond it the container is killed and the call gets 502.
+  std::uint64_t max_output_bytes = 10 * 1024 * 1024;
 };
 
 struct config {

@@ -97,7 +97,7 @@ std::size_t attach_connection::recv_some(CURL* h, bool tls, char* buf, std::size
 }
 
 attach_connection::attach_connection(easy_handle h, bool tls, bool tty, std::string already_read)
-    : h_(std::move(h)), tls_(tls), demux_(tty) {
+    : h_(std::move(h)), tls_(tls), fd_(socket_of(h_.get())), demux_(tty) {
   feed(already_read);
 }
 
@@ -131,6 +131,8 @@ void attach_connection::close_write() {
     throw error(errc::protocol,
                 std::string("dockerapi: attach: shutdown: ") + std::strerror(errno));
 }
+
+void attach_connection::abort() noexcept { ::shutdown(fd_, SHUT_RDWR); }
 
 std::optional<output_chunk> attach_connection::read(std::chrono::milliseconds timeout) {
   std::optional<clock::time_point> deadline;

@@ -81,6 +81,9 @@ attach_stream::~attach_stream() = default;
 
 void attach_stream::write_stdin(std::string_view data) { conn_->write(data); }
 void attach_stream::close_stdin() { conn_->close_write(); }
+void attach_stream::abort() noexcept {
+  if (conn_) conn_->abort();
+}
 std::optional<output_chunk> attach_stream::read(milliseconds timeout) {
   return conn_->read(timeout);
 }

@@ -73,6 +73,11 @@ class attach_stream {
   // Throws error(timeout) when nothing arrived within `timeout` (0 = wait forever).
   std::optional<output_chunk> read(std::chrono::milliseconds timeout = std::chrono::milliseconds{
                                        0});
+  // Shuts the connection down both ways, from any thread: a read or write in
+  // progress on another thread fails at once, and the daemon stops writing
+  // into a stream nobody reads (before a kill or removal that would otherwise
+  // wait on it). The stream is unusable afterwards; destroy it.
+  void abort() noexcept;
   // Reads to the end of the stream and returns everything.
   logs_result read_all(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
 

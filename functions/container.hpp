@@ -1,16 +1,16 @@
 // How a stdio function's container is made: the scaler's spec (stdin open
 // once, hardened, labelled) plus the init program (functions/init) as PID 1
 // in front of the image's own entrypoint and command. The init relays the
-// function's stdout and ends it with a trailer carrying the exit code and a
-// per-container token, so a call is answered as soon as the function is done
-// rather than when Docker has torn the container down. Without the trailer
-// (a read-only root filesystem, where the init cannot be copied in, or a
-// container from elsewhere) the runner falls back to the end of the attach
-// stream and Docker's exit code.
+// function's stdin and stdout and ends the output with a trailer carrying the
+// exit code and the call's secret token (which the runner sends first on
+// stdin: functions/init/protocol.hpp), so a call is answered as soon as the
+// function is done rather than when Docker has torn the container down.
+// Without the init (a read-only root filesystem, where it cannot be copied
+// in, or a container from elsewhere) the runner falls back to the end of the
+// attach stream and Docker's exit code.
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +20,11 @@
 
 namespace dockscaler::functions {
 
+// Marks a container whose init takes its call's token from stdin.
+inline constexpr const char* label_init = "dockscaler.fn-init";
+inline constexpr const char* label_init_stdin_token = "stdin-token";
+// Containers made by older daemons carried their (readable) token here; one
+// still in a pre-warmed pool is served as before, once.
 inline constexpr const char* label_exit_token = "dockscaler.exit-token";
 inline constexpr const char* init_path = "/.dockscaler-fn-init";
 
@@ -28,7 +33,7 @@ std::string_view init_program();
 
 struct created_container {
   std::string id;
-  std::string token;  // of the init's trailer; empty when there is no init
+  bool init = false;  // runs the init: the call's token goes first on stdin
 };
 
 // Creates (does not start) a container for `svc` named `name`. `env`, when
@@ -67,9 +72,5 @@ class function_runtime final : public scaler::container_runtime {
   scaler::container_runtime& inner_;
   dockerapi::client& docker_;
 };
-
-// When `out` ends with the init's trailer for `token`, removes it and
-// returns the function's exit code.
-std::optional<int> take_exit_trailer(std::string& out, std::string_view token);
 
 }  // namespace dockscaler::functions

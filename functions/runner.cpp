@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "functions/call_env.hpp"
+#include "functions/call_output.hpp"
 #include "functions/container.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/runtime.hpp"
@@ -22,6 +23,9 @@ namespace api = dockscaler::dockerapi;
 
 constexpr std::size_t inline_write_max = 64 * 1024;  // larger bodies are written by a second thread
 constexpr std::size_t stderr_log_max = 64 * 1024;    // stderr logged per call
+// The call's timer answers this long after the deadline: a run that reads
+// the output answers at the deadline itself, with its own log line.
+constexpr auto timer_slack = std::chrono::milliseconds(250);
 
 // stderr of a call, to the log line by line (bounded).
 class stderr_log {
@@ -62,9 +66,13 @@ struct runner::call {
   std::string warm_id;  // empty: the cold path
   std::string network;  // a cold call's container joins it
   lb::function_callbacks cb;
+  clock::time_point deadline;  // of its `timeout`
   std::mutex mu;
-  std::string container;  // once known
+  std::condition_variable cv;  // wakes the call's timer, and its run waiting for the timer
+  std::string container;       // once known
   bool cancelled = false;
+  bool answered = false;  // the client has its answer, from the run or the timer
+  bool timer_answering = false;
 };
 
 namespace {
@@ -76,7 +84,18 @@ std::optional<std::string> cancel(runner::call& ctx) {
   std::lock_guard lock(ctx.mu);
   if (ctx.cancelled) return std::nullopt;
   ctx.cancelled = true;
+  ctx.cv.notify_all();
   return ctx.container;
+}
+
+// Takes the right to answer the call's client: the run and its timer race
+// for it, and the client gets exactly one answer.
+bool claim_answer(runner::call& ctx) {
+  std::lock_guard lock(ctx.mu);
+  if (ctx.answered) return false;
+  ctx.answered = true;
+  ctx.cv.notify_all();
+  return true;
 }
 
 }  // namespace
@@ -199,207 +218,278 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
     if (!ctx->warm_id.empty()) spawn([this, id = ctx->warm_id] { kill(id); });
     return;
   }
+  ctx->deadline = clock::now() + ctx->cfg->call_timeout;
   spawn([this, ctx, c = std::move(c)]() mutable {
     run(*ctx, c);
     std::lock_guard lock(mu_);
     calls_.erase(ctx);
   });
+  try {
+    spawn([this, ctx] { watch(*ctx); });
+  } catch (const std::exception& e) {
+    // No thread for the timer: the run still answers at the deadline while it reads.
+    spdlog::warn("{}: no timer for a call: {}", service, e.what());
+  }
 }
 
-void runner::run(call& ctx, lb::function_call& c) {
-  const config::service_config& cfg = *ctx.cfg;
-  const auto t0 = clock::now();
-  const auto deadline = t0 + cfg.call_timeout;
+// The call's timer, a backstop for the run: a run answers 504 itself at the
+// deadline while it reads the output, but not while it waits on a Docker
+// request that sets the call up (create, attach, start). Then the timer
+// answers; the run, when it gets there, finds the call answered and only
+// tears it down.
+void runner::watch(call& ctx) {
+  {
+    std::unique_lock lock(ctx.mu);
+    if (ctx.cv.wait_until(lock, ctx.deadline + timer_slack,
+                          [&] { return ctx.answered || ctx.cancelled; }))
+      return;
+    ctx.answered = ctx.timer_answering = true;
+  }
+  spdlog::warn("{}: call timed out after {} while Docker was setting it up: answered 504",
+               ctx.service, config::format_duration(ctx.cfg->call_timeout));
+  run_end end;
+  end.how = run_end::kind::timed_out;
+  ctx.cb.answer(functions::answer(*ctx.cfg, std::move(end)));
+  std::lock_guard lock(ctx.mu);
+  ctx.timer_answering = false;
+  ctx.cv.notify_all();
+}
+
+struct runner::run_state {
+  run_state(const config::service_config& c, std::string warm_id, clock::time_point d)
+      : cfg(c), cold(warm_id.empty()), deadline(d), id(std::move(warm_id)) {}
+  const config::service_config& cfg;
+  bool cold;
+  clock::time_point deadline;
+  clock::time_point t0 = clock::now();
   clock::time_point t_ready{}, t_answer{}, t_eof{};  // for the debug log
-  const bool cold = ctx.warm_id.empty();
-  std::string id = ctx.warm_id, token;
+  std::string id;                                    // the container's, once known
+  std::string token;       // the init's trailer's; empty: the stream's end and Docker's exit code
+  std::string stdin_head;  // before the body: the call's token, for the init to take off
+  std::optional<api::attach_stream> stream;
   run_end end;
   bool not_started = false;  // nothing ran: the proxy may try another container
   bool answered = false;
-  std::optional<api::attach_stream> stream;
-  auto known = [&] {  // the container is ours to kill from now on; false when the client is gone
-    std::lock_guard lock(ctx.mu);
-    ctx.container = id;
-    return !ctx.cancelled;
-  };
-  // The answer goes out as soon as it is known; the call's slot is released
-  // (cb.released) only once its container has stopped, further down.
-  auto answer = [&] {
-    answered = true;
-    t_answer = clock::now();
-    {
-      std::lock_guard lock(ctx.mu);
-      if (ctx.cancelled) end.how = run_end::kind::cancelled;
-    }
-    switch (end.how) {
-      case run_end::kind::exited:
-        if (end.exit_code != 0)
-          spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
-        break;
-      case run_end::kind::timed_out:
-        spdlog::warn("{}: call timed out after {}; container killed", cfg.name,
-                     config::format_duration(cfg.call_timeout));
-        break;
-      case run_end::kind::output_too_large:
-        spdlog::warn("{}: call output {}; container killed", cfg.name, end.error);
-        break;
-      default:
-        break;
-    }
-    const bool cancelled = end.how == run_end::kind::cancelled;
-    lb::function_result result = functions::answer(cfg, std::move(end));
-    if (cancelled) {
-      std::lock_guard lock(mu_);
-      if (stopped_) {  // not the client's doing: it is still there to be told
-        result.status = 503;
-        result.body = "{\"message\":\"dockscaler is stopping\"}\n";
-      }
-    }
-    ctx.cb.answer(std::move(result));
-  };
+};
 
-  api::attach_options attach;
-  attach.tty = false;  // ours never have one; saves the daemon a lookup
-  try {
-    if (cold) {
-      const auto env = call_env(cfg, c);
-      auto made =
-          create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
-                                    scaler::container_name(cfg.name, "call"), &env, true);
-      id = made.id;
-      token = made.token;
-      if (known()) {
-        stream = docker_.attach(id, attach);  // before start: no output can be missed
-        docker_.start_container(id);
-      }
-    } else if (known()) {
-      attach.logs = true;  // what it printed before this attach is part of the answer too
-      stream = docker_.attach(id, attach);
-      // Attached first, then looked: if it runs now, every byte it writes reaches us.
-      const auto info = docker_.inspect_container(id);
-      if (!info.state.running) {
-        not_started = true;
-        spdlog::warn("{}: pre-warmed container {} had exited; the call goes to another", cfg.name,
-                     id.substr(0, 12));
-      } else if (auto it = info.labels.find(label_exit_token); it != info.labels.end()) {
-        token = it->second;
-      }
-    }
-  } catch (const api::error& e) {
-    if (opts_.on_docker_error) opts_.on_docker_error();
-    if (cold) {
-      end.how = run_end::kind::failed;
-      end.error = e.what();
-      spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
-    } else {
-      not_started = true;  // gone before its call: another container takes it
-      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name, id.substr(0, 12),
-                   e.what());
-    }
-  }
-  t_ready = clock::now();
+void runner::run(call& ctx, lb::function_call& c) {
+  run_state st(*ctx.cfg, ctx.warm_id, ctx.deadline);
+  prepare(ctx, c, st);
+  st.t_ready = clock::now();
+  if (st.stream && !st.not_started && st.end.how == run_end::kind::exited) exchange(ctx, c, st);
 
-  if (stream && !not_started && end.how == run_end::kind::exited) {
-    // Body in (a second thread for big bodies, so a function that answers as
-    // it reads never deadlocks against us), output out, to the init's
-    // trailer (answered at once) and on to the end of the stream.
-    auto write_all = [&stream, &c] {
-      try {
-        stream->write_stdin(c.body);
-        stream->close_stdin();
-      } catch (const std::exception&) {
-        // It stopped reading (exited, or killed): its output tells the rest.
-      }
-    };
-    std::thread writer;
-    if (c.body.size() <= inline_write_max)
-      write_all();
-    else
-      writer = std::thread(write_all);
-    bool killed = false;
-    {
-      stderr_log err(cfg.name);
-      for (;;) {
-        // After the answer, the container only has to stop: give it a little, then kill it.
-        const auto limit = answered ? std::min(deadline, t_answer + 10s) : deadline;
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(limit - clock::now());
-        std::optional<api::output_chunk> chunk;
-        try {
-          if (left <= 0ms) throw api::error(api::errc::timeout, "call deadline");
-          chunk = stream->read(left);
-        } catch (const api::error& e) {
-          if (!answered) {
-            if (e.code() == api::errc::timeout) {
-              end.how = run_end::kind::timed_out;
-            } else {
-              end.how = run_end::kind::failed;
-              end.error = e.what();
-            }
-          }
-          killed = true;
-          break;
-        }
-        if (!chunk) break;  // it exited
-        if (chunk->stream == api::stream_kind::stderr_) {
-          err.add(chunk->data);
-          continue;
-        }
-        if (answered) continue;  // nothing follows the trailer
-        end.stdout_data += chunk->data;
-        if (auto code = take_exit_trailer(end.stdout_data, token)) {
-          end.exit_code = *code;
-          err.flush();
-          answer();
-          continue;
-        }
-        if (end.stdout_data.size() > opts_.max_output_bytes) {
-          end.how = run_end::kind::output_too_large;
-          end.error = "more than " + std::to_string(opts_.max_output_bytes) + " bytes";
-          killed = true;
-          break;
-        }
-      }
-    }
-    t_eof = clock::now();
-    if (killed) kill(id);  // unblocks the writer too
-    if (writer.joinable()) writer.join();
-    stream.reset();
-    if (!answered && end.how == run_end::kind::exited) {
-      // No trailer (no init in this container): Docker's exit code.
-      try {
-        const auto left = std::max<clock::duration>(deadline - clock::now(), 5s);
-        const auto w = docker_.wait_container(id, api::wait_condition::not_running,
-                                              std::chrono::ceil<std::chrono::milliseconds>(left));
-        end.exit_code = w.exit_code;
-      } catch (const api::error& e) {
-        if (opts_.on_docker_error) opts_.on_docker_error();
-        end.how = run_end::kind::failed;
-        end.error = std::string("cannot read its exit code: ") + e.what();
-      }
-    }
-  }
-
-  if (not_started) {
+  if (st.not_started) {
     lb::function_result result;
     result.not_started = true;
-    ctx.cb.answer(std::move(result));
-  } else if (!answered) {
-    answer();
+    if (claim_answer(ctx)) ctx.cb.answer(std::move(result));
+  } else if (!st.answered) {
+    respond(ctx, st);
   }
-  if (t_eof != clock::time_point{}) {
+  if (st.t_eof != clock::time_point{}) {
     auto ms = [](clock::duration d) {
       return std::chrono::duration<double, std::milli>(d).count();
     };
     spdlog::debug(
         "{}: {} call: {} {:.1f} ms, answered after {:.1f} ms, container stopped {:.1f} ms after "
         "that",
-        cfg.name, cold ? "cold" : "pre-warmed", cold ? "create+attach+start" : "attach+inspect",
-        ms(t_ready - t0), ms(t_answer - t_ready), ms(t_eof - t_answer));
+        st.cfg.name, st.cold ? "cold" : "pre-warmed",
+        st.cold ? "create+attach+start" : "attach+inspect", ms(st.t_ready - st.t0),
+        ms(st.t_answer - st.t_ready), ms(st.t_eof - st.t_answer));
+  }
+  {
+    std::unique_lock lock(ctx.mu);  // the slot goes with or after the answer, never before
+    ctx.cv.wait(lock, [&] { return !ctx.timer_answering; });
   }
   // Its container has stopped (or is being killed): the slot is free. The
   // removal itself is off the request path.
   ctx.cb.released();
-  if (!id.empty()) kill(id);
+  if (!st.id.empty()) kill(st.id);
+}
+
+// Makes (cold) or takes (pre-warmed) the call's container and attaches to it.
+void runner::prepare(call& ctx, const lb::function_call& c, run_state& st) {
+  const config::service_config& cfg = st.cfg;
+  auto known = [&] {  // the container is ours to kill from now on; false when the client is gone
+    std::lock_guard lock(ctx.mu);
+    ctx.container = st.id;
+    return !ctx.cancelled;
+  };
+  auto use_init = [&] {  // a fresh secret per call, which only the init gets to see
+    st.token = new_token();
+    st.stdin_head = token_header(st.token);
+  };
+  api::attach_options attach;
+  attach.tty = false;  // ours never have one; saves the daemon a lookup
+  try {
+    if (st.cold) {
+      const auto env = call_env(cfg, c);
+      auto made =
+          create_function_container(docker_, cfg, ctx.network, scaler::spec_hash(cfg, ctx.network),
+                                    scaler::container_name(cfg.name, "call"), &env, true);
+      st.id = made.id;
+      if (made.init) use_init();
+      if (known()) {
+        st.stream = docker_.attach(st.id, attach);  // before start: no output can be missed
+        docker_.start_container(st.id);
+      }
+    } else if (known()) {
+      attach.logs = true;  // what it printed before this attach is part of the answer too
+      st.stream = docker_.attach(st.id, attach);
+      // Attached first, then looked: if it runs now, every byte it writes reaches us.
+      const auto info = docker_.inspect_container(st.id);
+      const auto init = info.labels.find(label_init);
+      const auto legacy = info.labels.find(label_exit_token);
+      if (!info.state.running) {
+        st.not_started = true;
+        spdlog::warn("{}: pre-warmed container {} had exited; the call goes to another", cfg.name,
+                     st.id.substr(0, 12));
+      } else if (init != info.labels.end() && init->second == label_init_stdin_token) {
+        use_init();
+      } else if (legacy != info.labels.end()) {
+        st.token = legacy->second;  // an older daemon's container: its token is in its argv
+      }
+    }
+  } catch (const api::error& e) {
+    if (opts_.on_docker_error) opts_.on_docker_error();
+    if (st.cold) {
+      st.end.how = run_end::kind::failed;
+      st.end.error = e.what();
+      spdlog::error("{}: cannot run a call's container: {}", cfg.name, e.what());
+    } else {
+      st.not_started = true;  // gone before its call: another container takes it
+      spdlog::warn("{}: cannot attach to pre-warmed container {}: {}", cfg.name,
+                   st.id.substr(0, 12), e.what());
+    }
+  }
+}
+
+// Body in (a second thread for big bodies, so a function that answers as it
+// reads never deadlocks against us), output out, then the container's end.
+void runner::exchange(call& ctx, const lb::function_call& c, run_state& st) {
+  auto write_all = [&st, &c] {
+    try {
+      if (!st.stdin_head.empty()) st.stream->write_stdin(st.stdin_head);
+      st.stream->write_stdin(c.body);
+      st.stream->close_stdin();
+    } catch (const std::exception&) {
+      // It stopped reading (exited, or killed): its output tells the rest.
+    }
+  };
+  std::thread writer;
+  if (c.body.size() <= inline_write_max)
+    write_all();
+  else
+    writer = std::thread(write_all);
+  const bool cut_short = read_output(ctx, st);
+  if (cut_short) {
+    // The caller is answered now, whatever the teardown takes. Then the
+    // stream is shut before the kill: Docker blocks writing into an attach
+    // stream nobody reads, and a removal waits on that.
+    if (!st.answered) respond(ctx, st);
+    st.stream->abort();  // unblocks the writer too
+  }
+  if (writer.joinable()) writer.join();
+  st.stream.reset();
+  if (cut_short) kill(st.id);
+  st.t_eof = clock::now();
+  if (st.answered || st.end.how != run_end::kind::exited) return;
+  // No trailer (no init in this container): Docker's exit code.
+  try {
+    const auto left = std::max<clock::duration>(st.deadline - clock::now(), 5s);
+    const auto w = docker_.wait_container(st.id, api::wait_condition::not_running,
+                                          std::chrono::ceil<std::chrono::milliseconds>(left));
+    st.end.exit_code = w.exit_code;
+  } catch (const api::error& e) {
+    if (opts_.on_docker_error) opts_.on_docker_error();
+    st.end.how = run_end::kind::failed;
+    st.end.error = std::string("cannot read its exit code: ") + e.what();
+  }
+}
+
+// Reads the output to the init's trailer (answered at once) and on to the end
+// of the stream. Returns true when it stopped before that end: the deadline,
+// more output than max_output_bytes, a broken stream.
+bool runner::read_output(call& ctx, run_state& st) {
+  stderr_log err(st.cfg.name);
+  call_output out(st.token, st.cfg.max_output_bytes);
+  for (;;) {
+    // After the answer, the container only has to stop: give it a little, then kill it.
+    const auto limit = st.answered ? std::min(st.deadline, st.t_answer + 10s) : st.deadline;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(limit - clock::now());
+    std::optional<api::output_chunk> chunk;
+    try {
+      if (left <= 0ms) throw api::error(api::errc::timeout, "call deadline");
+      chunk = st.stream->read(left);
+    } catch (const api::error& e) {
+      if (!st.answered) {
+        st.end.how =
+            e.code() == api::errc::timeout ? run_end::kind::timed_out : run_end::kind::failed;
+        st.end.error = e.what();
+      }
+      return true;
+    }
+    if (!chunk) {  // it exited
+      if (!st.answered) st.end.stdout_data = out.take();
+      return false;
+    }
+    if (chunk->stream == api::stream_kind::stderr_) {
+      err.add(chunk->data);
+      continue;
+    }
+    if (st.answered) continue;  // nothing follows the trailer
+    const auto status = out.add(chunk->data);
+    if (status == call_output::status::exited) {
+      st.end.exit_code = out.exit_code();
+      st.end.stdout_data = out.take();
+      err.flush();
+      respond(ctx, st);
+    } else if (status == call_output::status::too_large) {
+      st.end.how = run_end::kind::output_too_large;
+      st.end.error = "over max_output_bytes (" + std::to_string(out.max_bytes()) + " bytes)";
+      return true;
+    }
+  }
+}
+
+// The answer goes out as soon as it is known; the call's slot is released
+// (cb.released) only once its container has stopped (in run).
+void runner::respond(call& ctx, run_state& st) {
+  const config::service_config& cfg = st.cfg;
+  st.answered = true;
+  st.t_answer = clock::now();
+  if (!claim_answer(ctx)) return;  // its timer answered already
+  run_end& end = st.end;
+  {
+    std::lock_guard lock(ctx.mu);
+    if (ctx.cancelled) end.how = run_end::kind::cancelled;
+  }
+  switch (end.how) {
+    case run_end::kind::exited:
+      if (end.exit_code != 0) spdlog::warn("{}: call exited with code {}", cfg.name, end.exit_code);
+      break;
+    case run_end::kind::timed_out:
+      spdlog::warn("{}: call timed out after {}: answered 504, killing its container", cfg.name,
+                   config::format_duration(cfg.call_timeout));
+      break;
+    case run_end::kind::output_too_large:
+      spdlog::warn(
+          "{}: call wrote more than max_output_bytes ({} bytes) to stdout: answered 502, "
+          "killing its container",
+          cfg.name, cfg.max_output_bytes);
+      break;
+    default:
+      break;
+  }
+  const bool cancelled = end.how == run_end::kind::cancelled;
+  lb::function_result result = functions::answer(cfg, std::move(end));
+  if (cancelled) {
+    std::lock_guard lock(mu_);
+    if (stopped_) {  // not the client's doing: it is still there to be told
+      result.status = 503;
+      result.body = "{\"message\":\"dockscaler is stopping\"}\n";
+    }
+  }
+  ctx.cb.answer(std::move(result));
 }
 
 void runner::shutdown() {

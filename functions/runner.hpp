@@ -5,8 +5,11 @@
 //  - warm: attach to a pre-warmed container (started by the scaler, blocked on
 //    stdin), run, remove — only attach + run on the request path.
 // Calls run on their own threads (they block on Docker); a call's container is
-// removed in every case: answered, failed, timed out (killed, 504) or
-// abandoned by its client (killed). Design: docs/functions.md.
+// removed in every case: answered, failed, timed out (504), over the
+// service's max_output_bytes (502) or abandoned by its client. A call that
+// timed out or wrote too much is answered first; then the runner stops
+// reading its stream and kills it, so Docker's teardown never delays the
+// answer. Design: docs/functions.md.
 #pragma once
 
 #include <chrono>
@@ -27,8 +30,7 @@
 namespace dockscaler::functions {
 
 struct runner_options {
-  std::string network;                              // the containers' Docker network
-  std::size_t max_output_bytes = 64 * 1024 * 1024;  // stdout beyond this: killed, 502
+  std::string network;  // the containers' Docker network
   // Called when a pre-warmed container is handed to a call (before anything
   // runs): the scaler stops counting it and refills the pool. Must not block.
   std::function<void(const std::string& container_id)> on_taken;
@@ -64,7 +66,13 @@ class runner final : public scaler::function_source {
   friend class backend;
   void start(const std::string& service, std::string warm_id, lb::function_call c,
              lb::function_callbacks cb, std::shared_ptr<call> ctx);
+  struct run_state;  // one run on its thread (runner.cpp)
   void run(call& ctx, lb::function_call& c);
+  void prepare(call& ctx, const lb::function_call& c, run_state& st);
+  void exchange(call& ctx, const lb::function_call& c, run_state& st);
+  bool read_output(call& ctx, run_state& st);
+  void respond(call& ctx, run_state& st);
+  void watch(call& ctx);
   void spawn(std::function<void()> task);  // a tracked thread
   void kill(const std::string& id);
 

@@ -1,9 +1,22 @@
 # stdio functions: call environment and answers (unit), the runner and the
 # whole path through `dockscaler serve` on the real engine (docker).
 dockscaler_add_test(NAME test_functions_unit SOURCES test_functions_unit.cpp LIBS dockscaler::functions)
+# The init is also run directly (no Docker) to check its side of the protocol.
+target_compile_definitions(test_functions_unit PRIVATE
+  DOCKSCALER_FN_INIT_BIN="$<TARGET_FILE:dockscaler-fn-init>")
 dockscaler_add_test(NAME test_functions_e2e SOURCES test_functions_e2e.cpp
   LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
 add_dependencies(test_functions_e2e dockscaler dockscaler_echo hello-stdio)
 target_compile_definitions(test_functions_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>"
   DOCKSCALER_HELLO_STDIO_BIN="$<TARGET_FILE:hello-stdio>")
+# Hostile functions (flooding, over max_output_bytes, forging their exit):
+# tests/hostile_fn.cpp, static for a FROM scratch image.
+add_executable(dockscaler_hostile_fn hostile_fn.cpp)
+target_link_options(dockscaler_hostile_fn PRIVATE -static)
+dockscaler_add_test(NAME test_hostile_functions SOURCES test_hostile_functions.cpp
+  LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 600)
+add_dependencies(test_hostile_functions dockscaler dockscaler_hostile_fn)
+target_compile_definitions(test_hostile_functions PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_HOSTILE_FN_BIN="$<TARGET_FILE:dockscaler_hostile_fn>"
+  DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>" DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>")

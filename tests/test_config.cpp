@@ -263,3 +263,24 @@ TEST_CASE("load_file reads a file and names it in errors", "[config]") {
   }
   std::remove(path.c_str());
 }
+
+TEST_CASE("max_output_bytes: a size for stdio functions, 10m by default, 1 to 1g",
+          "[config][errors]") {
+  const config c = load_string(
+      "services:\n  fn:\n    image: f\n    mode: stdio\n    max_output_bytes: 2m\n"
+      "  dflt:\n    image: f\n    mode: stdio\n",
+      "fn.yaml");
+  CHECK(c.services[0].max_output_bytes == 2u * 1024 * 1024);
+  CHECK(c.services[1].max_output_bytes == 10u * 1024 * 1024);
+  const auto ps = problems_of(
+      "services:\n"
+      "  a:\n    image: f\n    mode: stdio\n    max_output_bytes: lots\n"  // 5
+      "  b:\n    image: f\n    mode: stdio\n    max_output_bytes: 0\n"     // 9
+      "  c:\n    image: f\n    mode: stdio\n    max_output_bytes: 2g\n"    // 13
+      "  d:\n    image: f\n    max_output_bytes: 1m\n");                   // 16
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "services.a.max_output_bytes", 5, "bad size"));
+  CHECK(has_problem(ps, "services.b.max_output_bytes", 9, "between 1 and 1g"));
+  CHECK(has_problem(ps, "services.c.max_output_bytes", 13, "between 1 and 1g"));
+  CHECK(has_problem(ps, "services.d.max_output_bytes", 16, "only to mode: stdio"));
+}

@@ -80,6 +80,20 @@ struct response {
   std::chrono::nanoseconds took{};
 };
 
+// A TCP connection to loopback `port` with a receive timeout; -1 when refused.
+inline int connect_loopback(std::uint16_t port, std::chrono::seconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{static_cast<time_t>(timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
 // One request with Connection: close (and Content-Length unless a bodiless
 // GET); `extra_headers` are whole "Name: value\r\n" lines. A missing or cut
 // answer gives status 0.
@@ -88,14 +102,8 @@ inline response http_request(std::uint16_t port, const std::string& method, cons
                              std::chrono::seconds timeout = 30s) {
   response r;
   const auto t0 = steady::now();
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{static_cast<time_t>(timeout.count()), 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+  int fd = connect_loopback(port, timeout);
+  if (fd >= 0) {
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n";
     if (method != "GET" || !body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += extra_headers + "\r\n" + body;

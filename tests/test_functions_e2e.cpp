@@ -9,110 +9,9 @@
 
 #include <set>
 
-#include "test_daemon_support.hpp"
+#include "test_functions_support.hpp"
 
 using namespace dockscaler::test;
-
-namespace {
-
-const std::string& echo_image() {
-  static const std::string name = "dockscaler-test-echo-fn:" + run_id();
-  return name;
-}
-
-void ensure_echo_image(api::client& docker) {
-  build_image_once(docker, echo_image(), echo_context);
-}
-
-std::string fn_network() { return "dockscaler-test-fn-" + run_id(); }
-
-response post(std::uint16_t port, const std::string& target, const std::string& body,
-              const std::string& extra_headers = {}, std::chrono::seconds timeout = 60s) {
-  return http_request(port, "POST", target, body, extra_headers, timeout);
-}
-
-// A daemon serving the echo function as stdio services, each under
-// /r/tapp/<name> by default. `services` maps a name suffix to the service's
-// extra YAML.
-struct fn_fixture {
-  api::client docker;
-  std::string id;
-  std::uint16_t port = free_port();
-  std::uint16_t metrics_port = free_port();
-  std::unique_ptr<daemon_process> daemon;
-
-  explicit fn_fixture(std::string suffix) : id("fn-" + run_id() + "-" + std::move(suffix)) {
-    ensure_echo_image(docker);
-  }
-  ~fn_fixture() {
-    daemon.reset();  // SIGKILL if still running
-    // A create the daemon sent just before it died may still land, and the
-    // network goes only once nothing is attached: retry until both are gone.
-    eventually(
-        [&] {
-          try {
-            for (const auto& c : containers(true)) docker.remove_container(c, true);
-            docker.remove_network(fn_network());
-            return true;
-          } catch (const api::error& e) {
-            return e.code() == api::errc::not_found && containers(true).empty();
-          } catch (...) {
-            return false;
-          }
-        },
-        20s);
-  }
-  std::string name(const std::string& s) const { return id + "-" + s; }
-  std::string url(const std::string& s) const { return "/r/tapp/" + name(s); }
-
-  // `image` for every service (default: echo); app `tapp` unless the body sets one.
-  void start(const std::map<std::string, std::string>& services,
-             const std::string& image = echo_image()) {
-    std::string yaml = "docker: { network: " + fn_network() +
-                       " }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
-                       " }\nadmin: { socket: /tmp/dockscaler-e2e-" + run_id() + "/" + id +
-                       ".sock }\nmetrics: { listen: 127.0.0.1:" + std::to_string(metrics_port) +
-                       " }\nservices:\n";
-    for (const auto& [s, body] : services)
-      yaml += "  " + name(s) + ":\n    image: " + image + "\n    mode: stdio\n" +
-              (body.find("    app:") == std::string::npos ? "    app: tapp\n" : "") + body;
-    daemon = std::make_unique<daemon_process>(id, yaml);
-    daemon->start({"--stop-containers"});
-    REQUIRE(eventually([&] { return http_get(port, "/not-a-route", 2s).status == 404; }, 30s));
-  }
-
-  // Containers of this fixture's services (all states with `all`).
-  std::vector<std::string> containers(bool all = false, const std::string& service = {}) {
-    api::list_containers_options o;
-    o.all = all;
-    o.filters["label"] = {"dockscaler.network=" + fn_network()};
-    std::vector<std::string> ids;
-    for (const auto& c : docker.list_containers(o)) {
-      auto it = c.labels.find("dockscaler.service");
-      if (it == c.labels.end() || it->second.rfind(id, 0) != 0) continue;
-      if (!service.empty() && it->second != name(service)) continue;
-      ids.push_back(c.id);
-    }
-    std::sort(ids.begin(), ids.end());
-    return ids;
-  }
-
-  std::string metrics() { return http_get(metrics_port, "/metrics", 5s).body; }
-};
-
-// The value of a metric line starting with `prefix` ("name{labels}"), or -1.
-double metric(const std::string& text, const std::string& prefix) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0 && line.size() > prefix.size() && line[prefix.size()] == ' ')
-      return std::stod(line.substr(prefix.size() + 1));
-  return -1;
-}
-
-const std::string pool2 = "    prewarm: true\n    replicas: { min: 2, max: 2, initial: 2 }\n";
-
-}  // namespace
 
 TEST_CASE(
     "stdio functions: body in, stdout out, cold and pre-warmed, small and 5 MiB; nothing left "
@@ -415,7 +314,7 @@ TEST_CASE(
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
   for (const auto& id : f.containers(false, "warm")) {
     const auto info = f.docker.inspect_container(id);
-    CHECK(info.labels.count("dockscaler.exit-token") == 0);
+    CHECK(info.labels.count("dockscaler.fn-init") == 0);
   }
   auto r = post(f.port, f.url("cold"), "ro cold");
   CHECK(r.status == 200);
@@ -436,7 +335,10 @@ TEST_CASE("the init runs the image's own command and answers before the containe
             "    security: { cap_drop: [ALL], user: \"1000\" }\n    env: { EXIT_CODE: \"9\" }\n"}});
   REQUIRE(eventually([&] { return f.containers(false, "warm").size() == 2; }, 30s));
   const auto info = f.docker.inspect_container(f.containers(false, "warm")[0]);
-  REQUIRE(info.labels.count("dockscaler.exit-token") == 1);
+  REQUIRE(info.labels.count("dockscaler.fn-init") == 1);
+  CHECK(info.labels.at("dockscaler.fn-init") == "stdin-token");
+  // No token anywhere the function could read it.
+  CHECK(info.labels.count("dockscaler.exit-token") == 0);
   auto r = post(f.port, f.url("warm"), "through the init");
   CHECK(r.status == 200);
   CHECK(r.body == "through the init");  // the trailer is not part of the answer

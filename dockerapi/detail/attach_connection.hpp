@@ -23,6 +23,7 @@ class attach_connection {
 
   void write(std::string_view data);
   void close_write();
+  void abort() noexcept;  // shutdown(SHUT_RDWR); safe from another thread
   std::optional<output_chunk> read(std::chrono::milliseconds timeout);
 
   // Raw helpers shared with the handshake (also used by transport::hijack).
@@ -37,6 +38,7 @@ class attach_connection {
 
   easy_handle h_;
   bool tls_;
+  int fd_;  // the connection's socket, looked up once (abort() runs on another thread)
   frame_demux demux_;
   std::deque<output_chunk> ready_;
   std::string error_text_;

@@ -1,16 +1,26 @@
 // dockscaler-fn-init: PID 1 of every stdio function container. Runs the
-// function as its child with stdout through a pipe it relays, and once the
-// function's output has ended and it exited, appends one trailer line to
-// stdout: "\x1e" "dockscaler-exit:" TOKEN ":" CODE "\n". The runner answers
-// the call the moment it reads the trailer, instead of waiting for Docker to
-// tear the container down (~80 ms on the project machine) before the attach
-// stream ends and the exit code is known. Signals are passed on to the
-// function; the exit code is the function's (128 + signal when killed).
-// Usage: dockscaler-fn-init TOKEN -- COMMAND [ARGS...]
+// function as its child with stdin and stdout through pipes it relays. The
+// runner's first bytes on stdin are a secret per-call token (see
+// protocol.hpp); the init takes them off before the function's input, and
+// once the function's output has ended and it exited, appends one trailer
+// line to stdout: "\x1e" "dockscaler-exit:" TOKEN ":" CODE "\n". The runner
+// answers the call the moment it reads the trailer, instead of waiting for
+// Docker to tear the container down (~80 ms on the project machine) before
+// the attach stream ends and the exit code is known.
+//
+// The function must not be able to forge that trailer, so the token is never
+// in argv or the environment, and the init makes itself non-dumpable: a
+// process without CAP_SYS_PTRACE (the function, same uid or not) can then not
+// read /proc/1/mem, /proc/1/environ or /proc/1/fd of the init.
+//
+// Signals are passed on to the function; the exit code is the function's
+// (128 + signal when killed).
+// Usage: dockscaler-fn-init -- COMMAND [ARGS...]
 // Static, libc only: it is copied into every function container.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,10 +28,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+
+#include "functions/init/protocol.hpp"
 
 namespace {
 
+namespace proto = dockscaler::functions::protocol;
+
 constexpr int passed_on[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+// A function that exits before its call's token arrived (it did not wait for
+// its input) still gets its exit reported if the token comes this soon after.
+constexpr int token_grace_ms = 1000;
 
 volatile sig_atomic_t child = 0;
 volatile sig_atomic_t pending_signal = 0;
@@ -58,81 +76,184 @@ int code_of(int status) {
   return 1;
 }
 
-// Copies what is in the pipe now (non-blocking); false at end of file.
-bool relay(int from, bool block) {
+// Copies one read's worth (block) or what is in the pipe now (non-blocking,
+// at most `max` bytes); false at end of file.
+bool relay(int from, bool block, size_t max = 0) {
   char buf[65536];
-  for (;;) {
+  for (size_t done = 0; block || done < max;) {
     const ssize_t n = ::read(from, buf, sizeof buf);
     if (n > 0) {
       if (!write_all(1, buf, static_cast<size_t>(n))) return false;
       if (block) return true;
+      done += static_cast<size_t>(n);
       continue;
     }
     if (n == 0) return false;
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK;
   }
+  return true;
+}
+
+// The container's stdin on its way to the function's: the token header taken
+// off first, the rest passed on as the function reads it (never more than one
+// buffer held, so a function that does not read holds the sender back).
+struct stdin_relay {
+  int to = -1;         // the function's stdin (write end, non-blocking); -1 once closed
+  bool open = true;    // the container's stdin has not ended
+  bool header = true;  // still collecting the token header
+  char token[proto::token_len + 1] = {};
+  char buf[65536];
+  size_t off = 0, len = 0;
+
+  bool wants_input() const { return open && (header || off == len); }
+  bool has_output() const { return to >= 0 && !header && off < len; }
+
+  // A prefix that cannot become a header ends the collection: it is input.
+  void check_header() {
+    size_t i = 0;
+    for (; i < len && i < proto::token_header_len; ++i) {
+      const char c = buf[i];
+      const bool ok = i < proto::token_mark_len         ? c == proto::token_mark[i]
+                      : i < proto::token_header_len - 1 ? proto::is_token_char(c)
+                                                        : c == '\n';
+      if (!ok) {
+        header = false;
+        return;
+      }
+    }
+    if (i < proto::token_header_len) return;  // a prefix so far
+    std::memcpy(token, buf + proto::token_mark_len, proto::token_len);
+    header = false;
+    off = proto::token_header_len;
+  }
+
+  void read_input() {
+    const ssize_t n = ::read(0, buf + len, sizeof buf - len);
+    if (n < 0 && errno == EINTR) return;
+    if (n <= 0) {
+      open = false;
+      header = false;  // an incomplete header is input
+    } else {
+      len += static_cast<size_t>(n);
+      if (header) check_header();
+    }
+    if (to < 0) off = len;  // nobody reads it any more: dropped
+    settle();
+  }
+
+  void write_output() {
+    const ssize_t n = ::write(to, buf + off, len - off);
+    if (n > 0)
+      off += static_cast<size_t>(n);
+    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+      stop();  // the function closed its stdin: the rest is dropped
+    settle();
+  }
+
+  void stop() {
+    if (to >= 0) ::close(to);
+    to = -1;
+    off = len;
+  }
+
+  void settle() {
+    if (off == len && !header) off = len = 0;
+    if (!open && off == len && to >= 0) {
+      ::close(to);
+      to = -1;
+    }
+  }
+};
+
+pid_t start_function(char** argv, int in[2], int out[2]) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::dup2(in[0], 0);
+  ::dup2(out[1], 1);
+  for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s : passed_on) ::sigaction(s, &dfl, nullptr);
+  ::sigaction(SIGPIPE, &dfl, nullptr);  // ignored in the init; an ignored signal survives exec
+  ::execvp(argv[0], argv);
+  say("cannot run ", argv[0], ": ", std::strerror(errno));
+  _exit(127);
+}
+
+// Relays stdin and stdout until the function's output ends or it exits;
+// true when it exited (status set).
+bool run_function(pid_t pid, int from, stdin_relay& in, int& status) {
+  for (;;) {
+    // A negative fd is left out by poll: stdin while its data waits, a closed pipe.
+    pollfd p[3] = {{from, POLLIN, 0}, {in.wants_input() ? 0 : -1, POLLIN, 0}, {in.to, 0, 0}};
+    if (in.has_output()) p[2].events = POLLOUT;
+    const int r = ::poll(p, 3, 50);
+    if (r < 0 && errno != EINTR) return false;
+    if (r > 0 && p[1].revents) in.read_input();
+    if (r > 0 && p[2].revents) {
+      if (p[2].revents & (POLLERR | POLLHUP))
+        in.stop();
+      else
+        in.write_output();
+    }
+    if (r > 0 && p[0].revents && !relay(from, true)) return false;  // output ended
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      // Exited: take what is in the pipe and stop, even if something it
+      // started keeps stdout open (as Docker would when PID 1 exits). What
+      // the function wrote is at most a pipe's capacity (1 MiB at most);
+      // more is something it started still writing.
+      ::fcntl(from, F_SETFL, O_NONBLOCK);
+      relay(from, false, 1 << 20);
+      return true;
+    }
+  }
+}
+
+// A function that did not wait for its input may be done before the token
+// arrived; it is on its way when the runner has a call for this container.
+void await_token(stdin_relay& in) {
+  in.stop();
+  for (int waited = 0; in.header && in.open && waited < token_grace_ms; waited += 50) {
+    pollfd p{0, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) in.read_input();
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 4 || std::strcmp(argv[2], "--") != 0) {
-    say("usage: dockscaler-fn-init TOKEN -- COMMAND [ARGS...]");
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // first: nothing of ours is readable by the function
+  if (argc < 3 || std::strcmp(argv[1], "--") != 0) {
+    say("usage: dockscaler-fn-init -- COMMAND [ARGS...]");
     return 127;
   }
-  const char* token = argv[1];
   struct sigaction sa {};
   sa.sa_handler = forward;
   sigemptyset(&sa.sa_mask);
   for (int s : passed_on) ::sigaction(s, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a function that closed its stdin is an EPIPE, not our end
 
-  int out[2];
-  if (::pipe(out) != 0) {
+  int in[2], out[2];
+  if (::pipe(in) != 0 || ::pipe(out) != 0) {
     say("pipe: ", std::strerror(errno));
     return 127;
   }
-  const pid_t pid = ::fork();
+  const pid_t pid = start_function(argv + 2, in, out);
   if (pid < 0) {
     say("fork: ", std::strerror(errno));
     return 127;
   }
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    ::close(out[1]);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int s : passed_on) ::sigaction(s, &dfl, nullptr);
-    ::execvp(argv[3], argv + 3);
-    say("cannot run ", argv[3], ": ", std::strerror(errno));
-    _exit(127);
-  }
   child = pid;
   if (pending_signal) ::kill(pid, pending_signal);
+  ::close(in[0]);
   ::close(out[1]);
+  stdin_relay input;
+  input.to = in[1];
+  ::fcntl(input.to, F_SETFL, O_NONBLOCK);
 
-  // Relay until the output ends; if the function exits while something it
-  // started keeps stdout open, take what is there and stop (as Docker would
-  // when PID 1 exits).
   int status = 0;
-  bool exited = false;
-  for (;;) {
-    pollfd p{out[0], POLLIN, 0};
-    const int r = ::poll(&p, 1, 50);
-    if (r > 0) {
-      if (!relay(out[0], true)) break;
-      continue;
-    }
-    if (r < 0 && errno != EINTR) break;
-    const pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) {
-      exited = true;
-      ::fcntl(out[0], F_SETFL, O_NONBLOCK);
-      relay(out[0], false);
-      break;
-    }
-  }
+  bool exited = run_function(pid, out[0], input, status);
   while (!exited) {
     const pid_t w = ::waitpid(-1, &status, 0);  // reaps strays too: we are PID 1
     if (w == pid)
@@ -141,11 +262,11 @@ int main(int argc, char** argv) {
       break;
   }
   const int code = exited ? code_of(status) : 1;
+  if (input.header) await_token(input);
+  if (input.token[0] == '\0') return code;  // no call's token: nobody to report to in-band
   char trailer[256];
-  const int n = std::snprintf(trailer, sizeof trailer,
-                              "\x1e"
-                              "dockscaler-exit:%s:%d\n",
-                              token, code);
+  const int n =
+      std::snprintf(trailer, sizeof trailer, "%s%s:%d\n", proto::trailer_mark, input.token, code);
   if (n > 0 && static_cast<size_t>(n) < sizeof trailer)
     write_all(1, trailer, static_cast<size_t>(n));
   return code;
