@@ -4,13 +4,13 @@
 #include "dockerapi/detail/json_mapping.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <string>
 
 #include "dockerapi/error.hpp"
+#include "json/parse.hpp"
 
 namespace dockscaler::dockerapi::detail {
 
@@ -20,12 +20,10 @@ using value = rapidjson::Value;
 
 rapidjson::Document parse(std::string_view json, const char* what) {
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
-  if (d.HasParseError()) {
-    throw error(errc::protocol, std::string("dockerapi: malformed JSON in ") + what +
-                                    " reply: " + rapidjson::GetParseError_En(d.GetParseError()) +
-                                    " at offset " + std::to_string(d.GetErrorOffset()));
-  }
+  if (auto e = dockscaler::json::parse_untrusted(d, json, dockscaler::json::docker_reply_depth);
+      !e.empty())
+    throw error(errc::protocol,
+                std::string("dockerapi: malformed JSON in ") + what + " reply: " + e);
   return d;
 }
 

@@ -298,6 +298,30 @@ TEST_CASE("malformed and truncated JSON is a protocol error", "[json][errors]") 
   CHECK_THROWS_AS(detail::parse_event("{\"Type\":"), api::error);
 }
 
+// A daemon (or whatever answers on its socket) that sends absurdly nested
+// JSON gets a protocol error: the parser is iterative and stops at 512 levels
+// instead of recursing once per `[` until the stack overflows.
+TEST_CASE("deeply nested replies are a protocol error, not a stack overflow",
+          "[json][errors][hostile]") {
+  const std::string deep(200000, '[');
+  for (auto parse : {+[](const std::string& j) { detail::parse_container_inspect(j); },
+                     +[](const std::string& j) { detail::parse_event(j); },
+                     +[](const std::string& j) { detail::parse_container_list(j); }}) {
+    try {
+      parse(deep);
+      FAIL("accepted 200,000 nested arrays");
+    } catch (const api::error& e) {
+      CHECK(e.code() == api::errc::protocol);
+      CHECK_THAT(e.what(), Catch::Contains("nested deeper than 512 levels"));
+    }
+  }
+  // Deep but within the limit still parses (labels are never this deep; the
+  // limit only refuses the absurd).
+  const std::string nested =
+      "{\"Id\":\"x\",\"Extra\":" + std::string(500, '[') + std::string(500, ']') + "}";
+  CHECK(detail::parse_id(nested) == "x");
+}
+
 TEST_CASE("progress streams surface in-band errors", "[json][errors]") {
   std::string aux;
   auto p = detail::parse_progress(R"({"status":"Pulling fs layer","progressDetail":{},"id":"abc"})",
