@@ -247,6 +247,7 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   const std::string path = "services." + name;
   service_config s;
   s.name = name;
+  s.logs = cfg.docker.logs;
   if (!valid_service_name(name))
     r.fail(key_node, path,
            "service names are lowercase letters, digits, '.', '_' or '-' (at most 63), starting "
@@ -483,6 +484,14 @@ void check_duplicate_keys(reader& r, const YAML::Node& root) {
   }
 }
 
+void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
+  if (!r.expect_map(n, "docker.logs", {"max_size", "max_files"})) return;
+  r.get_size(n, "max_size", "docker.logs", out.max_size_bytes);
+  if (out.max_size_bytes < 1024)
+    r.fail(n["max_size"], "docker.logs.max_size", "must be at least 1k");
+  r.get_int(n, "max_files", "docker.logs", out.max_files, 1, 100);
+}
+
 std::string default_docker_host() {
   const char* env = std::getenv("DOCKER_HOST");
   return env && *env ? env : "unix:///var/run/docker.sock";
@@ -499,7 +508,7 @@ config read_document(reader& r, const YAML::Node& root) {
   check_duplicate_keys(r, root);
 
   const YAML::Node d = root["docker"];
-  if (r.expect_map(d, "docker", {"host", "network"})) {
+  if (r.expect_map(d, "docker", {"host", "network", "logs"})) {
     if (auto hn = r.scalar(d, "host", "docker")) {
       const std::string host = hn->Scalar();
       if (host.rfind("unix://", 0) != 0 && host.rfind("tcp://", 0) != 0)
@@ -507,6 +516,7 @@ config read_document(reader& r, const YAML::Node& root) {
       cfg.docker.host = host;
     }
     r.get(d, "network", "docker", cfg.docker.network);
+    read_logs(r, d["logs"], cfg.docker.logs);
   }
 
   const YAML::Node p = root["proxy"];

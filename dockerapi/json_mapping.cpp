@@ -261,6 +261,9 @@ container_info parse_container_inspect(std::string_view json) {
     c.env = strings(member(*cfg, "Env"));
   }
   if (auto* ns = member(o, "NetworkSettings")) c.networks = parse_networks(member(*ns, "Networks"));
+  if (auto* host = member(o, "HostConfig"))
+    if (auto* lc = member(*host, "LogConfig"))
+      c.logging = {str(*lc, "Type"), string_map(member(*lc, "Config"))};
   return c;
 }
 
@@ -520,6 +523,14 @@ std::string container_create_body(const container_spec& s) {
     w.Bool(true);
   }
   if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
+  if (s.logging) {
+    key(w, "LogConfig");
+    w.StartObject();
+    key(w, "Type");
+    string(w, s.logging->type);
+    string_object(w, "Config", s.logging->options);
+    w.EndObject();
+  }
   if (!s.published_ports.empty()) {
     key(w, "PortBindings");
     w.StartObject();

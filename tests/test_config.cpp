@@ -233,6 +233,24 @@ TEST_CASE("http-only keys on a stdio function are errors; stdio keys are read", 
   CHECK(f.app == "default");
 }
 
+TEST_CASE("docker.logs: rotation defaults, values, and their limits", "[config][logs]") {
+  config c = load_string("services:\n  a:\n    image: x\n", "t.yaml");
+  CHECK(c.docker.logs.max_size_bytes == 10u * 1024 * 1024);
+  CHECK(c.docker.logs.max_files == 3);
+  CHECK(c.services[0].logs.max_size_bytes == 10u * 1024 * 1024);  // every service gets them
+  c = load_string(
+      "docker:\n  logs: { max_size: 1m, max_files: 5 }\nservices:\n  a:\n    image: x\n", "t.yaml");
+  CHECK(c.services[0].logs.max_size_bytes == 1024u * 1024);
+  CHECK(c.services[0].logs.max_files == 5);
+  const auto ps = problems_of(
+      "docker:\n"
+      "  logs: { max_size: 100, max_files: 0, colour: red }\n");  // 2
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "docker.logs.max_size", 2, "at least 1k"));
+  CHECK(has_problem(ps, "docker.logs.max_files", 2, "between 1 and 100"));
+  CHECK(has_problem(ps, "docker.logs.colour", 2, "unknown key"));
+}
+
 // Numbers too large for a double or a long long used to escape as a bare
 // std::out_of_range ("dockscaler: stod") naming neither file nor key.
 TEST_CASE("numbers that overflow are config errors with their location", "[config][errors]") {

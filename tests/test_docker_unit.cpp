@@ -239,6 +239,8 @@ TEST_CASE("captured daemon replies map to the typed structs", "[json]") {
   CHECK(run.name == "/dockscaler-capture-c1");
   CHECK(run.image_name == "dockscaler-sample-echo:capture");
   CHECK(run.image.rfind("sha256:", 0) == 0);
+  CHECK(run.logging.type == "json-file");  // HostConfig.LogConfig
+  CHECK(run.logging.options.empty());
   CHECK(run.state.status == "running");
   CHECK(run.state.running);
   CHECK(run.state.pid > 0);
@@ -391,6 +393,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.read_only_rootfs = true;
   s.user = "1000";
   s.tmpfs = {{"/tmp", "size=16m"}};
+  s.logging = api::log_config{"json-file", {{"max-size", "10485760"}, {"max-file", "3"}}};
   s.healthcheck = api::healthcheck{
       {"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
   std::string b = detail::container_create_body(s);
@@ -415,6 +418,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
        R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
        R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
        R"("Tmpfs":{"/tmp":"size=16m"})",
+       R"("LogConfig":{"Type":"json-file","Config":{"max-file":"3","max-size":"10485760"}})",
        R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);
     CHECK(b.find(part) != std::string::npos);
