@@ -5,10 +5,14 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
+#include <initializer_list>
 #include <limits>
+#include <string_view>
 
 #include "config/config.hpp"
+#include "json/parse.hpp"
 
 namespace dockscaler::admin {
 
@@ -113,8 +117,8 @@ http_response ok_json(std::string body) { return {200, "application/json", std::
 
 // Parses a JSON object body; returns an error message, empty on success.
 std::string parse_object(const std::string& body, rapidjson::Document& doc) {
-  doc.Parse(body.c_str(), body.size());
-  if (doc.HasParseError()) return "the body is not valid JSON";
+  if (auto e = json::parse_untrusted(doc, body, json::admin_body_depth); !e.empty())
+    return "the body is not valid JSON: " + e;
   if (!doc.IsObject()) return "the body must be a JSON object";
   return {};
 }
@@ -133,22 +137,30 @@ http_response service_reply(control& c, const std::string& name) {
   return ok_json(service_json(*s));
 }
 
+// The first member of `doc` not named in `allowed`, as an error; empty when none.
+std::string unknown_field(const rapidjson::Document& doc,
+                          std::initializer_list<std::string_view> allowed) {
+  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
+    const std::string k(m->name.GetString(), m->name.GetStringLength());
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+      return "unknown field \"" + k + "\"";
+  }
+  return {};
+}
+
 http_response scale(control& c, const std::string& name, const std::string& body) {
   rapidjson::Document doc;
   if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
+  if (auto e = unknown_field(doc, {"replicas", "hold"}); !e.empty()) return error(400, e);
   auto rep = doc.FindMember("replicas");
   if (rep == doc.MemberEnd()) return error(400, "\"replicas\" is required");
   if (!rep->value.IsUint()) return error(400, "\"replicas\" must be a whole number from 0");
   std::chrono::milliseconds hold{0};
   if (auto h = doc.FindMember("hold"); h != doc.MemberEnd() && !h->value.IsNull()) {
     if (!h->value.IsString()) return error(400, "\"hold\" must be a duration such as \"10m\"");
-    auto d = config::parse_duration(h->value.GetString());
-    if (!d) return error(400, std::string("\"hold\": not a duration: ") + h->value.GetString());
+    auto d = config::parse_duration(std::string(h->value.GetString(), h->value.GetStringLength()));
+    if (!d) return error(400, "\"hold\": not a duration such as \"10m\" (at most 277h)");
     hold = *d;
-  }
-  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
-    const std::string k = m->name.GetString();
-    if (k != "replicas" && k != "hold") return error(400, "unknown field \"" + k + "\"");
   }
   c.set_replicas(name, rep->value.GetUint(), hold);
   return service_reply(c, name);
@@ -157,11 +169,24 @@ http_response scale(control& c, const std::string& name, const std::string& body
 http_response autoscale(control& c, const std::string& name, const std::string& body) {
   rapidjson::Document doc;
   if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
+  if (auto e = unknown_field(doc, {"enabled"}); !e.empty()) return error(400, e);
   auto en = doc.FindMember("enabled");
   if (en == doc.MemberEnd() || !en->value.IsBool())
     return error(400, "\"enabled\" must be true or false");
   c.set_autoscale(name, en->value.GetBool());
   return service_reply(c, name);
+}
+
+// POST /v1/reload takes no arguments: an empty body or {}; anything else is
+// refused rather than ignored, so a caller that thinks it passes options learns
+// it does not.
+http_response reload(control& c, const std::string& body) {
+  if (!body.empty()) {
+    rapidjson::Document doc;
+    if (auto e = parse_object(body, doc); !e.empty()) return error(400, e);
+    if (auto e = unknown_field(doc, {}); !e.empty()) return error(400, e);
+  }
+  return ok_json(json_message(c.reload()));
 }
 
 http_response route(const http_request& req, control& c, bool metrics_only) {
@@ -185,7 +210,7 @@ http_response route(const http_request& req, control& c, bool metrics_only) {
   }
   if (path == "/v1/reload") {
     if (!post) return method_error();
-    return ok_json(json_message(c.reload()));
+    return reload(c, req.body);
   }
   const std::string prefix = "/v1/services/";
   if (path.rfind(prefix, 0) == 0) {

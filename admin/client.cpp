@@ -11,6 +11,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "json/parse.hpp"
+
 namespace dockscaler::admin {
 
 std::string socket_path_of(const std::string& address) {
@@ -88,8 +90,7 @@ reply request(const std::string& address, const std::string& method, const std::
 
 std::string error_message(const reply& r) {
   rapidjson::Document d;
-  d.Parse(r.body.c_str(), r.body.size());
-  if (!d.HasParseError() && d.IsObject()) {
+  if (json::parse_untrusted(d, r.body, json::daemon_reply_depth).empty() && d.IsObject()) {
     auto m = d.FindMember("message");
     if (m != d.MemberEnd() && m->value.IsString()) return m->value.GetString();
   }

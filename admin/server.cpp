@@ -226,7 +226,9 @@ struct server::impl {
       auto late = [&] { return std::chrono::steady_clock::now() - started > opts.io_timeout; };
       std::size_t end;
       bool closed = false;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+      // The limit holds however the head arrives: in small pieces (no blank
+      // line yet) or at once with its end in the same read.
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos || end > max_head_bytes) {
         if (buf.size() > max_head_bytes) {
           reply(431, "request headers too large");
           closed = true;
@@ -245,7 +247,9 @@ struct server::impl {
       detail::request_head head;
       if (unsigned bad =
               detail::parse_head(std::string_view(buf).substr(0, end), opts.max_body_bytes, head)) {
-        reply(bad, detail::reason_phrase(bad));
+        reply(bad, bad == 413 ? "request body too large (at most " +
+                                    std::to_string(opts.max_body_bytes) + " bytes)"
+                              : std::string(detail::reason_phrase(bad)));
         break;
       }
       buf.erase(0, end + 4);

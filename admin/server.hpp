@@ -17,7 +17,9 @@ struct server_options {
   std::string socket_path = "/run/dockscaler/admin.sock";  // empty: no admin socket
   std::string metrics_listen;                              // "host:port" ("[v6]:port"); empty: none
   std::chrono::milliseconds io_timeout{10'000};            // per read/write on a connection
-  std::size_t max_body_bytes = 1024 * 1024;
+  // Admin bodies are a few dozen bytes; the bound caps what a connection may
+  // make the daemon hold (413 above it). Heads are capped at 16 KiB (431).
+  std::size_t max_body_bytes = 64 * 1024;
   unsigned max_connections = 64;  // further connections are closed at once
 };
 

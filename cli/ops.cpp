@@ -18,6 +18,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
+#include "json/parse.hpp"
 #include "scaler/runtime.hpp"
 
 namespace po = boost::program_options;
@@ -57,8 +58,9 @@ admin::reply call(const std::string& address, const std::string& method, const s
 
 json parse(const std::string& body) {
   json d;
-  d.Parse(body.c_str(), body.size());
-  if (d.HasParseError()) throw std::runtime_error("the daemon sent JSON that does not parse");
+  if (auto e = dockscaler::json::parse_untrusted(d, body, dockscaler::json::daemon_reply_depth);
+      !e.empty())
+    throw std::runtime_error("the daemon sent JSON that does not parse: " + e);
   return d;
 }
 

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -27,6 +28,9 @@ std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
+
+// A value as quoted in a message: a 400-digit number is cut, not echoed whole.
+std::string excerpt(const std::string& s) { return s.size() > 40 ? s.substr(0, 40) + "..." : s; }
 
 // Reads one document, recording problems instead of stopping at the first.
 class reader {
@@ -115,13 +119,15 @@ class reader {
     const std::string t = n->Scalar();
     long long v = 0;
     auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (ec != std::errc() || end != t.data() + t.size()) {
-      fail(*n, join(path, key), "expected a whole number, got \"" + t + "\"");
+    const bool overflow = ec == std::errc::result_out_of_range && end == t.data() + t.size();
+    if (!overflow && (ec != std::errc() || end != t.data() + t.size())) {
+      fail(*n, join(path, key), "expected a whole number, got \"" + excerpt(t) + "\"");
       return;
     }
-    if (v < min || v > max) {
+    if (overflow || v < min || v > max) {
       fail(*n, join(path, key),
-           "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + t);
+           "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+               excerpt(t));
       return;
     }
     out = static_cast<Int>(v);
@@ -135,7 +141,7 @@ class reader {
     char* end = nullptr;
     double v = std::strtod(t.c_str(), &end);
     if (t.empty() || *end != '\0' || !std::isfinite(v)) {
-      fail(*n, join(path, key), "expected a number, got \"" + t + "\"");
+      fail(*n, join(path, key), "expected a number, got \"" + excerpt(t) + "\"");
       return;
     }
     if (v < min || v > max) {
@@ -154,7 +160,8 @@ class reader {
     const std::string t = n->Scalar();
     auto d = parse_duration(t);
     if (!d) {
-      fail(*n, join(path, key), "bad duration \"" + t + "\" (expected e.g. 250ms, 10s, 5m, 1h)");
+      fail(*n, join(path, key),
+           "bad duration \"" + excerpt(t) + "\" (expected e.g. 250ms, 10s, 5m, 1h; at most 277h)");
       return;
     }
     if (!allow_zero && d->count() == 0) {
@@ -171,7 +178,8 @@ class reader {
     const std::string t = n->Scalar();
     auto s = parse_size(t);
     if (!s) {
-      fail(*n, join(path, key), "bad size \"" + t + "\" (expected e.g. 512, 16k, 128m, 1g)");
+      fail(*n, join(path, key),
+           "bad size \"" + excerpt(t) + "\" (expected e.g. 512, 16k, 128m, 1g)");
       return;
     }
     out = *s;
@@ -226,7 +234,9 @@ void read_step(reader& r, const YAML::Node& parent, const std::string& path, ste
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
   if (ec != std::errc() || end != digits.data() + digits.size() || v == 0 ||
       (percent && v > 1000)) {
-    r.fail(*n, key, "expected a count (e.g. 2), a percentage (e.g. \"50%\") or auto, got \"" + t + "\"");
+    r.fail(*n, key,
+           "expected a count (e.g. 2), a percentage (e.g. \"50%\") or auto, got \"" + excerpt(t) +
+               "\"");
     return;
   }
   out = {percent ? step_config::kind::percent : step_config::kind::count, v};
@@ -237,6 +247,7 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   const std::string path = "services." + name;
   service_config s;
   s.name = name;
+  s.logs = cfg.docker.logs;
   if (!valid_service_name(name))
     r.fail(key_node, path,
            "service names are lowercase letters, digits, '.', '_' or '-' (at most 63), starting "
@@ -444,6 +455,50 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   cfg.services.push_back(std::move(s));
 }
 
+// yaml-cpp keeps every pair of a mapping with a repeated key but looks keys
+// up by the first one, so a service (or any key) defined twice would lose its
+// second definition without a word. Reports each repeat where it stands. The
+// walk uses its own stack and visits a node reached through several aliases
+// once (its mark is that of the anchored original), so a YAML bomb costs no
+// more than the text that spells it.
+void check_duplicate_keys(reader& r, const YAML::Node& root) {
+  std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
+  std::set<std::pair<int, int>> visited;
+  while (!todo.empty()) {
+    const YAML::Node node = todo.back().first;
+    const std::string path = std::move(todo.back().second);
+    todo.pop_back();
+    if (!node.IsMap() && !node.IsSequence()) continue;
+    if (!visited.emplace(node.Mark().line, node.Mark().column).second) continue;
+    if (node.IsSequence()) {
+      std::size_t i = 0;
+      for (const auto& item : node) todo.emplace_back(item, path + "[" + std::to_string(i++) + "]");
+      continue;
+    }
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node) {
+      const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      const std::string at = reader::join(path, k);
+      if (kv.first.IsScalar()) {
+        auto [it, fresh] = first_line.emplace(k, kv.first.Mark().line + 1);
+        if (!fresh)
+          r.fail(kv.first, at,
+                 "defined twice (first at line " + std::to_string(it->second) +
+                     "); only one definition would be used");
+      }
+      todo.emplace_back(kv.second, at);
+    }
+  }
+}
+
+void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
+  if (!r.expect_map(n, "docker.logs", {"max_size", "max_files"})) return;
+  r.get_size(n, "max_size", "docker.logs", out.max_size_bytes);
+  if (out.max_size_bytes < 1024)
+    r.fail(n["max_size"], "docker.logs.max_size", "must be at least 1k");
+  r.get_int(n, "max_files", "docker.logs", out.max_files, 1, 100);
+}
+
 std::string default_docker_host() {
   const char* env = std::getenv("DOCKER_HOST");
   return env && *env ? env : "unix:///var/run/docker.sock";
@@ -457,9 +512,10 @@ config read_document(reader& r, const YAML::Node& root) {
     return cfg;
   }
   if (!r.expect_map(root, "", {"docker", "proxy", "admin", "metrics", "services"})) return cfg;
+  check_duplicate_keys(r, root);
 
   const YAML::Node d = root["docker"];
-  if (r.expect_map(d, "docker", {"host", "network"})) {
+  if (r.expect_map(d, "docker", {"host", "network", "logs"})) {
     if (auto hn = r.scalar(d, "host", "docker")) {
       const std::string host = hn->Scalar();
       if (host.rfind("unix://", 0) != 0 && host.rfind("tcp://", 0) != 0)
@@ -467,6 +523,7 @@ config read_document(reader& r, const YAML::Node& root) {
       cfg.docker.host = host;
     }
     r.get(d, "network", "docker", cfg.docker.network);
+    read_logs(r, d["logs"], cfg.docker.logs);
   }
 
   const YAML::Node p = root["proxy"];
@@ -504,7 +561,10 @@ config read_document(reader& r, const YAML::Node& root) {
     if (!services.IsMap()) {
       r.fail(services, "services", "expected a mapping of service name to settings");
     } else {
-      for (const auto& kv : services) read_service(r, kv.first.Scalar(), kv.first, kv.second, cfg);
+      std::set<std::string> names;  // a repeated name is reported by check_duplicate_keys
+      for (const auto& kv : services)
+        if (names.insert(kv.first.Scalar()).second)
+          read_service(r, kv.first.Scalar(), kv.first, kv.second, cfg);
     }
   }
 
@@ -601,11 +661,14 @@ std::optional<duration> parse_duration(const std::string& text) {
   for (; it != std::sregex_iterator(); ++it) {
     if (static_cast<size_t>(it->position()) != consumed) return std::nullopt;
     consumed += static_cast<size_t>(it->length());
-    const double v = std::stod((*it)[1].str());
+    // strtod, not stod: 400 digits are out of range, which stod throws as a bare
+    // "stod" that names no key; here it is a bad duration like any other.
+    const double v = std::strtod((*it)[1].str().c_str(), nullptr);
+    if (!std::isfinite(v)) return std::nullopt;
     const std::string unit = (*it)[2].str();
     total_ms += v * (unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 3600000);
   }
-  if (consumed != text.size() || total_ms > 1e12) return std::nullopt;
+  if (consumed != text.size() || !std::isfinite(total_ms) || total_ms > 1e12) return std::nullopt;
   return duration(static_cast<long long>(std::llround(total_ms)));
 }
 
@@ -613,7 +676,8 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
   static const std::regex form(R"(^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(i?[bB])?$)");
   std::smatch m;
   if (!std::regex_match(text, m, form)) return std::nullopt;
-  double v = std::stod(m[1].str());
+  double v = std::strtod(m[1].str().c_str(), nullptr);  // not stod: see parse_duration
+  if (!std::isfinite(v)) return std::nullopt;
   switch (std::tolower(static_cast<unsigned char>(m[2].str().empty() ? ' ' : m[2].str()[0]))) {
     case 'k': v *= 1024.0; break;
     case 'm': v *= 1024.0 * 1024; break;

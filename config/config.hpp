@@ -15,9 +15,17 @@ namespace dockscaler::config {
 
 using duration = std::chrono::milliseconds;
 
+// Rotation of the containers' logs (Docker's json-file driver): without it a
+// chatty container fills the host's disk.
+struct logs_config {
+  std::uint64_t max_size_bytes = 10 * 1024 * 1024;  // per file
+  unsigned max_files = 3;
+};
+
 struct docker_config {
   std::string host;                   // resolved: key, else $DOCKER_HOST, else the default socket
   std::string network = "dockscaler";  // created if missing
+  logs_config logs;
 };
 
 struct proxy_timeouts {
@@ -125,6 +133,7 @@ struct service_config {
   wait_time_config wait_time;
   readiness_config readiness;
   duration drain_timeout = std::chrono::seconds(30);
+  logs_config logs;  // docker.logs, copied into each service when the file is read
   // mode: stdio only
   std::string app = "default";
   bool prewarm = false;

@@ -4,13 +4,13 @@
 #include "dockerapi/detail/json_mapping.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <string>
 
 #include "dockerapi/error.hpp"
+#include "json/parse.hpp"
 
 namespace dockscaler::dockerapi::detail {
 
@@ -20,12 +20,10 @@ using value = rapidjson::Value;
 
 rapidjson::Document parse(std::string_view json, const char* what) {
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
-  if (d.HasParseError()) {
-    throw error(errc::protocol, std::string("dockerapi: malformed JSON in ") + what +
-                                    " reply: " + rapidjson::GetParseError_En(d.GetParseError()) +
-                                    " at offset " + std::to_string(d.GetErrorOffset()));
-  }
+  if (auto e = dockscaler::json::parse_untrusted(d, json, dockscaler::json::docker_reply_depth);
+      !e.empty())
+    throw error(errc::protocol,
+                std::string("dockerapi: malformed JSON in ") + what + " reply: " + e);
   return d;
 }
 
@@ -263,6 +261,9 @@ container_info parse_container_inspect(std::string_view json) {
     c.env = strings(member(*cfg, "Env"));
   }
   if (auto* ns = member(o, "NetworkSettings")) c.networks = parse_networks(member(*ns, "Networks"));
+  if (auto* host = member(o, "HostConfig"))
+    if (auto* lc = member(*host, "LogConfig"))
+      c.logging = {str(*lc, "Type"), string_map(member(*lc, "Config"))};
   return c;
 }
 
@@ -522,6 +523,14 @@ std::string container_create_body(const container_spec& s) {
     w.Bool(true);
   }
   if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
+  if (s.logging) {
+    key(w, "LogConfig");
+    w.StartObject();
+    key(w, "Type");
+    string(w, s.logging->type);
+    string_object(w, "Config", s.logging->options);
+    w.EndObject();
+  }
   if (!s.published_ports.empty()) {
     key(w, "PortBindings");
     w.StartObject();

@@ -53,6 +53,14 @@ struct healthcheck {
   int retries = 0;                                                     // 0 = daemon default
 };
 
+// HostConfig.LogConfig: the logging driver and its options, e.g. json-file
+// with {"max-size": "10485760", "max-file": "3"}. An empty type is the
+// daemon's default driver.
+struct log_config {
+  std::string type;
+  std::map<std::string, std::string> options;
+};
+
 // What POST /containers/create needs. Unset optionals are left to the daemon.
 struct container_spec {
   std::string image;
@@ -88,6 +96,8 @@ struct container_spec {
   // tmpfs mounts, path -> options ("size=64m,mode=1777"; "" = defaults): a
   // writable /tmp for a read-only root filesystem.
   std::map<std::string, std::string> tmpfs;
+  // Logging driver; unset: the daemon's default (json-file without rotation).
+  std::optional<dockerapi::log_config> logging;
 };
 
 struct create_result {
@@ -135,6 +145,7 @@ struct container_info {
   dockerapi::labels labels;
   std::vector<std::string> env;
   std::map<std::string, network_endpoint> networks;  // network name -> endpoint
+  dockerapi::log_config logging;                     // HostConfig.LogConfig
 };
 
 struct list_containers_options {

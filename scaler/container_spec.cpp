@@ -43,6 +43,9 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
   for (const auto& c : svc.security.cap_drop) f.add(c);
   f.add(svc.security.read_only ? "ro" : "rw");
   f.add(svc.security.user);
+  // Docker cannot change a container's log driver: new rotation settings
+  // reach running containers only by replacing them.
+  f.add(std::to_string(svc.logs.max_size_bytes) + "/" + std::to_string(svc.logs.max_files));
   if (svc.mode == config::service_mode::stdio) {
     // A stdio container's environment names its app and route.
     f.add(svc.app);
@@ -101,6 +104,9 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
   spec.cap_drop = svc.security.cap_drop;
   spec.read_only_rootfs = svc.security.read_only;
   if (!svc.security.user.empty()) spec.user = svc.security.user;
+  spec.logging = dockerapi::log_config{"json-file",
+                                       {{"max-size", std::to_string(svc.logs.max_size_bytes)},
+                                        {"max-file", std::to_string(svc.logs.max_files)}}};
   // Docker must not restart it behind our back: a dead container is ours to replace.
   spec.restart.name = "no";
   return spec;

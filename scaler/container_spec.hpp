@@ -11,13 +11,14 @@
 namespace dockscaler::scaler {
 
 // Hex digest of everything in `svc` that shapes the container (image, port,
-// env, resources, security, network) and nothing that does not (replicas,
+// env, resources, security, network, log rotation) and nothing that does not (replicas,
 // thresholds, routes — except a stdio function's app and route, which are in
 // its environment), so retuning the scaler never restarts containers.
 std::string spec_hash(const config::service_config& svc, const std::string& network);
 
 // The create request: hardened by default (no-new-privileges, pids limit, the
-// configured memory/CPU limits), labelled, on the service network. http: PORT
+// configured memory/CPU limits), its json-file log rotated (docker.logs),
+// labelled, on the service network. http: PORT
 // set, the port exposed. stdio: stdin open (once) and attached, APP_NAME and
 // ROUTE set — a pre-warmed container that waits for its one call.
 dockerapi::container_spec make_container_spec(const config::service_config& svc,

@@ -418,3 +418,116 @@ TEST_CASE("client: no socket -> unreachable; another scheme -> invalid_argument"
   CHECK_THROWS_AS(admin::request("tcp://127.0.0.1:1", "GET", "/healthz"), std::invalid_argument);
   CHECK(admin::socket_path_of("unix:///run/x.sock") == "/run/x.sock");
 }
+
+// Each endpoint that reads a body, with what a hostile or confused client
+// sends: every one is a 400 {"message"} and changes nothing. The 200,000 `[`
+// overflowed the stack of RapidJSON's recursive parser (a SIGSEGV that took
+// the whole daemon down).
+TEST_CASE("hostile bodies: malformed, deep and wrongly typed bodies are 400 on every endpoint",
+          "[admin][errors][hostile]") {
+  fake_control c;
+  const std::string deep(200000, '[');
+  const std::string deep_in_object = "{\"replicas\":" + std::string(200000, '[');
+  const std::string digits(400, '9');
+  const std::string common[] = {"{not json", "{\"a\":1",     "\"text\"",
+                                "[1]",       "null",         "\x01\xff",
+                                deep,        deep_in_object, std::string(100, '{')};
+  struct endpoint {
+    const char* target;
+    std::vector<std::string> wrong;  // well-formed JSON, wrong content
+  };
+  const endpoint endpoints[] = {
+      {"/v1/services/hello/scale",
+       {R"({"replicas":"3"})", R"({"replicas":-1})", R"({"replicas":1e400})",
+        R"({"replicas":4294967296})", R"({"replicas":)" + digits + "}", R"({"replicas":true})",
+        R"({"replicas":null})", R"({"replicas":[]})", R"({"replicas":{}})",
+        R"({"replicas":1,"hold":5})", R"({"replicas":1,"hold":")" + digits + "\"}",
+        R"({"replicas":1,"hold":")" + digits + "s\"}", R"({"replicas":1,"hold":"1e400s"})",
+        R"({"replicas":1,"hold":"-5s"})", R"({"replicas":1,"hold":[]})", R"({"hold":"1m"})",
+        R"({"replicas":1,"hold":"1m","x":1})"}},
+      {"/v1/services/hello/autoscale",
+       {R"({"enabled":1})", R"({"enabled":"true"})", R"({"enabled":null})", R"({})",
+        R"({"enabled":true,"x":1})"}},
+      {"/v1/reload", {R"({"force":true})", "[]"}},
+  };
+  for (const auto& e : endpoints) {
+    std::vector<std::string> bodies(std::begin(common), std::end(common));
+    bodies.insert(bodies.end(), e.wrong.begin(), e.wrong.end());
+    for (const auto& body : bodies) {
+      INFO(e.target << " " << body.substr(0, 80));
+      const auto r = call(c, "POST", e.target, body);
+      CHECK(r.status == 400);
+      CHECK(r.content_type == "application/json");
+      CHECK_FALSE(message_of(r).empty());
+      CHECK(message_of(r).size() < 300);  // a 400-digit value is not echoed whole
+    }
+  }
+  CHECK(message_of(call(c, "POST", "/v1/services/hello/scale", deep))
+            .find("nested deeper than 64 levels") != std::string::npos);
+  CHECK(message_of(call(c, "POST", "/v1/services/hello/scale",
+                        R"({"replicas":1,"hold":")" + digits + "s\"}"))
+            .find("\"hold\": not a duration") != std::string::npos);
+  CHECK(c.scaled.empty());
+  CHECK(c.autoscaled.empty());
+  CHECK(c.reloads == 0);
+  // Shallow nesting is still JSON: the depth limit only refuses the absurd.
+  CHECK(message_of(call(c, "POST", "/v1/services/hello/scale",
+                        R"({"replicas":1,"x":[[[[[[[[[[1]]]]]]]]]]})"))
+            .find("unknown field \"x\"") != std::string::npos);
+  CHECK(call(c, "POST", "/v1/reload", "{}").status == 200);
+  CHECK(call(c, "POST", "/v1/reload").status == 200);
+}
+
+TEST_CASE(
+    "hostile bodies: the server answers deep, huge and oversized-head requests and "
+    "keeps serving",
+    "[admin][errors][hostile][net]") {
+  fake_control c;
+  const std::string dir = temp_dir();
+  admin::server_options o;
+  o.socket_path = dir + "/admin.sock";
+  o.max_body_bytes = 1024 * 1024;  // let 200,000 `[` reach the parser on a connection thread
+  admin::server s(o, c);
+  s.start();
+  auto post = [](const std::string& target, const std::string& body) {
+    return "POST " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  auto healthy = [&] { return admin::request(o.socket_path, "GET", "/healthz").status == 200; };
+  for (const char* target :
+       {"/v1/services/hello/scale", "/v1/services/hello/autoscale", "/v1/reload"}) {
+    INFO(target);
+    const std::string r = raw_unix(o.socket_path, post(target, std::string(200000, '[')));
+    CHECK(r.rfind("HTTP/1.1 400 ", 0) == 0);
+    CHECK(r.find("{\"message\":\"the body is not valid JSON: nested deeper") != std::string::npos);
+    CHECK(healthy());
+  }
+  s.stop();
+
+  // The default limits: bodies over 64 KiB are 413, heads over 16 KiB 431.
+  admin::server_options d;
+  d.socket_path = o.socket_path;
+  admin::server s2(d, c);
+  s2.start();
+  const std::string big =
+      raw_unix(d.socket_path, post("/v1/services/hello/scale", std::string(100000, '[')));
+  CHECK(big.rfind("HTTP/1.1 413 ", 0) == 0);
+  CHECK(big.find("{\"message\":\"request body too large (at most 65536 bytes)\"}") !=
+        std::string::npos);
+  CHECK(healthy());
+  const std::string head = raw_unix(
+      d.socket_path, "GET /healthz HTTP/1.1\r\nX-Pad: " + std::string(20000, 'a') + "\r\n\r\n");
+  CHECK(head.rfind("HTTP/1.1 431 ", 0) == 0);
+  CHECK(healthy());
+  CHECK(c.scaled.empty());
+  CHECK(c.reloads == 0);
+  s2.stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("client: a deep or broken error body is shown as it is, not parsed into a crash",
+          "[admin][errors][hostile]") {
+  const std::string deep(200000, '[');
+  CHECK(admin::error_message({400, "application/json", deep}) == deep);
+  CHECK(admin::error_message({400, "application/json", "{\"message\":\"no\"}"}) == "no");
+}

@@ -79,6 +79,27 @@ TEST_CASE("validate: a bad file exits 1 and lists every problem in file order", 
   std::remove(path.c_str());
 }
 
+// Both used to pass or end in a bare "dockscaler: stod": a 400-digit number,
+// and a service defined twice (the first silently lost).
+TEST_CASE("validate: an overflowing number and a repeated service are located problems",
+          "[cli][errors]") {
+  const auto path = write_temp("twice.yaml", "services:\n  a:\n    image: x\n    drain_timeout: " +
+                                                 std::string(400, '9') + "s\n  a:\n    image: y\n");
+  auto r = run("validate -c " + path);
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("stod") == std::string::npos);
+  CHECK(r.out.find(path + ":4:20: services.a.drain_timeout: bad duration \"999") !=
+        std::string::npos);
+  CHECK(r.out.find(path + ":5:3: services.a: defined twice (first at line 2)") !=
+        std::string::npos);
+  CHECK(r.out.find("2 problems found") != std::string::npos);
+  r = run("scale a=1 --hold " + std::string(400, '9') + "s");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("--hold: not a duration") != std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("usage errors exit 2", "[cli][errors]") {
   CHECK(run("").code == 2);
   CHECK(run("frobnicate").code == 2);

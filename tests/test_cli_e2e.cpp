@@ -280,6 +280,15 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 3);
 }
 
+namespace {
+// docker.logs defaults: every container dockscaler creates rotates its log.
+void check_rotated_logs(const dockscaler::dockerapi::container_info& info) {
+  CHECK(info.logging.type == "json-file");
+  CHECK(info.logging.options ==
+        std::map<std::string, std::string>{{"max-size", "10485760"}, {"max-file", "3"}});
+}
+}  // namespace
+
 TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs shows both streams",
           "[e2e][docker][cli]") {
   service_fixture f("direct");
@@ -302,6 +311,7 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
     const auto info = f.docker.inspect_container(made[0]);
     CHECK(info.name.rfind("/dockscaler-" + f.name + "-", 0) == 0);
     CHECK(info.name.size() == std::string("/dockscaler-" + f.name + "-").size() + 8);
+    check_rotated_logs(info);
   }
   CHECK(cli(f.admin_socket, "scale " + f.name + "=9 --direct " + cfg).code == 1);  // above max
   CHECK(cli(f.admin_socket, "scale nope=1 --direct " + cfg).code == 1);
@@ -348,6 +358,7 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
     if (std::find(made.begin(), made.end(), id) == made.end())
       added = f.docker.inspect_container(id).name.substr(1);
   REQUIRE_FALSE(added.empty());
+  check_rotated_logs(f.docker.inspect_container(added));  // one the daemon made
   CHECK(eventually(
       [&] {
         return read_file(out).find(added + " | hello-http: hello from ") != std::string::npos &&

@@ -233,6 +233,119 @@ TEST_CASE("http-only keys on a stdio function are errors; stdio keys are read", 
   CHECK(f.app == "default");
 }
 
+TEST_CASE("docker.logs: rotation defaults, values, and their limits", "[config][logs]") {
+  config c = load_string("services:\n  a:\n    image: x\n", "t.yaml");
+  CHECK(c.docker.logs.max_size_bytes == 10u * 1024 * 1024);
+  CHECK(c.docker.logs.max_files == 3);
+  CHECK(c.services[0].logs.max_size_bytes == 10u * 1024 * 1024);  // every service gets them
+  c = load_string(
+      "docker:\n  logs: { max_size: 1m, max_files: 5 }\nservices:\n  a:\n    image: x\n", "t.yaml");
+  CHECK(c.services[0].logs.max_size_bytes == 1024u * 1024);
+  CHECK(c.services[0].logs.max_files == 5);
+  const auto ps = problems_of(
+      "docker:\n"
+      "  logs: { max_size: 100, max_files: 0, colour: red }\n");  // 2
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "docker.logs.max_size", 2, "at least 1k"));
+  CHECK(has_problem(ps, "docker.logs.max_files", 2, "between 1 and 100"));
+  CHECK(has_problem(ps, "docker.logs.colour", 2, "unknown key"));
+}
+
+// Numbers too large for a double or a long long used to escape as a bare
+// std::out_of_range ("dockscaler: stod") naming neither file nor key.
+TEST_CASE("numbers that overflow are config errors with their location", "[config][errors]") {
+  const std::string big(400, '9');
+  CHECK_FALSE(parse_duration(big + "s"));
+  CHECK_FALSE(parse_duration(big + "." + big + "ms"));
+  CHECK_FALSE(parse_size(big));
+  CHECK_FALSE(parse_size(big + "g"));
+  std::string yaml =
+      "proxy:\n"
+      "  max_body_bytes: BIG\n"                       // 2
+      "  threads: BIG\n"                              // 3
+      "  timeouts: { idle: BIGs }\n"                  // 4
+      "services:\n"                                   // 5
+      "  hello:\n"                                    // 6
+      "    image: dockscaler/hello\n"                 // 7
+      "    port: BIG\n"                               // 8
+      "    concurrency: -BIG\n"                       // 9
+      "    resources: { memory: BIGm, cpus: BIG }\n"  // 10
+      "    replicas: { max: BIG }\n"                  // 11
+      "    scale_up: { step: BIG, for: 1BIGh }\n";    // 12
+  for (auto at = yaml.find("BIG"); at != std::string::npos; at = yaml.find("BIG"))
+    yaml.replace(at, 3, big);
+  const auto ps = problems_of(yaml);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.max_body_bytes", 2, "bad size"));
+  CHECK(has_problem(ps, "proxy.threads", 3, "must be between 1 and 256"));
+  CHECK(has_problem(ps, "proxy.timeouts.idle", 4, "bad duration"));
+  CHECK(has_problem(ps, "services.hello.port", 8, "must be between 1 and 65535"));
+  CHECK(has_problem(ps, "services.hello.concurrency", 9, "must be between"));
+  CHECK(has_problem(ps, "services.hello.resources.memory", 10, "bad size"));
+  CHECK(has_problem(ps, "services.hello.resources.cpus", 10, "expected a number"));
+  CHECK(has_problem(ps, "services.hello.replicas.max", 11, "must be between"));
+  CHECK(has_problem(ps, "services.hello.scale_up.step", 12, "expected a count"));
+  CHECK(has_problem(ps, "services.hello.scale_up.for", 12, "bad duration"));
+  for (const auto& p : ps) CHECK(p.message.size() < 200);  // the 400 digits are cut
+}
+
+// yaml-cpp keeps both pairs of a repeated key and answers lookups with the
+// first: the second service (or setting) silently disappeared.
+TEST_CASE("a key defined twice, at any depth, is an error at its second definition",
+          "[config][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                                           // 1
+      "  listen: 0.0.0.0:80\n"                             // 2
+      "  listen: 0.0.0.0:81\n"                             // 3
+      "services:\n"                                        // 4
+      "  hello:\n"                                         // 5
+      "    image: dockscaler/hello\n"                      // 6
+      "    env: { A: 1, B: 2, A: 3 }\n"                    // 7
+      "  other:\n"                                         // 8
+      "    image: other\n"                                 // 9
+      "    scale_up:\n"                                    // 10
+      "      for: 10s\n"                                   // 11
+      "      for: 20s\n"                                   // 12
+      "    security: { cap_drop: [ALL, {x: 1, x: 2}] }\n"  // 13
+      "  hello:\n"                                         // 14
+      "    image: dockscaler/hello:2\n"                    // 15
+      "proxy: {}\n");                                      // 16
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.listen", 3, "defined twice (first at line 2)"));
+  CHECK(has_problem(ps, "services.hello.env.A", 7, "defined twice (first at line 7)"));
+  CHECK(has_problem(ps, "services.other.scale_up.for", 12, "defined twice (first at line 11)"));
+  CHECK(has_problem(ps, "services.other.security.cap_drop[1].x", 13, "defined twice"));
+  CHECK(has_problem(ps, "services.hello", 14, "defined twice (first at line 5)"));
+  CHECK(has_problem(ps, "proxy", 16, "defined twice (first at line 1)"));
+  // The repeated service is reported once, not also as a clash of routes.
+  CHECK(std::none_of(ps.begin(), ps.end(), [](const problem& p) {
+    return p.message.find("same route") != std::string::npos;
+  }));
+  auto twice = std::find_if(ps.begin(), ps.end(), [](const problem& p) { return p.line == 14; });
+  REQUIRE(twice != ps.end());
+  CHECK(twice->column == 3);
+  CHECK(twice->to_string() ==
+        "test.yaml:14:3: services.hello: defined twice (first at line 5); "
+        "only one definition would be used");
+
+  // Aliases repeat a node, not its keys: a reused anchor is fine, and a
+  // "billion laughs" document costs only its own size to check.
+  CHECK_NOTHROW(
+      load_string("services:\n  a: &s { image: a, route: { path_prefix: /a } }\n"
+                  "  b: { image: b, env: &e { A: 1 } }\n  c: { image: c, env: *e }\n",
+                  "t.yaml"));
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 30; ++i)
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" +
+            std::string("*a" + std::to_string(i - 1) + ", ") + "*a" + std::to_string(i - 1) +
+            ", *a" + std::to_string(i - 1) + "]\n";
+  bomb += "services: {}\n";
+  const auto bps = problems_of(bomb);
+  CHECK(std::all_of(bps.begin(), bps.end(), [](const problem& p) {
+    return p.message.find("unknown key") != std::string::npos;
+  }));
+}
+
 TEST_CASE("YAML syntax errors and unreadable files are reported, not thrown raw", "[config][errors]") {
   const auto ps = problems_of("services:\n  a: [unclosed\n");
   REQUIRE(ps.size() == 1);

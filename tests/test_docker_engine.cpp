@@ -146,6 +146,7 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
 
   auto spec = e.spec(7);
   spec.name = "dockscaler-test-life-" + run_id();
+  spec.logging = api::log_config{"json-file", {{"max-size", "1048576"}, {"max-file", "2"}}};
   auto created = d.create_container(spec);
   REQUIRE(created.id.size() == 64);
 
@@ -159,6 +160,9 @@ TEST_CASE("container lifecycle: create, start, inspect, logs, attach, wait, remo
   CHECK(info.open_stdin);
   CHECK(info.image_name == e.image);
   CHECK(info.labels.at("dockscaler.test") == run_id());
+  CHECK(info.logging.type == "json-file");  // rotated, and `logs` below still reads it
+  CHECK(info.logging.options ==
+        std::map<std::string, std::string>{{"max-size", "1048576"}, {"max-file", "2"}});
   REQUIRE(info.networks.count(e.network) == 1);
   const std::string ip = info.networks.at(e.network).ip_address;
   CHECK(ip.find('.') != std::string::npos);

@@ -239,6 +239,8 @@ TEST_CASE("captured daemon replies map to the typed structs", "[json]") {
   CHECK(run.name == "/dockscaler-capture-c1");
   CHECK(run.image_name == "dockscaler-sample-echo:capture");
   CHECK(run.image.rfind("sha256:", 0) == 0);
+  CHECK(run.logging.type == "json-file");  // HostConfig.LogConfig
+  CHECK(run.logging.options.empty());
   CHECK(run.state.status == "running");
   CHECK(run.state.running);
   CHECK(run.state.pid > 0);
@@ -296,6 +298,30 @@ TEST_CASE("malformed and truncated JSON is a protocol error", "[json][errors]") 
   CHECK_THROWS_AS(detail::parse_container_inspect("[]"), api::error);
   CHECK_THROWS_AS(detail::parse_wait_result("{}"), api::error);
   CHECK_THROWS_AS(detail::parse_event("{\"Type\":"), api::error);
+}
+
+// A daemon (or whatever answers on its socket) that sends absurdly nested
+// JSON gets a protocol error: the parser is iterative and stops at 512 levels
+// instead of recursing once per `[` until the stack overflows.
+TEST_CASE("deeply nested replies are a protocol error, not a stack overflow",
+          "[json][errors][hostile]") {
+  const std::string deep(200000, '[');
+  for (auto parse : {+[](const std::string& j) { detail::parse_container_inspect(j); },
+                     +[](const std::string& j) { detail::parse_event(j); },
+                     +[](const std::string& j) { detail::parse_container_list(j); }}) {
+    try {
+      parse(deep);
+      FAIL("accepted 200,000 nested arrays");
+    } catch (const api::error& e) {
+      CHECK(e.code() == api::errc::protocol);
+      CHECK_THAT(e.what(), Catch::Contains("nested deeper than 512 levels"));
+    }
+  }
+  // Deep but within the limit still parses (labels are never this deep; the
+  // limit only refuses the absurd).
+  const std::string nested =
+      "{\"Id\":\"x\",\"Extra\":" + std::string(500, '[') + std::string(500, ']') + "}";
+  CHECK(detail::parse_id(nested) == "x");
 }
 
 TEST_CASE("progress streams surface in-band errors", "[json][errors]") {
@@ -367,6 +393,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.read_only_rootfs = true;
   s.user = "1000";
   s.tmpfs = {{"/tmp", "size=16m"}};
+  s.logging = api::log_config{"json-file", {{"max-size", "10485760"}, {"max-file", "3"}}};
   s.healthcheck = api::healthcheck{
       {"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
   std::string b = detail::container_create_body(s);
@@ -391,6 +418,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
        R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
        R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
        R"("Tmpfs":{"/tmp":"size=16m"})",
+       R"("LogConfig":{"Type":"json-file","Config":{"max-file":"3","max-size":"10485760"}})",
        R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);
     CHECK(b.find(part) != std::string::npos);

@@ -135,6 +135,27 @@ TEST_CASE("a stdio container waits on stdin and knows its app and route, not a p
   CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));
 }
 
+// Docker's default json-file driver never rotates: a chatty container would
+// fill the disk. Every container dockscaler creates (replicas, stdio calls,
+// `scale --direct`) comes from make_container_spec, so it is checked here.
+TEST_CASE("containers rotate their logs as docker.logs says; a change replaces them",
+          "[functions][logs]") {
+  for (auto s : {stdio_service(), config::service_config{}}) {
+    auto spec = scaler::make_container_spec(s, "net", "h", "n");
+    REQUIRE(spec.logging);
+    CHECK(spec.logging->type == "json-file");
+    CHECK(spec.logging->options ==
+          std::map<std::string, std::string>{{"max-size", "10485760"}, {"max-file", "3"}});
+    auto other = s;
+    other.logs.max_files = 5;
+    other.logs.max_size_bytes = 1024;
+    spec = scaler::make_container_spec(other, "net", "h", "n");
+    CHECK(spec.logging->options ==
+          std::map<std::string, std::string>{{"max-size", "1024"}, {"max-file", "5"}});
+    CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));
+  }
+}
+
 namespace {
 
 const std::string tok = "0123456789abcdef0123456789abcdef";
