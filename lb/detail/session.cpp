@@ -777,7 +777,10 @@ task<bool> session::handle(clock::time_point arrival) {
     bool reused = false;
     if (!force_new) {
       conn = w.pool.take(g.id);
-      if (conn && has_body && !still_open(conn->sock)) conn.reset();
+      // Before every reuse (one non-blocking recv): a connection the backend
+      // closed, or one with bytes nobody asked for, is dropped; those bytes
+      // must never reach this client as its response.
+      if (conn && !still_open(conn->sock)) conn.reset();
       reused = conn != nullptr;
     }
     if (!conn) {
