@@ -127,7 +127,7 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = c.get("/good");
     CHECK(r.result_int() == 200);
-    CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+    CHECK(std::chrono::steady_clock::now() - t0 < 900ms);  // not held until the 1 s queue timeout
   }
   CHECK_FALSE(slow1.done);
 
