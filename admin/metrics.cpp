@@ -231,7 +231,8 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
                  static_cast<double>(n));
 
   x.family("dockscaler_wait_time_seconds",
-           "Time from a request's arrival (headers parsed) until a container slot took it.",
+           "Time from a request's arrival (headers parsed; for a body read before queueing, its "
+           "last byte) until a container slot took it.",
            "histogram");
   for (const auto& [name, r] : t)
     if (!name.empty())

@@ -40,11 +40,13 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   o.threads = p.threads;
   o.max_header_bytes = p.max_header_bytes;
   o.max_body_bytes = p.max_body_bytes;
+  o.request_buffer = p.request_buffer;
   o.max_client_connections = p.max_connections;
   o.timeouts.header = p.timeouts.header;
   o.timeouts.connect = p.timeouts.connect;
   o.timeouts.response = p.timeouts.response;
   o.timeouts.idle = p.timeouts.idle;
+  o.timeouts.body = p.timeouts.body;
   return o;
 }
 

@@ -528,21 +528,32 @@ config read_document(reader& r, const YAML::Node& root) {
 
   const YAML::Node p = root["proxy"];
   if (r.expect_map(p, "proxy", {"listen", "threads", "max_header_bytes", "max_body_bytes",
-                                "max_connections", "timeouts"})) {
+                                "max_connections", "timeouts",
+                                "request_buffer"})) {
     r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
     r.get_size(p, "max_body_bytes", "proxy", cfg.proxy.max_body_bytes);
+    r.get_size(p, "request_buffer", "proxy", cfg.proxy.request_buffer);
     r.get_int(p, "max_connections", "proxy", cfg.proxy.max_connections, 1, 1000000);
     const YAML::Node t = p["timeouts"];
-    if (r.expect_map(t, "proxy.timeouts", {"header", "connect", "response", "idle"})) {
+    if (r.expect_map(t, "proxy.timeouts", {"header", "connect", "response", "idle", "body"})) {
       r.get(t, "header", "proxy.timeouts", cfg.proxy.timeouts.header);
       r.get(t, "connect", "proxy.timeouts", cfg.proxy.timeouts.connect);
       r.get(t, "response", "proxy.timeouts", cfg.proxy.timeouts.response);
       r.get(t, "idle", "proxy.timeouts", cfg.proxy.timeouts.idle);
+      r.get(t, "body", "proxy.timeouts", cfg.proxy.timeouts.body);
     }
     if (cfg.proxy.max_header_bytes < 1024)
       r.fail(p["max_header_bytes"], "proxy.max_header_bytes", "must be at least 1k");
+    // The default follows a smaller max_body_bytes; an explicit value may not exceed it.
+    if (cfg.proxy.request_buffer > cfg.proxy.max_body_bytes) {
+      if (p["request_buffer"].IsDefined())
+        r.fail(p["request_buffer"], "proxy.request_buffer",
+               "must not exceed proxy.max_body_bytes (" + std::to_string(cfg.proxy.max_body_bytes) + " bytes)");
+      else
+        cfg.proxy.request_buffer = cfg.proxy.max_body_bytes;
+    }
   }
 
   const YAML::Node a = root["admin"];

@@ -33,6 +33,7 @@ struct proxy_timeouts {
   duration connect = std::chrono::seconds(2);
   duration response = std::chrono::seconds(60);
   duration idle = std::chrono::seconds(60);
+  duration body = std::chrono::seconds(60);  // header parsed -> request body complete (408)
 };
 
 struct proxy_config {
@@ -40,6 +41,7 @@ struct proxy_config {
   unsigned threads = 2;
   std::uint64_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  std::uint64_t request_buffer = 1024 * 1024;  // bodies up to this are read before taking a slot
   unsigned max_connections = 10000;
   proxy_timeouts timeouts;
 };

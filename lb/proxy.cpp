@@ -167,6 +167,7 @@ proxy::impl::impl(proxy_options o) : opts(std::move(o)), routes(std::make_shared
   if (opts.threads == 0) throw std::invalid_argument("proxy threads must be at least 1");
   if (opts.listen.empty()) throw std::invalid_argument("proxy needs at least one listen address");
   if (opts.max_header_bytes < 256) throw std::invalid_argument("max_header_bytes must be at least 256");
+  if (opts.timeouts.body.count() <= 0) throw std::invalid_argument("the body timeout must be positive");
   for (const auto& l : opts.listen) detail::split_host_port(l);  // validates
 }
 
@@ -217,7 +218,10 @@ void notify_all(std::vector<std::shared_ptr<detail::waiter>>& ws) {
 }
 }  // namespace
 
-proxy::proxy(proxy_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+proxy::proxy(proxy_options options) {
+  options.request_buffer = std::min(options.request_buffer, options.max_body_bytes);
+  impl_ = std::make_unique<impl>(std::move(options));
+}
 
 proxy::~proxy() {
   stop(std::chrono::milliseconds(0));
@@ -449,6 +453,7 @@ service_snapshot proxy::snapshot(std::string_view service) const {
   s.requests = svc->requests.load(std::memory_order_relaxed);
   s.rejected_full = svc->rejected_full.load(std::memory_order_relaxed);
   s.rejected_timeout = svc->rejected_timeout.load(std::memory_order_relaxed);
+  s.rejected_body_timeout = svc->rejected_body_timeout.load(std::memory_order_relaxed);
   for (auto& b : v.backends)
     s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
                           b.draining ? backend_state::draining : backend_state::active, b.suspect});

@@ -25,8 +25,11 @@ using backend_id = std::uint64_t;
 struct request_outcome {
   std::string_view service;
   unsigned status = 0;                // status sent to the client (0: connection closed mid-response)
-  std::chrono::nanoseconds wait{0};   // arrival (headers parsed) -> dispatch; 0 if never queued
-  std::chrono::nanoseconds duration{0};  // arrival -> response fully relayed (or rejected)
+  // ready to dispatch -> dispatch; 0 if never queued. Ready: the header is
+  // parsed, or for a body read before queueing (proxy_options::request_buffer),
+  // its last byte arrived, so a slow upload never counts as waiting for a slot.
+  std::chrono::nanoseconds wait{0};
+  std::chrono::nanoseconds duration{0};  // arrival (header parsed) -> response fully relayed (or rejected)
 };
 
 struct proxy_timeouts {
@@ -35,6 +38,7 @@ struct proxy_timeouts {
   std::chrono::milliseconds response{60'000};     // upstream silence while a response is due (504)
   std::chrono::milliseconds idle{60'000};         // client keep-alive idle, and client inactivity mid-body
   std::chrono::milliseconds upstream_idle{4'000}; // pooled upstream connections are closed after this
+  std::chrono::milliseconds body{60'000};         // header parsed -> request body complete (408)
 };
 
 struct proxy_options {
@@ -42,6 +46,10 @@ struct proxy_options {
   unsigned threads = 1;                                // I/O threads, each with its own io_context
   std::size_t max_header_bytes = 16 * 1024;            // request line + headers (431 above)
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;     // request body (413 above)
+  // A request body of at most this many bytes is read completely before the
+  // request queues or takes a slot (then sent from memory); larger ones are
+  // streamed once a slot is granted. Capped at max_body_bytes.
+  std::uint64_t request_buffer = 1024 * 1024;
   proxy_timeouts timeouts;
   std::size_t max_client_connections = 10'000;  // further connections are accepted and closed at once
   // Called on an I/O thread once per request that got an answer (or lost its
@@ -140,6 +148,7 @@ struct service_snapshot {
   std::uint64_t requests = 0;     // requests routed to this service (all outcomes)
   std::uint64_t rejected_full = 0;     // 503: queue full
   std::uint64_t rejected_timeout = 0;  // 503: queue timeout
+  std::uint64_t rejected_body_timeout = 0;  // 408: the body did not arrive within timeouts.body
   std::vector<backend_snapshot> backends;
 };
 

@@ -397,3 +397,27 @@ TEST_CASE("max_output_bytes: a size for stdio functions, 10m by default, 1 to 1g
   CHECK(has_problem(ps, "services.c.max_output_bytes", 13, "between 1 and 1g"));
   CHECK(has_problem(ps, "services.d.max_output_bytes", 16, "only to mode: stdio"));
 }
+
+TEST_CASE("proxy.request_buffer and proxy.timeouts.body: defaults, values, and the max_body_bytes bound",
+          "[config][errors]") {
+  const config d = load_string("services: {}\n", "d.yaml");
+  CHECK(d.proxy.request_buffer == 1024 * 1024);
+  CHECK(d.proxy.timeouts.body == 60s);
+
+  const config c = load_string("proxy:\n  request_buffer: 64k\n  timeouts: { body: 5s }\n", "c.yaml");
+  CHECK(c.proxy.request_buffer == 64 * 1024);
+  CHECK(c.proxy.timeouts.body == 5s);
+
+  // The default follows a smaller max_body_bytes instead of failing the file.
+  const config small = load_string("proxy:\n  max_body_bytes: 100k\n", "s.yaml");
+  CHECK(small.proxy.request_buffer == 100 * 1024);
+
+  const auto ps = problems_of(
+      "proxy:\n"
+      "  max_body_bytes: 1m\n"
+      "  request_buffer: 2m\n"            // 3
+      "  timeouts: { body: 0s }\n");      // 4
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.request_buffer", 3, "must not exceed proxy.max_body_bytes"));
+  CHECK(has_problem(ps, "proxy.timeouts.body", 4, "longer than 0"));
+}

@@ -307,6 +307,7 @@ TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
   backend a("a");
   auto o = test_options();
   o.max_body_bytes = 64 * 1024 * 1024;
+  o.request_buffer = 4;  // bodies over 4 bytes stream: the path under test here
   proxy p(o);
   p.add_service(svc("s"));
   p.add_backend("s", "127.0.0.1", a.port());
@@ -342,7 +343,7 @@ TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
     REQUIRE(r2.body().size() == 30000000);
     CHECK(r2.body()[29999999] == static_cast<char>('a' + 29999999 % 26));
   }
-  SECTION("the request streams: the backend sees the first part before the client sends the rest") {
+  SECTION("a body over request_buffer streams: the backend sees the first part before the client sends the rest") {
     asio::io_context ioc;
     tcp::socket sk(ioc);
     sk.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));

@@ -347,13 +347,16 @@ struct session : session_base {
   std::optional<res_parser> res;
   std::string upstream_head;     // serialized request header for the backend, reused
   std::string head_out;          // serialized response header for the client, reused
+  std::string body_buf;          // the request body read into memory (buffered, or for a function)
+  clock::time_point body_deadline = clock::time_point::max();  // the request body must be complete by then
   unsigned client_version = 11;  // of the current request, before rewriting
   bool head = false;              // current request is HEAD
 
   const proxy_options& opts() const { return w.owner.opts; }
 
-  void arm(std::chrono::milliseconds d, socket_t& s) {
-    deadline = clock::now() + d;
+  // The deadline of the next operation on `s`: `d` from now, but no later than `cap`.
+  void arm(std::chrono::milliseconds d, socket_t& s, clock::time_point cap = clock::time_point::max()) {
+    deadline = std::min(clock::now() + d, cap);
     watched = &s;
     timed_out = false;
   }
@@ -438,9 +441,34 @@ struct session : session_base {
   task<void> serve();
   task<bool> handle(clock::time_point arrival);
 
-  // Reads the rest of the request body into `out`. Returns 0, the status to
-  // answer (413, 408, 400), or 1 when the client went away.
-  task<unsigned> read_body(std::string& out);
+  // Appends the rest of the request body to `out`, until it is complete or
+  // `out` holds more than `limit` bytes, within the body deadline. Returns 0
+  // (then req->is_done() says which), the status to answer (413, 408, 400),
+  // or 1 when the client went away.
+  task<unsigned> read_body(std::string& out, std::uint64_t limit);
+  // Reads a body that fits request_buffer before the request takes a slot
+  // (see handle()). Returns what read_body() does.
+  task<unsigned> buffer_body(bool expect_continue);
+  // The request header for the backend, into upstream_head. A body read
+  // completely goes with its Content-Length; the part read of a longer
+  // chunked body goes after the header as its first chunk.
+  void make_upstream_head(std::string_view strip_prefix, std::string_view host, bool body_in_memory) {
+    const request& r = req->get();
+    if (body_in_memory) {
+      put_request_head(upstream_head, r, strip_prefix, host, client_ip, false, body_buf.size());
+      return;
+    }
+    put_request_head(upstream_head, r, strip_prefix, host, client_ip, req->chunked(), req->content_length());
+    if (!body_buf.empty()) {
+      char size_line[24];
+      const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());
+      upstream_head.append(size_line, static_cast<std::size_t>(len));
+      upstream_head += body_buf;
+      upstream_head.append("\r\n", 2);
+    }
+  }
+  // Answers a request whose body could not be read (read_body()'s status).
+  task<void> body_failed(service& svc, unsigned st, clock::time_point arrival, std::chrono::nanoseconds wait = {});
   enum class call_outcome { answered, not_started, client_gone, write_failed };
   // Hands one call to a function backend and relays its result.
   task<call_outcome> call_function(function_backend& fn, const std::string& service, std::string& body,
@@ -458,11 +486,14 @@ struct session : session_base {
   // to `to`, after `head`: the header goes together with the first body bytes
   // when those are already buffered, alone otherwise (so the peer sees it at
   // once). Chunked framing is re-made when `chunked`; otherwise bytes pass as
-  // they are (Content-Length or close-delimited).
+  // they are (Content-Length or close-delimited). Every read ends by
+  // `read_deadline` at the latest (a request body's whole-body deadline).
+  // `head_first`: write `head` at once (it carries body bytes already).
   template <class Parser>
   task<relay_result> relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p, socket_t& to,
                            std::string_view head, bool chunked, std::chrono::milliseconds read_timeout,
-                           std::chrono::milliseconds write_timeout) {
+                           std::chrono::milliseconds write_timeout,
+                           clock::time_point read_deadline = clock::time_point::max(), bool head_first = false) {
     relay_result out;
     auto& body = p.get().body();
     struct lease {
@@ -472,7 +503,7 @@ struct session : session_base {
     } chunk{w, w.take_chunk()};
     constexpr std::size_t chunk_size = relay_chunk_size;
     for (;;) {
-      if (!out.head_sent && from_buf.size() == 0) {
+      if (!out.head_sent && (from_buf.size() == 0 || head_first)) {
         arm(write_timeout, to);
         auto [ec, n] = co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
         disarm();
@@ -484,7 +515,7 @@ struct session : session_base {
       }
       body.data = chunk.buf.get();
       body.size = chunk_size;
-      arm(read_timeout, from);
+      arm(read_timeout, from, read_deadline);
       auto [ec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
       disarm();
       if (ec == http::error::need_buffer) ec = {};
@@ -600,17 +631,47 @@ task<bool> session::handle(clock::time_point arrival) {
   std::shared_ptr<service> svc_ref = route->svc;  // keeps the service alive for this request
   service& svc = *svc_ref;
   svc.requests.fetch_add(1, std::memory_order_relaxed);
-  const auto queue_deadline = arrival + std::chrono::nanoseconds(svc.queue_timeout_ns.load(std::memory_order_relaxed));
+  // Copied while `route` is surely alive (the worker's route table may be
+  // replaced during a later co_await).
+  route_prefix.assign(route->prefix);
+  const bool strip = route->strip;
 
-  // Serialize the header for the backend now, while `route` is surely alive
-  // (the worker's route table may be replaced during a later co_await).
   const bool expect_continue =
       has_body && r.version() == 11 && beast::iequals(r[http::field::expect], "100-continue");
   const bool chunked_in = req->chunked();
-  const auto length_in = req->content_length();
-  put_request_head(upstream_head, r, route->strip ? std::string_view(route->prefix) : std::string_view{}, raw_host,
-                   client_ip, chunked_in, length_in);
-  route_prefix.assign(route->prefix);
+  bool sent_continue = false;
+  // A body that fits request_buffer is read now, before the request queues or
+  // takes a slot, so a slow client holds only its own connection. A chunked
+  // body is read up to request_buffer; when it turns out longer, what was read
+  // goes ahead of the rest, which streams. Every body must be complete within
+  // timeouts.body of its header, whether or not it holds a slot.
+  body_deadline = arrival + opts().timeouts.body;
+  struct body_scope {  // an idle keep-alive connection keeps no large buffer
+    std::string& body;
+    std::string& head;  // holds the part of a chunked body read ahead, if any
+    ~body_scope() {
+      body.clear();
+      if (body.capacity() > 64 * 1024) std::string().swap(body);
+      if (head.capacity() > 64 * 1024) std::string().swap(head);
+    }
+  } body_guard{body_buf, upstream_head};
+  body_buf.clear();
+  bool body_unread = has_body;  // the client's body, or part of it, is still in its socket
+  auto ready = arrival;         // when the request could take a slot
+  if (has_body && opts().request_buffer > 0 && (chunked_in || *req->content_length() <= opts().request_buffer)) {
+    sent_continue = expect_continue;
+    if (const unsigned st = co_await buffer_body(expect_continue)) {
+      co_await body_failed(svc, st, arrival);
+      co_return false;
+    }
+    body_unread = !req->is_done();
+    // Queueing starts now: the upload is the client's time, not a wait for
+    // capacity, so it counts neither in wait_time nor against the queue timeout.
+    ready = clock::now();
+  }
+  const auto queue_deadline = ready + std::chrono::nanoseconds(svc.queue_timeout_ns.load(std::memory_order_relaxed));
+
+  make_upstream_head(strip ? std::string_view(route_prefix) : std::string_view{}, raw_host, has_body && !body_unread);
 
   // Take a slot, queueing if none is free.
   grant g;
@@ -620,31 +681,30 @@ task<bool> session::handle(clock::time_point arrival) {
     const auto qr = co_await wait_queued(svc, queue_deadline, g, false, {}, queued);
     if (qr == queue_result::gone) {
       const auto now = clock::now();
-      svc.stats.record(now, now - arrival);  // it did wait this long: the scaler must see it
-      w.owner.report(svc.name, 0, now - arrival, now - arrival);
+      svc.stats.record(now, now - ready);  // it did wait this long: the scaler must see it
+      w.owner.report(svc.name, 0, now - ready, now - arrival);
       co_return false;
     }
     if (qr != queue_result::ok) {
       const auto now = clock::now();
       if (qr == queue_result::timeout) {
         svc.rejected_timeout.fetch_add(1, std::memory_order_relaxed);
-        svc.stats.record(now, now - arrival);  // it did wait this long: the scaler must see it
+        svc.stats.record(now, now - ready);  // it did wait this long: the scaler must see it
       } else {
         svc.rejected_full.fetch_add(1, std::memory_order_relaxed);
       }
-      co_await reply(503, has_body || !keep, true);
-      w.owner.report(svc.name, 503, qr == queue_result::timeout ? now - arrival : std::chrono::nanoseconds{0},
+      co_await reply(503, body_unread || !keep, true);
+      w.owner.report(svc.name, 503, qr == queue_result::timeout ? now - ready : std::chrono::nanoseconds{0},
                      now - arrival);
-      co_return keep && !has_body;
+      co_return keep && !body_unread;
     }
-    if (queued) wait = waiter_->dispatched - arrival;
+    if (queued) wait = waiter_->dispatched - ready;
   }
-  svc.stats.record(arrival + wait, wait);
+  svc.stats.record(ready + wait, wait);
 
   std::array<backend_id, max_tries> tried{};
   std::size_t ntried = 0;
   bool force_new = false;  // the pooled connection turned out stale
-  bool sent_continue = false;
   unsigned status = 0;
 
   auto release = [&](bool connect_failed) { svc.disp.release(clock::now(), g.id, connect_failed).run(); };
@@ -672,8 +732,6 @@ task<bool> session::handle(clock::time_point arrival) {
     co_return keep && !body_unread;
   };
 
-  std::string fn_body;  // a function call's request body, read once
-  bool fn_body_read = false;
   for (;;) {
     if (g.fn) {
       // A function backend: the whole body, then the call.
@@ -685,17 +743,17 @@ task<bool> session::handle(clock::time_point arrival) {
           co_return false;
         }
       }
-      if (!fn_body_read) {
-        fn_body_read = true;
-        if (const unsigned st = co_await read_body(fn_body)) {
+      if (body_unread) {  // longer than request_buffer: the rest now, holding the slot
+        const unsigned st = co_await read_body(body_buf, UINT64_MAX);
+        if (st) {
           release(false);
-          if (st != 1) co_await reply(st, true);
-          finish(st == 1 ? 0 : st);
+          co_await body_failed(svc, st, arrival, wait);
           co_return false;
         }
+        body_unread = false;
       }
       const auto fn = g.fn;  // the grant may be replaced by a retry
-      const auto outcome = co_await call_function(*fn, svc.name, fn_body, keep, status);
+      const auto outcome = co_await call_function(*fn, svc.name, body_buf, keep, status);
       if (outcome == call_outcome::not_started) {
         if (const auto done = co_await try_another(false)) co_return *done;  // the body is read already
         continue;
@@ -719,7 +777,10 @@ task<bool> session::handle(clock::time_point arrival) {
     bool reused = false;
     if (!force_new) {
       conn = w.pool.take(g.id);
-      if (conn && has_body && !still_open(conn->sock)) conn.reset();
+      // Before every reuse (one non-blocking recv): a connection the backend
+      // closed, or one with bytes nobody asked for, is dropped; those bytes
+      // must never reach this client as its response.
+      if (conn && !still_open(conn->sock)) conn.reset();
       reused = conn != nullptr;
     }
     if (!conn) {
@@ -732,7 +793,7 @@ task<bool> session::handle(clock::time_point arrival) {
           spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect", svc.name, g.id,
                        g.endpoint.address().to_string(), g.endpoint.port(),
                        timed_out ? std::string("timed out") : ec.message());
-        if (const auto done = co_await try_another(has_body)) co_return *done;
+        if (const auto done = co_await try_another(body_unread)) co_return *done;
         force_new = false;
         continue;
       }
@@ -750,22 +811,24 @@ task<bool> session::handle(clock::time_point arrival) {
       }
     }
 
-    // Send the request, streaming its body.
+    // Send the request: from memory in one write when the body is read (or
+    // there is none), else streaming the body.
     bool upstream_failed = false;  // write to the backend failed
-    bool body_started = false;
-    if (!has_body) {
+    bool body_started = false;     // the client's body is being streamed (it cannot be replayed)
+    if (!body_unread) {
+      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head), asio::buffer(body_buf)};
       arm(opts().timeouts.response, conn->sock);
-      auto [ec, n] = co_await asio::async_write(conn->sock, asio::buffer(upstream_head), nothrow);
+      auto [ec, n] = co_await asio::async_write(conn->sock, out, nothrow);
       disarm();
       upstream_failed = static_cast<bool>(ec);
     } else {
       body_started = true;
-      const auto rr = co_await relay(sock, buf, *req, conn->sock, upstream_head, chunked_in,
-                                     opts().timeouts.idle, opts().timeouts.response);
+      const auto rr = co_await relay(sock, buf, *req, conn->sock, upstream_head, chunked_in, opts().timeouts.idle,
+                                     opts().timeouts.response, body_deadline, !body_buf.empty());
       if (rr.outcome == relay_outcome::read_failed) {
         // The client's body failed: over the limit, too slow, malformed, or gone.
         release(false);
-        unsigned st = 0;
+        unsigned st = 1;
         if (rr.ec == http::error::body_limit)
           st = 413;
         else if (rr.timed_out)
@@ -773,18 +836,18 @@ task<bool> session::handle(clock::time_point arrival) {
         else if (rr.ec != http::error::partial_message && rr.ec != asio::error::eof &&
                  rr.ec != asio::error::connection_reset && rr.ec != http::error::end_of_stream)
           st = 400;
-        if (st) co_await reply(st, true);
-        finish(st);
+        co_await body_failed(svc, st, arrival, wait);
         co_return false;
       }
       upstream_failed = rr.outcome == relay_outcome::write_failed;
     }
 
     // Read the response header (skipping interim 1xx responses). When sending
-    // the body failed, the backend may still have answered before it closed
-    // (e.g. 413 without reading the body): that answer is the one to relay.
+    // the request failed on a fresh connection, the backend may still have
+    // answered before it closed (e.g. 413 without reading the body): that
+    // answer is the one to relay.
     error_code rec;
-    const bool early_answer = upstream_failed && body_started;
+    const bool early_answer = upstream_failed && (body_started || (has_body && !reused));
     if (!upstream_failed || early_answer) {
       for (;;) {
         res.emplace();
@@ -826,7 +889,7 @@ task<bool> session::handle(clock::time_point arrival) {
 
     // Relay the response, streaming its body. After an early answer the
     // client's body was not read to its end, and the backend connection is broken.
-    if (early_answer) keep = false;
+    if (early_answer && body_unread) keep = false;
     const bool upstream_keep = res->keep_alive() && !early_answer;
     bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
     if (chunked_out && client_version != 11) {
@@ -876,23 +939,27 @@ task<bool> session::handle(clock::time_point arrival) {
 }
 
 
-task<unsigned> session::read_body(std::string& out) {
-  out.clear();
-  if (auto len = req->content_length()) out.reserve(static_cast<std::size_t>(*len));
+task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
   auto& body = req->get().body();
-  struct lease {
-    worker& w;
-    std::unique_ptr<char[]> buf;
-    ~lease() { w.give_chunk(std::move(buf)); }
-  } chunk{w, w.take_chunk()};
-  while (!req->is_done()) {
-    body.data = chunk.buf.get();
-    body.size = relay_chunk_size;
-    arm(opts().timeouts.idle, sock);
+  const auto declared = req->content_length();  // the parser enforces it, and max_body_bytes
+  std::size_t used = out.size();
+  while (!req->is_done() && used <= limit) {
+    if (used == out.size()) {
+      // Grow with what arrives, never to a declared length up front: a client
+      // that only announces a large body costs no memory.
+      std::size_t more = std::max(relay_chunk_size, used);
+      if (declared) more = std::min<std::uint64_t>(more, *declared - used);
+      out.resize(used + std::max<std::size_t>(more, 1));
+    }
+    body.data = out.data() + used;
+    body.size = out.size() - used;
+    arm(opts().timeouts.idle, sock, body_deadline);
     auto [ec, n] = co_await http::async_read_some(sock, buf, *req, nothrow);
     disarm();
+    used = out.size() - body.size;
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
+      out.resize(used);
       if (ec == http::error::body_limit) co_return 413;
       if (timed_out) co_return 408;
       if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
@@ -900,9 +967,27 @@ task<unsigned> session::read_body(std::string& out) {
         co_return 1;
       co_return 400;
     }
-    out.append(chunk.buf.get(), relay_chunk_size - body.size);
   }
+  out.resize(used);
+  body.data = nullptr;
+  body.size = 0;
   co_return 0;
+}
+
+task<unsigned> session::buffer_body(bool expect_continue) {
+  if (expect_continue) {
+    const bool sent = co_await write_raw("HTTP/1.1 100 Continue\r\n\r\n");
+    if (!sent) co_return 1;
+  }
+  const unsigned st = co_await read_body(body_buf, opts().request_buffer);
+  co_return st;
+}
+
+task<void> session::body_failed(service& svc, unsigned st, clock::time_point arrival,
+                                std::chrono::nanoseconds wait) {
+  if (st == 408) svc.rejected_body_timeout.fetch_add(1, std::memory_order_relaxed);
+  if (st != 1) co_await reply(st, true);
+  w.owner.report(svc.name, st == 1 ? 0 : st, wait, clock::now() - arrival);
 }
 
 task<session::call_outcome> session::call_function(function_backend& fn, const std::string& service,
