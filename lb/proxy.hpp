@@ -140,6 +140,7 @@ struct service_snapshot {
   std::uint64_t requests = 0;     // requests routed to this service (all outcomes)
   std::uint64_t rejected_full = 0;     // 503: queue full
   std::uint64_t rejected_timeout = 0;  // 503: queue timeout
+  std::uint64_t rejected_unavailable = 0;  // 503 at once: set_unavailable
   std::vector<backend_snapshot> backends;
 };
 
@@ -193,6 +194,14 @@ class proxy {
   // Forgets the backend (requests still in flight on it finish normally).
   // Returns false if it was not there.
   bool remove_backend(std::string_view service, backend_id id);
+
+  // The service has no backend and none is coming (its containers cannot
+  // start): queued requests and new ones are answered 503 at once, with
+  // Retry-After and {"message": reason}, instead of waiting out the queue
+  // timeout. Cleared by an empty reason or when a backend is added; ignored
+  // while a backend is in rotation. Throws std::invalid_argument for an
+  // unknown service.
+  void set_unavailable(std::string_view service, std::string reason);
 
   // Figures the scaler reads. Throws std::invalid_argument for an unknown service.
   service_snapshot snapshot(std::string_view service) const;
