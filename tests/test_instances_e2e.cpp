@@ -44,6 +44,24 @@ std::string refused(service_fixture& fb, const std::string& instance) {
   return b.log();
 }
 
+struct run_result {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+run_result run_cli(const std::string& args) {
+  const std::string cmd = std::string(DOCKSCALER_BIN) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  run_result r;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -128,4 +146,28 @@ TEST_CASE("a service whose image is missing answers 503 at once with the reason"
   }
   // And it did not scale up for the requests it could not serve.
   CHECK(d.log().find("scale up") == std::string::npos);
+}
+
+TEST_CASE("validate warns about an image Docker does not have; silent without Docker",
+          "[e2e][docker][cli]") {
+  service_fixture f("validate");  // builds the image that is present
+  const std::string dir = "/tmp/dockscaler-e2e-" + run_id();
+  const std::string path = dir + "/validate.yaml";
+  const std::string missing = "dockscaler-test-missing:" + run_id();
+  const std::string services =
+      "services:\n  here:\n    image: " + image() + "\n  gone:\n    image: " + missing + "\n";
+  std::ofstream(path) << services;
+  auto r = run_cli("validate -c " + path);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("OK, 2 services") != std::string::npos);
+  CHECK(r.out.find("warning: services.gone.image: " + missing + " is not present") !=
+        std::string::npos);
+  CHECK(r.out.find("services.here.image") == std::string::npos);
+
+  std::ofstream(path) << "docker: { host: unix://" + dir + "/no-docker.sock }\n" + services;
+  r = run_cli("validate -c " + path);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("warning") == std::string::npos);
 }
