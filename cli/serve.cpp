@@ -250,8 +250,12 @@ int serve(const serve_options& opts) {
   }
   try {
     if (!cfg.metrics.listen.empty()) metrics_server.start();
-    proxy.start();
+    // Bound before the scaler touches a container, served after it has
+    // adopted what runs (its start-up pass removes per-call containers left by
+    // a crash, which must not be a call already taken by this daemon).
+    proxy.listen();
     scaler.start();
+    proxy.start();
   } catch (const dockerapi::error& e) {
     spdlog::error("cannot start: Docker: {}", e.what());
     return exit_unreachable;

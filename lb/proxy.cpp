@@ -266,11 +266,10 @@ proxy::~proxy() {
   for (auto& [name, svc] : impl_->services) svc->disp.close();
 }
 
-void proxy::start() {
-  auto& m = *impl_;
-  std::lock_guard lk(m.lifecycle_mu);
-  if (m.running) return;
-  if (!m.workers.empty()) throw std::logic_error("proxy cannot be restarted after stop()");
+namespace {
+// lifecycle_mu held. Creates the workers and binds every address, once.
+void bind_listeners(proxy::impl& m) {
+  if (!m.workers.empty()) return;
   for (unsigned i = 0; i < m.opts.threads; ++i)
     m.workers.push_back(std::make_unique<detail::worker>(m, i));
   for (const auto& l : m.opts.listen) {
@@ -284,6 +283,19 @@ void proxy::start() {
       throw std::runtime_error("cannot listen on " + l + ": " + e.what());
     }
   }
+}
+}  // namespace
+
+void proxy::listen() {
+  std::lock_guard lk(impl_->lifecycle_mu);
+  bind_listeners(*impl_);
+}
+
+void proxy::start() {
+  auto& m = *impl_;
+  std::lock_guard lk(m.lifecycle_mu);
+  if (m.running) return;
+  bind_listeners(m);
   for (auto& w : m.workers) {
     for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc.get_executor(), detail::accept_loop(*w, acc), detail::asio::detached);
     detail::asio::co_spawn(w->ioc.get_executor(), detail::sweeper(*w), detail::asio::detached);

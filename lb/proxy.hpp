@@ -154,7 +154,12 @@ class proxy {
   proxy(const proxy&) = delete;
   proxy& operator=(const proxy&) = delete;
 
-  // Binds every listen address and starts the I/O threads. Throws
+  // Binds every listen address (exclusively: an address in use is an error)
+  // without accepting yet: connections wait in the kernel's backlog until
+  // start(). Lets a daemon claim its addresses before it does anything else.
+  // Idempotent. Throws std::runtime_error("cannot listen on <addr>: <reason>").
+  void listen();
+  // Binds (unless listen() did) and starts the I/O threads. Throws
   // std::runtime_error("cannot listen on <addr>: <reason>") when a bind fails.
   void start();
   // Stops accepting, lets requests in progress finish for up to `grace`, then

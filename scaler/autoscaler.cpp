@@ -645,11 +645,9 @@ void autoscaler::on_cold_start(std::function<void(const std::string& service, cl
 void autoscaler::start() {
   impl& m = *impl_;
   if (m.running) return;
-  // Routes first: the proxy may already listen, and a request that comes in
-  // meanwhile should queue for its service rather than get a 404.
-  for (auto& [name, st] : m.services) m.pool.add_service(st->cfg);
   m.rt.ensure_network(m.network);
   m.workers = std::make_unique<detail::worker_pool>(std::max(1u, m.opts.workers));
+  for (auto& [name, st] : m.services) m.pool.add_service(st->cfg);
   const auto adopted = m.resync(true);
   {
     std::lock_guard lock(m.mu);

@@ -564,6 +564,18 @@ TEST_CASE("a second proxy on an address in use fails; the workers still share th
     fs.push_back(std::async(std::launch::async, [&] { return get_status(p1.port(), "/"); }));
   for (auto& f : fs) CHECK(f.get() == 200);
   p1.stop();
+
+  // listen() claims the address before start(): a client waits in the
+  // backlog and is served once the proxy starts.
+  proxy p3(test_options(2));
+  p3.listen();
+  o.listen = p3.endpoints();
+  proxy p4(o);
+  CHECK_THROWS_WITH(p4.listen(), Catch::Contains("in use"));
+  auto early =
+      std::async(std::launch::async, [&] { return get_status(p3.port(), "/nothing-here"); });
+  p3.start();
+  CHECK(early.get() == 404);
 }
 
 TEST_CASE("update_service changes concurrency and route at run time", "[lb][net]") {
