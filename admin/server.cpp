@@ -84,8 +84,8 @@ int listen_unix(const std::string& path) {
     if (!S_ISSOCK(st.st_mode))
       throw std::runtime_error("admin socket " + path + " exists and is not a socket");
     if (socket_answers(path))
-      throw std::runtime_error("admin socket " + path +
-                               " is in use (is another dockscaler serve running?)");
+      throw socket_in_use("admin socket " + path +
+                          " is in use: another dockscaler serve answers on it");
     ::unlink(path.c_str());  // left behind by a crash
   }
   const sockaddr_un a = unix_address(path);

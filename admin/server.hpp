@@ -7,11 +7,17 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "admin/api.hpp"
 
 namespace dockscaler::admin {
+
+// The admin socket answers: another daemon serves it.
+struct socket_in_use : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct server_options {
   std::string socket_path = "/run/dockscaler/admin.sock";  // empty: no admin socket
@@ -33,8 +39,8 @@ class server {
 
   // Creates the socket's directory, binds and starts serving. A socket file
   // that exists but does not answer (left by a crash) is replaced; one that
-  // answers is an error. Throws std::runtime_error with the path/address and
-  // the reason.
+  // answers is an error (socket_in_use). Throws std::runtime_error with the
+  // path/address and the reason.
   void start();
   // Stops accepting, closes open connections, waits for their threads and
   // removes the socket file. Idempotent.

@@ -9,6 +9,8 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,39 @@ const char* route_text(const config::route_config& r) {
   return r.strip_prefix ? " (prefix stripped)" : "";
 }
 
+// A warning per image Docker does not have: the daemon creates containers
+// from local images only, so such a service could never start. Silent when
+// Docker does not answer (validate also checks files on machines without it).
+void warn_missing_images(const config::config& c) {
+  std::unique_ptr<dockerapi::client> docker;
+  try {
+    auto o = dockerapi::client_options::from_env();
+    o.host = c.docker.host;
+    o.connect_timeout = std::chrono::seconds(2);
+    o.request_timeout = std::chrono::seconds(5);
+    docker = std::make_unique<dockerapi::client>(o);
+    docker->ping();
+  } catch (const std::exception&) {
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& s : c.services) {
+    if (!seen.insert(s.image).second) continue;
+    try {
+      docker->inspect_image(s.image);
+    } catch (const dockerapi::error& e) {
+      if (e.code() == dockerapi::errc::not_found)
+        std::fprintf(
+            stderr,
+            "warning: services.%s.image: %s is not present on Docker at %s; its containers "
+            "cannot start until it is pulled or built (docker pull %s)\n",
+            s.name.c_str(), s.image.c_str(), c.docker.host.c_str(), s.image.c_str());
+      else if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
+        return;
+    }
+  }
+}
+
 int cmd_validate(const std::vector<std::string>& args) {
   po::options_description opts("validate options");
   opts.add_options()("config,c", po::value<std::string>()->default_value(default_config),
@@ -86,6 +121,8 @@ int cmd_validate(const std::vector<std::string>& args) {
         std::printf("a container per call, max_concurrency %u, timeout %s\n", s.max_concurrency,
                     config::format_duration(s.call_timeout).c_str());
     }
+    std::fflush(stdout);  // the summary before any warning, when both go to one file
+    warn_missing_images(c);
     return exit_ok;
   } catch (const config::config_error& e) {
     for (const auto& p : e.problems()) std::fprintf(stderr, "error: %s\n", p.to_string().c_str());

@@ -51,14 +51,15 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
-  scaler::docker_runtime docker_rt(docker);
+  scaler::docker_runtime docker_rt(docker, cfg.instance);
   functions::function_runtime runtime(docker_rt, docker);  // stdio containers as the daemon makes them
   try {
     runtime.ensure_network(cfg.docker.network);
     const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);
     std::vector<scaler::managed_container> running;
     for (auto& c : runtime.list_managed())
-      if (c.service == service && c.network == cfg.docker.network && c.running && c.role.empty())
+      if (c.service == service && c.network == cfg.docker.network && c.instance == cfg.instance &&
+          c.running && c.role.empty())
         running.push_back(std::move(c));  // a stdio function's per-call containers are no replicas
     const std::size_t before = running.size();
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "admin/server.hpp"
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
+#include "cli/instance_lock.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
@@ -48,6 +50,28 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   o.timeouts.idle = p.timeouts.idle;
   o.timeouts.body = p.timeouts.body;
   return o;
+}
+
+// The instance lock next to the admin socket (see instance_lock.hpp). A
+// directory this user may not write (/run/dockscaler without root, outside
+// systemd) falls back to a per-user one, with a warning: the daemon still
+// runs, but only daemons of the same user see its lock.
+std::unique_ptr<instance_lock> lock_instance(const config::config& cfg) {
+  const std::string dir = lock_directory(cfg.admin.socket);
+  try {
+    return std::make_unique<instance_lock>(dir, cfg.instance);
+  } catch (const instance_taken&) {
+    throw;
+  } catch (const std::exception& e) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    const std::string fallback = xdg && *xdg ? std::string(xdg) + "/dockscaler"
+                                             : "/tmp/dockscaler-" + std::to_string(::getuid());
+    auto lock = std::make_unique<instance_lock>(fallback, cfg.instance);
+    spdlog::warn(
+        "{}; locked instance {} in {} instead (set RUNTIME_DIRECTORY to a shared directory)",
+        e.what(), cfg.instance, lock->path());
+    return lock;
+  }
 }
 
 void log_problems(const config::config_error& e) {
@@ -96,6 +120,15 @@ int serve(const serve_options& opts) {
     return exit_user_error;
   }
 
+  // Before anything touches Docker: a second daemon of this instance stops here.
+  std::unique_ptr<instance_lock> instance_guard;
+  try {
+    instance_guard = lock_instance(cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("not starting: {}", e.what());
+    return exit_user_error;
+  }
+
   // Every thread started from here on inherits the blocked set.
   sigset_t signals;
   sigemptyset(&signals);
@@ -123,7 +156,7 @@ int serve(const serve_options& opts) {
     metrics.on_request(o.service, o.status, o.wait, o.duration);
   };
   lb::proxy proxy(std::move(popts));
-  scaler::docker_runtime docker_rt(*docker);
+  scaler::docker_runtime docker_rt(*docker, cfg.instance);
   functions::function_runtime fn_rt(docker_rt, *docker);  // stdio containers get the init program
   admin::counting_runtime runtime(fn_rt, metrics);
   // stdio functions: the runner makes the proxy's function backends; a
@@ -172,6 +205,12 @@ int serve(const serve_options& opts) {
       for (const auto& p : e.problems()) msg += "\n" + p.to_string();
       throw admin::rejected(msg);
     }
+    if (next.instance != cfg.instance) {
+      spdlog::error("reload refused: instance cannot change while running (restart the daemon)");
+      throw admin::rejected("reload refused, still running the previous config: instance \"" +
+                            next.instance + "\" differs from the running \"" + cfg.instance +
+                            "\"; restart the daemon to change it");
+    }
     if (next.proxy.listen != cfg.proxy.listen || next.proxy.threads != cfg.proxy.threads)
       spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
     if (next.admin.socket != cfg.admin.socket || next.metrics.listen != cfg.metrics.listen)
@@ -189,8 +228,9 @@ int serve(const serve_options& opts) {
   // Two servers: the admin socket (steering) and the optional TCP listener
   // (read-only metrics). A socket we cannot create (e.g. /run/dockscaler
   // without root outside systemd) disables the admin API with an error in the
-  // log instead of stopping the proxy; a metrics.listen that cannot bind is a
-  // config error like proxy.listen.
+  // log instead of stopping the proxy; one another daemon answers on, and a
+  // metrics.listen or proxy.listen that cannot bind, stop the start. All are
+  // bound before the scaler touches a container.
   admin::server_options aopts;
   aopts.socket_path = cfg.admin.socket;
   admin::server admin_server(aopts, control);
@@ -198,10 +238,26 @@ int serve(const serve_options& opts) {
   mopts.socket_path.clear();
   mopts.metrics_listen = cfg.metrics.listen;
   admin::server metrics_server(mopts, control);
+  bool admin_up = false;
+  if (!cfg.admin.socket.empty()) {
+    try {
+      admin_server.start();
+      admin_up = true;
+    } catch (const admin::socket_in_use& e) {
+      spdlog::error("cannot start: {}", e.what());
+      return exit_user_error;
+    } catch (const std::exception& e) {
+      spdlog::error("admin API disabled: {} (set admin.socket to a writable path)", e.what());
+    }
+  }
   try {
+    if (!cfg.metrics.listen.empty()) metrics_server.start();
+    // Bound before the scaler touches a container, served after it has
+    // adopted what runs (its start-up pass removes per-call containers left by
+    // a crash, which must not be a call already taken by this daemon).
+    proxy.listen();
     scaler.start();
     proxy.start();
-    if (!cfg.metrics.listen.empty()) metrics_server.start();
   } catch (const dockerapi::error& e) {
     spdlog::error("cannot start: Docker: {}", e.what());
     return exit_unreachable;
@@ -210,14 +266,7 @@ int serve(const serve_options& opts) {
     return exit_user_error;
   }
   for (const auto& ep : proxy.endpoints()) spdlog::info("proxy listening on {}", ep);
-  if (!cfg.admin.socket.empty()) {
-    try {
-      admin_server.start();
-      spdlog::info("admin API on unix://{}", cfg.admin.socket);
-    } catch (const std::exception& e) {
-      spdlog::error("admin API disabled: {} (set admin.socket to a writable path)", e.what());
-    }
-  }
+  if (admin_up) spdlog::info("admin API on unix://{}", cfg.admin.socket);
   if (!cfg.metrics.listen.empty())
     spdlog::info("metrics on http://{}/metrics", metrics_server.metrics_endpoint());
   for (const auto& s : cfg.services)

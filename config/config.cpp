@@ -504,6 +504,19 @@ std::string default_docker_host() {
   return env && *env ? env : "unix:///var/run/docker.sock";
 }
 
+// Lower-case, so the Docker label and the lock file name are the same
+// everywhere: [a-z0-9][a-z0-9_.-]*, at most 63 characters.
+bool valid_instance_name(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto ok = [](char c, bool first) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (!first && (c == '_' || c == '.' || c == '-'));
+  };
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (!ok(s[i], i == 0)) return false;
+  return true;
+}
+
 config read_document(reader& r, const YAML::Node& root) {
   config cfg;
   cfg.docker.host = default_docker_host();
@@ -511,8 +524,17 @@ config read_document(reader& r, const YAML::Node& root) {
     r.fail(root, "", "the file is empty");
     return cfg;
   }
-  if (!r.expect_map(root, "", {"docker", "proxy", "admin", "metrics", "services"})) return cfg;
+  if (!r.expect_map(root, "", {"instance", "docker", "proxy", "admin", "metrics", "services"}))
+    return cfg;
   check_duplicate_keys(r, root);
+  if (auto in = r.scalar(root, "instance", "")) {
+    cfg.instance = in->Scalar();
+    if (!valid_instance_name(cfg.instance))
+      r.fail(
+          *in, "instance",
+          "expected a name of a-z, 0-9, '_', '.' and '-' starting with a letter or digit, got \"" +
+              cfg.instance + "\"");
+  }
 
   const YAML::Node d = root["docker"];
   if (r.expect_map(d, "docker", {"host", "network", "logs"})) {
@@ -578,6 +600,7 @@ config read_document(reader& r, const YAML::Node& root) {
           read_service(r, kv.first.Scalar(), kv.first, kv.second, cfg);
     }
   }
+  for (auto& s : cfg.services) s.instance = cfg.instance;
 
   // Two services may not claim the same requests.
   for (size_t i = 0; i < cfg.services.size(); ++i)

@@ -120,6 +120,9 @@ struct readiness_config {
 
 struct service_config {
   std::string name;
+  // The top-level `instance`, copied by the loader: the dockscaler.instance
+  // label every container of the service carries.
+  std::string instance = "default";
   std::string image;
   service_mode mode = service_mode::http;
   std::uint16_t port = 8080;
@@ -153,6 +156,9 @@ struct config {
   admin_config admin;
   metrics_config metrics;
   std::vector<service_config> services;  // in file order
+  // This daemon's identity: its containers carry dockscaler.instance=<instance>,
+  // it adopts and removes only those, and one daemon per instance runs on a host.
+  std::string instance = "default";
 
   const service_config* find(const std::string& name) const;
 };

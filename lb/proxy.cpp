@@ -1,9 +1,14 @@
-// The proxy's lifecycle and control API: workers (io_context + thread +
-// SO_REUSEPORT acceptor each), the per-worker sweeper enforcing deadlines,
-// services and the route table, backend add/drain/remove.
+// The proxy's lifecycle and control API: workers (io_context + thread + an
+// acceptor on the listening socket they share), the per-worker sweeper
+// enforcing deadlines, services and the route table, backend add/drain/remove.
 #include "lb/proxy.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include <boost/asio/as_tuple.hpp>
@@ -60,6 +65,41 @@ tcp::endpoint resolve(const std::string& host, std::uint16_t port) {
 std::string to_string(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// One listening socket per address, shared by every worker through a dup()ed
+// descriptor on its own io_context: the kernel wakes the workers' epolls and
+// one of them accepts, so a connection still lives on one thread. No
+// SO_REUSEPORT: with it, a second process of the same user could bind the
+// same address and silently take half of the connections; without it, the
+// bind fails when anything else holds the address. Returns the bound endpoint.
+tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers,
+                          const tcp::endpoint& want) {
+  auto check = [](const boost::system::error_code& ec) {
+    if (ec) throw std::runtime_error(ec.message());
+  };
+  boost::system::error_code ec;
+  acceptor_t first(workers.front()->ioc.get_executor());
+  first.open(want.protocol(), ec);
+  check(ec);
+  first.set_option(asio::socket_base::reuse_address(true), ec);  // TIME_WAIT only, never a listener
+  check(ec);
+  first.bind(want, ec);
+  check(ec);
+  first.listen(asio::socket_base::max_listen_connections, ec);
+  check(ec);
+  const tcp::endpoint ep = first.local_endpoint();
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    const int fd = ::fcntl(first.native_handle(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(std::strerror(errno));
+    acceptor_t acc(workers[i]->ioc.get_executor());
+    acc.assign(ep.protocol(), fd, ec);
+    if (ec) ::close(fd);
+    check(ec);
+    workers[i]->acceptors.push_back(std::move(acc));
+  }
+  workers.front()->acceptors.push_back(std::move(first));
+  return ep;
 }
 
 task<void> accept_loop(worker& w, acceptor_t& acc) {
@@ -230,50 +270,36 @@ proxy::~proxy() {
   for (auto& [name, svc] : impl_->services) svc->disp.close();
 }
 
+namespace {
+// lifecycle_mu held. Creates the workers and binds every address, once.
+void bind_listeners(proxy::impl& m) {
+  if (!m.workers.empty()) return;
+  for (unsigned i = 0; i < m.opts.threads; ++i)
+    m.workers.push_back(std::make_unique<detail::worker>(m, i));
+  for (const auto& l : m.opts.listen) {
+    auto [host, port] = detail::split_host_port(l);
+    try {
+      const auto ep = detail::bind_shared(m.workers, detail::resolve(host, port));
+      m.bound.push_back(detail::to_string(ep));
+    } catch (const std::exception& e) {
+      m.workers.clear();
+      m.bound.clear();
+      throw std::runtime_error("cannot listen on " + l + ": " + e.what());
+    }
+  }
+}
+}  // namespace
+
+void proxy::listen() {
+  std::lock_guard lk(impl_->lifecycle_mu);
+  bind_listeners(*impl_);
+}
+
 void proxy::start() {
   auto& m = *impl_;
   std::lock_guard lk(m.lifecycle_mu);
   if (m.running) return;
-  if (!m.workers.empty()) throw std::logic_error("proxy cannot be restarted after stop()");
-  for (unsigned i = 0; i < m.opts.threads; ++i) m.workers.push_back(std::make_unique<detail::worker>(m, i));
-  // Every worker gets its own acceptor on each address (SO_REUSEPORT), so the
-  // kernel spreads connections and each connection stays on one thread.
-  for (const auto& l : m.opts.listen) {
-    auto [host, port] = detail::split_host_port(l);
-    detail::tcp::endpoint ep;
-    auto fail = [&](const std::string& why) {
-      m.workers.clear();
-      m.bound.clear();
-      throw std::runtime_error("cannot listen on " + l + ": " + why);
-    };
-    try {
-      ep = detail::resolve(host, port);
-    } catch (const std::exception& e) {
-      fail(e.what());
-    }
-    for (auto& w : m.workers) {
-      boost::system::error_code ec;
-      {
-        // The acceptor must be gone before a failure destroys the workers (and their io_contexts).
-        detail::acceptor_t acc(w->ioc.get_executor());
-        acc.open(ep.protocol(), ec);
-        if (!ec) acc.set_option(detail::asio::socket_base::reuse_address(true), ec);
-        if (!ec) {
-          int one = 1;
-          if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-            ec.assign(errno, boost::system::system_category());
-        }
-        if (!ec) acc.bind(ep, ec);
-        if (!ec) acc.listen(detail::asio::socket_base::max_listen_connections, ec);
-        if (!ec) {
-          ep = acc.local_endpoint();  // port 0: the others bind the port the first one got
-          w->acceptors.push_back(std::move(acc));
-        }
-      }
-      if (ec) fail(ec.message());
-    }
-    m.bound.push_back(detail::to_string(ep));
-  }
+  bind_listeners(m);
   for (auto& w : m.workers) {
     for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc.get_executor(), detail::accept_loop(*w, acc), detail::asio::detached);
     detail::asio::co_spawn(w->ioc.get_executor(), detail::sweeper(*w), detail::asio::detached);
@@ -442,6 +468,11 @@ bool proxy::remove_backend(std::string_view service, backend_id id) {
   return true;
 }
 
+void proxy::set_unavailable(std::string_view service, std::string reason) {
+  auto woken = impl_->find_service(service)->disp.set_unavailable(std::move(reason));
+  notify_all(woken);
+}
+
 service_snapshot proxy::snapshot(std::string_view service) const {
   auto svc = impl_->find_service(service);
   service_snapshot s;
@@ -454,6 +485,7 @@ service_snapshot proxy::snapshot(std::string_view service) const {
   s.rejected_full = svc->rejected_full.load(std::memory_order_relaxed);
   s.rejected_timeout = svc->rejected_timeout.load(std::memory_order_relaxed);
   s.rejected_body_timeout = svc->rejected_body_timeout.load(std::memory_order_relaxed);
+  s.rejected_unavailable = svc->rejected_unavailable.load(std::memory_order_relaxed);
   for (auto& b : v.backends)
     s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
                           b.draining ? backend_state::draining : backend_state::active, b.suspect});

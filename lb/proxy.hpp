@@ -149,6 +149,7 @@ struct service_snapshot {
   std::uint64_t rejected_full = 0;     // 503: queue full
   std::uint64_t rejected_timeout = 0;  // 503: queue timeout
   std::uint64_t rejected_body_timeout = 0;  // 408: the body did not arrive within timeouts.body
+  std::uint64_t rejected_unavailable = 0;  // 503 at once: set_unavailable
   std::vector<backend_snapshot> backends;
 };
 
@@ -162,7 +163,12 @@ class proxy {
   proxy(const proxy&) = delete;
   proxy& operator=(const proxy&) = delete;
 
-  // Binds every listen address and starts the I/O threads. Throws
+  // Binds every listen address (exclusively: an address in use is an error)
+  // without accepting yet: connections wait in the kernel's backlog until
+  // start(). Lets a daemon claim its addresses before it does anything else.
+  // Idempotent. Throws std::runtime_error("cannot listen on <addr>: <reason>").
+  void listen();
+  // Binds (unless listen() did) and starts the I/O threads. Throws
   // std::runtime_error("cannot listen on <addr>: <reason>") when a bind fails.
   void start();
   // Stops accepting, lets requests in progress finish for up to `grace`, then
@@ -202,6 +208,14 @@ class proxy {
   // Forgets the backend (requests still in flight on it finish normally).
   // Returns false if it was not there.
   bool remove_backend(std::string_view service, backend_id id);
+
+  // The service has no backend and none is coming (its containers cannot
+  // start): queued requests and new ones are answered 503 at once, with
+  // Retry-After and {"message": reason}, instead of waiting out the queue
+  // timeout. Cleared by an empty reason or when a backend is added; ignored
+  // while a backend is in rotation. Throws std::invalid_argument for an
+  // unknown service.
+  void set_unavailable(std::string_view service, std::string reason);
 
   // Figures the scaler reads. Throws std::invalid_argument for an unknown service.
   service_snapshot snapshot(std::string_view service) const;

@@ -53,6 +53,7 @@ struct service_state {
   std::optional<clock::time_point> hold_until;
   decision last;
   unsigned failures = 0;
+  bool start_error = false;  // the last create/start itself failed (e.g. no such image)
   clock::time_point next_start{};
   clock::time_point last_failure{};
   std::string last_error;
@@ -60,6 +61,7 @@ struct service_state {
   bool wake = false;      // reconcile at the next loop turn, not the next interval
   std::optional<clock::time_point> cold_since;  // scaled up from zero for a waiting request
   pool_figures figures;
+  std::string unavailable;  // what the proxy was last told (see mark_unavailable)
 };
 
 double stat_of(const pool_figures& f, config::wait_stat s) {
@@ -72,6 +74,13 @@ double stat_of(const pool_figures& f, config::wait_stat s) {
     case config::wait_stat::max: return f.wait_max;
   }
   return f.wait_p95;
+}
+
+// Starts that keep failing: the last create/start was refused, or two
+// attempts in a row failed (crash loop). One container that died is not
+// enough: its replacement is on the way, and requests may wait for it.
+bool starts_failing(const service_state& s) {
+  return s.failures > 0 && (s.start_error || s.failures >= 2);
 }
 
 // A stdio function without prewarm runs a container per call: it has no
@@ -103,6 +112,7 @@ struct autoscaler::impl {
   backend_pool& pool;
   autoscaler_options opts;
   std::string network;
+  std::string instance;  // fixed for the daemon's life (a reload may not change it)
 
   mutable std::mutex mu;
   std::condition_variable_any cv;
@@ -139,6 +149,7 @@ struct autoscaler::impl {
     delay = std::min<clock::duration>(delay, max_backoff);
     st.next_start = now + delay;
     st.last_error = what;
+    st.wake = true;  // tell the proxy at once (mark_unavailable)
     spdlog::warn("{}: {} (failure {} in a row; next start in {:.1f}s)", st.cfg.name, what, st.failures,
                  std::chrono::duration<double>(delay).count());
   }
@@ -155,12 +166,14 @@ struct autoscaler::impl {
     } catch (const std::exception& e) {
       std::lock_guard lock(mu);
       st->pending.erase(name);
+      st->start_error = true;
       record_failure(*st, std::string("cannot start a container: ") + e.what());
       return;
     }
     {
       std::lock_guard lock(mu);
       st->pending.erase(name);
+      st->start_error = false;
       replica r;
       r.id = id;
       r.name = name;
@@ -414,6 +427,7 @@ struct autoscaler::impl {
       s.history.erase(s.history.begin(), first_kept);
       if (policy_on) {
         s.scale.replicas = s.desired;
+        s.scale.starts_failing = starts_failing(s);
         apply(s, decide(s.cfg, s.history, s.scale, now), false);
       }
     }
@@ -428,6 +442,32 @@ struct autoscaler::impl {
     }
     s.wake = false;
     reconcile(st, now, out);
+    mark_unavailable(st, out);
+  }
+
+  // Under the lock: while replicas are wanted but none is ready and starts
+  // fail, requests are answered 503 at once with the reason rather than
+  // queueing for a replica that is not coming. Cleared when one is ready (the
+  // proxy clears it itself when a backend joins) or none is wanted, so a
+  // request at zero queues again and triggers a fresh cold start.
+  void mark_unavailable(const std::shared_ptr<service_state>& st, actions& out) {
+    service_state& s = *st;
+    const bool ready = std::any_of(s.replicas.begin(), s.replicas.end(), [](const auto& kv) {
+      return kv.second.phase == replica_phase::ready;
+    });
+    std::string why;
+    if (s.desired > 0 && starts_failing(s) && !ready && !s.removed && !stopping)
+      why = "service " + s.cfg.name + " has no replica: " + s.last_error;
+    if (why == s.unavailable) return;
+    s.unavailable = why;
+    if (!why.empty()) spdlog::warn("{}: answering requests 503 at once: {}", s.cfg.name, why);
+    out.push_back([this, name = s.cfg.name, why] {
+      try {
+        pool.set_unavailable(name, why);
+      } catch (const std::exception&) {
+        // Not (or no longer) in the proxy.
+      }
+    });
   }
 
   void loop(std::stop_token stop) {
@@ -532,7 +572,7 @@ struct autoscaler::impl {
       if (stopping) return {};
       std::set<std::string> seen;
       for (const auto& c : found) {
-        if (c.network != network) continue;  // another daemon's
+        if (c.network != network || c.instance != instance) continue;  // another daemon's
         seen.insert(c.id);
         if (used.count(c.id)) continue;  // a pre-warmed container running its call
         if (c.role == "call") {
@@ -572,6 +612,9 @@ struct autoscaler::impl {
         for (auto& [id, r] : st->replicas)
           if (!seen.count(id) && r.phase != replica_phase::draining) gone.push_back(id);
       std::erase_if(used, [&](const std::string& id) { return !seen.count(id); });
+      // Tests (and operators at debug level) see each pass.
+      spdlog::debug("resync: instance {} on network {}: {} adopted, {} removed, {} gone", instance,
+                    network, adopt.size(), remove.size(), gone.size());
     }
     for (const auto& id : gone) on_gone(id);
     for (const auto& id : remove) {
@@ -587,6 +630,7 @@ autoscaler::autoscaler(container_runtime& runtime, backend_pool& pool, const con
                        autoscaler_options opts)
     : impl_(std::make_unique<impl>(runtime, pool, opts)) {
   impl_->network = cfg.docker.network;
+  impl_->instance = cfg.instance;
   for (const auto& s : cfg.services) impl_->services[s.name] = impl_->make_state(s);
 }
 
@@ -667,7 +711,8 @@ void autoscaler::stop(bool remove_containers) {
     }
     try {
       for (const auto& c : m.rt.list_managed())
-        if (c.network == m.network && ours.count(c.service)) m.stop_and_remove(c.id);
+        if (c.network == m.network && c.instance == m.instance && ours.count(c.service))
+          m.stop_and_remove(c.id);
     } catch (const std::exception& e) {
       spdlog::warn("cannot list containers to remove: {}", e.what());
     }

@@ -83,8 +83,11 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
   spec.image = svc.image;
   spec.name = name;
   spec.env = svc.env;
-  spec.labels = {{label_managed, "true"}, {label_service, svc.name}, {label_spec, hash},
-                 {label_network, network}};
+  spec.labels = {{label_managed, "true"},
+                 {label_service, svc.name},
+                 {label_spec, hash},
+                 {label_network, network},
+                 {label_instance, svc.instance}};
   if (svc.mode == config::service_mode::stdio) {
     // Blocked on stdin until a call attaches; stdin closes when that call's does.
     spec.open_stdin = spec.stdin_once = true;

@@ -44,6 +44,8 @@ std::vector<managed_container> docker_runtime::list_managed() {
     if (it != c.labels.end()) m.spec_hash = it->second;
     it = c.labels.find(label_network);
     if (it != c.labels.end()) m.network = it->second;
+    it = c.labels.find(label_instance);
+    if (it != c.labels.end()) m.instance = it->second;
     it = c.labels.find(label_role);
     if (it != c.labels.end()) m.role = it->second;
     m.running = c.state == "running";
@@ -88,6 +90,12 @@ void docker_runtime::watch(const std::function<void(const std::string& id)>& on_
   opts.filters["type"] = {"container"};
   opts.filters["label"] = {std::string(label_managed) + "=true"};
   opts.filters["event"] = {"die", "destroy"};
+  // Unlabelled containers (made before instances existed) count as the
+  // default instance's, and Docker cannot filter on a missing label: the
+  // default instance hears every managed container and ignores ids it does
+  // not track.
+  if (instance_ != default_instance)
+    opts.filters["label"].push_back(std::string(label_instance) + "=" + instance_);
   docker_.events(opts, [&](const dockerapi::event& ev) { on_gone(ev.actor_id); }, stop);
 }
 

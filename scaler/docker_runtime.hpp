@@ -24,7 +24,9 @@ void or_remove(dockerapi::client& docker, const std::string& id, Step&& step) {
 
 class docker_runtime : public container_runtime {
  public:
-  explicit docker_runtime(dockerapi::client& docker) : docker_(docker) {}
+  // `instance`: whose events watch() asks for (see label_instance).
+  explicit docker_runtime(dockerapi::client& docker, std::string instance = default_instance)
+      : docker_(docker), instance_(std::move(instance)) {}
 
   void ensure_network(const std::string& network) override;
   std::vector<managed_container> list_managed() override;
@@ -36,6 +38,7 @@ class docker_runtime : public container_runtime {
 
  private:
   dockerapi::client& docker_;
+  std::string instance_;
 };
 
 }  // namespace dockscaler::scaler

@@ -33,6 +33,19 @@ std::optional<clock::duration> held_for(std::span<const sample> h, Pred pred, cl
   return now - oldest;
 }
 
+// Evidence that more replicas would be used: within the last `span`, a
+// request was queued or every slot of the current replicas was busy.
+bool demand_within(std::span<const sample> h, clock::duration span, clock::time_point now,
+                   unsigned replicas, unsigned concurrency) {
+  const std::uint64_t slots = std::uint64_t{std::max(1u, replicas)} * std::max(1u, concurrency);
+  for (auto it = h.rbegin(); it != h.rend(); ++it) {
+    if (it != h.rbegin() && it->at < now - span)
+      break;  // the newest always counts, even for `for: 0`
+    if (it->queue_length > 0 || it->in_flight >= slots) return true;
+  }
+  return false;
+}
+
 unsigned step_size(const step_config& step, unsigned current) {
   switch (step.type) {
     case step_config::kind::count: return step.value;
@@ -95,6 +108,9 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
     d.why.threshold = up_threshold;
     d.why.held = *held;
     if (cur >= hi) return change(cur, reason_kind::at_limit);
+    if (state.starts_failing) return change(cur, reason_kind::start_failing);
+    if (!demand_within(history, svc.scale_up.hold, now, cur, svc.concurrency))
+      return change(cur, reason_kind::no_demand);
     if (cooling(state.last_scale_up, svc.scale_up.cooldown, now, d.why.cooldown_left))
       return change(cur, reason_kind::cooling_down);
     unsigned to = cur + step_size(svc.scale_up.step, cur);
@@ -177,6 +193,18 @@ std::string reason::to_string() const {
       std::snprintf(buf, sizeof buf, "wait_time %.3fs below %.3fs but fewer replicas could not carry the load",
                     wait_time, threshold);
       break;
+    case reason_kind::no_demand:
+      std::snprintf(
+          buf, sizeof buf,
+          "wait_time %.3fs above %.3fs for %.1fs, but no request queued and a slot free all that "
+          "time: not scaling up",
+          wait_time, threshold, seconds(held));
+      break;
+    case reason_kind::start_failing:
+      std::snprintf(buf, sizeof buf,
+                    "wait_time %.3fs above %.3fs, but containers fail to start: not scaling up",
+                    wait_time, threshold);
+      break;
   }
   return buf;
 }
@@ -193,6 +221,10 @@ const char* to_string(reason_kind k) noexcept {
     case reason_kind::cooling_down: return "cooling_down";
     case reason_kind::at_limit: return "at_limit";
     case reason_kind::load_too_high: return "load_too_high";
+    case reason_kind::no_demand:
+      return "no_demand";
+    case reason_kind::start_failing:
+      return "start_failing";
   }
   return "?";
 }

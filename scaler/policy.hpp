@@ -38,6 +38,8 @@ enum class reason_kind {
   cooling_down,     // a rule fired but its cooldown has not passed
   at_limit,         // a rule fired but min/max leaves no room
   load_too_high,    // wait_time is low but fewer replicas could not carry the load
+  no_demand,  // wait_time held above, but nothing queued and a slot free all through the last `for`
+  start_failing,  // wait_time held above, but the service's containers fail to start
 };
 
 struct reason {
@@ -64,11 +66,17 @@ struct scaling_state {
   unsigned replicas = 0;
   std::optional<clock::time_point> last_scale_up;  // empty: never
   std::optional<clock::time_point> last_scale_down;
+  // The last container start failed, or a container died soon after it
+  // started (missing image, crash loop): more replicas would fail the same.
+  bool starts_failing = false;
 };
 
 // The decision at `now`. `history` is ordered oldest first and should cover at
 // least max(scale_up.for, scale_down.for); a condition is only taken to have
-// held for a span that the history actually covers.
+// held for a span that the history actually covers. A wait_time scale-up also
+// needs demand now: some sample of the last scale_up.for with a request queued
+// or every slot busy (wait_time is a window statistic, and one slow cold start
+// keeps it high long after the queue is gone), and no failing starts.
 decision decide(const config::service_config& svc, std::span<const sample> history,
                 const scaling_state& state, clock::time_point now);
 

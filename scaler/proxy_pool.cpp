@@ -76,6 +76,10 @@ void proxy_pool::remove_service(const std::string& service) {
   if (stdio) functions().remove_service(service);
 }
 
+void proxy_pool::set_unavailable(const std::string& service, const std::string& reason) {
+  proxy_.set_unavailable(service, reason);
+}
+
 std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id, const std::string& host,
                               std::uint16_t port) {
   bool stdio = false;

@@ -45,6 +45,7 @@ class proxy_pool : public backend_pool {
              std::function<void(bool idle)> done) override;
   void remove(const std::string& service, std::uint64_t backend) override;
   pool_figures figures(const std::string& service) override;
+  void set_unavailable(const std::string& service, const std::string& reason) override;
 
  private:
   function_source& functions();

@@ -24,6 +24,11 @@ inline constexpr const char* label_spec = "dockscaler.spec";
 // removes containers of its own network, so two daemons on one host (with
 // different networks) never take each other's containers for orphans.
 inline constexpr const char* label_network = "dockscaler.network";
+// The daemon instance (config `instance`) that made the container. A daemon
+// adopts, counts and removes only its own instance's containers; one made
+// before instances existed has no such label and counts as "default".
+inline constexpr const char* label_instance = "dockscaler.instance";
+inline constexpr const char* default_instance = "default";
 // Set to "call" on a stdio function's per-call container (the cold path): it
 // belongs to one request, never to the replicas the scaler counts or adopts.
 inline constexpr const char* label_role = "dockscaler.role";
@@ -37,6 +42,7 @@ struct managed_container {
   bool running = false;
   std::int64_t created = 0;  // unix seconds
   std::string role;          // dockscaler.role: empty for a replica, "call" for a per-call container
+  std::string instance = default_instance;  // dockscaler.instance; "default" when unlabelled
 };
 
 // What the scaler needs from Docker. Every call may throw (dockerapi::error
@@ -91,6 +97,12 @@ class backend_pool {
                      std::function<void(bool idle)> done) = 0;
   virtual void remove(const std::string& service, std::uint64_t backend) = 0;
   virtual pool_figures figures(const std::string& service) = 0;
+  // No replica and none coming (its starts fail): with a reason, waiting and
+  // new requests are answered at once with it; empty: back to queueing.
+  virtual void set_unavailable(const std::string& service, const std::string& reason) {
+    (void)service;
+    (void)reason;
+  }
 };
 
 }  // namespace dockscaler::scaler

@@ -50,6 +50,7 @@ class fake_runtime : public container_runtime {
   void ensure_network(const std::string&) override {}
   std::vector<managed_container> list_managed() override {
     std::lock_guard lock(mu_);
+    ++lists_;
     std::vector<managed_container> out;
     for (auto& [id, c] : containers_) out.push_back(c);
     return out;
@@ -59,6 +60,7 @@ class fake_runtime : public container_runtime {
     std::string id;
     {
       std::lock_guard lock(mu_);
+      if (!start_error_.empty()) throw std::runtime_error(start_error_);
       id = "c" + std::to_string(++next_);
       containers_[id] = managed_container{id, name, svc.name, hash, network, true, 0, {}};
     }
@@ -97,6 +99,19 @@ class fake_runtime : public container_runtime {
     std::lock_guard lock(mu_);
     containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0, role};
   }
+  void set_instance(const std::string& id, const std::string& instance) {
+    std::lock_guard lock(mu_);
+    containers_[id].instance = instance;
+  }
+  // Every start throws this while it is not empty (a missing image, say).
+  void fail_starts(const std::string& error) {
+    std::lock_guard lock(mu_);
+    start_error_ = error;
+  }
+  int lists() {
+    std::lock_guard lock(mu_);
+    return lists_;
+  }
   void kill(const std::string& id) {
     {
       std::lock_guard lock(mu_);
@@ -120,6 +135,8 @@ class fake_runtime : public container_runtime {
   std::map<std::string, managed_container> containers_;
   std::vector<std::string> died_;
   int next_ = 0;
+  int lists_ = 0;
+  std::string start_error_;
 };
 
 class fake_pool : public backend_pool {
@@ -149,6 +166,9 @@ class fake_pool : public backend_pool {
     std::lock_guard lock(mu_);
     const std::string host = backend_host_[b];
     j_.add("unpool " + host.substr(3));
+  }
+  void set_unavailable(const std::string& s, const std::string& reason) override {
+    j_.add(reason.empty() ? "available " + s : "unavailable " + s + ": " + reason);
   }
   pool_figures figures(const std::string&) override {
     std::lock_guard lock(mu_);
@@ -464,5 +484,65 @@ TEST_CASE("a pre-warmed container taken by a call stops being a replica and is r
   CHECK(j.count_prefix("start ") == 3);
   CHECK(j.index_of("remove " + before[0]) < 0);  // the call's runner removes it, not the scaler
   CHECK(a.status()[0].consecutive_failures == 0);
+  a.stop(false);
+}
+
+TEST_CASE("another instance's containers on the same network are neither adopted nor removed",
+          "[autoscaler][instance]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  auto cfg = make_config(1, 5, 1);
+  cfg.instance = "blue";
+  for (auto& s : cfg.services) s.instance = "blue";
+  const std::string hash = spec_hash(cfg.services[0], cfg.docker.network);
+  rt.add_existing("mine", "svc", hash, true);
+  rt.set_instance("mine", "blue");
+  rt.add_existing("green-svc", "svc", hash, true);  // same service name, same network
+  rt.set_instance("green-svc", "green");
+  rt.add_existing("green-other", "other", hash, true);  // an orphan, were it ours
+  rt.set_instance("green-other", "green");
+  rt.add_existing("unlabelled", "svc", hash, true);  // made before instances: "default"
+  autoscaler a(rt, pool, cfg, fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  // Several resyncs later, nothing of green's or default's was touched or counted.
+  const int seen = rt.lists();
+  REQUIRE(eventually([&] { return rt.lists() >= seen + 3; }));
+  CHECK(j.index_of("remove green-svc") < 0);
+  CHECK(j.index_of("remove green-other") < 0);
+  CHECK(j.index_of("remove unlabelled") < 0);
+  CHECK(j.count_prefix("start ") == 0);  // "mine" was adopted
+  const auto st = a.status();
+  REQUIRE(st[0].replicas.size() == 1);
+  CHECK(st[0].replicas[0].id == "mine");
+  a.stop(true);
+  CHECK(j.index_of("remove mine") >= 0);
+  CHECK(j.index_of("remove green-svc") < 0);
+  CHECK(j.index_of("remove unlabelled") < 0);
+}
+
+TEST_CASE("a service whose containers cannot start is marked unavailable until one is ready",
+          "[autoscaler][errors]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  rt.fail_starts("No such image: img:1");
+  autoscaler a(rt, pool, make_config(1, 5, 1), fast_options());
+  a.start();
+  const std::string marked =
+      "unavailable svc: service svc has no replica: cannot start a container: No such image: img:1";
+  REQUIRE(eventually([&] { return j.index_of(marked) >= 0; }));
+  // The policy does not add replicas to a service that cannot start any.
+  pool_figures f;
+  f.wait_p95 = 5.0;
+  f.queue_length = 3;
+  pool.set_figures(f);
+  REQUIRE(eventually(
+      [&] { return a.status()[0].last_decision.why.kind == reason_kind::start_failing; }));
+  CHECK(a.status()[0].desired == 1);
+  pool.set_figures({});
+  rt.fail_starts({});  // the image is there now: the next start (after the back-off) works
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  REQUIRE(eventually([&] { return j.index_of("available svc") >= 0; }));
+  CHECK(j.index_of("available svc") > j.index_of(marked));
   a.stop(false);
 }

@@ -421,3 +421,16 @@ TEST_CASE("proxy.request_buffer and proxy.timeouts.body: defaults, values, and t
   CHECK(has_problem(ps, "proxy.request_buffer", 3, "must not exceed proxy.max_body_bytes"));
   CHECK(has_problem(ps, "proxy.timeouts.body", 4, "longer than 0"));
 }
+
+TEST_CASE("instance: default \"default\"; a bad name is an error with its place",
+          "[config][errors]") {
+  CHECK(load_string("services: {}\n", "t.yaml").instance == "default");
+  CHECK(load_string("instance: edge-2.eu_1\n", "t.yaml").instance == "edge-2.eu_1");
+  for (const std::string bad : {"\"\"", "Edge", "-x", "a/b", "\"a b\"", "[a]"}) {
+    const auto ps = problems_of("proxy: { threads: 1 }\ninstance: " + bad + "\n");
+    INFO(bad << "\n" << dump(ps));
+    CHECK(std::any_of(ps.begin(), ps.end(), [](const problem& p) {
+      return p.key == "instance" && p.line == 2 && p.column == 11;
+    }));
+  }
+}

@@ -367,3 +367,38 @@ TEST_CASE("removing a backend with requests in flight gives their capacity back"
   d.release(t0, g1.id).run();  // the removed one's release changes nothing
   CHECK(d.view().in_flight == 2);
 }
+
+TEST_CASE("unavailable: queued and new requests are refused at once until a backend comes",
+          "[dispatcher][errors]") {
+  dispatcher d({1, 10});
+  auto w1 = std::make_shared<fake_waiter>();
+  auto w2 = std::make_shared<fake_waiter>();
+  REQUIRE(d.enqueue(t0, w1) == dispatcher::enqueue_result::queued);
+  REQUIRE(d.enqueue(t0, w2) == dispatcher::enqueue_result::queued);
+  auto woken = d.set_unavailable("service s has no replica: No such image: x:1");
+  REQUIRE(woken.size() == 2);
+  for (auto& w : woken) {
+    CHECK(w->state.load() == waiter::unavailable);
+    w->notify();
+  }
+  CHECK(d.queue_length() == 0);
+  CHECK(d.unavailable_reason() == "service s has no replica: No such image: x:1");
+  auto w3 = std::make_shared<fake_waiter>();
+  CHECK(d.enqueue(t0, w3) == dispatcher::enqueue_result::unavailable);
+  CHECK(d.queue_length() == 0);
+  // A backend joins: back to normal.
+  d.add_backend(t0, 1, "a", 1, ep(1));
+  CHECK(d.unavailable_reason().empty());
+  w3->reset();
+  CHECK(d.enqueue(t0, w3) == dispatcher::enqueue_result::granted);
+  // While a backend is in rotation the mark is ignored (it can serve)...
+  CHECK(d.set_unavailable("stale news").empty());
+  CHECK(d.unavailable_reason().empty());
+  // ...and an empty reason always clears.
+  d.drain(1, nullptr);
+  d.set_unavailable("again");
+  CHECK(d.unavailable_reason() == "again");
+  d.set_unavailable({});
+  auto w4 = std::make_shared<fake_waiter>();
+  CHECK(d.enqueue(t0, w4) == dispatcher::enqueue_result::queued);
+}

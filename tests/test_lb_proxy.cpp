@@ -183,6 +183,39 @@ TEST_CASE("503 with Retry-After when the queue is full or times out", "[lb][net]
   }
 }
 
+TEST_CASE("a service marked unavailable answers 503 at once with the reason, queued requests too",
+          "[lb][net][errors]") {
+  backend a("a");
+  proxy p(test_options());
+  p.add_service(svc("s", "/", 1, 10, 20s));  // a queue timeout no test waits out
+  p.start();
+  auto queued = std::async(std::launch::async, [&] {
+    client c(p.port());
+    return c.get("/");
+  });
+  REQUIRE(eventually([&] { return p.snapshot("s").queue_length == 1; }));
+  const auto t = std::chrono::steady_clock::now();
+  p.set_unavailable("s", "service s has no replica: No such image: \"x:1\"");
+  auto r = queued.get();
+  CHECK(std::chrono::steady_clock::now() - t < 2s);
+  CHECK(r.result_int() == 503);
+  CHECK(r["Retry-After"] == "1");
+  CHECK(r[http::field::content_type] == "application/json");
+  CHECK(r.body() == "{\"message\": \"service s has no replica: No such image: \\\"x:1\\\"\"}\n");
+  {
+    client c(p.port());
+    auto again = c.get("/");
+    CHECK(again.result_int() == 503);
+    CHECK(again.body().find("has no replica") != std::string::npos);
+  }
+  CHECK(p.snapshot("s").rejected_unavailable == 2);
+  CHECK(p.snapshot("s").wait.count ==
+        0);  // nobody waited for a slot: nothing for the scaler to read
+  // A backend joins: requests are served again.
+  p.add_backend("s", "127.0.0.1", a.port());
+  CHECK(get_status(p.port(), "/") == 200);
+}
+
 TEST_CASE("drain: in-flight requests complete, no failures, backend leaves rotation", "[lb][net]") {
   backend a("a"), b("b");
   proxy p(test_options());
@@ -510,6 +543,40 @@ TEST_CASE("bind failure is a clear error; removing a service answers its queue w
   p1.remove_service("s");
   CHECK(f.get() == 503);
   CHECK_THROWS_AS(p1.snapshot("s"), std::invalid_argument);
+}
+
+TEST_CASE("a second proxy on an address in use fails; the workers still share the first's",
+          "[lb][net]") {
+  backend a("a");
+  proxy p1(test_options(3));
+  p1.add_service(svc("s"));
+  p1.add_backend("s", "127.0.0.1", a.port());
+  p1.start();
+  // Same user, same options (SO_REUSEPORT included, had the proxy set it):
+  // the kernel would let this one join and take a share of the connections.
+  auto o = test_options(3);
+  o.listen = {p1.endpoints().front()};
+  proxy p2(o);
+  CHECK_THROWS_WITH(p2.start(), Catch::Contains("cannot listen on " + p1.endpoints().front()) &&
+                                    Catch::Contains("in use"));
+  // Connections still reach the first proxy, whichever worker accepts them.
+  std::vector<std::future<unsigned>> fs;
+  for (int i = 0; i < 30; ++i)
+    fs.push_back(std::async(std::launch::async, [&] { return get_status(p1.port(), "/"); }));
+  for (auto& f : fs) CHECK(f.get() == 200);
+  p1.stop();
+
+  // listen() claims the address before start(): a client waits in the
+  // backlog and is served once the proxy starts.
+  proxy p3(test_options(2));
+  p3.listen();
+  o.listen = p3.endpoints();
+  proxy p4(o);
+  CHECK_THROWS_WITH(p4.listen(), Catch::Contains("in use"));
+  auto early =
+      std::async(std::launch::async, [&] { return get_status(p3.port(), "/nothing-here"); });
+  p3.start();
+  CHECK(early.get() == 404);
 }
 
 TEST_CASE("update_service changes concurrency and route at run time", "[lb][net]") {

@@ -46,6 +46,14 @@ decision decide_at(const config::service_config& s, const std::vector<sample>& h
   return decide(s, h, st, t0 + now);
 }
 
+// The history as the scaler had it at `t`: what was sampled up to then.
+std::vector<sample> until(const std::vector<sample>& h, clock::duration t) {
+  std::vector<sample> out;
+  for (const auto& x : h)
+    if (x.at <= t0 + t) out.push_back(x);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("scale up fires after exactly scale_up.for, not before", "[policy]") {
@@ -67,11 +75,11 @@ TEST_CASE("scale up fires after exactly scale_up.for, not before", "[policy]") {
 TEST_CASE("one reading under the threshold restarts the scale-up hold", "[policy]") {
   const auto s = make_service();
   std::vector<sample> h;
-  fill(h, 0, 3, 0.250);
-  fill(h, 4, 4, 0.050);  // dip
-  fill(h, 5, 8, 0.250);
+  fill(h, 0, 3, 0.250, 2);
+  fill(h, 4, 4, 0.050, 2);  // dip
+  fill(h, 5, 8, 0.250, 2);
   CHECK(decide_at(s, h, 1, 8s).dir == direction::none);  // held 3s since the dip
-  fill(h, 9, 10, 0.250);
+  fill(h, 9, 10, 0.250, 2);
   CHECK(decide_at(s, h, 1, 10s).dir == direction::up);  // held 5s
 }
 
@@ -85,12 +93,12 @@ TEST_CASE("a history shorter than `for` cannot prove the hold", "[policy]") {
 TEST_CASE("the scale-up cooldown holds further scale-ups back", "[policy]") {
   const auto s = make_service();
   std::vector<sample> h;
-  fill(h, 0, 14, 0.5);
+  fill(h, 0, 14, 0.5, 3);
   auto d = decide_at(s, h, 3, 14s, /*last_up=*/5s);
   CHECK(d.dir == direction::none);
   CHECK(d.why.kind == reason_kind::cooling_down);
   CHECK(d.why.cooldown_left == 1s);
-  fill(h, 15, 15, 0.5);
+  fill(h, 15, 15, 0.5, 3);
   d = decide_at(s, h, 3, 15s, 5s);
   CHECK(d.dir == direction::up);
   CHECK(d.desired == 5);
@@ -128,7 +136,7 @@ TEST_CASE("step as a percentage rounds up and is at least one", "[policy]") {
   auto s = make_service();
   s.scale_up.step = {config::step_config::kind::percent, 50};
   std::vector<sample> h;
-  fill(h, 0, 5, 0.5);
+  fill(h, 0, 5, 0.5, 1);
   CHECK(decide_at(s, h, 3, 5s).desired == 5);  // 3 + ceil(1.5)
   CHECK(decide_at(s, h, 1, 5s).desired == 2);  // 1 + ceil(0.5)
   s.scale_up.step.value = 10;
@@ -146,7 +154,7 @@ TEST_CASE("step auto asks for enough replicas for queued plus in-flight requests
   CHECK(decide_at(s, h, 2, 5s).desired == 6);
   // When the load alone would not ask for more, auto still adds one.
   h.clear();
-  fill(h, 0, 5, 0.4, 0, 4);
+  fill(h, 0, 5, 0.4, 0, 8);  // every slot busy, nothing queued
   CHECK(decide_at(s, h, 2, 5s).desired == 3);
   CHECK(replicas_for_load(0, 0, 4) == 0);
   CHECK(replicas_for_load(1, 0, 4) == 1);
@@ -259,4 +267,90 @@ TEST_CASE("with min 1 the wait rule never removes the last replica", "[policy]")
   std::vector<sample> h;
   fill(h, 0, 200, 0.0, 0, 0, 0);
   CHECK(decide_at(s, h, 1, 200s).desired == 1);
+}
+
+// ---- demand: a high wait_time alone is no reason to scale up -----------------
+
+TEST_CASE("one slow cold-start request, then idle: wait_time stays high but nothing scales up",
+          "[policy][demand]") {
+  // The request waited 600 ms for the first container; p95 over the 10s
+  // window stays 0.6 s until it slides out, with nothing queued and the one
+  // replica's slots free (one request in flight at most).
+  auto s = make_service();
+  std::vector<sample> h;
+  h.push_back(at(0s, 0.0, /*queue=*/1, 0));  // waiting: no wait recorded yet
+  h.push_back(at(600ms, 0.6, 0, 1));
+  for (int t = 1; t <= 10; ++t) h.push_back(at(std::chrono::seconds(t), 0.6, 0, 0, 0));
+  for (int t = 6; t <= 10; ++t) {
+    const auto d = decide_at(s, until(h, std::chrono::seconds(t)), 1, std::chrono::seconds(t));
+    INFO("t=" << t);
+    CHECK(d.dir == direction::none);
+    CHECK(d.why.kind == reason_kind::no_demand);
+    CHECK(d.why.to_string().find("not scaling up") != std::string::npos);
+  }
+}
+
+TEST_CASE("after start-up: requests that waited for the first replica do not add a second",
+          "[policy][demand]") {
+  auto s = make_service();
+  std::vector<sample> h;
+  // 3 requests queue 2 s while the initial replica starts (wait_time has no
+  // reading yet), then all get a slot at once (concurrency 4).
+  fill(h, 0, 1, 0.0, 3, 0);
+  fill(h, 2, 2, 2.0, 0, 3);
+  fill(h, 3, 12, 2.0, 0, 0, 0);
+  for (int t = 7; t <= 12; ++t) {
+    const auto d = decide_at(s, until(h, std::chrono::seconds(t)), 1, std::chrono::seconds(t));
+    INFO("t=" << t);
+    CHECK(d.dir == direction::none);
+    CHECK(d.why.kind == reason_kind::no_demand);
+  }
+}
+
+TEST_CASE("sustained queueing scales up; a queue seen once in the last `for` is enough",
+          "[policy][demand]") {
+  auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 5, 0.4, 6, 4);
+  auto d = decide_at(s, h, 1, 5s);
+  CHECK(d.dir == direction::up);
+  CHECK(d.why.kind == reason_kind::wait_time_above);
+  // Queued only at the start of the run, more than `for` ago: no evidence now.
+  h.clear();
+  fill(h, 0, 0, 0.4, 6, 4);
+  fill(h, 1, 7, 0.4, 0, 1);
+  CHECK(decide_at(s, h, 1, 7s).why.kind == reason_kind::no_demand);
+  // Once within the last `for` (at 4 s of 0..7): scale up.
+  h[4].queue_length = 1;
+  CHECK(decide_at(s, h, 1, 7s).dir == direction::up);
+  // Saturated slots count as demand too (3 replicas x 4 = 12 in flight).
+  h.clear();
+  fill(h, 0, 5, 0.4, 0, 12);
+  CHECK(decide_at(s, h, 3, 5s).dir == direction::up);
+  fill(h, 6, 6, 0.4, 0, 11);
+  CHECK(decide_at(s, h, 3, 6s).dir == direction::up);  // 12 in flight 1 s ago is within `for`
+}
+
+TEST_CASE("a service whose containers fail to start is not scaled up, whatever wait_time says",
+          "[policy][demand][errors]") {
+  // Missing image: queued requests time out (a 30 s wait recorded), the
+  // queue is never empty, but another replica would fail the same way.
+  auto s = make_service();
+  std::vector<sample> h;
+  fill(h, 0, 40, 30.0, 5, 0);
+  scaling_state st;
+  st.replicas = 1;
+  st.starts_failing = true;
+  auto d = decide(s, h, st, t0 + 40s);
+  CHECK(d.dir == direction::none);
+  CHECK(d.why.kind == reason_kind::start_failing);
+  CHECK(d.why.to_string().find("fail to start") != std::string::npos);
+  // At zero, a waiting request still asks for the first one (the back-off
+  // paces the attempts), and below min is still raised.
+  st.replicas = 0;
+  s.replicas.min = 0;
+  CHECK(decide(s, h, st, t0 + 40s).why.kind == reason_kind::cold_start);
+  st.starts_failing = false;
+  st.replicas = 1;
+  CHECK(decide(s, h, st, t0 + 40s).dir == direction::up);
 }

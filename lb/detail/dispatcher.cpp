@@ -74,6 +74,7 @@ dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now, const std:
     w->state.store(waiter::closed, std::memory_order_release);
     return enqueue_result::full;
   }
+  if (!unavailable_.empty()) return enqueue_result::unavailable;
   if (!exclude.empty() && !refills_ &&
       std::all_of(backends_.begin(), backends_.end(),
                   [&](const backend& b) { return b.draining || excluded(exclude, b.id); }) &&
@@ -171,6 +172,7 @@ std::vector<std::shared_ptr<waiter>> dispatcher::add_backend(clock::time_point n
   b.endpoint = ep;
   if (kind.one_shot) refills_ = true;
   b.kind = std::move(kind);
+  unavailable_.clear();
   backends_.push_back(std::move(b));
   grant_queued(now, woken);
   return woken;
@@ -209,6 +211,27 @@ std::vector<std::shared_ptr<waiter>> dispatcher::set_limits(clock::time_point no
   limits_ = l;
   grant_queued(now, woken);
   return woken;
+}
+
+std::vector<std::shared_ptr<waiter>> dispatcher::set_unavailable(std::string reason) {
+  std::vector<std::shared_ptr<waiter>> out;
+  std::lock_guard lock(mu_);
+  if (!reason.empty() &&
+      std::any_of(backends_.begin(), backends_.end(), [](const backend& b) { return !b.draining; }))
+    return out;
+  unavailable_ = std::move(reason);
+  if (unavailable_.empty()) return out;
+  for (auto& w : queue_) {
+    w->state.store(waiter::unavailable, std::memory_order_release);
+    out.push_back(std::move(w));
+  }
+  queue_.clear();
+  return out;
+}
+
+std::string dispatcher::unavailable_reason() const {
+  std::lock_guard lock(mu_);
+  return unavailable_;
 }
 
 std::vector<std::shared_ptr<waiter>> dispatcher::close() {

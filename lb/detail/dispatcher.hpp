@@ -41,7 +41,7 @@ struct grant {
 // method calls notify(); the waiting side reads `state` with acquire.
 class waiter {
  public:
-  enum : int { waiting = 0, granted = 1, closed = 2 };
+  enum : int { waiting = 0, granted = 1, closed = 2, unavailable = 3 };
   virtual ~waiter() = default;
   virtual void notify() noexcept = 0;
 
@@ -108,12 +108,13 @@ class dispatcher {
   // one is queued (FIFO: newcomers never overtake). No allocation.
   bool try_acquire(grant& out);
 
-  enum class enqueue_result { granted, queued, full, exhausted };
+  enum class enqueue_result { granted, queued, full, exhausted, unavailable };
   // Slow path: grants at once if possible (state/slot filled in, no notify),
   // else queues `w` at the back (or front, for a retry after a failed connect)
   // unless the queue is full. `exclude`: backends already tried by this
   // request; granted only among the others; `exhausted` when every backend is
-  // in `exclude` (no point waiting for them).
+  // in `exclude` (no point waiting for them); `unavailable` while the service
+  // is marked so (see set_unavailable).
   enqueue_result enqueue(clock::time_point now, const std::shared_ptr<waiter>& w, bool front = false,
                          std::span<const backend_id> exclude = {});
 
@@ -144,6 +145,14 @@ class dispatcher {
 
   // New limits; returns waiters granted thanks to a higher concurrency.
   std::vector<std::shared_ptr<waiter>> set_limits(clock::time_point now, limits l);
+
+  // The service has no backend and none is coming (its containers cannot
+  // start): with a non-empty `reason`, queued waiters are closed as
+  // `unavailable` (returned for notify) and new requests are refused at once,
+  // until a backend is added or the reason is cleared (empty). Ignored while
+  // a backend is in rotation: it can serve, whatever the caller last saw.
+  std::vector<std::shared_ptr<waiter>> set_unavailable(std::string reason);
+  std::string unavailable_reason() const;
 
   // Service removed: every queued waiter is closed and returned for notify.
   std::vector<std::shared_ptr<waiter>> close();
@@ -183,6 +192,7 @@ class dispatcher {
   std::deque<std::shared_ptr<waiter>> queue_;
   std::uint32_t in_flight_ = 0;  // over the backends present
   bool refills_ = false;         // one-shot backends: new ones keep coming, so a retry always waits
+  std::string unavailable_;      // non-empty: no backend and none coming, and why
   bool closed_ = false;
 };
 

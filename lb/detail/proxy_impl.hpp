@@ -56,6 +56,7 @@ struct service {
   std::atomic<std::uint64_t> rejected_full{0};
   std::atomic<std::uint64_t> rejected_timeout{0};
   std::atomic<std::uint64_t> rejected_body_timeout{0};
+  std::atomic<std::uint64_t> rejected_unavailable{0};
 };
 
 struct route_entry {

@@ -166,16 +166,41 @@ void put_connection(std::string& out, bool keep, unsigned client_version) {
     out.append("Connection: keep-alive\r\n");
 }
 
+// {"message": "<text>"} (Docker's error shape), escaped for JSON.
+std::string json_message(std::string_view text) {
+  std::string out = "{\"message\": \"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"}\n";
+}
+
+// The status as text, or with `message` a JSON body that says why.
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head) {
+                            bool head, std::string_view message = {}) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
-  std::string body = std::to_string(status);
-  body += ' ';
-  body.append(reason.data(), reason.size());
-  body += '\n';
+  std::string body;
+  if (message.empty()) {
+    body = std::to_string(status);
+    body += ' ';
+    body.append(reason.data(), reason.size());
+    body += '\n';
+  } else {
+    body = json_message(message);
+  }
   std::string s;
   put_status_line(s, status, reason);
-  s += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  s += message.empty() ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
+  s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   if (retry_after) s += "Retry-After: 1\r\n";
   put_connection(s, !close, keep_alive_10 ? 10 : 11);
   s += "\r\n";
@@ -317,7 +342,7 @@ bool still_open(socket_t& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-enum class queue_result { ok, full, timeout, closed, exhausted, gone };
+enum class queue_result { ok, full, timeout, closed, exhausted, gone, unavailable };
 
 // How often a queued request looks whether its client is still there.
 constexpr std::chrono::milliseconds queued_check{200};
@@ -391,9 +416,10 @@ struct session : session_base {
   }
 
   // Answers with a short text response; closes when asked to.
-  task<void> reply(unsigned status, bool close, bool retry_after = false) {
-    const bool ok = co_await write_raw(simple_response(status, close, !close && client_version == 10,
-                                                       retry_after, head));
+  task<void> reply(unsigned status, bool close, bool retry_after = false,
+                   std::string_view message = {}) {
+    const bool ok = co_await write_raw(
+        simple_response(status, close, !close && client_version == 10, retry_after, head, message));
     if (close && ok) co_await lingering_close();
   }
 
@@ -411,6 +437,7 @@ struct session : session_base {
       co_return queue_result::ok;
     }
     if (st == dispatcher::enqueue_result::exhausted) co_return queue_result::exhausted;
+    if (st == dispatcher::enqueue_result::unavailable) co_return queue_result::unavailable;
     if (st == dispatcher::enqueue_result::full)
       co_return waiter_->state.load(std::memory_order_acquire) == waiter::closed ? queue_result::closed
                                                                                 : queue_result::full;
@@ -423,6 +450,7 @@ struct session : session_base {
         co_return queue_result::ok;
       }
       if (s == waiter::closed) co_return queue_result::closed;
+      if (s == waiter::unavailable) co_return queue_result::unavailable;
       const auto now = clock::now();
       if (now >= deadline_at) {
         if (svc.disp.cancel(*waiter_)) co_return queue_result::timeout;
@@ -690,10 +718,14 @@ task<bool> session::handle(clock::time_point arrival) {
       if (qr == queue_result::timeout) {
         svc.rejected_timeout.fetch_add(1, std::memory_order_relaxed);
         svc.stats.record(now, now - ready);  // it did wait this long: the scaler must see it
+      } else if (qr == queue_result::unavailable) {
+        svc.rejected_unavailable.fetch_add(1, std::memory_order_relaxed);
       } else {
         svc.rejected_full.fetch_add(1, std::memory_order_relaxed);
       }
-      co_await reply(503, body_unread || !keep, true);
+      std::string why;  // a named local: GCC 12 mishandles temporaries in a co_await expression
+      if (qr == queue_result::unavailable) why = svc.disp.unavailable_reason();
+      co_await reply(503, body_unread || !keep, true, why);
       w.owner.report(svc.name, 503, qr == queue_result::timeout ? now - ready : std::chrono::nanoseconds{0},
                      now - arrival);
       co_return keep && !body_unread;
