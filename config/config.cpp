@@ -5,6 +5,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "lb/cidr.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -437,6 +439,31 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   cfg.services.push_back(std::move(s));
 }
 
+// proxy.trusted_proxies: a list of CIDRs (or single addresses), each checked
+// with the parser the proxy matches with.
+void read_trusted_proxies(reader& r, const YAML::Node& n, std::vector<std::string>& out) {
+  const std::string key = "proxy.trusted_proxies";
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsSequence()) {
+    r.fail(n, key, "expected a list of CIDRs, e.g. [10.0.0.0/8, \"::1\"]");
+    return;
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string at = key + "[" + std::to_string(i) + "]";
+    if (!item.IsScalar()) {
+      r.fail(item, at, "expected a CIDR such as 10.0.0.0/8");
+    } else if (!lb::parse_cidr(item.Scalar())) {
+      r.fail(item, at,
+             "\"" + item.Scalar() +
+                 "\" is not a CIDR (an IPv4 or IPv6 address, optionally /prefix-length, host bits "
+                 "zero)");
+    } else {
+      out.push_back(item.Scalar());
+    }
+  }
+}
+
 std::string default_docker_host() {
   const char* env = std::getenv("DOCKER_HOST");
   return env && *env ? env : "unix:///var/run/docker.sock";
@@ -463,8 +490,9 @@ config read_document(reader& r, const YAML::Node& root) {
   }
 
   const YAML::Node p = root["proxy"];
-  if (r.expect_map(p, "proxy", {"listen", "threads", "max_header_bytes", "max_body_bytes",
-                                "max_connections", "timeouts"})) {
+  if (r.expect_map(p, "proxy",
+                   {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
+                    "timeouts", "trusted_proxies"})) {
     r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
@@ -479,6 +507,7 @@ config read_document(reader& r, const YAML::Node& root) {
     }
     if (cfg.proxy.max_header_bytes < 1024)
       r.fail(p["max_header_bytes"], "proxy.max_header_bytes", "must be at least 1k");
+    read_trusted_proxies(r, p["trusted_proxies"], cfg.proxy.trusted_proxies);
   }
 
   const YAML::Node a = root["admin"];
