@@ -48,11 +48,33 @@ TEST_CASE("the request-target is origin-form or OPTIONS *", "[lb][rules]") {
   CHECK(valid_target("*", true));
   CHECK_FALSE(valid_target("*", false));
   CHECK_FALSE(valid_target("", false));
-  CHECK_FALSE(valid_target("http://x/", false));
+  CHECK(valid_target("http://x/", false));
+  CHECK(valid_target("HTTPS://x:8443/a?b", false));
+  CHECK(valid_target("http://x", false));
+  CHECK(valid_target("http://x?q", false));
+  CHECK_FALSE(valid_target("http://user@x/", false));
+  CHECK_FALSE(valid_target("http:///a", false));
+  CHECK_FALSE(valid_target("ftp://x/", false));
+  CHECK_FALSE(valid_target("x:443", false));
   CHECK_FALSE(valid_target("/caf\xc3\xa9", false));
   CHECK_FALSE(valid_target("/\xc0\xaf", false));
   CHECK_FALSE(valid_target("/a#frag", false));
   CHECK_FALSE(valid_target("/a\x7f", false));
+}
+
+TEST_CASE("absolute-form becomes origin-form with the authority as Host", "[lb][rules]") {
+  auto r = parse("GET http://other:81/a?b HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(check_request(r) == 0);
+  to_origin_form(r);
+  CHECK(r.target() == "/a?b");
+  CHECK(r[http::field::host] == "other:81");
+  CHECK(r.count(http::field::host) == 1);
+  auto q = parse("GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+  to_origin_form(q);
+  CHECK(q.target() == "/?x=1");
+  auto o = parse("GET /already HTTP/1.1\r\nHost: h\r\n\r\n");
+  to_origin_form(o);
+  CHECK(o.target() == "/already");
 }
 
 TEST_CASE("check_request: statuses for parsed heads", "[lb][rules]") {

@@ -233,12 +233,45 @@ bool valid_host(std::string_view h) {
   return !has_port || valid_port(port);
 }
 
-bool valid_target(std::string_view target, bool options) {
-  if (target == "*") return options;
-  if (target.empty() || target.front() != '/') return false;
-  for (unsigned char c : target)
+namespace {
+bool visible_ascii_no_fragment(std::string_view t) {
+  for (unsigned char c : t)
     if (c <= 0x20 || c >= 0x7f || c == '#') return false;
   return true;
+}
+}  // namespace
+
+std::optional<absolute_target> split_absolute_form(std::string_view target) {
+  std::size_t scheme = 0;
+  if (target.size() > 7 && beast::iequals(target.substr(0, 7), "http://"))
+    scheme = 7;
+  else if (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://"))
+    scheme = 8;
+  else
+    return std::nullopt;
+  const auto rest = target.substr(scheme);
+  const auto end = rest.find_first_of("/?");
+  return absolute_target{rest.substr(0, end),
+                         end == std::string_view::npos ? std::string_view{} : rest.substr(end)};
+}
+
+bool valid_target(std::string_view target, bool options) {
+  if (target == "*") return options;
+  if (!visible_ascii_no_fragment(target)) return false;
+  if (!target.empty() && target.front() == '/') return true;
+  const auto abs = split_absolute_form(target);
+  return abs && valid_host(abs->authority);
+}
+
+void to_origin_form(http::request_header<>& r) {
+  const auto abs = split_absolute_form(r.target());
+  if (!abs) return;
+  const std::string host(abs->authority);
+  std::string origin;
+  if (abs->origin.empty() || abs->origin.front() == '?') origin = "/";
+  origin.append(abs->origin.data(), abs->origin.size());
+  r.target(origin);
+  r.set(http::field::host, host);
 }
 
 unsigned check_request(const http::request_header<>& r) {

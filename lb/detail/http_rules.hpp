@@ -36,9 +36,25 @@ unsigned check_request(const http::request_header<>& r);
 // at most 65535). Empty, userinfo, a path, a list: false.
 bool valid_host(std::string_view host);
 
-// origin-form (RFC 9112 §3.2.1): "/" then visible ASCII without '#'; or the
-// asterisk "*" when `options` (asterisk-form, §3.2.4).
+// origin-form (RFC 9112 §3.2.1): "/" then visible ASCII without '#'; the
+// asterisk "*" when `options` (asterisk-form, §3.2.4); or absolute-form
+// (§3.2.2) with an http or https scheme, a valid authority without userinfo
+// and such a path.
 bool valid_target(std::string_view target, bool options);
+
+// An absolute-form target split into its authority and the origin-form rest
+// ("" when it has no path). nullopt when it is not http(s)://authority...
+struct absolute_target {
+  std::string_view authority;
+  std::string_view origin;
+};
+std::optional<absolute_target> split_absolute_form(std::string_view target);
+
+// Turns a checked absolute-form request into origin-form: the target loses
+// scheme and authority, and Host becomes the authority (RFC 9112 §3.2.2: the
+// server "MUST ignore the received Host header field"). Anything else is
+// left as it is.
+void to_origin_form(http::request_header<>& r);
 
 // The first line of `data` (what was buffered, starting at the request
 // line, ending at its LF) as a request line: 0 when it is "method SP target

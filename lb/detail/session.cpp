@@ -376,6 +376,7 @@ task<void> session::serve() {
       if (!co_await answer_options(arrival)) co_return;
       continue;
     }
+    if (req->get().target().front() != '/') to_origin_form(req->get());  // absolute-form (rare)
     if (!co_await handle(arrival)) co_return;
   }
 }
