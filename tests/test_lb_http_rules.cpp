@@ -180,13 +180,13 @@ TEST_CASE("forwarding fields: untrusted peers get ours, trusted ones are appende
   CHECK(out ==
         "GET /a HTTP/1.1\r\nHost: h:81\r\nX-Keep: y\r\nX-Forwarded-For: "
         "10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
-        "X-Forwarded-Host: h:81\r\nX-Real-IP: 10.0.0.9\r\n\r\n");
+        "X-Forwarded-Host: h:81\r\nX-Real-IP: 10.0.0.9\r\nVia: 1.1 dockscaler\r\n\r\n");
   p.trusted = true;
   put_request_head(out, r, p);
   CHECK(out ==
         "GET /a HTTP/1.1\r\nHost: h:81\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
         "X-Forwarded-Port: 1\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Keep: y\r\n"
-        "X-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n\r\n");
+        "X-Forwarded-For: 1.2.3.4, 10.0.0.9\r\nVia: 1.1 dockscaler\r\n\r\n");
 
   const auto fh = function_headers(r, {{}, "h:81", "10.0.0.9", false, false, boost::none});
   using kv = std::pair<std::string, std::string>;

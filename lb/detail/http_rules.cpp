@@ -476,6 +476,9 @@ void put_request_head(std::string& out, const http::request_header<>& r, const f
   if (!seen.xfp) out.append("X-Forwarded-Proto: http\r\n");
   if (!seen.xfh) put_field(out, "X-Forwarded-Host", p.host);
   if (!seen.real_ip) put_field(out, "X-Real-IP", p.client_ip);
+  // RFC 9110 §7.6.3: a gateway MUST send Via in each inbound request (a
+  // client's own Via fields went before: together they are one list).
+  out.append(r.version() == 10 ? "Via: 1.0 dockscaler\r\n" : "Via: 1.1 dockscaler\r\n");
   out.append("\r\n", 2);
 }
 

@@ -127,7 +127,7 @@ struct forward_params {
 
 // The request head as the backend gets it, written into `out` (cleared):
 // HTTP/1.1, hop-by-hop fields and Expect dropped, framing re-made, the
-// forwarding fields set as `p` says.
+// forwarding fields set as `p` says, and our Via.
 void put_request_head(std::string& out, const http::request_header<>& r, const forward_params& p);
 
 // The end-to-end fields of a request as a function call gets them, with the
