@@ -49,6 +49,8 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   o.timeouts.response = p.timeouts.response;
   o.timeouts.idle = p.timeouts.idle;
   o.timeouts.body = p.timeouts.body;
+  for (const auto& c : p.trusted_proxies)
+    if (auto range = lb::parse_cidr(c)) o.trusted_proxies.push_back(*range);  // validated at load
   return o;
 }
 
@@ -213,6 +215,8 @@ int serve(const serve_options& opts) {
     }
     if (next.proxy.listen != cfg.proxy.listen || next.proxy.threads != cfg.proxy.threads)
       spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
+    if (next.proxy.trusted_proxies != cfg.proxy.trusted_proxies)
+      spdlog::warn("proxy.trusted_proxies takes effect at the next start");
     if (next.admin.socket != cfg.admin.socket || next.metrics.listen != cfg.metrics.listen)
       spdlog::warn("admin.socket and metrics.listen take effect at the next start");
     scaler.reload(next);

@@ -5,6 +5,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "lb/cidr.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -491,6 +493,31 @@ void check_duplicate_keys(reader& r, const YAML::Node& root) {
   }
 }
 
+// proxy.trusted_proxies: a list of CIDRs (or single addresses), each checked
+// with the parser the proxy matches with.
+void read_trusted_proxies(reader& r, const YAML::Node& n, std::vector<std::string>& out) {
+  const std::string key = "proxy.trusted_proxies";
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsSequence()) {
+    r.fail(n, key, "expected a list of CIDRs, e.g. [10.0.0.0/8, \"::1\"]");
+    return;
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string at = key + "[" + std::to_string(i) + "]";
+    if (!item.IsScalar()) {
+      r.fail(item, at, "expected a CIDR such as 10.0.0.0/8");
+    } else if (!lb::parse_cidr(item.Scalar())) {
+      r.fail(item, at,
+             "\"" + item.Scalar() +
+                 "\" is not a CIDR (an IPv4 or IPv6 address, optionally /prefix-length, host bits "
+                 "zero)");
+    } else {
+      out.push_back(item.Scalar());
+    }
+  }
+}
+
 void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
   if (!r.expect_map(n, "docker.logs", {"max_size", "max_files"})) return;
   r.get_size(n, "max_size", "docker.logs", out.max_size_bytes);
@@ -549,9 +576,9 @@ config read_document(reader& r, const YAML::Node& root) {
   }
 
   const YAML::Node p = root["proxy"];
-  if (r.expect_map(p, "proxy", {"listen", "threads", "max_header_bytes", "max_body_bytes",
-                                "max_connections", "timeouts",
-                                "request_buffer"})) {
+  if (r.expect_map(p, "proxy",
+                   {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
+                    "timeouts", "request_buffer", "trusted_proxies"})) {
     r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
@@ -576,6 +603,7 @@ config read_document(reader& r, const YAML::Node& root) {
       else
         cfg.proxy.request_buffer = cfg.proxy.max_body_bytes;
     }
+    read_trusted_proxies(r, p["trusted_proxies"], cfg.proxy.trusted_proxies);
   }
 
   const YAML::Node a = root["admin"];

@@ -44,6 +44,8 @@ struct proxy_config {
   std::uint64_t request_buffer = 1024 * 1024;  // bodies up to this are read before taking a slot
   unsigned max_connections = 10000;
   proxy_timeouts timeouts;
+  // CIDRs ("10.0.0.0/8", "::1") whose forwarding headers are believed; validated at load.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct admin_config {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lb/cidr.hpp"
 #include "lb/wait_stats.hpp"
 
 namespace dockscaler::lb {
@@ -52,6 +53,10 @@ struct proxy_options {
   std::uint64_t request_buffer = 1024 * 1024;
   proxy_timeouts timeouts;
   std::size_t max_client_connections = 10'000;  // further connections are accepted and closed at once
+  // Peers whose Forwarded, X-Real-IP and X-Forwarded-* fields are believed
+  // (X-Forwarded-For is appended to); from any other peer they are removed
+  // and the proxy sends its own. Empty: nobody is trusted.
+  std::vector<cidr> trusted_proxies;
   // Called on an I/O thread once per request that got an answer (or lost its
   // connection); must be cheap, thread-safe and must not throw. Set before start().
   std::function<void(const request_outcome&)> on_request;

@@ -6,3 +6,5 @@ dockscaler_add_test(NAME test_lb_proxy SOURCES test_lb_proxy.cpp LIBS dockscaler
 dockscaler_add_test(NAME test_lb_bad_input SOURCES test_lb_bad_input.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_functions SOURCES test_lb_functions.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_hostile_proxy SOURCES test_hostile_proxy.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_http_rules SOURCES test_lb_http_rules.cpp LIBS dockscaler::lb)
+dockscaler_add_test(NAME test_lb_conformance SOURCES test_lb_conformance.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)

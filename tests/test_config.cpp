@@ -434,3 +434,31 @@ TEST_CASE("instance: default \"default\"; a bad name is an error with its place"
     }));
   }
 }
+
+TEST_CASE("proxy.trusted_proxies: CIDRs, IPv4 and IPv6, none by default", "[config]") {
+  CHECK(load_string("services: {}\n", "t.yaml").proxy.trusted_proxies.empty());
+  const config c = load_string(
+      "proxy:\n  trusted_proxies: [10.0.0.0/8, \"fd00::/8\", 192.168.1.7, \"::1\"]\n", "t.yaml");
+  CHECK(c.proxy.trusted_proxies ==
+        std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.168.1.7", "::1"});
+}
+
+TEST_CASE("a bad trusted_proxies entry is an error at its line with its key path",
+          "[config][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                // 1
+      "  trusted_proxies:\n"    // 2
+      "    - 10.0.0.0/8\n"      // 3
+      "    - 10.0.0.1/8\n"      // 4 host bits set
+      "    - 300.0.0.0/8\n"     // 5 not an address
+      "    - \"fd00::/200\"\n"  // 6 prefix too long
+      "    - [1]\n");           // 7 not a scalar
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.trusted_proxies[1]", 4, "is not a CIDR"));
+  CHECK(has_problem(ps, "proxy.trusted_proxies[2]", 5, "is not a CIDR"));
+  CHECK(has_problem(ps, "proxy.trusted_proxies[3]", 6, "is not a CIDR"));
+  CHECK(has_problem(ps, "proxy.trusted_proxies[4]", 7, "expected a CIDR"));
+  CHECK(ps.size() == 4);
+  const auto scalar = problems_of("proxy:\n  trusted_proxies: 10.0.0.0/8\n");
+  CHECK(has_problem(scalar, "proxy.trusted_proxies", 2, "expected a list"));
+}

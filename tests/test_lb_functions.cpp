@@ -53,7 +53,7 @@ class fake_function : public function_backend {
     for (int m = max_running.load(); now > m && !max_running.compare_exchange_weak(m, now);) {
     }
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(mu);
     last = c;
     threads_.emplace_back([this, c = std::move(c), cb = std::move(cb), cancelled] {
       const auto end = std::chrono::steady_clock::now() + delay_;
@@ -85,11 +85,11 @@ class fake_function : public function_backend {
   std::atomic<int> calls{0}, running{0}, max_running{0}, cancels{0};
   function_call last;
   std::chrono::milliseconds release_delay{0};
+  std::mutex mu;  // guards `last`
 
  private:
   std::chrono::milliseconds delay_;
   bool dead_;
-  std::mutex mu_;
   std::vector<std::thread> threads_;
 };
 
@@ -234,4 +234,44 @@ TEST_CASE("the client has its answer before the call releases its slot", "[lb][n
   CHECK(p.snapshot("fn").in_flight == 1);
   CHECK(c.request(http::verb::post, "/r/app/fn", "b").body() == "B");
   CHECK(fn->max_running == 1);
+}
+
+TEST_CASE("a function call gets the same forwarding fields a backend would", "[lb][net]") {
+  auto header = [](const function_call& c, std::string_view name) {
+    std::string out;
+    for (const auto& [k, v] : c.headers)
+      if (boost::beast::iequals(k, name)) out += (out.empty() ? "" : "|") + v;
+    return out;
+  };
+  const std::map<std::string, std::string> spoofed = {{"X-Forwarded-For", "6.6.6.6"},
+                                                      {"X-Real-IP", "6.6.6.6"},
+                                                      {"Forwarded", "for=6.6.6.6"},
+                                                      {"X-Forwarded-Proto", "https"}};
+  for (const bool trusted : {false, true}) {
+    INFO("trusted: " << trusted);
+    auto fn = std::make_shared<fake_function>();
+    auto o = options();
+    if (trusted) o.trusted_proxies = {*parse_cidr("127.0.0.1")};
+    proxy p(o);
+    p.add_service(fn_service());
+    p.add_function_backend("fn", fn, 4);
+    p.start();
+    client c(p.port());
+    auto r = c.request(http::verb::post, "/r/app/fn", "x", spoofed);
+    CHECK(r.result_int() == 200);
+    CHECK_FALSE(r[http::field::date].empty());  // RFC 9110 §6.6.1
+    std::lock_guard lock(fn->mu);
+    if (trusted) {
+      CHECK(header(fn->last, "X-Forwarded-For") == "6.6.6.6, 127.0.0.1");
+      CHECK(header(fn->last, "X-Real-IP") == "6.6.6.6");
+      CHECK(header(fn->last, "Forwarded") == "for=6.6.6.6");
+      CHECK(header(fn->last, "X-Forwarded-Proto") == "https");
+    } else {
+      CHECK(header(fn->last, "X-Forwarded-For") == "127.0.0.1");
+      CHECK(header(fn->last, "X-Real-IP") == "127.0.0.1");
+      CHECK(header(fn->last, "Forwarded").empty());
+      CHECK(header(fn->last, "X-Forwarded-Proto") == "http");
+      CHECK(header(fn->last, "X-Forwarded-Host") == "test.local");
+    }
+  }
 }

@@ -64,7 +64,14 @@ inline void set_socket_timeout(tcp::socket& s, std::chrono::milliseconds t) {
 // arrived (target, forwarding headers, hop-by-hop headers).
 class backend {
  public:
-  explicit backend(std::string name) : name_(std::move(name)), acc_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  // Serves each connection with `serve` (on a thread of its own) instead of
+  // the scripted behaviours.
+  using connection_handler = std::function<void(tcp::socket&)>;
+
+  explicit backend(std::string name, connection_handler serve = {})
+      : name_(std::move(name)),
+        serve_(std::move(serve)),
+        acc_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
     port_ = acc_.local_endpoint().port();
     accept_thread_ = std::thread([this] { accept_loop(); });
   }
@@ -108,7 +115,7 @@ class backend {
       sock_store_.push_back(std::move(s));
       tcp::socket* sp = &sock_store_.back();
       socks_.push_back(sp);
-      conn_threads_.emplace_back([this, sp] { serve(*sp); });
+      conn_threads_.emplace_back([this, sp] { serve_ ? serve_(*sp) : serve(*sp); });
     }
   }
 
@@ -227,6 +234,7 @@ class backend {
   }
 
   std::string name_;
+  connection_handler serve_;
   asio::io_context ioc_;
   tcp::acceptor acc_;
   std::uint16_t port_ = 0;

@@ -5,7 +5,6 @@
 // operation has a deadline enforced by the worker's sweeper (proxy.cpp).
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <optional>
@@ -26,6 +25,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lb/cidr.hpp"
+#include "lb/detail/http_rules.hpp"
 #include "lb/detail/proxy_impl.hpp"
 
 namespace dockscaler::lb::detail {
@@ -105,236 +106,6 @@ bool peer_closed(socket_t& s) {
   return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
-
-// RFC 9112/9110 checks Beast 1.81 does not make (or makes leniently).
-// Returns 0 when the header may be forwarded.
-unsigned check_request(const req_parser& p) {
-  const request& r = p.get();
-  if (r.version() != 10 && r.version() != 11) return 505;
-  const auto hosts = r.count(http::field::host);
-  if (hosts > 1 || (r.version() == 11 && hosts == 0)) return 400;
-  const auto te = r.count(http::field::transfer_encoding);
-  if (te > 0) {
-    if (te > 1 || r.count(http::field::content_length) > 0 || r.version() == 10) return 400;
-    std::string_view v = r[http::field::transfer_encoding];
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!beast::iequals(v, "chunked")) return 400;
-  }
-  for (const auto& f : r) {
-    const auto name = f.name_string();
-    if (name.empty()) return 400;
-    for (unsigned char c : name)
-      if (is_ctl(c) || c == ' ' || c == ':' || c > 0x7e) return 400;
-    for (unsigned char c : f.value())
-      if (is_ctl(c)) return 400;
-  }
-  const std::string_view target = r.target();
-  if (target.empty() || target.front() != '/') return 400;  // origin-form only
-  return 0;
-}
-
-// After Beast's bad_version: a well-formed "HTTP/d.d" it does not support
-// deserves 505, anything else on the request line 400.
-bool well_formed_version(const beast::flat_buffer& b) {
-  const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
-  auto eol = data.find("\r\n");
-  if (eol == std::string_view::npos || eol < 8) return false;
-  const std::string_view v = data.substr(eol - 8, 8);
-  return v.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(v[5])) && v[6] == '.' &&
-         std::isdigit(static_cast<unsigned char>(v[7])) && data[eol - 9] == ' ';
-}
-
-// "HTTP/1.1 <code> <reason>\r\n"; the standard reason when `reason` is empty.
-void put_status_line(std::string& out, unsigned code, std::string_view reason = {}) {
-  out.append("HTTP/1.1 ");
-  out += static_cast<char>('0' + code / 100 % 10);
-  out += static_cast<char>('0' + code / 10 % 10);
-  out += static_cast<char>('0' + code % 10);
-  out += ' ';
-  if (reason.empty()) reason = http::obsolete_reason(static_cast<http::status>(code));
-  out.append(reason.data(), reason.size());
-  out.append("\r\n", 2);
-}
-
-// The Connection field our answer needs: close, or keep-alive spelled out for HTTP/1.0.
-void put_connection(std::string& out, bool keep, unsigned client_version) {
-  if (!keep)
-    out.append("Connection: close\r\n");
-  else if (client_version == 10)
-    out.append("Connection: keep-alive\r\n");
-}
-
-// {"message": "<text>"} (Docker's error shape), escaped for JSON.
-std::string json_message(std::string_view text) {
-  std::string out = "{\"message\": \"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"}\n";
-}
-
-// The status as text, or with `message` a JSON body that says why.
-std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head, std::string_view message = {}) {
-  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
-  std::string body;
-  if (message.empty()) {
-    body = std::to_string(status);
-    body += ' ';
-    body.append(reason.data(), reason.size());
-    body += '\n';
-  } else {
-    body = json_message(message);
-  }
-  std::string s;
-  put_status_line(s, status, reason);
-  s += message.empty() ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
-  s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  if (retry_after) s += "Retry-After: 1\r\n";
-  put_connection(s, !close, keep_alive_10 ? 10 : 11);
-  s += "\r\n";
-  if (!head) s += body;
-  return s;
-}
-
-// Target for the backend when the route strips its prefix.
-std::string stripped_target(std::string_view target, std::string_view prefix) {
-  if (prefix == "/") return std::string(target);
-  std::string_view rest = target.substr(prefix.size());
-  if (rest.empty() || rest.front() != '/') return "/" + std::string(rest);
-  return std::string(rest);
-}
-
-// Whether a field is hop-by-hop (or named in the Connection header).
-bool hop_by_hop(http::field f) {
-  switch (f) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::proxy_authenticate:
-    case http::field::proxy_authorization:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Field names listed in Connection (other than close/keep-alive); usually none.
-template <class Fields>
-std::vector<std::string_view> connection_tokens(const Fields& f) {
-  std::vector<std::string_view> named;
-  for (const auto& fld : f)
-    if (fld.name() == http::field::connection)
-      for (auto tok : http::token_list{fld.value()})
-        if (!beast::iequals(tok, "close") && !beast::iequals(tok, "keep-alive")) named.push_back(tok);
-  return named;
-}
-
-bool named_in(const std::vector<std::string_view>& named, std::string_view name) {
-  for (auto n : named)
-    if (beast::iequals(n, name)) return true;
-  return false;
-}
-
-void put_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name.data(), name.size());
-  out.append(": ", 2);
-  out.append(value.data(), value.size());
-  out.append("\r\n", 2);
-}
-
-// The request header as the backend gets it, written straight into `out`
-// (no edits of the parsed message): HTTP/1.1, hop-by-hop fields and client
-// X-Forwarded-Proto/-Host dropped, X-Forwarded-For extended, framing re-made,
-// the route's prefix stripped from the target when `strip_prefix` is set.
-void put_request_head(std::string& out, const request& r, std::string_view strip_prefix, std::string_view host,
-                      std::string_view client_ip, bool chunked, boost::optional<std::uint64_t> length) {
-  out.clear();
-  const auto method = r.method_string();
-  out.append(method.data(), method.size());
-  out += ' ';
-  const std::string_view target = r.target();
-  if (strip_prefix.empty())
-    out.append(target.data(), target.size());
-  else
-    out += stripped_target(target, strip_prefix);
-  out.append(" HTTP/1.1\r\n", 11);
-  const auto named = connection_tokens(r);
-  std::string_view xff_in;
-  std::string xff_more;  // second and later X-Forwarded-For fields (rare)
-  for (const auto& f : r) {
-    const auto id = f.name();
-    if (hop_by_hop(id) || id == http::field::content_length || id == http::field::expect) continue;
-    const auto name = f.name_string();
-    if (id == http::field::unknown && name.size() > 12 && beast::iequals(name.substr(0, 12), "x-forwarded-")) {
-      const auto rest = name.substr(12);
-      if (beast::iequals(rest, "for")) {
-        if (xff_in.empty()) {
-          xff_in = f.value();
-        } else {
-          xff_more += ", ";
-          xff_more.append(f.value().data(), f.value().size());
-        }
-        continue;
-      }
-      if (beast::iequals(rest, "proto") || beast::iequals(rest, "host")) continue;
-    }
-    if (!named.empty() && id != http::field::host && named_in(named, name)) continue;
-    put_field(out, name, f.value());
-  }
-  if (chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
-  } else if (length) {
-    out.append("Content-Length: ");
-    out += std::to_string(*length);
-    out.append("\r\n", 2);
-  }
-  out.append("X-Forwarded-For: ");
-  if (!xff_in.empty()) {
-    out.append(xff_in.data(), xff_in.size());
-    out += xff_more;
-    out.append(", ", 2);
-  }
-  out.append(client_ip.data(), client_ip.size());
-  out.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
-  out.append(host.data(), host.size());
-  out.append("\r\n\r\n", 4);
-}
-
-// The response header as the client gets it.
-void put_response_head(std::string& out, const http::response<http::buffer_body>& r, bool chunked, bool keep,
-                       unsigned client_version) {
-  out.clear();
-  put_status_line(out, r.result_int(), r.reason());
-  const auto named = connection_tokens(r);
-  for (const auto& f : r) {
-    const auto id = f.name();
-    if (hop_by_hop(id)) continue;
-    if (chunked && id == http::field::content_length) continue;
-    const auto name = f.name_string();
-    if (!named.empty() && named_in(named, name)) continue;
-    put_field(out, name, f.value());
-  }
-  if (chunked) out.append("Transfer-Encoding: chunked\r\n");
-  put_connection(out, keep, client_version);
-  out.append("\r\n", 2);
-}
-
 // Non-blocking check that a pooled connection was not closed by the backend.
 bool still_open(socket_t& s) {
   char c;
@@ -366,6 +137,8 @@ struct session : session_base {
   std::shared_ptr<queue_waiter> waiter_;
   std::shared_ptr<call_waiter> call_;  // the function call being awaited, if any
   std::string client_ip;
+  std::size_t head_fields = SIZE_MAX;  // fields of the current head; any after them came in a trailer
+  bool trusted = false;          // the peer is in trusted_proxies: its forwarding fields are kept
   std::string route_prefix;      // of the current request's route
   clock::time_point answered_at;  // a function call's answer was written
   std::optional<req_parser> req;
@@ -469,6 +242,21 @@ struct session : session_base {
   task<void> serve();
   task<bool> handle(clock::time_point arrival);
 
+  // Request heads (the rules themselves are in http_rules).
+  bool peer_trusted(const asio::ip::address& a) const;
+  void skip_empty_lines();
+  // Reads the next request head into *req: Beast parses, this loop watches
+  // what the parser waits on, so a head it would wait on forever is answered
+  // at once. Returns 0 when parsed, the status to answer, or 1 when the
+  // client went away (or the read failed) before a whole head.
+  task<unsigned> read_head();
+  static unsigned head_error_status(const error_code& ec, bool line_done, std::string_view pending);
+  // The checks after parsing; 0 or the status to answer.
+  unsigned check_head();
+  chunked_watch body_watch;  // the current chunked body's framing, byte by byte as it arrives
+  // "OPTIONS *" is answered by the proxy (it is about the server, not a resource).
+  task<bool> answer_options(clock::time_point arrival);
+
   // Appends the rest of the request body to `out`, until it is complete or
   // `out` holds more than `limit` bytes, within the body deadline. Returns 0
   // (then req->is_done() says which), the status to answer (413, 408, 400),
@@ -483,10 +271,11 @@ struct session : session_base {
   void make_upstream_head(std::string_view strip_prefix, std::string_view host, bool body_in_memory) {
     const request& r = req->get();
     if (body_in_memory) {
-      put_request_head(upstream_head, r, strip_prefix, host, client_ip, false, body_buf.size());
+      put_request_head(upstream_head, r, {strip_prefix, host, client_ip, trusted, false, body_buf.size(), head_fields});
       return;
     }
-    put_request_head(upstream_head, r, strip_prefix, host, client_ip, req->chunked(), req->content_length());
+    put_request_head(upstream_head, r,
+                     {strip_prefix, host, client_ip, trusted, req->chunked(), req->content_length(), head_fields});
     if (!body_buf.empty()) {
       char size_line[24];
       const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());
@@ -587,8 +376,10 @@ task<void> session::serve() {
     auto ep = sock.remote_endpoint(ec);
     if (ec) co_return;
     client_ip = ep.address().to_string();
+    trusted = peer_trusted(ep.address());
   }
   for (;;) {
+    skip_empty_lines();
     if (buf.size() == 0) {
       // Keep-alive idle: wait for the first byte of the next request.
       if (w.stopping) co_return;
@@ -604,37 +395,112 @@ task<void> session::serve() {
     req->body_limit(opts().max_body_bytes);
     client_version = 11;
     head = false;
-    arm(opts().timeouts.header, sock);
-    auto [ec, n] = co_await http::async_read_header(sock, buf, *req, nothrow);
-    disarm();
-    if (ec) {
-      unsigned status = 400;
-      if (timed_out)
-        status = 408;
-      else if (ec == http::error::header_limit)
-        status = 431;
-      else if (ec == http::error::body_limit)
-        status = 413;
-      else if (ec == http::error::bad_version && well_formed_version(buf))
-        status = 505;
-      else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-               ec == asio::error::eof || ec == asio::error::connection_reset ||
-               ec == asio::error::operation_aborted)
-        co_return;
-      co_await reply(status, true);
-      w.owner.report({}, status, {}, {});
+    if (const unsigned st = co_await read_head()) {
+      if (st == 1) co_return;  // the client went away
+      co_await reply(st, true);
+      w.owner.report({}, st, {}, {});
       co_return;
     }
     const auto arrival = clock::now();
     client_version = req->get().version();
     head = req->get().method() == http::verb::head;
-    if (const unsigned bad = check_request(*req)) {
+    if (const unsigned bad = check_head()) {
       co_await reply(bad, true);
       w.owner.report({}, bad, {}, clock::now() - arrival);
       co_return;
     }
+    if (req->get().target() == "*") {  // OPTIONS * (check_request allows no other method)
+      if (!co_await answer_options(arrival)) co_return;
+      continue;
+    }
+    if (req->get().target().front() != '/') to_origin_form(req->get());  // absolute-form (rare)
     if (!co_await handle(arrival)) co_return;
   }
+}
+
+bool session::peer_trusted(const asio::ip::address& a) const {
+  const auto& nets = opts().trusted_proxies;
+  if (nets.empty()) return false;
+  if (a.is_v4()) return contains_any(nets, a.to_v4().to_bytes());
+  return contains_any(nets, a.to_v6().to_bytes());
+}
+
+// RFC 9112 §2.2: empty lines before a request line are ignored.
+void session::skip_empty_lines() {
+  const auto* p = static_cast<const char*>(buf.data().data());
+  std::size_t n = 0;
+  while (n + 2 <= buf.size() && p[n] == '\r' && p[n + 1] == '\n') n += 2;
+  buf.consume(n);
+}
+
+task<unsigned> session::read_head() {
+  head_watch watch;
+  bool line_done = false;  // the parser consumed the request line
+  arm(opts().timeouts.header, sock);
+  for (;;) {
+    if (!line_done) skip_empty_lines();
+    const std::string_view pending(static_cast<const char*>(buf.data().data()), buf.size());
+    if (!pending.empty() && pending != "\r") {
+      error_code ec;
+      const auto used = req->put(buf.data(), ec);
+      if (used > 0) {
+        line_done = true;
+        watch.reset();
+        buf.consume(used);
+      }
+      if (ec != http::error::need_more) {
+        disarm();
+        co_return head_error_status(ec, line_done, pending.substr(0, opts().max_header_bytes));
+      }
+      const std::string_view rest(static_cast<const char*>(buf.data().data()), buf.size());
+      if (const unsigned st = watch.status(rest, line_done)) {
+        disarm();
+        co_return st;
+      }
+    }
+    auto [ec, n] =
+        co_await sock.async_read_some(buf.prepare(beast::read_size(buf, 65536)), nothrow);
+    if (ec) {
+      disarm();
+      co_return timed_out ? 408 : 1;
+    }
+    buf.commit(n);
+  }
+}
+
+unsigned session::head_error_status(const error_code& ec, bool line_done,
+                                    std::string_view pending) {
+  if (!ec) return 0;
+  if (ec == http::error::header_limit) return line_done ? 431 : long_request_line_status(pending);
+  if (ec == http::error::body_limit) return 413;
+  if (!line_done) {
+    const unsigned st = request_line_status(pending);  // 505 for a version we do not speak
+    return st ? st : 400;
+  }
+  return 400;
+}
+
+unsigned session::check_head() {
+  if (const unsigned bad = check_request(req->get())) return bad;
+  body_watch = {};
+  if (req->chunked() && buf.size() > 0) {
+    // The framing the client sent with its header: an error the parser would
+    // wait on (a bare LF) is answered now; read_body() goes on watching.
+    if (body_watch.feed({static_cast<const char*>(buf.data().data()), buf.size()}) ==
+        chunked_watch::verdict::bad)
+      return 400;
+  }
+  return 0;
+}
+
+task<bool> session::answer_options(clock::time_point arrival) {
+  const bool has_body = req->chunked() || req->content_length().value_or(0) > 0;
+  const bool keep = req->keep_alive() && !has_body && !w.stopping;  // a body is not read: close
+  const bool ok = co_await write_raw(options_asterisk_response(keep, client_version));
+  w.owner.report({}, 200, {}, clock::now() - arrival);
+  if (!ok) co_return false;
+  if (!keep) co_await lingering_close();
+  co_return keep;
 }
 
 // One request whose header is parsed and checked. Returns whether the client
@@ -664,8 +530,9 @@ task<bool> session::handle(clock::time_point arrival) {
   route_prefix.assign(route->prefix);
   const bool strip = route->strip;
 
-  const bool expect_continue =
-      has_body && r.version() == 11 && beast::iequals(r[http::field::expect], "100-continue");
+  // No 100 Continue when body bytes already came with the head: the client
+  // is sending its body, and an interim answer could only confuse it.
+  const bool expect_continue = send_continue(r, has_body, buf.size() > 0);
   const bool chunked_in = req->chunked();
   bool sent_continue = false;
   // A body that fits request_buffer is read now, before the request queues or
@@ -684,6 +551,7 @@ task<bool> session::handle(clock::time_point arrival) {
     }
   } body_guard{body_buf, upstream_head};
   body_buf.clear();
+  head_fields = chunked_in ? static_cast<std::size_t>(std::distance(r.begin(), r.end())) : SIZE_MAX;
   bool body_unread = has_body;  // the client's body, or part of it, is still in its socket
   auto ready = arrival;         // when the request could take a slot
   if (has_body && opts().request_buffer > 0 && (chunked_in || *req->content_length() <= opts().request_buffer)) {
@@ -975,6 +843,19 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
   auto& body = req->get().body();
   const auto declared = req->content_length();  // the parser enforces it, and max_body_bytes
   std::size_t used = out.size();
+  bool need_more = buf.size() == 0;
+  // Bytes are read here and handed to the parser, so that a chunked body's
+  // framing is watched as it arrives: an error the parser would wait on until
+  // a timeout (a bare LF) is answered 400 at once.
+  auto fail = [&](error_code ec) -> unsigned {
+    out.resize(used);
+    if (ec == http::error::body_limit) return 413;
+    if (timed_out) return 408;
+    if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == http::error::end_of_stream)
+      return 1;
+    return 400;
+  };
   while (!req->is_done() && used <= limit) {
     if (used == out.size()) {
       // Grow with what arrives, never to a declared length up front: a client
@@ -983,22 +864,34 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
       if (declared) more = std::min<std::uint64_t>(more, *declared - used);
       out.resize(used + std::max<std::size_t>(more, 1));
     }
+    if (need_more) {
+      arm(opts().timeouts.idle, sock, body_deadline);
+      auto [ec, n] = co_await sock.async_read_some(buf.prepare(relay_chunk_size), nothrow);
+      disarm();
+      if (ec == asio::error::eof) {
+        req->put_eof(ec);
+        if (!ec) ec = http::error::partial_message;
+      }
+      if (ec) co_return fail(ec);
+      buf.commit(n);
+      if (req->chunked()) {
+        const auto data = buf.cdata();
+        const std::string_view all(static_cast<const char*>(data.data()), data.size());
+        if (body_watch.feed(all.substr(all.size() - n)) == chunked_watch::verdict::bad) {
+          out.resize(used);
+          co_return 400;
+        }
+      }
+    }
     body.data = out.data() + used;
     body.size = out.size() - used;
-    arm(opts().timeouts.idle, sock, body_deadline);
-    auto [ec, n] = co_await http::async_read_some(sock, buf, *req, nothrow);
-    disarm();
+    error_code ec;
+    const auto consumed = req->put(buf.cdata(), ec);
+    buf.consume(consumed);
     used = out.size() - body.size;
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      out.resize(used);
-      if (ec == http::error::body_limit) co_return 413;
-      if (timed_out) co_return 408;
-      if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
-          ec == http::error::end_of_stream)
-        co_return 1;
-      co_return 400;
-    }
+    need_more = ec == http::error::need_more || buf.size() == 0;
+    if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+    if (ec) co_return fail(ec);
   }
   out.resize(used);
   body.data = nullptr;
@@ -1034,14 +927,7 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   c.host.assign(host.data(), host.size());
   c.route_prefix = route_prefix;
   c.client_ip = client_ip;
-  const auto named = connection_tokens(r);
-  for (const auto& f : r) {
-    const auto id = f.name();
-    if (hop_by_hop(id) || id == http::field::content_length || id == http::field::expect) continue;
-    const auto name = f.name_string();
-    if (!named.empty() && named_in(named, name)) continue;
-    c.headers.emplace_back(std::string(name.data(), name.size()), std::string(f.value().data(), f.value().size()));
-  }
+  c.headers = function_headers(r, {{}, c.host, client_ip, trusted, false, boost::none, head_fields});
   c.body = body;  // kept: a call that did not start is retried with it
 
   auto cw = std::make_shared<call_waiter>(sock.get_executor());
@@ -1081,8 +967,13 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
     status = res.status;
     head_out.clear();
     put_status_line(head_out, res.status);
-    for (const auto& [k, v] : res.headers) put_field(head_out, k, v);
+    bool dated = false;
+    for (const auto& [k, v] : res.headers) {
+      put_field(head_out, k, v);
+      dated |= beast::iequals(k, "date");
+    }
     put_field(head_out, "Content-Length", std::to_string(res.body.size()));
+    if (!dated) head_out.append(date_field());
     put_connection(head_out, keep, client_version);
     head_out.append("\r\n", 2);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
