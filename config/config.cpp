@@ -508,11 +508,11 @@ config read_document(reader& r, const YAML::Node& root) {
       const auto& b1 = cfg.services[j].route;
       if (a1.path_prefix == b1.path_prefix && a1.host == b1.host) {
         const std::string path = "services." + cfg.services[i].name + ".route";
-        r.fail(services[cfg.services[i].name]["route"].IsDefined()
-                   ? services[cfg.services[i].name]["route"]
-                   : services[cfg.services[i].name],
-               path, "same route as service " + cfg.services[j].name + " (path_prefix " +
-                         a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
+        // The name may be defined twice, the first time not as a mapping.
+        const YAML::Node svc = services[cfg.services[i].name];
+        r.fail(svc.IsMap() && svc["route"].IsDefined() ? svc["route"] : svc, path,
+               "same route as service " + cfg.services[j].name + " (path_prefix " +
+                   a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
       }
     }
   return cfg;

@@ -263,3 +263,11 @@ TEST_CASE("load_file reads a file and names it in errors", "[config]") {
   }
   std::remove(path.c_str());
 }
+
+TEST_CASE("a service named three times, first not as a mapping, is an error, not a crash",
+          "[config][errors]") {
+  // Found by fuzz/config_load: the same-route check looked up the first
+  // definition's "route" and yaml-cpp threw BadSubscript on the scalar.
+  const auto ps = problems_of("services:\n  a: x\n  a:\n    image: y\n  a:\n    image: z\n");
+  CHECK_FALSE(ps.empty());
+}
