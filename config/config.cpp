@@ -442,6 +442,15 @@ std::string default_docker_host() {
   return env && *env ? env : "unix:///var/run/docker.sock";
 }
 
+// The definition of service `name` to point an error at: its first mapping
+// (a name may be defined more than once, or as a key services[name] cannot
+// look up, e.g. null), else the whole services map.
+YAML::Node service_node(const YAML::Node& services, const std::string& name) {
+  for (const auto& kv : services)
+    if (kv.first.Scalar() == name && kv.second.IsMap()) return kv.second;
+  return services;
+}
+
 config read_document(reader& r, const YAML::Node& root) {
   config cfg;
   cfg.docker.host = default_docker_host();
@@ -508,8 +517,7 @@ config read_document(reader& r, const YAML::Node& root) {
       const auto& b1 = cfg.services[j].route;
       if (a1.path_prefix == b1.path_prefix && a1.host == b1.host) {
         const std::string path = "services." + cfg.services[i].name + ".route";
-        // The name may be defined twice, the first time not as a mapping.
-        const YAML::Node svc = services[cfg.services[i].name];
+        const YAML::Node svc = service_node(services, cfg.services[i].name);
         r.fail(svc.IsMap() && svc["route"].IsDefined() ? svc["route"] : svc, path,
                "same route as service " + cfg.services[j].name + " (path_prefix " +
                    a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
