@@ -393,9 +393,8 @@ TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drai
 
 TEST_CASE("reload: a new network while a container is probed moves the service there",
           "[autoscaler]") {
-  // Under TSan (scripts/test-sanitizers thread) this is the test of the lock
-  // on the network name: the worker probing the container reads it while
-  // reload() writes it.
+  // reload() writes the network name while a worker probes a container; run
+  // under TSan by scripts/test-sanitizers (the worker reads it under the lock).
   rig r;
   auto& [j, rt, pool] = r;
   std::atomic<bool> reloaded{false};
