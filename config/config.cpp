@@ -394,8 +394,9 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   }
   if (s.scale_down.wait_time_below >= s.scale_up.wait_time_above) {
     // Point at whichever threshold the file set (the other is a default).
-    const bool down_set = down.IsMap() && down["wait_time_below"].IsDefined();
-    const bool up_set = up.IsMap() && up["wait_time_above"].IsDefined();
+    // IsDefined() first: IsMap() on an absent section throws YAML::InvalidNode.
+    const bool down_set = down.IsDefined() && down.IsMap() && down["wait_time_below"].IsDefined();
+    const bool up_set = up.IsDefined() && up.IsMap() && up["wait_time_above"].IsDefined();
     r.fail(down_set ? down["wait_time_below"] : up_set ? up["wait_time_above"] : key_node, path + ".scale_down.wait_time_below",
            "thresholds inverted: wait_time_below (" + format_duration(s.scale_down.wait_time_below) +
                ") must be below scale_up.wait_time_above (" +

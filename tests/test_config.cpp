@@ -271,3 +271,11 @@ TEST_CASE("a service named three times, first not as a mapping, is an error, not
   const auto ps = problems_of("services:\n  a: x\n  a:\n    image: y\n  a:\n    image: z\n");
   CHECK_FALSE(ps.empty());
 }
+
+TEST_CASE("inverted thresholds with no scale_up section are an error, not a crash",
+          "[config][errors]") {
+  // Found by fuzz/config_load: pointing at the thresholds asked the absent
+  // scale_up section IsMap(), and yaml-cpp threw InvalidNode.
+  const auto ps = problems_of("services:\n  a:\n    image: x\n    scale_down: { wait_time_below: 10m }\n");
+  CHECK(has_problem(ps, "services.a.scale_down.wait_time_below", 4, "thresholds inverted"));
+}
