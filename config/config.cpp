@@ -414,8 +414,9 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   }
   if (s.scale_down.wait_time_below >= s.scale_up.wait_time_above) {
     // Point at whichever threshold the file set (the other is a default).
-    const bool down_set = down.IsMap() && down["wait_time_below"].IsDefined();
-    const bool up_set = up.IsMap() && up["wait_time_above"].IsDefined();
+    // IsDefined() first: IsMap() on an absent section throws YAML::InvalidNode.
+    const bool down_set = down.IsDefined() && down.IsMap() && down["wait_time_below"].IsDefined();
+    const bool up_set = up.IsDefined() && up.IsMap() && up["wait_time_above"].IsDefined();
     r.fail(down_set ? down["wait_time_below"] : up_set ? up["wait_time_above"] : key_node, path + ".scale_down.wait_time_below",
            "thresholds inverted: wait_time_below (" + format_duration(s.scale_down.wait_time_below) +
                ") must be below scale_up.wait_time_above (" +
@@ -544,6 +545,15 @@ bool valid_instance_name(const std::string& s) {
   return true;
 }
 
+// The definition of service `name` to point an error at: its first mapping
+// (a name may be defined more than once, or as a key services[name] cannot
+// look up, e.g. null), else the whole services map.
+YAML::Node service_node(const YAML::Node& services, const std::string& name) {
+  for (const auto& kv : services)
+    if (kv.first.Scalar() == name && kv.second.IsMap()) return kv.second;
+  return services;
+}
+
 config read_document(reader& r, const YAML::Node& root) {
   config cfg;
   cfg.docker.host = default_docker_host();
@@ -637,11 +647,10 @@ config read_document(reader& r, const YAML::Node& root) {
       const auto& b1 = cfg.services[j].route;
       if (a1.path_prefix == b1.path_prefix && a1.host == b1.host) {
         const std::string path = "services." + cfg.services[i].name + ".route";
-        r.fail(services[cfg.services[i].name]["route"].IsDefined()
-                   ? services[cfg.services[i].name]["route"]
-                   : services[cfg.services[i].name],
-               path, "same route as service " + cfg.services[j].name + " (path_prefix " +
-                         a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
+        const YAML::Node svc = service_node(services, cfg.services[i].name);
+        r.fail(svc.IsMap() && svc["route"].IsDefined() ? svc["route"] : svc, path,
+               "same route as service " + cfg.services[j].name + " (path_prefix " +
+                   a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
       }
     }
   return cfg;

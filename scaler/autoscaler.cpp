@@ -131,6 +131,12 @@ struct autoscaler::impl {
     if (!opts.probe) opts.probe = probe_once;
   }
 
+  // `network` is written by reload() under the lock; workers read it through this.
+  std::string network_now() const {
+    std::lock_guard lock(mu);
+    return network;
+  }
+
   std::shared_ptr<service_state> make_state(const config::service_config& cfg) {
     auto st = std::make_shared<service_state>();
     st->cfg = cfg;
@@ -162,7 +168,7 @@ struct autoscaler::impl {
               std::string name) {
     std::string id;
     try {
-      id = rt.start(cfg, network, hash, name);
+      id = rt.start(cfg, network_now(), hash, name);
     } catch (const std::exception& e) {
       std::lock_guard lock(mu);
       st->pending.erase(name);
@@ -190,9 +196,11 @@ struct autoscaler::impl {
   // container that does not become ready in time is removed.
   void activate(std::shared_ptr<service_state> st, const std::string& id) {
     config::service_config cfg;
+    std::string network;  // reload() may change the member meanwhile
     {
       std::lock_guard lock(mu);
       cfg = st->cfg;
+      network = this->network;
     }
     const auto deadline = clock::now() + cfg.readiness.timeout;
     std::string address, failure;
@@ -705,13 +713,14 @@ void autoscaler::stop(bool remove_containers) {
     m.workers->wait_idle();
     // Anything of ours still there: in no proxy, so nothing is lost.
     std::set<std::string> ours;
+    const std::string network = m.network_now();
     {
       std::lock_guard lock(m.mu);
       for (auto& [name, st] : m.services) ours.insert(name);
     }
     try {
       for (const auto& c : m.rt.list_managed())
-        if (c.network == m.network && c.instance == m.instance && ours.count(c.service))
+        if (c.network == network && c.instance == m.instance && ours.count(c.service))
           m.stop_and_remove(c.id);
     } catch (const std::exception& e) {
       spdlog::warn("cannot list containers to remove: {}", e.what());

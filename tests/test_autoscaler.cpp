@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -407,6 +408,36 @@ TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drai
   REQUIRE(eventually([&] { return rt.running("svc").empty(); }));
   REQUIRE(eventually([&] { return j.index_of("unservice svc") >= 0; }));
   CHECK(a.status().empty());
+  a.stop(false);
+}
+
+TEST_CASE("reload: a new network while a container is probed moves the service there",
+          "[autoscaler]") {
+  // reload() writes the network name while a worker probes a container; run
+  // under TSan by scripts/test-sanitizers (the worker reads it under the lock).
+  rig r;
+  auto& [j, rt, pool] = r;
+  std::atomic<bool> reloaded{false};
+  std::atomic<int> probes{0};
+  auto opts = fast_options();
+  opts.probe = [&](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
+    ++probes;
+    return reloaded.load();
+  };
+  auto cfg = make_config(1, 3, 1);
+  cfg.services[0].readiness.timeout = 5s;
+  autoscaler a(rt, pool, cfg, opts);
+  a.start();
+  REQUIRE(eventually([&] { return probes >= 3; }));
+  cfg.docker.network = "othernet";
+  a.reload(cfg);
+  reloaded = true;
+  REQUIRE(eventually([&] {
+    const auto all = rt.list_managed();
+    return ready_count(a) == 1 && std::any_of(all.begin(), all.end(), [](const auto& c) {
+             return c.running && c.network == "othernet";
+           });
+  }));
   a.stop(false);
 }
 

@@ -462,3 +462,19 @@ TEST_CASE("a bad trusted_proxies entry is an error at its line with its key path
   const auto scalar = problems_of("proxy:\n  trusted_proxies: 10.0.0.0/8\n");
   CHECK(has_problem(scalar, "proxy.trusted_proxies", 2, "expected a list"));
 }
+
+TEST_CASE("a service named three times, first not as a mapping, is an error, not a crash",
+          "[config][errors]") {
+  // Found by fuzz/config_load: the same-route check looked up the first
+  // definition's "route" and yaml-cpp threw BadSubscript on the scalar.
+  const auto ps = problems_of("services:\n  a: x\n  a:\n    image: y\n  a:\n    image: z\n");
+  CHECK_FALSE(ps.empty());
+}
+
+TEST_CASE("inverted thresholds with no scale_up section are an error, not a crash",
+          "[config][errors]") {
+  // Found by fuzz/config_load: pointing at the thresholds asked the absent
+  // scale_up section IsMap(), and yaml-cpp threw InvalidNode.
+  const auto ps = problems_of("services:\n  a:\n    image: x\n    scale_down: { wait_time_below: 10m }\n");
+  CHECK(has_problem(ps, "services.a.scale_down.wait_time_below", 4, "thresholds inverted"));
+}

@@ -81,9 +81,11 @@ class backend {
     if (stopped_.exchange(true)) return;
     release_stream = true;
     boost::system::error_code ig;
+    // shutdown() wakes the blocked accept(); the acceptor is closed only once
+    // the accept thread is done with it (closing it under accept() is a race, TSan).
     ::shutdown(acc_.native_handle(), SHUT_RDWR);
-    acc_.close(ig);
     if (accept_thread_.joinable()) accept_thread_.join();
+    acc_.close(ig);
     {
       std::lock_guard lock(mu_);
       for (auto* s : socks_) ::shutdown(s->native_handle(), SHUT_RDWR);
@@ -135,6 +137,7 @@ class backend {
             "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\nX-Backend: " + name_ +
             "\r\n\r\ntoo big\n";
         asio::write(s, asio::buffer(r), ec);
+        std::lock_guard lock(mu_);  // stop() reads the descriptor under it (TSan)
         s.close(ec);
         return;
       }

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -81,6 +82,8 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
     wake();
   }
   void wake() noexcept {
+    std::lock_guard lock(mu_);
+    if (detached_) return;
     try {
       asio::post(ex_, [self = shared_from_this()] {
         if (self->timer) self->timer->cancel();
@@ -89,6 +92,12 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
       // Out of memory: the session still polls `done` every 100 ms.
     }
   }
+  // The session is gone, and its io_context may be next (proxy::stop): a
+  // call that ends later must not post to it.
+  void detach() noexcept {
+    std::lock_guard lock(mu_);
+    detached_ = true;
+  }
   timer_t* timer = nullptr;  // null once the session stopped waiting
   std::atomic<bool> done{false};      // the answer is in `result`
   std::atomic<bool> released{false};  // the call holds nothing any more
@@ -96,6 +105,8 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
 
  private:
   executor ex_;
+  std::mutex mu_;
+  bool detached_ = false;
 };
 
 // Whether the peer closed (or reset) the connection; pending input is not.
@@ -126,7 +137,10 @@ struct session : session_base {
   ~session() {
     worker::unlink(*this);
     if (waiter_) waiter_->timer = nullptr;
-    if (call_) call_->timer = nullptr;
+    if (call_) {
+      call_->timer = nullptr;
+      call_->detach();
+    }
     w.owner.connections.fetch_sub(1, std::memory_order_relaxed);
   }
 

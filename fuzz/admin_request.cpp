@@ -1,0 +1,73 @@
+// Fuzz harness: the admin API's request handling, from the bytes on the
+// admin socket to the response. The input is one raw HTTP request: its head
+// goes through the admin server's head parser (admin::detail::parse_head,
+// 1 MiB body limit as the server's default), and a head it accepts, with the
+// body after it, through admin::handle against a fake daemon with one
+// service. handle() must never throw and must answer a known status.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "admin/api.hpp"
+#include "admin/detail/http_reader.hpp"
+
+namespace {
+
+using namespace dockscaler;
+
+// The daemon behind the API: one service "hello" (1..5 replicas); reload
+// refuses every other call, so both outcomes are reached.
+class fake_daemon final : public admin::control {
+ public:
+  admin::daemon_info info() override { return {"0.0.0-fuzz", "1.43", "unix:///fuzz.sock"}; }
+  std::vector<scaler::service_status> status() override {
+    scaler::service_status s;
+    s.name = "hello";
+    s.desired = s.ready = 1;
+    s.min = 1;
+    s.max = 5;
+    s.replicas.resize(1);
+    s.replicas[0].id = "0123456789ab";
+    return {s};
+  }
+  void set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds) override {
+    known(service);
+    if (n > 5) throw std::invalid_argument("at most 5 replicas");
+  }
+  void set_autoscale(const std::string& service, bool) override { known(service); }
+  std::string reload() override {
+    if (++reloads_ % 2 == 0) throw admin::rejected("fuzz.yaml:1:1: bad");
+    return "reloaded";
+  }
+  std::string metrics_text() override { return "# fuzz\n"; }
+
+ private:
+  static void known(const std::string& service) {
+    if (service != "hello") throw std::out_of_range("no service " + service);
+  }
+  unsigned reloads_ = 0;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static fake_daemon daemon;
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const auto end = in.find("\r\n\r\n");
+  if (end == std::string_view::npos) return 0;
+  admin::detail::request_head head;
+  if (admin::detail::parse_head(in.substr(0, end), 1024 * 1024, head) != 0) return 0;
+  const std::string_view body = in.substr(end + 4).substr(0, head.content_length);
+  const admin::http_request req{head.method, head.target, std::string(body)};
+  for (bool metrics_only : {false, true}) {
+    const auto res = admin::handle(req, daemon, metrics_only);
+    if (res.status < 200 || res.status > 599) std::abort();
+    (void)admin::detail::format_response(res.status, res.content_type, res.body, head.keep_alive,
+                                         head.method == "HEAD");
+  }
+  return 0;
+}
