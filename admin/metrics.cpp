@@ -255,6 +255,20 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
     x.sample("dockscaler_in_flight", {{"service", s.name}},
              static_cast<double>(s.figures.in_flight));
 
+  x.family("dockscaler_requests_rejected_total",
+           "Requests the proxy refused before a container took them, by reason (also counted in "
+           "dockscaler_requests_total under their status code).",
+           "counter");
+  for (const auto& s : status) {
+    const auto& f = s.figures;
+    for (const auto& [reason, n] : {std::pair{"queue_full", f.rejected_queue_full},
+                                    std::pair{"queue_timeout", f.rejected_queue_timeout},
+                                    std::pair{"body_timeout", f.rejected_body_timeout},
+                                    std::pair{"no_replicas", f.rejected_no_replicas}})
+      x.sample("dockscaler_requests_rejected_total", {{"service", s.name}, {"reason", reason}},
+               static_cast<double>(n));
+  }
+
   x.family("dockscaler_replicas", "Containers of a service by state.", "gauge");
   for (const auto& s : status) {
     x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "ready"}}, s.ready);

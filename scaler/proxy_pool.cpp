@@ -112,6 +112,10 @@ pool_figures proxy_pool::figures(const std::string& service) {
   f.queue_length = s.queue_length;
   f.in_flight = s.in_flight;
   f.requests = s.requests;
+  f.rejected_queue_full = s.rejected_full;
+  f.rejected_queue_timeout = s.rejected_timeout;
+  f.rejected_body_timeout = s.rejected_body_timeout;
+  f.rejected_no_replicas = s.rejected_unavailable;
   for (const auto& b : s.backends) f.in_flight_by_backend[b.id] = b.in_flight;
   return f;
 }

@@ -75,6 +75,10 @@ struct pool_figures {
   std::uint64_t queue_length = 0;
   std::uint64_t in_flight = 0;
   std::uint64_t requests = 0;  // routed to the service since it was added (monotonic)
+  // Requests the proxy refused, by reason (monotonic): queue full, queue
+  // timeout, body not complete within timeouts.body, no replica can start.
+  std::uint64_t rejected_queue_full = 0, rejected_queue_timeout = 0, rejected_body_timeout = 0,
+                rejected_no_replicas = 0;
   std::map<std::uint64_t, std::uint32_t> in_flight_by_backend;
 };
 

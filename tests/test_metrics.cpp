@@ -138,6 +138,8 @@ dockscaler::scaler::service_status service(const std::string& name) {
   s.max = 5;
   s.figures.queue_length = 7;
   s.figures.in_flight = 8;
+  s.figures.rejected_queue_timeout = 4;
+  s.figures.rejected_body_timeout = 2;
   return s;
 }
 
@@ -242,6 +244,10 @@ TEST_CASE("metrics: every SPEC metric, by service, in a well-formed scrape", "[m
   CHECK(v["dockscaler_request_duration_seconds_count{service=\"hello\"}"] == 4);
   CHECK(v["dockscaler_queue_length{service=\"hello\"}"] == 7);
   CHECK(v["dockscaler_in_flight{service=\"hello\"}"] == 8);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"queue_timeout\"}"] == 4);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"body_timeout\"}"] == 2);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"queue_full\"}"] == 0);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"no_replicas\"}"] == 0);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"ready\"}"] == 2);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"starting\"}"] == 1);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"draining\"}"] == 0);
@@ -261,6 +267,7 @@ TEST_CASE("metrics: every SPEC metric, by service, in a well-formed scrape", "[m
   for (const char* family :
        {"dockscaler_requests_total", "dockscaler_wait_time_seconds",
         "dockscaler_request_duration_seconds", "dockscaler_queue_length", "dockscaler_in_flight",
+        "dockscaler_requests_rejected_total",
         "dockscaler_replicas", "dockscaler_replicas_desired", "dockscaler_scale_events_total",
         "dockscaler_cold_start_seconds", "dockscaler_docker_errors_total"})
     CHECK(text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
