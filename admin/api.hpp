@@ -1,4 +1,4 @@
-// The Admin API (SPEC.md "Admin API") as a pure function from an HTTP request
+// The Admin API (docs/operations.md, "The admin socket") as a pure function from an HTTP request
 // to a response, over `control`, the seam to the daemon. The server (server.hpp)
 // only moves bytes; routing, JSON and the error mapping live here so they are
 // unit-tested without sockets.

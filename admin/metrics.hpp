@@ -1,6 +1,6 @@
 // Prometheus metrics of the daemon: a writer for the text exposition format
 // (0.0.4), a lock-free duration histogram, and `metrics`, the set of
-// dockscaler_* metrics SPEC.md names. Counters and histograms are fed by
+// dockscaler_* metrics docs/operations.md lists. Counters and histograms are fed by
 // observers (the proxy's on_request, the autoscaler's on_scale/on_cold_start,
 // the Docker error hook); gauges are read from autoscaler::status() at scrape
 // time, so nothing has to be kept in sync.

@@ -4,7 +4,7 @@
 
 namespace dockscaler::cli {
 
-// Exit codes (SPEC.md "Commands").
+// Exit codes (README.md and docs/operations.md).
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_user_error = 1;   // bad config, unknown service, ...
 inline constexpr int exit_usage = 2;        // bad command line

@@ -16,7 +16,7 @@
 
 namespace dockscaler::scaler {
 
-// Labels are the only state (SPEC.md): these three mark what dockscaler owns.
+// Labels are the only state (docs/configuration.md): these three mark what dockscaler owns.
 inline constexpr const char* label_managed = "dockscaler.managed";
 inline constexpr const char* label_service = "dockscaler.service";
 inline constexpr const char* label_spec = "dockscaler.spec";

@@ -1,5 +1,5 @@
 // Tests of the dockscaler binary itself: exit codes and messages of the
-// commands that need no daemon (SPEC.md "Commands": 0 ok, 1 user error, 2 usage).
+// commands that need no daemon (README.md exit codes: 0 ok, 1 user error, 2 usage).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
