@@ -109,6 +109,24 @@ class daemon_control : public admin::control {
   std::function<std::string()> reload_;
 };
 
+// What a reload cannot change: a new instance is refused (the lock and the
+// containers' labels are the running one's); keys read only at start are
+// kept, with a warning.
+void check_reload(const config::config& running, const config::config& next) {
+  if (next.instance != running.instance) {
+    spdlog::error("reload refused: instance cannot change while running (restart the daemon)");
+    throw admin::rejected("reload refused, still running the previous config: instance \"" +
+                          next.instance + "\" differs from the running \"" + running.instance +
+                          "\"; restart the daemon to change it");
+  }
+  if (next.proxy.listen != running.proxy.listen || next.proxy.threads != running.proxy.threads)
+    spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
+  if (next.proxy.trusted_proxies != running.proxy.trusted_proxies)
+    spdlog::warn("proxy.trusted_proxies takes effect at the next start");
+  if (next.admin.socket != running.admin.socket || next.metrics.listen != running.metrics.listen)
+    spdlog::warn("admin.socket and metrics.listen take effect at the next start");
+}
+
 }  // namespace
 
 int serve(const serve_options& opts) {
@@ -207,18 +225,7 @@ int serve(const serve_options& opts) {
       for (const auto& p : e.problems()) msg += "\n" + p.to_string();
       throw admin::rejected(msg);
     }
-    if (next.instance != cfg.instance) {
-      spdlog::error("reload refused: instance cannot change while running (restart the daemon)");
-      throw admin::rejected("reload refused, still running the previous config: instance \"" +
-                            next.instance + "\" differs from the running \"" + cfg.instance +
-                            "\"; restart the daemon to change it");
-    }
-    if (next.proxy.listen != cfg.proxy.listen || next.proxy.threads != cfg.proxy.threads)
-      spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
-    if (next.proxy.trusted_proxies != cfg.proxy.trusted_proxies)
-      spdlog::warn("proxy.trusted_proxies takes effect at the next start");
-    if (next.admin.socket != cfg.admin.socket || next.metrics.listen != cfg.metrics.listen)
-      spdlog::warn("admin.socket and metrics.listen take effect at the next start");
+    check_reload(cfg, next);
     scaler.reload(next);
     runner.set_network(next.docker.network);
     cfg = std::move(next);
