@@ -10,8 +10,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -134,9 +134,10 @@ int serve(const serve_options& opts) {
   try {
     cfg = config::load_file(opts.config_path);
   } catch (const config::config_error& e) {
-    for (const auto& p : e.problems()) std::fprintf(stderr, "error: %s\n", p.to_string().c_str());
-    std::fprintf(stderr, "dockscaler: not starting: %zu problem%s in %s\n", e.problems().size(),
-                 e.problems().size() == 1 ? "" : "s", opts.config_path.c_str());
+    // Log lines like every other, so --log-format json covers them too.
+    log_problems(e);
+    spdlog::error("not starting: {} problem{} in {}", e.problems().size(),
+                  e.problems().size() == 1 ? "" : "s", opts.config_path);
     return exit_user_error;
   }
 
@@ -166,8 +167,12 @@ int serve(const serve_options& opts) {
     docker->ping();
     spdlog::info("Docker at {} answers (API {})", cfg.docker.host, docker->api_version());
   } catch (const dockerapi::error& e) {
-    spdlog::error("Docker at {}: {}", cfg.docker.host, e.what());
-    return e.code() == dockerapi::errc::invalid_argument ? exit_user_error : exit_unreachable;
+    if (e.code() == dockerapi::errc::invalid_argument) {
+      spdlog::error("Docker at {}: {}", cfg.docker.host, e.what());
+      return exit_user_error;
+    }
+    spdlog::error("cannot reach Docker at {}: {}", cfg.docker.host, e.what());
+    return exit_unreachable;
   }
 
   admin::metrics metrics;
