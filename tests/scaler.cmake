@@ -6,6 +6,18 @@ dockscaler_add_test(NAME test_serve_e2e SOURCES test_serve_e2e.cpp
 add_dependencies(test_serve_e2e dockscaler hello-http dockscaler_echo)
 target_compile_definitions(test_serve_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+# The daemon's life cycle: reloads under load (changed env, broken file),
+# SIGTERM with requests in flight, exit 3 without Docker, --log-format json.
+dockscaler_add_test(NAME test_lifecycle_e2e SOURCES test_lifecycle_e2e.cpp
+  LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
+add_dependencies(test_lifecycle_e2e dockscaler hello-http dockscaler_echo)
+target_compile_definitions(test_lifecycle_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+if(TARGET RapidJSON)
+  target_link_libraries(test_lifecycle_e2e PRIVATE RapidJSON)
+elseif(DEFINED RAPIDJSON_INCLUDE_DIRS)
+  target_include_directories(test_lifecycle_e2e PRIVATE ${RAPIDJSON_INCLUDE_DIRS})
+endif()
 # Two daemons on one host (listeners, instance lock, admin socket, each
 # other's containers), a service whose image is missing, validate's image check.
 dockscaler_add_test(NAME test_instances_e2e SOURCES test_instances_e2e.cpp
