@@ -2,6 +2,7 @@
 // options and --help; global options may come before or after it.
 #include "cli/app.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -160,7 +161,13 @@ int cmd_serve(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_sub("serve", "serve [-c FILE] [--stop-containers]", opts, args, vm)) return exit_ok;
   setup_logging(g.log_level, g.log_format);
-  return serve({vm["config"].as<std::string>(), vm.count("stop-containers") > 0});
+  try {
+    return serve({vm["config"].as<std::string>(), vm.count("stop-containers") > 0});
+  } catch (const std::exception& e) {
+    // Whatever escapes the daemon is a log line too, in the chosen format.
+    spdlog::error("{}", e.what());
+    return exit_user_error;
+  }
 }
 
 const std::map<std::string, command>& commands() {
