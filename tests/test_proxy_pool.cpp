@@ -53,6 +53,13 @@ class held_function : public lb::function_backend {
   std::vector<lb::function_callbacks> calls_;
 };
 
+// Answers whatever calls are still held when a test ends, even one cut short
+// by a failed REQUIRE, so neither the client nor the proxy's stop waits forever.
+struct answer_at_exit {
+  held_function& fn;
+  ~answer_at_exit() { fn.answer_all(); }
+};
+
 // Records what the pool asked of it, e.g. "set fn", "cold fn", "warm fn c1".
 class fake_functions : public function_source {
  public:
@@ -241,6 +248,7 @@ TEST_CASE("figures count a call in flight, and a busy cold backend drains only w
   const auto cold = backend_ids(proxy, "fn").at(0);
   auto reply = std::async(std::launch::async,
                           [port = proxy.port()] { return lbtest::get_status(port, "/fn/x"); });
+  answer_at_exit answer_held{*fns.fn};
   REQUIRE(eventually([&] { return fns.fn->calls() == 1; }));
   auto f = pool.figures("fn");
   CHECK(f.in_flight == 1);
@@ -272,6 +280,7 @@ TEST_CASE("a drain of a backend still busy at its timeout ends not idle", "[prox
   const auto b = backend_ids(proxy, "fn").at(0);
   auto reply = std::async(std::launch::async,
                           [port = proxy.port()] { return lbtest::get_status(port, "/fn/x"); });
+  answer_at_exit answer_held{*fns.fn};
   REQUIRE(eventually([&] { return fns.fn->calls() == 1; }));
   std::promise<bool> idle;
   pool.drain("fn", b, std::chrono::milliseconds(50), [&](bool i) { idle.set_value(i); });
