@@ -1,6 +1,7 @@
 // functions::runner, a stdio call's life, against a scripted fake Docker
 // daemon (no engine): the requests of a cold call (create with the call's
-// environment, attach before start, the exit code from wait) and of a call on
+// environment, attach before start, the exit code from wait; with the init:
+// the token first on stdin, the exit code from its trailer) and of a call on
 // a pre-warmed container; each way a call ends as the client sees it (200,
 // exit code 502, over max_output_bytes 502, timeout 504 while reading, Docker
 // errors 502 with the daemon's message, unknown service 503, shutdown 503);
@@ -16,6 +17,8 @@
 #include <future>
 #include <mutex>
 
+#include "functions/container.hpp"
+#include "functions/init/protocol.hpp"
 #include "tests/test_fake_daemon.hpp"
 #include "tests/test_lb_support.hpp"
 
@@ -37,6 +40,9 @@ struct behaviour {
   std::string create_error;  // create answers 404 with this
   std::string start_error;   // start answers 500 with this
   std::string attach_error;  // attach answers 404 with this
+  // >= 0: the image has a command, so the runner puts the init in front of
+  // it; the init ends the output with a trailer carrying this exit code.
+  int trailer_code = -1;
 };
 
 // A Docker stream frame: stream kind, three zero bytes, big-endian size.
@@ -66,6 +72,12 @@ class function_daemon {
 
  private:
   std::string route(int fd, const std::string& line) {
+    if (line.rfind("GET /images/", 0) == 0)
+      return fake_daemon::reply(
+          200, b.trailer_code >= 0
+                   ? R"({"Id":"sha256:1","Config":{"Entrypoint":["/fn"],"Cmd":["run"]}})"
+                   : R"({"Id":"sha256:1","Config":{}})");
+    if (line.rfind("PUT /containers/", 0) == 0) return fake_daemon::reply(200, "");
     if (line.rfind("POST /containers/create", 0) == 0)
       return b.create_error.empty() ? fake_daemon::reply(201, R"({"Id":"fn1"})")
                                     : error_reply(404, b.create_error);
@@ -106,6 +118,7 @@ class function_daemon {
     if (b.flood) fake_daemon::send(fd, frame(1, std::string(b.flood, 'x')));
     if (!b.err.empty()) fake_daemon::send(fd, frame(2, b.err));
     if (!b.out.empty()) fake_daemon::send(fd, frame(1, b.out));
+    if (b.trailer_code >= 0) fake_daemon::send(fd, frame(1, trailer()));
     if (!b.hang && !b.flood) return;
     // Runs on until removed, or until the runner drops the stream (both
     // directions shut: POLLHUP; its half-close of stdin is only POLLRDHUP).
@@ -114,6 +127,16 @@ class function_daemon {
       pollfd p{fd, 0, 0};
       if (::poll(&p, 1, 20) > 0 && (p.revents & (POLLHUP | POLLERR))) return;
     }
+  }
+
+  // The init's trailer for the token the runner sent first on stdin.
+  std::string trailer() {
+    namespace proto = functions::protocol;
+    const std::string in = stdin_seen();
+    if (in.rfind(proto::token_mark, 0) != 0 || in.size() < proto::token_header_len)
+      return "no token";
+    return proto::trailer_mark + in.substr(proto::token_mark_len, proto::token_len) + ":" +
+           std::to_string(b.trailer_code) + "\n";
   }
 
   std::mutex mu_;
@@ -224,6 +247,42 @@ TEST_CASE("a call's exit code other than 0 is a 502 with the code", "[runner]") 
   CHECK(res.body == "{\"message\":\"function fn exited with code 3\"}\n");
   CHECK(o.released());
   CHECK(eventually_removed(d, "fn1"));
+}
+
+TEST_CASE("with the init, the call's token goes first on stdin and its trailer gives the exit code",
+          "[runner]") {
+  function_daemon d;
+  d.b.out = "output of the function\n";
+  d.b.trailer_code = 4;
+  d.b.exit_code = 0;  // what wait would say: the trailer's code must win, with no wait
+  auto svc = fn_service();
+  svc.security.read_only = false;  // the init can be copied in
+  outcome o;
+  runner r(d.client(), {});
+  r.set_service(svc);
+  r.cold("fn")->call(a_call("body"), o.callbacks());
+  const auto res = o.answer();
+  CHECK(res.status == 502);
+  CHECK(res.body == "{\"message\":\"function fn exited with code 4\"}\n");
+  CHECK(o.released());
+  CHECK(eventually_removed(d, "fn1"));
+  CHECK(d.log().count("POST /containers/fn1/wait") == 0);
+  // The image's command behind the init, which is copied in before anything runs.
+  const auto body = d.log().body_of("POST /containers/create");
+  CHECK(has(body, std::string(R"("Entrypoint":[")") + init_path + R"("])"));
+  CHECK(has(body, R"("Cmd":["--","/fn","run"])"));
+  CHECK(has(body, std::string(R"(")") + label_init + R"(":")" + label_init_stdin_token + R"(")"));
+  const auto lines = d.log().lines();
+  REQUIRE(lines.size() >= 4);
+  CHECK(lines[0] == "GET /images/img%3A1/json");
+  CHECK(lines[2].rfind("PUT /containers/fn1/archive?path=", 0) == 0);
+  CHECK(lines[3].rfind("POST /containers/fn1/attach?", 0) == 0);
+  // A fresh token, then the body: the init takes the first line off.
+  const auto in = d.stdin_seen();
+  namespace proto = functions::protocol;
+  REQUIRE(in.size() == proto::token_header_len + 4);
+  CHECK(in.rfind(proto::token_mark, 0) == 0);
+  CHECK(in.substr(proto::token_header_len) == "body");
 }
 
 TEST_CASE("a call over max_output_bytes is answered 502 and its container killed",
