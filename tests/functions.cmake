@@ -4,6 +4,9 @@ dockscaler_add_test(NAME test_functions_unit SOURCES test_functions_unit.cpp LIB
 # The init is also run directly (no Docker) to check its side of the protocol.
 target_compile_definitions(test_functions_unit PRIVATE
   DOCKSCALER_FN_INIT_BIN="$<TARGET_FILE:dockscaler-fn-init>")
+# The runner's calls against the scripted fake daemon of tests/test_fake_daemon.hpp (no engine).
+dockscaler_add_test(NAME test_runner SOURCES test_runner.cpp
+  LIBS dockscaler::functions dockscaler::dockerapi Threads::Threads LABELS net)
 dockscaler_add_test(NAME test_functions_e2e SOURCES test_functions_e2e.cpp
   LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
 add_dependencies(test_functions_e2e dockscaler dockscaler_echo hello-stdio)

@@ -1,5 +1,12 @@
 dockscaler_add_test(NAME test_policy SOURCES test_policy.cpp LIBS dockscaler::scaler)
 dockscaler_add_test(NAME test_autoscaler SOURCES test_autoscaler.cpp LIBS dockscaler::scaler)
+# The scaler's glue to its neighbours: the readiness probe against local
+# sockets, proxy_pool against the real proxy (port 0) and a fake function source.
+dockscaler_add_test(NAME test_probe SOURCES test_probe.cpp LIBS dockscaler::scaler LABELS net)
+dockscaler_add_test(NAME test_proxy_pool SOURCES test_proxy_pool.cpp LIBS dockscaler::scaler LABELS net)
+# docker_runtime against the scripted fake daemon of tests/test_fake_daemon.hpp (no engine).
+dockscaler_add_test(NAME test_docker_runtime SOURCES test_docker_runtime.cpp
+  LIBS dockscaler::scaler dockscaler::dockerapi Threads::Threads LABELS net)
 # End to end: the dockscaler binary against the real engine with hello-http containers.
 dockscaler_add_test(NAME test_serve_e2e SOURCES test_serve_e2e.cpp
   LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)

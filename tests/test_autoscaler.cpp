@@ -1,7 +1,10 @@
 // The autoscaler against fakes of its two neighbours (container runtime and
 // backend pool): start-up adoption, scale up/down with drain before stop,
 // replacement of dead containers with back-off, rolling replacement on a spec
-// change, and stop with removal. Tests wait on conditions, never fixed sleeps.
+// change, and stop with removal; drains that wait for a request in flight or
+// hit drain_timeout (on the fake pool's own clock), and probes that answer
+// not ready for a while. Tests wait on conditions, never fixed sleeps: a
+// "nothing happened" window is proved by counting the ticks and resyncs seen.
 #include "scaler/autoscaler.hpp"
 
 #include <catch2/catch.hpp>
@@ -9,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -40,7 +44,8 @@ struct journal {
   }
   int count_prefix(const std::string& p) {
     auto c = copy();
-    return static_cast<int>(std::count_if(c.begin(), c.end(), [&](auto& l) { return l.rfind(p, 0) == 0; }));
+    return static_cast<int>(
+        std::count_if(c.begin(), c.end(), [&](auto& l) { return l.rfind(p, 0) == 0; }));
   }
 };
 
@@ -56,8 +61,8 @@ class fake_runtime : public container_runtime {
     for (auto& [id, c] : containers_) out.push_back(c);
     return out;
   }
-  std::string start(const config::service_config& svc, const std::string& network, const std::string& hash,
-                    const std::string& name) override {
+  std::string start(const config::service_config& svc, const std::string& network,
+                    const std::string& hash, const std::string& name) override {
     std::string id;
     {
       std::lock_guard lock(mu_);
@@ -80,7 +85,8 @@ class fake_runtime : public container_runtime {
     }
     j_.add("remove " + id);
   }
-  void watch(const std::function<void(const std::string&)>& on_gone, std::stop_token stop) override {
+  void watch(const std::function<void(const std::string&)>& on_gone,
+             std::stop_token stop) override {
     std::unique_lock lock(mu_);
     while (!stop.stop_requested()) {
       cv_.wait_for(lock, stop, 10ms, [&] { return !died_.empty(); });
@@ -90,13 +96,15 @@ class fake_runtime : public container_runtime {
         lock.unlock();
         on_gone(id);
         lock.lock();
+        ++events_;
       }
     }
   }
 
   // Test controls.
-  void add_existing(const std::string& id, const std::string& service, const std::string& hash, bool running,
-                    const std::string& network = "testnet", const std::string& role = {}) {
+  void add_existing(const std::string& id, const std::string& service, const std::string& hash,
+                    bool running, const std::string& network = "testnet",
+                    const std::string& role = {}) {
     std::lock_guard lock(mu_);
     containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0, role};
   }
@@ -112,6 +120,11 @@ class fake_runtime : public container_runtime {
   int lists() {
     std::lock_guard lock(mu_);
     return lists_;
+  }
+  // Deaths handed to the autoscaler's on_gone, counted once it returned.
+  int events() {
+    std::lock_guard lock(mu_);
+    return events_;
   }
   void kill(const std::string& id) {
     {
@@ -137,6 +150,7 @@ class fake_runtime : public container_runtime {
   std::vector<std::string> died_;
   int next_ = 0;
   int lists_ = 0;
+  int events_ = 0;
   std::string start_error_;
 };
 
@@ -146,22 +160,52 @@ class fake_pool : public backend_pool {
   void add_service(const config::service_config& s) override { j_.add("service " + s.name); }
   void update_service(const config::service_config& s) override { j_.add("update " + s.name); }
   void remove_service(const std::string& s) override { j_.add("unservice " + s); }
-  std::uint64_t add(const std::string&, const std::string&, const std::string& host, std::uint16_t) override {
+  std::uint64_t add(const std::string&, const std::string&, const std::string& host,
+                    std::uint16_t) override {
     std::lock_guard lock(mu_);
     const std::uint64_t b = ++next_;
     backend_host_[b] = host;
     j_.add("add " + host.substr(3));
     return b;
   }
-  void drain(const std::string&, std::uint64_t b, std::chrono::milliseconds,
+  // Idle at once, as the real proxy is when nothing is in flight; while
+  // hold_drains() is on, a drain waits as one with requests in flight does:
+  // until finish_drains() (the last request ended) or until advance() moves
+  // the pool's clock past its timeout.
+  void drain(const std::string&, std::uint64_t b, std::chrono::milliseconds timeout,
              std::function<void(bool)> done) override {
     std::string host;
+    bool hold;
     {
       std::lock_guard lock(mu_);
       host = backend_host_[b];
+      hold = hold_;
+      if (hold) held_.push_back({now_ + timeout, timeout, std::move(done)});
     }
     j_.add("drain " + host.substr(3));
-    done(true);  // idle at once, as the real proxy does when nothing is in flight
+    if (!hold) done(true);
+  }
+  void hold_drains() {
+    std::lock_guard lock(mu_);
+    hold_ = true;
+  }
+  // The timeouts the held drains were given.
+  std::vector<std::chrono::milliseconds> held_timeouts() {
+    std::lock_guard lock(mu_);
+    std::vector<std::chrono::milliseconds> out;
+    for (const auto& h : held_) out.push_back(h.timeout);
+    return out;
+  }
+  void finish_drains() {
+    fire([](const held&) { return true; }, true);
+  }
+  void advance(std::chrono::milliseconds d) {
+    std::chrono::milliseconds now;
+    {
+      std::lock_guard lock(mu_);
+      now = now_ += d;
+    }
+    fire([now](const held& h) { return h.deadline <= now; }, false);
   }
   void remove(const std::string&, std::uint64_t b) override {
     std::lock_guard lock(mu_);
@@ -173,7 +217,20 @@ class fake_pool : public backend_pool {
   }
   pool_figures figures(const std::string&) override {
     std::lock_guard lock(mu_);
+    ++ticks_;
     return figures_;
+  }
+  // The backend the pool gave container `id` (0: none).
+  std::uint64_t backend_of(const std::string& id) {
+    std::lock_guard lock(mu_);
+    for (const auto& [b, host] : backend_host_)
+      if (host == "ip-" + id) return b;
+    return 0;
+  }
+  // How often the autoscaler read the figures: once per tick of the service.
+  int ticks() {
+    std::lock_guard lock(mu_);
+    return ticks_;
   }
   void set_figures(pool_figures f) {
     std::lock_guard lock(mu_);
@@ -181,11 +238,34 @@ class fake_pool : public backend_pool {
   }
 
  private:
+  struct held {
+    std::chrono::milliseconds deadline, timeout;
+    std::function<void(bool)> done;
+  };
+  // Runs done(idle) of the held drains `pick` selects, outside the lock (as
+  // the proxy does: done may call back into the pool).
+  template <class Pick>
+  void fire(Pick pick, bool idle) {
+    std::vector<held> due;
+    {
+      std::lock_guard lock(mu_);
+      auto keep = std::stable_partition(held_.begin(), held_.end(),
+                                        [&](const held& h) { return !pick(h); });
+      std::move(keep, held_.end(), std::back_inserter(due));
+      held_.erase(keep, held_.end());
+    }
+    for (auto& h : due) h.done(idle);
+  }
+
   journal& j_;
   std::mutex mu_;
   std::map<std::uint64_t, std::string> backend_host_;
   std::uint64_t next_ = 0;
   pool_figures figures_;
+  int ticks_ = 0;
+  bool hold_ = false;
+  std::chrono::milliseconds now_{0};  // the pool's own clock, moved by advance()
+  std::vector<held> held_;
 };
 
 // The two fakes sharing one journal.
@@ -226,7 +306,9 @@ autoscaler_options fast_options() {
   o.resync_interval = 200ms;
   o.probe_interval = 5ms;
   o.workers = 4;
-  o.probe = [](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) { return true; };
+  o.probe = [](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
+    return true;
+  };
   return o;
 }
 
@@ -237,7 +319,8 @@ unsigned ready_count(autoscaler& a) {
 
 }  // namespace
 
-TEST_CASE("start creates the initial replicas and adds each to the pool once ready", "[autoscaler]") {
+TEST_CASE("start creates the initial replicas and adds each to the pool once ready",
+          "[autoscaler]") {
   rig r;
   auto& [j, rt, pool] = r;
   autoscaler a(rt, pool, make_config(1, 5, 3), fast_options());
@@ -245,7 +328,8 @@ TEST_CASE("start creates the initial replicas and adds each to the pool once rea
   REQUIRE(eventually([&] { return ready_count(a) == 3; }));
   CHECK(rt.running("svc").size() == 3);
   CHECK(j.count_prefix("add ") == 3);
-  for (const auto& id : rt.running("svc")) CHECK(j.index_of("start " + id) < j.index_of("add " + id));
+  for (const auto& id : rt.running("svc"))
+    CHECK(j.index_of("start " + id) < j.index_of("add " + id));
   a.stop(false);
   CHECK(rt.running("svc").size() == 3);  // left running for the next start
 }
@@ -273,7 +357,7 @@ TEST_CASE("start adopts matching containers, replaces outdated ones rolling, rem
   CHECK(j.index_of("remove dead") >= 0);
   CHECK(j.index_of("remove orphan") >= 0);
   CHECK(j.index_of("remove neighbour") < 0);  // another daemon's network: not ours to touch
-  CHECK(j.count_prefix("start ") == 1);  // only the replacement was created
+  CHECK(j.count_prefix("start ") == 1);       // only the replacement was created
   // The outdated one left rotation only after its replacement had joined.
   const std::string fresh = "c1";
   REQUIRE(j.index_of("add " + fresh) >= 0);
@@ -300,6 +384,132 @@ TEST_CASE("scaling down drains a replica before stopping it", "[autoscaler]") {
   CHECK(a.status()[0].hold_left.has_value());
   CHECK_THROWS_AS(a.set_replicas("svc", 9, 0s), std::invalid_argument);
   CHECK_THROWS_AS(a.set_replicas("nope", 1, 0s), std::out_of_range);
+  a.stop(false);
+}
+
+namespace {
+
+// Two ready replicas scaled down to one while the pool holds drains
+// (drain_timeout 30 s): `victim` is the container being drained.
+struct held_drain : rig {
+  autoscaler a;
+  std::string victim;
+  held_drain() : a(rt, pool, drain_config(), fast_options()) {
+    a.start();
+    REQUIRE(eventually([&] { return ready_count(a) == 2; }));
+    pool.hold_drains();
+    a.set_replicas("svc", 1, 10s);
+    REQUIRE(eventually([&] { return j.count_prefix("drain ") == 1; }));
+    for (const auto& line : j.copy())
+      if (line.rfind("drain ", 0) == 0) victim = line.substr(6);
+  }
+  static config::config drain_config() {
+    auto c = make_config(1, 5, 2);
+    c.services[0].drain_timeout = 30s;
+    return c;
+  }
+  // The victim was unpooled, then removed, and is no longer counted.
+  void check_removed() {
+    REQUIRE(eventually([&] { return j.index_of("remove " + victim) >= 0; }));
+    CHECK(j.index_of("unpool " + victim) < j.index_of("remove " + victim));
+    CHECK(rt.running("svc").size() == 1);
+    REQUIRE(eventually([&] { return a.status().at(0).draining == 0; }));
+  }
+};
+
+// A readiness probe the test answers: not ready until `ready` is set; counts
+// its attempts and remembers what it was last asked ("ip:port/path").
+struct test_probe {
+  std::atomic<bool> ready{false};
+  std::atomic<int> calls{0};
+  std::mutex mu;
+  std::string asked;
+  void install(autoscaler_options& o) {
+    o.probe = [this](const std::string& ip, std::uint16_t port, const std::string& path,
+                     std::chrono::milliseconds) {
+      {
+        std::lock_guard lock(mu);
+        asked = ip + ":" + std::to_string(port) + path;
+      }
+      ++calls;
+      return ready.load();
+    };
+  }
+  std::string last_asked() {
+    std::lock_guard lock(mu);
+    return asked;
+  }
+};
+
+// Waits until the autoscaler has ticked `n` more times (read the pool's figures).
+void wait_ticks(rig& r, int n) {
+  const int from = r.pool.ticks();
+  REQUIRE(eventually([&] { return r.pool.ticks() >= from + n; }));
+}
+
+}  // namespace
+
+TEST_CASE("a drain with a request in flight keeps the container until the request ends",
+          "[autoscaler][drain]") {
+  held_drain r;
+  auto& [j, rt, pool] = static_cast<rig&>(r);
+  const std::string victim = r.victim;
+  CHECK(pool.held_timeouts() == std::vector<std::chrono::milliseconds>{30s});
+  pool_figures busy;  // the proxy still counts one request on it
+  busy.in_flight = 1;
+  busy.in_flight_by_backend[pool.backend_of(victim)] = 1;
+  pool.set_figures(busy);
+  wait_ticks(r, 3);  // several ticks with the request still running
+  CHECK(rt.running("svc").size() == 2);
+  CHECK(j.index_of("unpool " + victim) < 0);
+  CHECK(j.index_of("remove " + victim) < 0);
+  auto st = r.a.status().at(0);
+  CHECK(st.ready == 1);
+  CHECK(st.draining == 1);
+  for (const auto& rs : st.replicas)
+    if (rs.id == victim) CHECK(rs.in_flight == 1);
+  pool.set_figures({});
+  pool.finish_drains();  // the request ended
+  r.check_removed();
+}
+
+TEST_CASE("a drain still busy at drain_timeout stops the container anyway", "[autoscaler][drain]") {
+  held_drain r;
+  auto& [j, rt, pool] = static_cast<rig&>(r);
+  const std::string victim = r.victim;
+  pool.advance(29s);  // the pool's clock: just short of the timeout
+  wait_ticks(r, 3);
+  CHECK(j.index_of("remove " + victim) < 0);
+  CHECK(rt.running("svc").size() == 2);
+  pool.advance(1s);  // the timeout: done(false), still busy
+  r.check_removed();
+}
+
+TEST_CASE("a container whose probe answers not ready joins the pool only once it is ready",
+          "[autoscaler]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  test_probe probe;
+  auto opts = fast_options();
+  probe.install(opts);
+  auto cfg = make_config(1, 5, 1);
+  cfg.services[0].port = 8081;
+  cfg.services[0].readiness.http_get = "/healthz";
+  cfg.services[0].readiness.timeout = 60s;
+  autoscaler a(rt, pool, cfg, opts);
+  a.start();
+  REQUIRE(eventually([&] { return probe.calls >= 5; }));  // not ready, several times
+  wait_ticks(r, 2);
+  CHECK(j.count_prefix("add ") == 0);
+  auto st = a.status().at(0);
+  CHECK(st.ready == 0);
+  CHECK(st.starting == 1);
+  CHECK(j.count_prefix("start ") == 1);  // waited on, not replaced
+  probe.ready = true;
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  CHECK(j.count_prefix("add ") == 1);
+  CHECK(j.count_prefix("remove ") == 0);
+  CHECK(probe.last_asked() == "ip-c1:8081/healthz");
   a.stop(false);
 }
 
@@ -361,10 +571,8 @@ TEST_CASE("a container that never becomes ready is removed and retried", "[autos
   rig r;
   auto& [j, rt, pool] = r;
   auto opts = fast_options();
-  std::atomic<int> probes{0};
-  opts.probe = [&](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
-    return ++probes > 100000;  // never, for this test's length
-  };
+  test_probe never;  // never ready
+  never.install(opts);
   auto cfg = make_config(1, 5, 1);
   cfg.services[0].readiness.timeout = 100ms;
   autoscaler a(rt, pool, cfg, opts);
@@ -417,21 +625,17 @@ TEST_CASE("reload: a new network while a container is probed moves the service t
   // under TSan by scripts/test-sanitizers (the worker reads it under the lock).
   rig r;
   auto& [j, rt, pool] = r;
-  std::atomic<bool> reloaded{false};
-  std::atomic<int> probes{0};
+  test_probe probe;  // ready once reloaded
   auto opts = fast_options();
-  opts.probe = [&](const std::string&, std::uint16_t, const std::string&, std::chrono::milliseconds) {
-    ++probes;
-    return reloaded.load();
-  };
+  probe.install(opts);
   auto cfg = make_config(1, 3, 1);
   cfg.services[0].readiness.timeout = 5s;
   autoscaler a(rt, pool, cfg, opts);
   a.start();
-  REQUIRE(eventually([&] { return probes >= 3; }));
+  REQUIRE(eventually([&] { return probe.calls >= 3; }));
   cfg.docker.network = "othernet";
   a.reload(cfg);
-  reloaded = true;
+  probe.ready = true;
   REQUIRE(eventually([&] {
     const auto all = rt.list_managed();
     return ready_count(a) == 1 && std::any_of(all.begin(), all.end(), [](const auto& c) {
@@ -480,7 +684,8 @@ config::config stdio_config(bool prewarm, unsigned min, unsigned max) {
 }
 }  // namespace
 
-TEST_CASE("a per-call function has no replicas; leftover call containers go at start", "[autoscaler]") {
+TEST_CASE("a per-call function has no replicas; leftover call containers go at start",
+          "[autoscaler]") {
   rig r;
   auto& [j, rt, pool] = r;
   const auto cfg = stdio_config(false, 1, 5);
@@ -489,9 +694,12 @@ TEST_CASE("a per-call function has no replicas; leftover call containers go at s
   autoscaler a(rt, pool, cfg, fast_options());
   a.start();
   CHECK(eventually([&] { return j.index_of("remove call1") >= 0; }));
-  std::this_thread::sleep_for(200ms);  // several ticks: still nothing is started
+  // Several ticks and a resync later (observed, not slept), still nothing is started.
+  const int ticks = pool.ticks(), lists = rt.lists();
+  REQUIRE(eventually([&] { return pool.ticks() >= ticks + 3 && rt.lists() >= lists + 1; }));
   CHECK(j.count_prefix("start ") == 0);
   const auto st = a.status();
+  CHECK(st[0].starting == 0);  // nor on its way
   CHECK(st[0].desired == 0);
   CHECK(st[0].max == 0);
   CHECK_THROWS_AS(a.set_replicas("svc", 2, 0ms), std::invalid_argument);
@@ -510,9 +718,16 @@ TEST_CASE("a pre-warmed container taken by a call stops being a replica and is r
   // A third container is started for the pool, while the taken one runs its call.
   REQUIRE(eventually([&] { return j.count_prefix("start ") == 3 && ready_count(a) == 2; }));
   // Its call ends: it dies and is removed by the call, not counted as a failure or replaced twice.
+  const int lists = rt.lists();
   rt.kill(before[0]);
-  std::this_thread::sleep_for(300ms);  // the resync and event paths have run
+  // The event reached on_gone, and later resyncs saw the dead container (the
+  // third one began after the first had queued whatever it would remove)...
+  REQUIRE(eventually([&] { return rt.events() >= 1 && rt.lists() >= lists + 3; }));
+  // ...and the loop ticked since, so a replacement would be started by now.
+  const int ticks = pool.ticks();
+  REQUIRE(eventually([&] { return pool.ticks() >= ticks + 2; }));
   CHECK(j.count_prefix("start ") == 3);
+  CHECK(a.status()[0].starting == 0);
   CHECK(j.index_of("remove " + before[0]) < 0);  // the call's runner removes it, not the scaler
   CHECK(a.status()[0].consecutive_failures == 0);
   a.stop(false);

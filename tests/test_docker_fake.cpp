@@ -18,137 +18,16 @@
 #include <vector>
 
 #include "dockerapi/client.hpp"
+#include "tests/test_fake_daemon.hpp"
 
 namespace api = dockscaler::dockerapi;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-namespace {
-
-// A unix-socket server that hands each request (head + body) to a script.
-class fake_daemon {
- public:
-  // Return false to close the connection after handling.
-  using handler = std::function<bool(int fd, const std::string& head, int conn_no)>;
-
-  explicit fake_daemon(handler h) : handler_(std::move(h)) {
-    static std::atomic<int> n{0};
-    path_ =
-        "/tmp/dockscaler-fake-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock";
-    ::unlink(path_.c_str());
-    lfd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-    REQUIRE(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(lfd_, 64) == 0);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-  ~fake_daemon() {
-    stop_ = true;
-    acceptor_.join();
-    for (auto& t : conns_) t.join();
-    ::close(lfd_);
-    ::unlink(path_.c_str());
-  }
-  std::string host() const { return "unix://" + path_; }
-  int connections() const { return accepted_; }
-  bool stopping() const { return stop_; }
-  // Blocks (politely) until the fake is torn down or `d` passes.
-  void hang(std::chrono::milliseconds d = 60s) const {
-    auto end = clock_type::now() + d;
-    while (!stop_ && clock_type::now() < end) std::this_thread::sleep_for(20ms);
-  }
-
-  static void send(int fd, std::string_view s) {
-    while (!s.empty()) {
-      ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  static std::string reply(int status, std::string_view body, std::string_view extra = {}) {
-    return "HTTP/1.1 " + std::to_string(status) +
-           " X\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n" + std::string(extra) +
-           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
-  }
-  static std::string chunk(std::string_view s) {
-    char len[32];
-    std::snprintf(len, sizeof len, "%zx\r\n", s.size());
-    return len + std::string(s) + "\r\n";
-  }
-
- private:
-  void accept_loop() {
-    while (!stop_) {
-      pollfd p{lfd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      int no = ++accepted_;
-      conns_.emplace_back([this, fd, no] { serve(fd, no); });
-    }
-  }
-  void serve(int fd, int no) {
-    std::string buf;
-    char tmp[4096];
-    for (;;) {
-      auto end = buf.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        std::string head = buf.substr(0, end + 4);
-        std::size_t body = 0;
-        if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
-          body = std::strtoul(head.c_str() + cl + 16, nullptr, 10);
-        if (buf.size() >= end + 4 + body) {
-          buf.erase(0, end + 4 + body);
-          if (!handler_(fd, head, no)) break;
-          continue;
-        }
-      }
-      pollfd p{fd, POLLIN, 0};
-      int r = ::poll(&p, 1, 20);
-      if (stop_) break;
-      if (r <= 0) continue;
-      ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-      if (n <= 0) break;
-      buf.append(tmp, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-  }
-
-  handler handler_;
-  std::string path_;
-  int lfd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-  std::thread acceptor_;
-  std::vector<std::thread> conns_;
-};
-
-api::client_options fake_options(const fake_daemon& d) {
-  api::client_options o;
-  o.host = d.host();
-  o.api_version = "1.41";
-  o.connect_timeout = 2s;
-  o.idle_timeout = 2s;
-  o.request_timeout = 20s;
-  return o;
-}
-
-template <class F>
-api::error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const api::error& e) {
-    return e;
-  }
-  FAIL("no dockerapi::error thrown");
-  throw std::logic_error("unreachable");
-}
-
-std::string request_line(const std::string& head) { return head.substr(0, head.find("\r\n")); }
-
-}  // namespace
+using dockscaler::test::expect_error;
+using dockscaler::test::fake_daemon;
+using dockscaler::test::fake_options;
+using dockscaler::test::request_line;
 
 TEST_CASE("a truncated JSON reply is a protocol error", "[errors][fake]") {
   fake_daemon d([](int fd, const std::string&, int) {
