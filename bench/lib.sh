@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: what every bench/*/run shares, sourced after setting
 # bench_name: failing loudly with one line, the header and footer that say
 # what was measured (commit, date, machine, load, exact command), a per-run id
@@ -8,6 +9,7 @@
 # missing tool or target, wrong answer or expired wait ends the run with a
 # non-zero exit and one line "bench/<name>: FAILED: <what>" on stderr.
 
+: "${bench_name:?set bench_name before sourcing bench/lib.sh}"
 bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench_id="$(date -u +%H%M%S)-$$"
 
@@ -43,12 +45,11 @@ bench_commit() {
   echo "$c"
 }
 
-# bench_start "$0" "$@" -- KNOB...: records the exact command (the knobs set in
+# bench_start "$@" -- KNOB...: records the exact command (the knobs set in
 # the environment, then the script and its arguments), the commit, date and
 # load before the run, and prints them.
 bench_start() {
-  local script=$1 args=() v env=()
-  shift
+  local args=() v env=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
   [ $# -gt 0 ] && shift
   for v in "$@"; do [ -z "${!v+x}" ] || env+=("$v=${!v}"); done
