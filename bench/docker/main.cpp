@@ -28,8 +28,16 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: dockscaler-bench-docker prepare <tag> <echo-binary> | list <n> | "
-               "lifecycle <n> <image> | remove-image <tag>\n");
+               "lifecycle <n> <image> | lifecycle-overlap <n> <image> | remove-image <tag>\n");
   return 2;
+}
+
+// The value of the "dockscaler.bench" label on everything this run creates:
+// the script's run id (BENCH_RUN_ID), so its clean-up finds what a failed run
+// left behind and touches nothing of another run's.
+std::string run_label() {
+  const char* id = std::getenv("BENCH_RUN_ID");
+  return id && *id ? id : "docker";
 }
 
 void report(clock_type::time_point start, int n) {
@@ -54,7 +62,7 @@ int main(int argc, char** argv) {
       w.add_file("echo", bin.str(), 0755);
       api::build_options b;
       b.tags = {argv[2]};
-      b.labels = {{"dockscaler.bench", "docker"}};
+      b.labels = {{"dockscaler.bench", run_label()}};
       std::printf("%s\n", docker.build_image(w.finish(), b).c_str());
       return 0;
     }
@@ -80,7 +88,7 @@ int main(int argc, char** argv) {
       api::container_spec spec;
       spec.image = argv[3];
       spec.network = "none";
-      spec.labels = {{"dockscaler.bench", "docker"}};
+      spec.labels = {{"dockscaler.bench", run_label()}};
       auto start = clock_type::now();
       for (int i = 0; i < n; ++i) {
         auto c = docker.create_container(spec);
@@ -100,7 +108,7 @@ int main(int argc, char** argv) {
       api::container_spec spec;
       spec.image = argv[3];
       spec.network = "none";
-      spec.labels = {{"dockscaler.bench", "docker"}};
+      spec.labels = {{"dockscaler.bench", run_label()}};
       std::mutex mu;
       std::condition_variable cv;
       std::deque<std::string> to_remove;
