@@ -39,7 +39,8 @@ service_options small_service(std::string name, std::string prefix, std::uint32_
 }
 
 // A started proxy with one service "s" of `concurrency` slots on `backend_port`.
-std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o, std::uint32_t concurrency = 2) {
+std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o,
+                                   std::uint32_t concurrency = 2) {
   auto p = std::make_unique<proxy>(std::move(o));
   p->add_service(small_service("s", "/", concurrency));
   p->add_backend("s", "127.0.0.1", backend_port);
@@ -51,7 +52,8 @@ std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o, 
 // `pace` until the proxy answers; records the answer's status and when it came.
 class slow_upload {
  public:
-  slow_upload(std::uint16_t port, std::string target, std::size_t size, std::chrono::milliseconds pace)
+  slow_upload(std::uint16_t port, std::string target, std::size_t size,
+              std::chrono::milliseconds pace)
       : thread_([=, this] { run(port, target, size, pace); }) {}
   ~slow_upload() { thread_.join(); }
 
@@ -61,13 +63,15 @@ class slow_upload {
   std::atomic<long long> took_ms{0};  // from the header sent to the answer
 
  private:
-  void run(std::uint16_t port, const std::string& target, std::size_t size, std::chrono::milliseconds pace) {
+  void run(std::uint16_t port, const std::string& target, std::size_t size,
+           std::chrono::milliseconds pace) {
     asio::io_context ioc;
     tcp::socket s(ioc);
     boost::system::error_code ec;
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
     set_socket_timeout(s, 5s);
-    const std::string head = "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+    const std::string head = "POST " + target +
+                             " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
                              "\r\n\r\n";
     if (!ec) asio::write(s, asio::buffer(head), ec);
     const auto start = std::chrono::steady_clock::now();
@@ -77,7 +81,8 @@ class slow_upload {
       asio::write(s, asio::buffer(&c, 1), ec);
       if (ec) break;
       ++sent;
-      if (::poll(&pfd, 1, static_cast<int>(pace.count())) > 0) break;  // the proxy answered (or closed)
+      if (::poll(&pfd, 1, static_cast<int>(pace.count())) > 0)
+        break;  // the proxy answered (or closed)
     }
     std::string in;
     char tmp[4096];
@@ -86,7 +91,9 @@ class slow_upload {
       if (ec) break;
       in.append(tmp, n);
     }
-    took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
     status = status_of(in);
     done = true;
   }
@@ -110,7 +117,8 @@ class echo_function : public function_backend {
 
 }  // namespace
 
-TEST_CASE("slow request bodies hold no slot: other clients are served, the slow ones get 408", "[lb][net][hostile]") {
+TEST_CASE("slow request bodies hold no slot: other clients are served, the slow ones get 408",
+          "[lb][net][hostile]") {
   backend b("b");
   auto pp = start_proxy(b.port(), hostile_options());
   auto& p = *pp;
@@ -146,8 +154,9 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
   CHECK(snap.wait.count <= 5);  // slow clients never queued
 }
 
-TEST_CASE("a body larger than request_buffer streams holding a slot, and still has the body deadline",
-          "[lb][net][hostile]") {
+TEST_CASE(
+    "a body larger than request_buffer streams holding a slot, and still has the body deadline",
+    "[lb][net][hostile]") {
   backend b("b");
   auto o = hostile_options();
   o.request_buffer = 1024;
@@ -192,9 +201,10 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
   }
   SECTION("chunked within the buffer (sent on with its length), and beyond it (the rest streams)") {
     for (const auto* body : {&small, &large}) {
-      const auto raw = raw_exchange(
-          p.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
-                        chunked(*body, 300));
+      const auto raw = raw_exchange(p.port(),
+                                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                    "chunked\r\nConnection: close\r\n\r\n" +
+                                        chunked(*body, 300));
       CHECK(status_of(raw) == 200);
       CHECK(raw.size() >= body->size());
       CHECK(raw.substr(raw.size() - body->size()) == *body);
@@ -202,8 +212,9 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
   }
   SECTION("Expect: 100-continue is answered before a buffered body is read") {
     client c(p.port());
-    asio::write(c.socket(), asio::buffer(std::string(
-                                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")));
+    asio::write(c.socket(),
+                asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                         "5\r\nExpect: 100-continue\r\n\r\n")));
     CHECK(c.read_response().result_int() == 100);
     asio::write(c.socket(), asio::buffer(std::string("hello")));
     const auto r = c.read_response();
@@ -215,7 +226,8 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
       asio::io_context ioc;
       tcp::socket s(ioc);
       s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
-      asio::write(s, asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")));
+      asio::write(s, asio::buffer(std::string(
+                         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")));
     }
     client c(p.port());
     CHECK(c.request(http::verb::post, "/echo", small).body() == small);
@@ -327,7 +339,8 @@ class rogue_backend {
         now = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(evil.size()) + "\r\n\r\n";
         later = evil;
       } else if (target == "/204" || target == "/304") {
-        now = target == "/204" ? "HTTP/1.1 204 No Content\r\n\r\n" : "HTTP/1.1 304 Not Modified\r\n\r\n";
+        now = target == "/204" ? "HTTP/1.1 204 No Content\r\n\r\n"
+                               : "HTTP/1.1 304 Not Modified\r\n\r\n";
         later = evil;
       } else if (target == "/unsolicited") {
         now = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -335,11 +348,13 @@ class rogue_backend {
         delay = 50ms;
       } else {
         const std::string body = "good conn=" + std::to_string(conn);
-        now = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        now =
+            "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       }
       asio::write(s, asio::buffer(now), ec);
       if (!later.empty()) {
-        std::this_thread::sleep_for(delay);  // the rogue's own pacing, not the test's synchronisation
+        std::this_thread::sleep_for(
+            delay);  // the rogue's own pacing, not the test's synchronisation
         asio::write(s, asio::buffer(later), ec);
         ++extras_written;
       }
@@ -362,7 +377,8 @@ class rogue_backend {
 
 }  // namespace
 
-TEST_CASE("bytes a backend sends after its response never reach another client", "[lb][net][hostile]") {
+TEST_CASE("bytes a backend sends after its response never reach another client",
+          "[lb][net][hostile]") {
   rogue_backend b;
   auto o = hostile_options();
   o.timeouts.idle = 10s;
@@ -377,9 +393,12 @@ TEST_CASE("bytes a backend sends after its response never reach another client",
     bool later;  // the extra bytes come in a second write
   };
   const std::vector<misdeed> cases{
-      {http::verb::get, "/long", 200, "hello", false},      {http::verb::get, "/long-later", 200, "hello", true},
-      {http::verb::head, "/head-body", 200, "", true},      {http::verb::get, "/204", 204, "", true},
-      {http::verb::get, "/304", 304, "", true},             {http::verb::get, "/unsolicited", 200, "ok", true},
+      {http::verb::get, "/long", 200, "hello", false},
+      {http::verb::get, "/long-later", 200, "hello", true},
+      {http::verb::head, "/head-body", 200, "", true},
+      {http::verb::get, "/204", 204, "", true},
+      {http::verb::get, "/304", 304, "", true},
+      {http::verb::get, "/unsolicited", 200, "ok", true},
       {http::verb::get, "/close-after", 200, "good conn=1", false},
   };
   for (const auto& m : cases) {

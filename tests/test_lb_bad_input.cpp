@@ -49,7 +49,8 @@ class good_client {
 
 }  // namespace
 
-TEST_CASE("each bad input gets its status while other clients keep getting 200", "[lb][net][errors]") {
+TEST_CASE("each bad input gets its status while other clients keep getting 200",
+          "[lb][net][errors]") {
   backend be("a");
   proxy_options o;
   o.listen = {"127.0.0.1:0"};
@@ -68,36 +69,50 @@ TEST_CASE("each bad input gets its status while other clients keep getting 200",
   REQUIRE(eventually([&] { return good.ok > 5; }));
 
   const std::vector<bad_case> cases = {
-      {"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'b') + "\r\n\r\n", 431, true},
+      {"oversized headers",
+       "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'b') + "\r\n\r\n", 431, true},
       {"Content-Length over the limit (answered before the body is read)",
        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413, true},
       {"chunked body over the limit",
-       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + std::string(1024, 'c') +
-           "\r\n400\r\n" + std::string(1024, 'c') + "\r\n0\r\n\r\n",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" +
+           std::string(1024, 'c') + "\r\n400\r\n" + std::string(1024, 'c') + "\r\n0\r\n\r\n",
        413, true},
       {"no Host on HTTP/1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400, true},
       {"two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, true},
-      {"control character in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01z\r\n\r\n", 400, true},
-      {"invalid character in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX(A): 1\r\n\r\n", 400, true},
-      {"space before the colon", "GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n", 400, true},
-      {"non-numeric Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, true},
-      {"negative Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, true},
-      {"conflicting Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      {"control character in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01z\r\n\r\n",
        400, true},
+      {"invalid character in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX(A): 1\r\n\r\n", 400,
+       true},
+      {"space before the colon", "GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n", 400, true},
+      {"non-numeric Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+       400, true},
+      {"negative Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400,
+       true},
+      {"conflicting Content-Length",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
+       true},
       {"unknown HTTP version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, true},
       {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, true},
       {"garbage version", "GET / HTTP/x.y\r\nHost: x\r\n\r\n", 400, true},
       {"garbage request line", "HELLO\r\n\r\n", 400, true},
       {"Content-Length with Transfer-Encoding",
-       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, true},
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\n",
+       400, true},
       {"Transfer-Encoding then Content-Length",
-       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400, true},
-      {"Transfer-Encoding not chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, true},
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+       "5\r\n\r\n0\r\n\r\n",
+       400, true},
+      {"Transfer-Encoding not chunked",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, true},
       {"Transfer-Encoding gzip, chunked (a coding we do not implement)",
-       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, true},
-      {"Transfer-Encoding on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, true},
-      {"bad chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400,
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501,
        true},
+      {"Transfer-Encoding on HTTP/1.0",
+       "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, true},
+      {"bad chunk size",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+       400, true},
       {"absolute-form target, not http(s)", "GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400, true},
   };
 
@@ -174,7 +189,8 @@ TEST_CASE("a client whose body stalls gets 408 and its slot back", "[lb][net][er
   p.add_service(s);
   p.add_backend("s", "127.0.0.1", be.port());
   p.start();
-  const auto raw = raw_exchange(p.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 5s);
+  const auto raw =
+      raw_exchange(p.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 5s);
   CHECK(status_of(raw) == 408);
   CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));
   CHECK(get_status(p.port(), "/") == 200);  // the only slot is free again

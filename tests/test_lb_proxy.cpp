@@ -59,8 +59,10 @@ TEST_CASE("routes by prefix and host, strips prefix, sets forwarding headers", "
   p.start();
 
   client c(p.port());
-  auto r = c.get("/api/users?x=1", {{"Connection", "keep-alive, X-Hop"}, {"X-Hop", "1"}, {"TE", "trailers"},
-                                     {"X-Forwarded-For", "10.0.0.1"}});
+  auto r = c.get("/api/users?x=1", {{"Connection", "keep-alive, X-Hop"},
+                                    {"X-Hop", "1"},
+                                    {"TE", "trailers"},
+                                    {"X-Forwarded-For", "10.0.0.1"}});
   CHECK(r.result_int() == 200);
   CHECK(r["X-Backend"] == "a");
   CHECK(r["X-Seen-Target"] == "/users?x=1");
@@ -121,7 +123,8 @@ TEST_CASE("round robin spreads requests evenly and reuses upstream connections",
   CHECK(outcomes_other == 0);
 }
 
-TEST_CASE("requests queue when all slots are busy; wait_time matches the backend delay", "[lb][net]") {
+TEST_CASE("requests queue when all slots are busy; wait_time matches the backend delay",
+          "[lb][net]") {
   backend a("a");
   proxy p(test_options());
   p.add_service(svc("s", "/", 1));
@@ -130,7 +133,8 @@ TEST_CASE("requests queue when all slots are busy; wait_time matches the backend
   const int n = 3;
   std::vector<std::future<unsigned>> fs;
   for (int i = 0; i < n; ++i)
-    fs.push_back(std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/400"); }));
+    fs.push_back(
+        std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/400"); }));
   for (auto& f : fs) CHECK(f.get() == 200);
   CHECK(a.max_active == 1);  // concurrency 1 held
   auto snap = p.snapshot("s");
@@ -225,7 +229,8 @@ TEST_CASE("drain: in-flight requests complete, no failures, backend leaves rotat
   p.start();
   std::vector<std::future<unsigned>> fs;
   for (int i = 0; i < 8; ++i)
-    fs.push_back(std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/300"); }));
+    fs.push_back(
+        std::async(std::launch::async, [&] { return get_status(p.port(), "/delay/300"); }));
   REQUIRE(eventually([&] { return a.active > 0; }));
   auto drained = p.drain_backend("s", ida, 10s);
   {
@@ -276,7 +281,8 @@ TEST_CASE("scale from zero: a request waits in the queue until a backend is adde
   CHECK(snap.wait.max >= 0.19);
 }
 
-TEST_CASE("connect failure moves on to the next backend and marks the dead one suspect", "[lb][net]") {
+TEST_CASE("connect failure moves on to the next backend and marks the dead one suspect",
+          "[lb][net]") {
   backend a("a");
   proxy p(test_options());
   p.add_service(svc("s"));
@@ -297,7 +303,8 @@ TEST_CASE("502 when no backend can be reached, 504 on upstream timeout", "[lb][n
     p.add_backend("s", "127.0.0.1", dead_port());
     p.start();
     CHECK(get_status(p.port(), "/") == 502);
-    CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
+    CHECK(eventually(
+        [&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
   }
   SECTION("504") {
     backend a("a");
@@ -308,7 +315,8 @@ TEST_CASE("502 when no backend can be reached, 504 on upstream timeout", "[lb][n
     p.add_backend("s", "127.0.0.1", a.port());
     p.start();
     CHECK(get_status(p.port(), "/delay/1500") == 504);
-    CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
+    CHECK(eventually(
+        [&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
   }
 }
 
@@ -333,7 +341,8 @@ TEST_CASE("a backend killed mid-response closes the client connection", "[lb][ne
   }
   // Still serving.
   CHECK(get_status(p.port(), "/") == 200);
-  CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
+  CHECK(eventually(
+      [&] { return p.snapshot("s").in_flight == 0; }));  // freed just after the last byte
 }
 
 TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
@@ -376,13 +385,16 @@ TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
     REQUIRE(r2.body().size() == 30000000);
     CHECK(r2.body()[29999999] == static_cast<char>('a' + 29999999 % 26));
   }
-  SECTION("a body over request_buffer streams: the backend sees the first part before the client sends the rest") {
+  SECTION(
+      "a body over request_buffer streams: the backend sees the first part before the client sends "
+      "the rest") {
     asio::io_context ioc;
     tcp::socket sk(ioc);
     sk.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
     set_socket_timeout(sk, 10s);
-    asio::write(sk, asio::buffer(std::string(
-                        "POST /upload-stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")));
+    asio::write(sk,
+                asio::buffer(std::string("POST /upload-stream HTTP/1.1\r\nHost: "
+                                         "x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")));
     CHECK(eventually([&] { return a.upload_first_seen.load(); }));
     asio::write(sk, asio::buffer(std::string("6\r\n world\r\n0\r\n\r\n")));
     beast::flat_buffer b;
@@ -396,8 +408,8 @@ TEST_CASE("chunked bodies both ways; large bodies streamed", "[lb][net]") {
     tcp::socket sk(ioc);
     sk.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
     set_socket_timeout(sk, 10s);
-    asio::write(sk, asio::buffer(std::string(
-                        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")));
+    asio::write(sk, asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                             "5\r\nExpect: 100-continue\r\n\r\n")));
     beast::flat_buffer b;
     http::response<http::string_body> interim;
     http::read(sk, b, interim);
@@ -526,7 +538,8 @@ TEST_CASE("backends added and removed under traffic lose no request", "[lb][net]
   CHECK(ok > 10);
 }
 
-TEST_CASE("bind failure is a clear error; removing a service answers its queue with 503", "[lb][net]") {
+TEST_CASE("bind failure is a clear error; removing a service answers its queue with 503",
+          "[lb][net]") {
   proxy p1(test_options());
   p1.start();
   auto o = test_options();
@@ -628,7 +641,8 @@ TEST_CASE("several listen addresses, IPv6 included, each with its actual port", 
   CHECK(eps[0].rfind("127.0.0.1:", 0) == 0);
   REQUIRE(eps[1].rfind(v6 ? "[::1]:" : "127.0.0.2:", 0) == 0);
   CHECK(get_status(p.port(), "/") == 200);
-  const auto second_port = static_cast<std::uint16_t>(std::stoi(eps[1].substr(eps[1].rfind(':') + 1)));
+  const auto second_port =
+      static_cast<std::uint16_t>(std::stoi(eps[1].substr(eps[1].rfind(':') + 1)));
   asio::io_context ioc;
   tcp::socket sk(ioc);
   sk.connect(tcp::endpoint(asio::ip::make_address(second), second_port));
@@ -648,7 +662,8 @@ TEST_CASE("several listen addresses, IPv6 included, each with its actual port", 
                   std::invalid_argument);
 }
 
-TEST_CASE("a client that leaves while queued leaves the queue; its request never reaches a backend", "[lb][net]") {
+TEST_CASE("a client that leaves while queued leaves the queue; its request never reaches a backend",
+          "[lb][net]") {
   std::atomic<int> gone_reports{0};
   auto o = test_options();
   o.on_request = [&](const request_outcome& r) {
@@ -673,7 +688,9 @@ TEST_CASE("a client that leaves while queued leaves the queue; its request never
   CHECK(b.requests == 1);  // only the second request
 }
 
-TEST_CASE("a backend that answers before reading the body and closes: its answer reaches the client", "[lb][net]") {
+TEST_CASE(
+    "a backend that answers before reading the body and closes: its answer reaches the client",
+    "[lb][net]") {
   backend b("b");
   proxy p(test_options());
   p.add_service(svc("s"));
@@ -681,8 +698,9 @@ TEST_CASE("a backend that answers before reading the body and closes: its answer
   p.start();
   // Big enough that the proxy is still sending when the backend has closed.
   const std::string body(8 * 1024 * 1024, 'x');
-  const std::string req = "POST /reject-early HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
-                          "\r\n\r\n" + body;
+  const std::string req =
+      "POST /reject-early HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   const std::string out = raw_exchange(p.port(), req, 10s);
   CHECK(status_of(out) == 413);
   CHECK(out.find("too big") != std::string::npos);

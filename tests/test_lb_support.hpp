@@ -99,7 +99,7 @@ class backend {
   std::atomic<int> requests{0};
   std::atomic<int> good_requests{0};  // requests for "/good" (the well-behaved client's path)
   std::atomic<int> connections{0};
-  std::atomic<int> active{0};        // requests being handled right now
+  std::atomic<int> active{0};  // requests being handled right now
   std::atomic<int> max_active{0};
   std::atomic<bool> release_stream{false};
   std::atomic<bool> upload_first_seen{false};
@@ -134,8 +134,9 @@ class backend {
         // Answers before reading the body, then closes with the body unread (a reset).
         ++requests;
         const std::string r =
-            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\nX-Backend: " + name_ +
-            "\r\n\r\ntoo big\n";
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: "
+            "close\r\nX-Backend: " +
+            name_ + "\r\n\r\ntoo big\n";
         asio::write(s, asio::buffer(r), ec);
         std::lock_guard lock(mu_);  // stop() reads the descriptor under it (TSan)
         s.close(ec);
@@ -177,14 +178,16 @@ class backend {
     res.set("X-Seen-XFF", std::string(req["X-Forwarded-For"]));
     res.set("X-Seen-XFP", std::string(req["X-Forwarded-Proto"]));
     res.set("X-Seen-XFH", std::string(req["X-Forwarded-Host"]));
-    const bool hop = req.count(http::field::keep_alive) || req.count(http::field::proxy_connection) ||
-                     req.count(http::field::te) || req.count(http::field::upgrade) || req.count("X-Hop") ||
+    const bool hop = req.count(http::field::keep_alive) ||
+                     req.count(http::field::proxy_connection) || req.count(http::field::te) ||
+                     req.count(http::field::upgrade) || req.count("X-Hop") ||
                      req.count(http::field::connection);
     res.set("X-Seen-Hop", hop ? "yes" : "no");
     res.set("X-Seen-Version", std::to_string(req.version()));
   }
 
-  bool handle(tcp::socket& s, http::request<http::string_body>& req, const std::string& target, bool keep) {
+  bool handle(tcp::socket& s, http::request<http::string_body>& req, const std::string& target,
+              bool keep) {
     boost::system::error_code ec;
     auto starts = [&](std::string_view p) { return target.rfind(p, 0) == 0; };
     if (starts("/kill")) {
@@ -198,8 +201,9 @@ class backend {
     }
     if (starts("/http10")) {
       // An HTTP/1.0 backend: no Content-Length, the body ends when it closes.
-      asio::write(s, asio::buffer(std::string("HTTP/1.0 200 OK\r\nX-Backend: ") + name_ +
-                                  "\r\n\r\nclose-delimited body"),
+      asio::write(s,
+                  asio::buffer(std::string("HTTP/1.0 200 OK\r\nX-Backend: ") + name_ +
+                               "\r\n\r\nclose-delimited body"),
                   ec);
       return false;
     }
@@ -211,7 +215,8 @@ class backend {
       http::write_header(s, sr, ec);
       asio::write(s, asio::buffer(std::string("5\r\nfirst\r\n")), ec);
       const auto end = std::chrono::steady_clock::now() + 20s;
-      while (!release_stream && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(2ms);
+      while (!release_stream && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(2ms);
       asio::write(s, asio::buffer(std::string("6\r\nsecond\r\n0\r\n\r\n")), ec);
       return !ec;
     }
@@ -256,9 +261,9 @@ class client {
     sock_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     set_socket_timeout(sock_, timeout);
   }
-  http::response<http::string_body> request(http::verb method, const std::string& target,
-                                            const std::string& body = {},
-                                            const std::map<std::string, std::string>& headers = {}) {
+  http::response<http::string_body> request(
+      http::verb method, const std::string& target, const std::string& body = {},
+      const std::map<std::string, std::string>& headers = {}) {
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, "test.local");
     for (const auto& [k, v] : headers) req.set(k, v);
@@ -288,7 +293,8 @@ class client {
 };
 
 // One request on a fresh connection; status 0 on any transport error.
-inline unsigned get_status(std::uint16_t port, const std::string& target, std::string* backend_name = nullptr) {
+inline unsigned get_status(std::uint16_t port, const std::string& target,
+                           std::string* backend_name = nullptr) {
   try {
     client c(port);
     auto r = c.get(target);
