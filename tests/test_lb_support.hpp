@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <list>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -98,8 +100,8 @@ class backend {
 
   std::atomic<int> requests{0};
   std::atomic<int> good_requests{0};  // requests for "/good" (the well-behaved client's path)
-  std::atomic<int> connections{0};
-  std::atomic<int> active{0};  // requests being handled right now
+  std::atomic<int> connections{0};    // accepted, counted before the first byte is read
+  std::atomic<int> active{0};         // requests being handled right now
   std::atomic<int> max_active{0};
   std::atomic<bool> release_stream{false};
   std::atomic<bool> upload_first_seen{false};
@@ -305,9 +307,57 @@ inline unsigned get_status(std::uint16_t port, const std::string& target,
   }
 }
 
-// Sends raw bytes, then reads until the peer closes or `timeout` passes.
-inline std::string raw_exchange(std::uint16_t port, const std::string& data,
-                                std::chrono::milliseconds timeout = 10s, bool half_close = false) {
+// What a socket gave until its peer closed it, and how it ended.
+struct read_result {
+  std::string bytes;
+  bool eof = false;    // recv() returned 0: the peer closed (FIN)
+  bool reset = false;  // ECONNRESET: the peer closed with our input unread
+  bool closed() const { return eof || reset; }
+};
+
+// Reads until the peer closes the socket or `deadline` passes (then neither
+// flag is set: the connection is still open). The deadline is a far one that
+// only proves "it did not hang"; a close comes from the peer, never from us.
+// poll() and recv() directly: Asio's blocking read waits past SO_RCVTIMEO.
+inline read_result read_until_eof(tcp::socket& s, std::chrono::milliseconds deadline = 30s) {
+  read_result r;
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  char tmp[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{s.native_handle(), POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    const auto n = ::recv(s.native_handle(), tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n > 0) {
+      r.bytes.append(tmp, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      r.eof = true;
+      break;
+    } else if (errno == ECONNRESET) {
+      r.reset = true;
+      break;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      break;  // any other error is neither a close nor "still open": both flags stay false
+    }
+  }
+  return r;
+}
+
+// For a socket whose answer was read: the peer closes it with a FIN (recv()
+// returns 0) within `deadline`, sending nothing more first.
+inline bool expect_closed(tcp::socket& s, std::chrono::milliseconds deadline = 30s) {
+  const auto r = read_until_eof(s, deadline);
+  return r.eof && r.bytes.empty();
+}
+
+// Sends raw bytes on a fresh connection, then reads until the peer closes or
+// `timeout` passes; the result says whether (and how) it closed.
+inline read_result raw_request(std::uint16_t port, const std::string& data,
+                               std::chrono::milliseconds timeout = 10s, bool half_close = false) {
   asio::io_context ioc;
   tcp::socket s(ioc);
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -315,15 +365,13 @@ inline std::string raw_exchange(std::uint16_t port, const std::string& data,
   boost::system::error_code ec;
   if (!data.empty()) asio::write(s, asio::buffer(data), ec);
   if (half_close) s.shutdown(tcp::socket::shutdown_send, ec);
-  std::string out;
-  char tmp[4096];
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    const auto n = s.read_some(asio::buffer(tmp), ec);
-    if (ec) break;
-    out.append(tmp, n);
-  }
-  return out;
+  return read_until_eof(s, timeout);
+}
+
+// raw_request's bytes alone, for tests that do not look at how it ended.
+inline std::string raw_exchange(std::uint16_t port, const std::string& data,
+                                std::chrono::milliseconds timeout = 10s, bool half_close = false) {
+  return raw_request(port, data, timeout, half_close).bytes;
 }
 
 // Status code of the first response in raw bytes; 0 when there is none.
