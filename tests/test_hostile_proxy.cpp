@@ -127,23 +127,22 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
   slow_upload slow1(p.port(), "/slow", 100'000, 200ms);
   slow_upload slow2(p.port(), "/slow", 100'000, 200ms);
   REQUIRE(eventually([&] { return slow1.sent >= 3 && slow2.sent >= 3; }, 5s));
-  CHECK(b.connections == 0);  // the proxy is reading their bodies, not forwarding them
+  CHECK(b.connections == 0);              // the proxy is reading their bodies, not forwarding them
+  CHECK(p.snapshot("s").in_flight == 0);  // and they hold no slot
 
-  // Meanwhile others are answered at once, not after the queue timeout.
+  // Meanwhile others are served, not queued: a held slot would show as a
+  // queued wait, or as a 503 at the 1 s queue timeout.
   client c(p.port());
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto r = c.get("/good");
-    CHECK(r.result_int() == 200);
-    CHECK(std::chrono::steady_clock::now() - t0 < 900ms);  // not held until the 1 s queue timeout
-  }
-  CHECK_FALSE(slow1.done);
+  for (int i = 0; i < 5; ++i) CHECK(c.get("/good").result_int() == 200);
+  CHECK_FALSE(slow1.done);  // all five while both slow bodies were still coming
+  CHECK_FALSE(slow2.done);
 
-  REQUIRE(eventually([&] { return slow1.done && slow2.done; }, 10s));
+  // The far deadline only proves nothing hangs; rejected_body_timeout below
+  // says which deadline answered.
+  REQUIRE(eventually([&] { return slow1.done && slow2.done; }, 30s));
   for (auto* s : {&slow1, &slow2}) {
     CHECK(s->status == 408);
-    CHECK(s->took_ms >= 1300);  // the body deadline (1.5 s from the header), not the idle one
-    CHECK(s->took_ms < 4000);
+    CHECK(s->took_ms >= 1300);  // the body deadline (1.5 s from the header) really waited
   }
   CHECK(b.connections == 1);  // the five fast requests over one pooled connection, nothing else
   CHECK(b.requests == 5);
@@ -152,6 +151,7 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
   CHECK(snap.rejected_body_timeout == 2);
   CHECK(snap.rejected_timeout == 0);
   CHECK(snap.wait.count <= 5);  // slow clients never queued
+  CHECK(snap.wait.max == 0.0);  // nor did the fast ones: two free slots, one used at a time
 }
 
 TEST_CASE(
@@ -164,12 +164,11 @@ TEST_CASE(
   auto& p = *pp;
 
   slow_upload slow(p.port(), "/upload-stream", 100'000, 200ms);
-  CHECK(eventually([&] { return b.connections == 1; }, 5s));  // streamed: the backend has it
-  REQUIRE(eventually([&] { return slow.done.load(); }, 10s));
+  CHECK(eventually([&] { return b.connections == 1; }, 5s));   // streamed: the backend has it
+  REQUIRE(eventually([&] { return slow.done.load(); }, 30s));  // a far deadline: it did not hang
   CHECK(slow.status == 408);
-  CHECK(slow.took_ms >= 1300);
-  CHECK(slow.took_ms < 4000);
-  CHECK(p.snapshot("s").rejected_body_timeout == 1);
+  CHECK(slow.took_ms >= 1300);                        // the body deadline really waited
+  CHECK(p.snapshot("s").rejected_body_timeout == 1);  // and it is what answered
   CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }, 5s));  // the slot is back
 }
 
