@@ -109,8 +109,22 @@ std::string temp_dir() {
   return d;
 }
 
+// Sends `request` on the connected `fd`, then reads until the peer closes it
+// (recv() returns 0: *eof is set) or fails, e.g. at the 10 s receive timeout
+// (then it stays unset); closes `fd`.
+std::string exchange_until_close(int fd, const std::string& request, bool* eof) {
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
+  if (eof) *eof = n == 0;
+  ::close(fd);
+  return in;
+}
+
 // Raw exchange on a Unix socket: sends `request`, reads until the peer closes.
-std::string raw_unix(const std::string& path, const std::string& request) {
+std::string raw_unix(const std::string& path, const std::string& request, bool* eof = nullptr) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -118,16 +132,10 @@ std::string raw_unix(const std::string& path, const std::string& request) {
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string in;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return in;
+  return exchange_until_close(fd, request, eof);
 }
 
-std::string raw_tcp(const std::string& endpoint, const std::string& request) {
+std::string raw_tcp(const std::string& endpoint, const std::string& request, bool* eof = nullptr) {
   const auto colon = endpoint.rfind(':');
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -137,13 +145,7 @@ std::string raw_tcp(const std::string& endpoint, const std::string& request) {
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string in;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return in;
+  return exchange_until_close(fd, request, eof);
 }
 
 }  // namespace
@@ -333,12 +335,15 @@ TEST_CASE("server: Unix socket 0660 in a created directory; the client's round t
   CHECK(admin::error_message(r) == "no such service: ghost");
 
   // Keep-alive: two requests on one connection, then a bad one closes it.
+  bool closed = false;
   const std::string two =
       raw_unix(o.socket_path,
                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                "POST /v1/services/hello/autoscale HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
                "{\"enabled\":false}"
-               "GET / HTTP/3.0\r\n\r\n");
+               "GET / HTTP/3.0\r\n\r\n",
+               &closed);
+  CHECK(closed);  // the socket itself closed, not the 10 s receive timeout
   CHECK(two.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(two.find("HTTP/1.1 200 OK\r\n", 10) != std::string::npos);
   CHECK(two.find("HTTP/1.1 505 ") != std::string::npos);
@@ -392,8 +397,10 @@ TEST_CASE("server: the TCP metrics listener serves only /metrics", "[admin][net]
   s.start();
   const std::string ep = s.metrics_endpoint();
   REQUIRE(ep.rfind("127.0.0.1:", 0) == 0);
+  bool closed = false;
   const std::string m =
-      raw_tcp(ep, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      raw_tcp(ep, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &closed);
+  CHECK(closed);  // Connection: close is honoured by closing the socket
   CHECK(m.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(m.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
   CHECK(m.find("\r\n\r\n# HELP x y\n") != std::string::npos);

@@ -39,7 +39,8 @@ service_options small_service(std::string name, std::string prefix, std::uint32_
 }
 
 // A started proxy with one service "s" of `concurrency` slots on `backend_port`.
-std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o, std::uint32_t concurrency = 2) {
+std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o,
+                                   std::uint32_t concurrency = 2) {
   auto p = std::make_unique<proxy>(std::move(o));
   p->add_service(small_service("s", "/", concurrency));
   p->add_backend("s", "127.0.0.1", backend_port);
@@ -51,7 +52,8 @@ std::unique_ptr<proxy> start_proxy(std::uint16_t backend_port, proxy_options o, 
 // `pace` until the proxy answers; records the answer's status and when it came.
 class slow_upload {
  public:
-  slow_upload(std::uint16_t port, std::string target, std::size_t size, std::chrono::milliseconds pace)
+  slow_upload(std::uint16_t port, std::string target, std::size_t size,
+              std::chrono::milliseconds pace)
       : thread_([=, this] { run(port, target, size, pace); }) {}
   ~slow_upload() { thread_.join(); }
 
@@ -61,13 +63,15 @@ class slow_upload {
   std::atomic<long long> took_ms{0};  // from the header sent to the answer
 
  private:
-  void run(std::uint16_t port, const std::string& target, std::size_t size, std::chrono::milliseconds pace) {
+  void run(std::uint16_t port, const std::string& target, std::size_t size,
+           std::chrono::milliseconds pace) {
     asio::io_context ioc;
     tcp::socket s(ioc);
     boost::system::error_code ec;
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
     set_socket_timeout(s, 5s);
-    const std::string head = "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+    const std::string head = "POST " + target +
+                             " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
                              "\r\n\r\n";
     if (!ec) asio::write(s, asio::buffer(head), ec);
     const auto start = std::chrono::steady_clock::now();
@@ -77,7 +81,8 @@ class slow_upload {
       asio::write(s, asio::buffer(&c, 1), ec);
       if (ec) break;
       ++sent;
-      if (::poll(&pfd, 1, static_cast<int>(pace.count())) > 0) break;  // the proxy answered (or closed)
+      if (::poll(&pfd, 1, static_cast<int>(pace.count())) > 0)
+        break;  // the proxy answered (or closed)
     }
     std::string in;
     char tmp[4096];
@@ -86,7 +91,9 @@ class slow_upload {
       if (ec) break;
       in.append(tmp, n);
     }
-    took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
     status = status_of(in);
     done = true;
   }
@@ -110,7 +117,8 @@ class echo_function : public function_backend {
 
 }  // namespace
 
-TEST_CASE("slow request bodies hold no slot: other clients are served, the slow ones get 408", "[lb][net][hostile]") {
+TEST_CASE("slow request bodies hold no slot: other clients are served, the slow ones get 408",
+          "[lb][net][hostile]") {
   backend b("b");
   auto pp = start_proxy(b.port(), hostile_options());
   auto& p = *pp;
@@ -119,23 +127,22 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
   slow_upload slow1(p.port(), "/slow", 100'000, 200ms);
   slow_upload slow2(p.port(), "/slow", 100'000, 200ms);
   REQUIRE(eventually([&] { return slow1.sent >= 3 && slow2.sent >= 3; }, 5s));
-  CHECK(b.connections == 0);  // the proxy is reading their bodies, not forwarding them
+  CHECK(b.connections == 0);              // the proxy is reading their bodies, not forwarding them
+  CHECK(p.snapshot("s").in_flight == 0);  // and they hold no slot
 
-  // Meanwhile others are answered at once, not after the queue timeout.
+  // Meanwhile others are served, not queued: a held slot would show as a
+  // queued wait, or as a 503 at the 1 s queue timeout.
   client c(p.port());
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto r = c.get("/good");
-    CHECK(r.result_int() == 200);
-    CHECK(std::chrono::steady_clock::now() - t0 < 900ms);  // not held until the 1 s queue timeout
-  }
-  CHECK_FALSE(slow1.done);
+  for (int i = 0; i < 5; ++i) CHECK(c.get("/good").result_int() == 200);
+  CHECK_FALSE(slow1.done);  // all five while both slow bodies were still coming
+  CHECK_FALSE(slow2.done);
 
-  REQUIRE(eventually([&] { return slow1.done && slow2.done; }, 10s));
+  // The far deadline only proves nothing hangs; rejected_body_timeout below
+  // says which deadline answered.
+  REQUIRE(eventually([&] { return slow1.done && slow2.done; }, 30s));
   for (auto* s : {&slow1, &slow2}) {
     CHECK(s->status == 408);
-    CHECK(s->took_ms >= 1300);  // the body deadline (1.5 s from the header), not the idle one
-    CHECK(s->took_ms < 4000);
+    CHECK(s->took_ms >= 1300);  // the body deadline (1.5 s from the header) really waited
   }
   CHECK(b.connections == 1);  // the five fast requests over one pooled connection, nothing else
   CHECK(b.requests == 5);
@@ -144,10 +151,12 @@ TEST_CASE("slow request bodies hold no slot: other clients are served, the slow 
   CHECK(snap.rejected_body_timeout == 2);
   CHECK(snap.rejected_timeout == 0);
   CHECK(snap.wait.count <= 5);  // slow clients never queued
+  CHECK(snap.wait.max == 0.0);  // nor did the fast ones: two free slots, one used at a time
 }
 
-TEST_CASE("a body larger than request_buffer streams holding a slot, and still has the body deadline",
-          "[lb][net][hostile]") {
+TEST_CASE(
+    "a body larger than request_buffer streams holding a slot, and still has the body deadline",
+    "[lb][net][hostile]") {
   backend b("b");
   auto o = hostile_options();
   o.request_buffer = 1024;
@@ -155,12 +164,11 @@ TEST_CASE("a body larger than request_buffer streams holding a slot, and still h
   auto& p = *pp;
 
   slow_upload slow(p.port(), "/upload-stream", 100'000, 200ms);
-  CHECK(eventually([&] { return b.connections == 1; }, 5s));  // streamed: the backend has it
-  REQUIRE(eventually([&] { return slow.done.load(); }, 10s));
+  CHECK(eventually([&] { return b.connections == 1; }, 5s));   // streamed: the backend has it
+  REQUIRE(eventually([&] { return slow.done.load(); }, 30s));  // a far deadline: it did not hang
   CHECK(slow.status == 408);
-  CHECK(slow.took_ms >= 1300);
-  CHECK(slow.took_ms < 4000);
-  CHECK(p.snapshot("s").rejected_body_timeout == 1);
+  CHECK(slow.took_ms >= 1300);                        // the body deadline really waited
+  CHECK(p.snapshot("s").rejected_body_timeout == 1);  // and it is what answered
   CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }, 5s));  // the slot is back
 }
 
@@ -192,9 +200,10 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
   }
   SECTION("chunked within the buffer (sent on with its length), and beyond it (the rest streams)") {
     for (const auto* body : {&small, &large}) {
-      const auto raw = raw_exchange(
-          p.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
-                        chunked(*body, 300));
+      const auto raw = raw_exchange(p.port(),
+                                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                    "chunked\r\nConnection: close\r\n\r\n" +
+                                        chunked(*body, 300));
       CHECK(status_of(raw) == 200);
       CHECK(raw.size() >= body->size());
       CHECK(raw.substr(raw.size() - body->size()) == *body);
@@ -202,8 +211,9 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
   }
   SECTION("Expect: 100-continue is answered before a buffered body is read") {
     client c(p.port());
-    asio::write(c.socket(), asio::buffer(std::string(
-                                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")));
+    asio::write(c.socket(),
+                asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                         "5\r\nExpect: 100-continue\r\n\r\n")));
     CHECK(c.read_response().result_int() == 100);
     asio::write(c.socket(), asio::buffer(std::string("hello")));
     const auto r = c.read_response();
@@ -215,7 +225,8 @@ TEST_CASE("buffered and streamed bodies reach the backend whole", "[lb][net][hos
       asio::io_context ioc;
       tcp::socket s(ioc);
       s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.port()));
-      asio::write(s, asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")));
+      asio::write(s, asio::buffer(std::string(
+                         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")));
     }
     client c(p.port());
     CHECK(c.request(http::verb::post, "/echo", small).body() == small);
@@ -327,7 +338,8 @@ class rogue_backend {
         now = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(evil.size()) + "\r\n\r\n";
         later = evil;
       } else if (target == "/204" || target == "/304") {
-        now = target == "/204" ? "HTTP/1.1 204 No Content\r\n\r\n" : "HTTP/1.1 304 Not Modified\r\n\r\n";
+        now = target == "/204" ? "HTTP/1.1 204 No Content\r\n\r\n"
+                               : "HTTP/1.1 304 Not Modified\r\n\r\n";
         later = evil;
       } else if (target == "/unsolicited") {
         now = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -335,11 +347,13 @@ class rogue_backend {
         delay = 50ms;
       } else {
         const std::string body = "good conn=" + std::to_string(conn);
-        now = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        now =
+            "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       }
       asio::write(s, asio::buffer(now), ec);
       if (!later.empty()) {
-        std::this_thread::sleep_for(delay);  // the rogue's own pacing, not the test's synchronisation
+        std::this_thread::sleep_for(
+            delay);  // the rogue's own pacing, not the test's synchronisation
         asio::write(s, asio::buffer(later), ec);
         ++extras_written;
       }
@@ -362,7 +376,8 @@ class rogue_backend {
 
 }  // namespace
 
-TEST_CASE("bytes a backend sends after its response never reach another client", "[lb][net][hostile]") {
+TEST_CASE("bytes a backend sends after its response never reach another client",
+          "[lb][net][hostile]") {
   rogue_backend b;
   auto o = hostile_options();
   o.timeouts.idle = 10s;
@@ -377,9 +392,12 @@ TEST_CASE("bytes a backend sends after its response never reach another client",
     bool later;  // the extra bytes come in a second write
   };
   const std::vector<misdeed> cases{
-      {http::verb::get, "/long", 200, "hello", false},      {http::verb::get, "/long-later", 200, "hello", true},
-      {http::verb::head, "/head-body", 200, "", true},      {http::verb::get, "/204", 204, "", true},
-      {http::verb::get, "/304", 304, "", true},             {http::verb::get, "/unsolicited", 200, "ok", true},
+      {http::verb::get, "/long", 200, "hello", false},
+      {http::verb::get, "/long-later", 200, "hello", true},
+      {http::verb::head, "/head-body", 200, "", true},
+      {http::verb::get, "/204", 204, "", true},
+      {http::verb::get, "/304", 304, "", true},
+      {http::verb::get, "/unsolicited", 200, "ok", true},
       {http::verb::get, "/close-after", 200, "good conn=1", false},
   };
   for (const auto& m : cases) {

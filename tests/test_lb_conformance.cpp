@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "lb/proxy.hpp"
@@ -113,17 +114,30 @@ std::vector<row> load_table() {
 // Answers each request with 200 and a body of the request head it received,
 // "--body--", and the body; or, when the request carries X-Respond, writes
 // that field's value ('~' for CRLF, "HTTP/1.1 " prepended unless present)
-// and closes. Counts the request heads it received.
+// and closes. Counts the connections it accepted, the bytes that arrived
+// before a complete head, and the request heads it received; each answer
+// names the proxy's port of the connection it came on (X-Peer-Port).
 class echo_backend {
  public:
   echo_backend() : server_("echo", [this](tcp::socket& s) { serve(s); }) {}
   std::uint16_t port() const { return server_.port(); }
+  int connections() const { return server_.connections; }
+  std::set<unsigned short> peers() {
+    std::lock_guard lock(mu_);
+    return peers_;
+  }
   std::atomic<int> requests{0};
+  std::atomic<long> bytes{0};
 
  private:
   void serve(tcp::socket& s) {
     beast::flat_buffer buf;
     boost::system::error_code ec;
+    const auto peer = s.remote_endpoint(ec).port();
+    {
+      std::lock_guard lock(mu_);
+      peers_.insert(peer);
+    }
     for (;;) {
       auto data = [&] {
         return std::string_view(static_cast<const char*>(buf.data().data()), buf.size());
@@ -131,6 +145,7 @@ class echo_backend {
       while (data().find("\r\n\r\n") == std::string_view::npos) {
         const auto n = s.read_some(buf.prepare(4096), ec);
         if (ec) return;
+        bytes += static_cast<long>(n);
         buf.commit(n);
       }
       const std::string raw_head(data().substr(0, data().find("\r\n\r\n") + 4));
@@ -149,8 +164,9 @@ class echo_backend {
         return;
       }
       const std::string body = raw_head + "--body--\r\n" + req.body();
-      std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n";
+      std::string out =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Peer-Port: " + std::to_string(peer) +
+          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
       if (req.method() != http::verb::head) out += body;
       asio::write(s, asio::buffer(out), ec);
       if (ec || !req.keep_alive()) {
@@ -161,6 +177,8 @@ class echo_backend {
   }
 
   backend server_;
+  std::mutex mu_;
+  std::set<unsigned short> peers_;  // the proxy-side ports of the connections accepted
 };
 
 // ---- the client side -------------------------------------------------------------
@@ -304,6 +322,35 @@ void check_one(const std::string& c, const exchange& x, int backend_delta) {
   }
 }
 
+// What the backend had received before a row.
+struct backend_counts {
+  int connections;
+  int requests;
+  long bytes;
+  std::set<unsigned short> peers;
+};
+
+backend_counts counts_of(echo_backend& be) {
+  return {be.connections(), be.requests, be.bytes, be.peers()};
+}
+
+// backend=0, with no slack: not a connection, not a byte, not a head reached
+// the backend. A barrier request through the same proxy closes the window:
+// if it comes on a connection new to the backend, any connection the row
+// opened was accepted (and counted) before it; if it comes on a pooled one,
+// the row's bytes on that connection were read before it.
+void check_nothing_reached(echo_backend& be, std::uint16_t port, const backend_counts& before) {
+  client c(port);
+  const auto r = c.get("/barrier");
+  REQUIRE(r.result_int() == 200);
+  const auto peer = static_cast<unsigned short>(std::stoi(std::string(r["X-Peer-Port"])));
+  const bool new_connection = before.peers.count(peer) == 0;
+  const auto head_bytes = static_cast<long>(r.body().find("--body--"));
+  CHECK(be.connections() - before.connections == (new_connection ? 1 : 0));
+  CHECK(be.requests - before.requests == 1);
+  CHECK(be.bytes - before.bytes == head_bytes);
+}
+
 }  // namespace
 
 TEST_CASE("HTTP/1.1 conformance table (tests/data/conformance.txt)", "[lb][net][conformance]") {
@@ -342,8 +389,10 @@ TEST_CASE("HTTP/1.1 conformance table (tests/data/conformance.txt)", "[lb][net][
     const bool close_expected = r.expect == "close";
     const bool until_close = close_expected || has_check(r, "closed");
     const int before = be.requests.load();
-    const auto x = run_exchange((has_check(r, "trusted") ? trusted : untrusted).port(), r.request,
-                                1 + then.size(), until_close, has_check(r, "head"));
+    const auto counts = counts_of(be);
+    const auto port = (has_check(r, "trusted") ? trusted : untrusted).port();
+    const auto x =
+        run_exchange(port, r.request, 1 + then.size(), until_close, has_check(r, "head"));
     // The backend may still be reading the last request of the row: give it a moment
     // when the row counts requests.
     for (const auto& c : r.checks)
@@ -363,5 +412,6 @@ TEST_CASE("HTTP/1.1 conformance table (tests/data/conformance.txt)", "[lb][net][
         CHECK(x.final[i + 1].status == then[i]);
     }
     for (const auto& c : r.checks) check_one(c, x, delta);
+    if (has_check(r, "backend=0")) check_nothing_reached(be, port, counts);
   }
 }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -73,6 +74,9 @@ class fake_function : public function_backend {
       }
       cb.answer(std::move(r));
       std::this_thread::sleep_for(release_delay);  // e.g. the container stopping after the answer
+      const auto far = std::chrono::steady_clock::now() + 30s;
+      while (hold_release && std::chrono::steady_clock::now() < far)
+        std::this_thread::sleep_for(2ms);
       --running;
       cb.released();
     });
@@ -85,7 +89,8 @@ class fake_function : public function_backend {
   std::atomic<int> calls{0}, running{0}, max_running{0}, cancels{0};
   function_call last;
   std::chrono::milliseconds release_delay{0};
-  std::mutex mu;  // guards `last`
+  std::atomic<bool> hold_release{false};  // calls answer, then keep their slot while set
+  std::mutex mu;                          // guards `last`
 
  private:
   std::chrono::milliseconds delay_;
@@ -181,8 +186,7 @@ TEST_CASE("a call that did not start goes to another one-shot backend", "[lb][ne
   p.start();
   std::thread late([&] {
     // The only backend is dead; a fresh one arrives while the retry waits.
-    eventually([&] { return dead->calls == 1; });
-    std::this_thread::sleep_for(50ms);
+    eventually([&] { return dead->calls == 1 && p.snapshot("fn").queue_length == 1; });
     p.add_function_backend("fn", live, 1, true);
   });
   client c(p.port());
@@ -221,18 +225,25 @@ TEST_CASE("a client that goes away mid-call cancels it; the proxy keeps serving"
 
 TEST_CASE("the client has its answer before the call releases its slot", "[lb][net]") {
   auto fn = std::make_shared<fake_function>();
-  fn->release_delay = 3000ms;
+  fn->hold_release = true;
   proxy p(options());
   p.add_service(fn_service(1));
   p.add_function_backend("fn", fn, 1);
   p.start();
-  const auto t0 = std::chrono::steady_clock::now();
   client c(p.port());
-  CHECK(c.request(http::verb::post, "/r/app/fn", "a").body() == "A");
-  CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+  CHECK(c.request(http::verb::post, "/r/app/fn", "a").body() ==
+        "A");  // answered while the release is held
   // The slot is still held: a second call waits for the release.
   CHECK(p.snapshot("fn").in_flight == 1);
-  CHECK(c.request(http::verb::post, "/r/app/fn", "b").body() == "B");
+  CHECK(fn->running == 1);
+  auto second = std::async(std::launch::async, [&] {
+    client c2(p.port());  // a connection of its own, so it can queue while the first one waits
+    return c2.request(http::verb::post, "/r/app/fn", "b").body();
+  });
+  REQUIRE(eventually([&] { return p.snapshot("fn").queue_length == 1; }));
+  CHECK(fn->calls == 1);
+  fn->hold_release = false;
+  CHECK(second.get() == "B");
   CHECK(fn->max_running == 1);
 }
 

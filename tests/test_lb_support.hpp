@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <list>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -98,8 +100,8 @@ class backend {
 
   std::atomic<int> requests{0};
   std::atomic<int> good_requests{0};  // requests for "/good" (the well-behaved client's path)
-  std::atomic<int> connections{0};
-  std::atomic<int> active{0};        // requests being handled right now
+  std::atomic<int> connections{0};    // accepted, counted before the first byte is read
+  std::atomic<int> active{0};         // requests being handled right now
   std::atomic<int> max_active{0};
   std::atomic<bool> release_stream{false};
   std::atomic<bool> upload_first_seen{false};
@@ -134,8 +136,9 @@ class backend {
         // Answers before reading the body, then closes with the body unread (a reset).
         ++requests;
         const std::string r =
-            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\nX-Backend: " + name_ +
-            "\r\n\r\ntoo big\n";
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: "
+            "close\r\nX-Backend: " +
+            name_ + "\r\n\r\ntoo big\n";
         asio::write(s, asio::buffer(r), ec);
         std::lock_guard lock(mu_);  // stop() reads the descriptor under it (TSan)
         s.close(ec);
@@ -177,14 +180,16 @@ class backend {
     res.set("X-Seen-XFF", std::string(req["X-Forwarded-For"]));
     res.set("X-Seen-XFP", std::string(req["X-Forwarded-Proto"]));
     res.set("X-Seen-XFH", std::string(req["X-Forwarded-Host"]));
-    const bool hop = req.count(http::field::keep_alive) || req.count(http::field::proxy_connection) ||
-                     req.count(http::field::te) || req.count(http::field::upgrade) || req.count("X-Hop") ||
+    const bool hop = req.count(http::field::keep_alive) ||
+                     req.count(http::field::proxy_connection) || req.count(http::field::te) ||
+                     req.count(http::field::upgrade) || req.count("X-Hop") ||
                      req.count(http::field::connection);
     res.set("X-Seen-Hop", hop ? "yes" : "no");
     res.set("X-Seen-Version", std::to_string(req.version()));
   }
 
-  bool handle(tcp::socket& s, http::request<http::string_body>& req, const std::string& target, bool keep) {
+  bool handle(tcp::socket& s, http::request<http::string_body>& req, const std::string& target,
+              bool keep) {
     boost::system::error_code ec;
     auto starts = [&](std::string_view p) { return target.rfind(p, 0) == 0; };
     if (starts("/kill")) {
@@ -198,8 +203,9 @@ class backend {
     }
     if (starts("/http10")) {
       // An HTTP/1.0 backend: no Content-Length, the body ends when it closes.
-      asio::write(s, asio::buffer(std::string("HTTP/1.0 200 OK\r\nX-Backend: ") + name_ +
-                                  "\r\n\r\nclose-delimited body"),
+      asio::write(s,
+                  asio::buffer(std::string("HTTP/1.0 200 OK\r\nX-Backend: ") + name_ +
+                               "\r\n\r\nclose-delimited body"),
                   ec);
       return false;
     }
@@ -211,7 +217,8 @@ class backend {
       http::write_header(s, sr, ec);
       asio::write(s, asio::buffer(std::string("5\r\nfirst\r\n")), ec);
       const auto end = std::chrono::steady_clock::now() + 20s;
-      while (!release_stream && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(2ms);
+      while (!release_stream && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(2ms);
       asio::write(s, asio::buffer(std::string("6\r\nsecond\r\n0\r\n\r\n")), ec);
       return !ec;
     }
@@ -256,9 +263,9 @@ class client {
     sock_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     set_socket_timeout(sock_, timeout);
   }
-  http::response<http::string_body> request(http::verb method, const std::string& target,
-                                            const std::string& body = {},
-                                            const std::map<std::string, std::string>& headers = {}) {
+  http::response<http::string_body> request(
+      http::verb method, const std::string& target, const std::string& body = {},
+      const std::map<std::string, std::string>& headers = {}) {
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, "test.local");
     for (const auto& [k, v] : headers) req.set(k, v);
@@ -288,7 +295,8 @@ class client {
 };
 
 // One request on a fresh connection; status 0 on any transport error.
-inline unsigned get_status(std::uint16_t port, const std::string& target, std::string* backend_name = nullptr) {
+inline unsigned get_status(std::uint16_t port, const std::string& target,
+                           std::string* backend_name = nullptr) {
   try {
     client c(port);
     auto r = c.get(target);
@@ -299,9 +307,57 @@ inline unsigned get_status(std::uint16_t port, const std::string& target, std::s
   }
 }
 
-// Sends raw bytes, then reads until the peer closes or `timeout` passes.
-inline std::string raw_exchange(std::uint16_t port, const std::string& data,
-                                std::chrono::milliseconds timeout = 10s, bool half_close = false) {
+// What a socket gave until its peer closed it, and how it ended.
+struct read_result {
+  std::string bytes;
+  bool eof = false;    // recv() returned 0: the peer closed (FIN)
+  bool reset = false;  // ECONNRESET: the peer closed with our input unread
+  bool closed() const { return eof || reset; }
+};
+
+// Reads until the peer closes the socket or `deadline` passes (then neither
+// flag is set: the connection is still open). The deadline is a far one that
+// only proves "it did not hang"; a close comes from the peer, never from us.
+// poll() and recv() directly: Asio's blocking read waits past SO_RCVTIMEO.
+inline read_result read_until_eof(tcp::socket& s, std::chrono::milliseconds deadline = 30s) {
+  read_result r;
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  char tmp[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{s.native_handle(), POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    const auto n = ::recv(s.native_handle(), tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n > 0) {
+      r.bytes.append(tmp, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      r.eof = true;
+      break;
+    } else if (errno == ECONNRESET) {
+      r.reset = true;
+      break;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      break;  // any other error is neither a close nor "still open": both flags stay false
+    }
+  }
+  return r;
+}
+
+// For a socket whose answer was read: the peer closes it with a FIN (recv()
+// returns 0) within `deadline`, sending nothing more first.
+inline bool expect_closed(tcp::socket& s, std::chrono::milliseconds deadline = 30s) {
+  const auto r = read_until_eof(s, deadline);
+  return r.eof && r.bytes.empty();
+}
+
+// Sends raw bytes on a fresh connection, then reads until the peer closes or
+// `timeout` passes; the result says whether (and how) it closed.
+inline read_result raw_request(std::uint16_t port, const std::string& data,
+                               std::chrono::milliseconds timeout = 10s, bool half_close = false) {
   asio::io_context ioc;
   tcp::socket s(ioc);
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -309,15 +365,13 @@ inline std::string raw_exchange(std::uint16_t port, const std::string& data,
   boost::system::error_code ec;
   if (!data.empty()) asio::write(s, asio::buffer(data), ec);
   if (half_close) s.shutdown(tcp::socket::shutdown_send, ec);
-  std::string out;
-  char tmp[4096];
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    const auto n = s.read_some(asio::buffer(tmp), ec);
-    if (ec) break;
-    out.append(tmp, n);
-  }
-  return out;
+  return read_until_eof(s, timeout);
+}
+
+// raw_request's bytes alone, for tests that do not look at how it ended.
+inline std::string raw_exchange(std::uint16_t port, const std::string& data,
+                                std::chrono::milliseconds timeout = 10s, bool half_close = false) {
+  return raw_request(port, data, timeout, half_close).bytes;
 }
 
 // Status code of the first response in raw bytes; 0 when there is none.
