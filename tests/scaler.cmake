@@ -2,7 +2,7 @@ dockscaler_add_test(NAME test_policy SOURCES test_policy.cpp LIBS dockscaler::sc
 dockscaler_add_test(NAME test_autoscaler SOURCES test_autoscaler.cpp LIBS dockscaler::scaler)
 # End to end: the dockscaler binary against the real engine with hello-http containers.
 dockscaler_add_test(NAME test_serve_e2e SOURCES test_serve_e2e.cpp
-  LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
+  LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
 add_dependencies(test_serve_e2e dockscaler hello-http dockscaler_echo)
 target_compile_definitions(test_serve_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
