@@ -1,8 +1,11 @@
 // Helpers shared by the suites that run the real `dockscaler` binary against
-// the real engine (test_serve_e2e, test_cli_e2e): the hello-http image built
-// once per run, a daemon child process with its own config and log, a
-// per-test service with its own port and network, HTTP GETs and load on
-// loopback. Everything carries this run's id and is removed by the fixtures.
+// the real engine (test_serve_e2e, test_scale_down_e2e, test_cli_e2e, …): the
+// hello-http image built once per run, a daemon child process with its own
+// config and log, a per-test service with its own port and network, the
+// service as the daemon's admin API reports it, HTTP requests and load on
+// loopback (one-shot or keep-alive clients; a cut answer is a socket error,
+// never a status). Everything carries this run's id and is removed by the
+// fixtures.
 #pragma once
 
 #include <arpa/inet.h>
