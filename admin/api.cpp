@@ -93,6 +93,8 @@ void write_service(writer& w, const scaler::service_status& s) {
   w.Key("consecutive_failures");
   w.Uint(s.consecutive_failures);
   str(w, "last_error", s.last_error);
+  w.Key("reconcile_passes");
+  w.Uint64(s.reconcile_passes);
   w.Key("containers");
   w.StartArray();
   for (const auto& r : s.replicas) write_replica(w, r);

@@ -288,6 +288,13 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
     x.sample("dockscaler_autoscale_enabled", {{"service", s.name}},
              s.autoscale && !s.hold_left ? 1 : 0);
 
+  x.family("dockscaler_reconcile_passes_total",
+           "Times the scaler compared a service's desired containers with the actual ones.",
+           "counter");
+  for (const auto& s : status)
+    x.sample("dockscaler_reconcile_passes_total", {{"service", s.name}},
+             static_cast<double>(s.reconcile_passes));
+
   std::lock_guard lock(mu_);
   x.family("dockscaler_scale_events_total",
            "Changes of the desired replicas, by direction and reason (manual: set by an operator).",

@@ -62,6 +62,7 @@ struct service_state {
   std::optional<clock::time_point> cold_since;  // scaled up from zero for a waiting request
   pool_figures figures;
   std::string unavailable;  // what the proxy was last told (see mark_unavailable)
+  std::uint64_t reconcile_passes = 0;
 };
 
 double stat_of(const pool_figures& f, config::wait_stat s) {
@@ -449,6 +450,7 @@ struct autoscaler::impl {
         }
     }
     s.wake = false;
+    ++s.reconcile_passes;
     reconcile(st, now, out);
     mark_unavailable(st, out);
   }
@@ -861,6 +863,7 @@ std::vector<service_status> autoscaler::status() const {
     s.last_decision = st->last;
     s.consecutive_failures = st->failures;
     s.last_error = st->last_error;
+    s.reconcile_passes = st->reconcile_passes;
     s.starting = static_cast<unsigned>(st->pending.size());
     for (const auto& [id, r] : st->replicas) {
       replica_status rs;

@@ -51,6 +51,9 @@ struct service_status {
   decision last_decision;
   unsigned consecutive_failures = 0;  // container starts or early deaths in a row
   std::string last_error;
+  // Times desired was compared with actual so far: proof that the loop ran
+  // over a span in which nothing was to change.
+  std::uint64_t reconcile_passes = 0;
   std::vector<replica_status> replicas;
 };
 

@@ -732,3 +732,45 @@ TEST_CASE(
   CHECK(got.closed());
   CHECK(get_status(p.port(), "/") == 200);  // and the backend is not held against later requests
 }
+
+TEST_CASE("a request whose backend was removed under it gets 502 and is not replayed",
+          "[lb][net]") {
+  // The scaler's drain_timeout path: the backend leaves the proxy, then its
+  // container stops under a request that came over a pooled connection. That
+  // is no stale idle connection: the backend had the request all along.
+  std::atomic<bool> cut{false};
+  std::atomic<int> held{0}, replayed{0};
+  backend a("a", [&](tcp::socket& s) {
+    beast::flat_buffer buf;
+    boost::system::error_code ec;
+    for (;;) {
+      http::request<http::string_body> req;
+      http::read(s, buf, req, ec);
+      if (ec) return;
+      if (req.target() == "/hold" && !cut) {
+        ++held;
+        while (!cut) std::this_thread::sleep_for(5ms);
+        s.shutdown(tcp::socket::shutdown_both, ec);  // stopped without answering
+        return;
+      }
+      if (req.target() == "/hold") ++replayed;
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = "ok";
+      res.prepare_payload();
+      http::write(s, res, ec);
+    }
+  });
+  proxy p(test_options(1));  // one thread: one upstream pool, so /hold reuses the connection
+  p.add_service(svc("s"));
+  const auto id = p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  REQUIRE(get_status(p.port(), "/") == 200);
+  auto f = std::async(std::launch::async, [&] { return get_status(p.port(), "/hold"); });
+  REQUIRE(eventually([&] { return held == 1; }));
+  REQUIRE(a.connections == 1);  // the pooled connection carries it
+  REQUIRE(p.remove_backend("s", id));
+  cut = true;
+  CHECK(f.get() == 502);
+  CHECK(replayed == 0);
+  CHECK(a.connections == 1);
+}

@@ -8,19 +8,11 @@
 
 #include "test_daemon_support.hpp"
 
-namespace {
-
 using namespace dockscaler::test;
 
-double p95_seconds(std::vector<std::chrono::nanoseconds> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return std::chrono::duration<double>(v[std::min(v.size() - 1, v.size() * 95 / 100)]).count();
-}
-
-}  // namespace
-
-TEST_CASE("step load: replicas rise, wait_time recovers, then fall back to min; nothing lost",
+// Scale-down under load is proven in detail (policy-driven 4 -> 1, drains
+// waiting and cut) by test_scale_down_e2e; here a light load rides it too.
+TEST_CASE("step load: wait_time recovers as replicas rise; a light load rides the fall to min",
           "[e2e][docker]") {
   service_fixture f("step");
   daemon_process d("step", f.config(
@@ -35,29 +27,47 @@ TEST_CASE("step load: replicas rise, wait_time recovers, then fall back to min; 
   REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }));
 
   // 12 clients against 1 container x 2 slots of a 100 ms function.
-  load l(f.port, "/fn/work?delay=100", 12);
+  load heavy(f.port, "/fn/work?delay=100", 12);
   REQUIRE(eventually([&] { return f.containers().size() >= 5; }, 30s));
-  const auto scaled = steady::now();
-  // Once scaled, let the figures settle, then look at the latest latencies.
-  std::this_thread::sleep_for(4s);
-  l.stop();
-  std::vector<std::chrono::nanoseconds> late;
-  std::size_t bad = 0;
-  for (const auto& r : l.results()) {
-    if (r.status != 200) ++bad;
-    if (r.at > scaled + 2s) late.push_back(r.took);
-  }
-  INFO(d.log());
-  CHECK(bad == 0);
-  REQUIRE(late.size() > 20);
-  // 100 ms of work plus a wait under the 50 ms threshold (and some slack for a
-  // loaded 2-core machine).
-  CHECK(p95_seconds(late) < 0.100 + 0.050 + 0.150);
+  // The promise is structural: the figure the scaler decides on (p95 wait
+  // over the 2 s window) comes back under scale_up.wait_time_above while the
+  // load goes on. How long requests take is a benchmark figure
+  // (docs/benchmarks.md), not something a loaded test machine can bound.
+  daemon_view v;
+  REQUIRE(eventually(
+      [&] {
+        v = view_of(f);
+        return v.ok && v.wait_p95 >= 0 && v.wait_p95 < 0.050;
+      },
+      60s));
+  const auto recovered = steady::now();
+  REQUIRE(eventually([&] { return heavy.count({}, recovered).after >= 20; }));
+  heavy.stop();
+  auto log = d.log();
+  INFO(log);
+  CHECK(log.find(f.name + ": scale up 1 -> ") != std::string::npos);
+  CHECK(log.find("wait_time") != std::string::npos);
+  const auto h = heavy.count();
+  INFO(h.failures);
+  CHECK(h.non_2xx == 0);
+  CHECK(h.socket_errors == 0);
 
-  // Idle: back to min, draining each container before it goes.
-  REQUIRE(eventually([&] { return f.containers().size() == 1; }, 60s));
-  CHECK(d.log().find("scale down") != std::string::npos);
-  CHECK(d.log().find("draining container") != std::string::npos);
+  // A light load (no queueing on even one container): back to min, draining
+  // each container before it goes, with no request lost on the way.
+  load light(f.port, "/fn/work?delay=100", 2, {.keep_alive = true});
+  REQUIRE(eventually([&] { return f.containers(true).size() == 1; }, 90s));
+  const auto at_min = steady::now();
+  REQUIRE(eventually([&] { return light.count({}, at_min).after >= 10; }));
+  light.stop();
+  const auto l = light.count();
+  log = d.log();
+  INFO(log);
+  INFO(l.failures);
+  CHECK(l.non_2xx == 0);
+  CHECK(l.socket_errors == 0);
+  CHECK(light.connections() == 2);
+  CHECK(log.find(f.name + ": scale down") != std::string::npos);
+  CHECK(log.find(f.name + ": draining container") != std::string::npos);
   d.kill(SIGTERM);
   CHECK(d.wait() == 0);
 }
@@ -103,9 +113,17 @@ TEST_CASE("after SIGKILL a restarted daemon adopts its running containers", "[e2
   d.start();
   REQUIRE(f.proxy_up());
   REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }));
-  // Give it the time it would need to (wrongly) create or remove any.
   REQUIRE(eventually([&] { return d.log().find("adopting running container") != std::string::npos; }));
-  std::this_thread::sleep_for(3s);
+  // All three back in the proxy, then watch the scaler compare desired with
+  // actual several times: any pass that would (wrongly) create or remove one
+  // shows as starting/draining, or in Docker's list.
+  daemon_view v;
+  REQUIRE(eventually([&] { return (v = view_of(f)).ready == 3; }));
+  const auto passes = v.reconcile_passes;
+  REQUIRE(eventually([&] { return (v = view_of(f)).reconcile_passes >= passes + 8; }));
+  CHECK(v.desired == 3);
+  CHECK(v.starting == 0);
+  CHECK(v.draining == 0);
   CHECK(f.containers() == before);
   CHECK(f.containers(true) == before);  // none stopped either
   // Every adopted one serves: three different hosts answer.

@@ -188,6 +188,12 @@ std::function<void(bool)> dispatcher::drain(backend_id id, std::function<void(bo
   return nullptr;
 }
 
+bool dispatcher::has_backend(backend_id id) const {
+  std::lock_guard lock(mu_);
+  return std::any_of(backends_.begin(), backends_.end(),
+                     [&](const backend& b) { return b.id == id; });
+}
+
 std::function<void(bool)> dispatcher::take_drain_callback(backend_id id) {
   std::lock_guard lock(mu_);
   backend* b = find(id);

@@ -157,6 +157,9 @@ class dispatcher {
   // Service removed: every queued waiter is closed and returned for notify.
   std::vector<std::shared_ptr<waiter>> close();
 
+  // Whether `id` is still in the set (in rotation or draining).
+  bool has_backend(backend_id id) const;
+
   dispatcher_view view() const;
   std::size_t queue_length() const;
 

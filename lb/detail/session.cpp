@@ -779,7 +779,11 @@ task<bool> session::handle(clock::time_point arrival) {
       }
     }
     if ((upstream_failed && !early_answer) || rec) {
-      const bool stale = reused && !body_started && !timed_out &&
+      // A backend removed meanwhile did not close an idle connection: its
+      // container was stopped under this request (a drain cut by
+      // drain_timeout) after having it all along, so replaying it elsewhere
+      // would run it twice.
+      const bool stale = reused && !body_started && !timed_out && svc.disp.has_backend(g.id) &&
                          (upstream_failed || rec == http::error::end_of_stream ||
                           rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
       if (stale) {
