@@ -13,9 +13,11 @@
 #include "dockerapi/client.hpp"
 #include "dockerapi/detail/encoding.hpp"
 #include "test_docker_support.hpp"
+#include "test_expect_error.hpp"
 
 namespace api = dockscaler::dockerapi;
 using dockscaler::test::eventually;
+using dockscaler::test::expect_error;
 using dockscaler::test::run_id;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
@@ -85,17 +87,6 @@ engine& env() {
 bool ready(const std::string& id) {
   return eventually(
       [&] { return env().docker.logs(id).err.find("echo: ready") != std::string::npos; });
-}
-
-template <class F>
-api::error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const api::error& e) {
-    return e;
-  }
-  FAIL("no dockerapi::error thrown");
-  throw std::logic_error("unreachable");
 }
 
 }  // namespace

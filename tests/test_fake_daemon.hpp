@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "dockerapi/client.hpp"
+#include "tests/test_expect_error.hpp"
 
 namespace dockscaler::test {
 
@@ -146,17 +147,6 @@ inline api::client_options fake_options(const fake_daemon& d) {
   o.idle_timeout = 2s;
   o.request_timeout = 20s;
   return o;
-}
-
-template <class F>
-api::error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const api::error& e) {
-    return e;
-  }
-  FAIL("no dockerapi::error thrown");
-  throw std::logic_error("unreachable");
 }
 
 inline std::string request_line(const std::string& head) {
