@@ -29,14 +29,16 @@ bool wait_fd(curl_socket_t fd, short events, std::optional<clock::time_point> de
   for (;;) {
     int ms = -1;
     if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now());
+      // Rounded up, and poll's 0 re-checked against the deadline below: a
+      // truncated wait would end (and a caller answer "timed out") early.
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock::now());
       if (left.count() <= 0) return false;
       ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
     }
     pollfd p{fd, events, 0};
     int r = ::poll(&p, 1, ms);
     if (r > 0) return true;
-    if (r == 0) return false;
+    if (r == 0) continue;
     if (errno != EINTR)
       throw error(errc::protocol, std::string("dockerapi: attach: poll: ") + std::strerror(errno));
   }

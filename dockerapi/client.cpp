@@ -94,7 +94,7 @@ logs_result attach_stream::read_all(milliseconds timeout) {
   for (;;) {
     milliseconds left{0};
     if (timeout.count() > 0) {
-      left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      left = std::chrono::ceil<milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0)
         throw error(errc::timeout, "dockerapi: attach: output did not end before the deadline");
     }

@@ -25,8 +25,9 @@ struct fd_guard {
   }
 };
 
+// Rounded up: a wait rounded down would give up before the deadline.
 int remaining_ms(clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
 }
 
@@ -35,6 +36,7 @@ bool wait_for(int fd, short events, clock::time_point deadline) {
     pollfd p{fd, events, 0};
     int r = ::poll(&p, 1, remaining_ms(deadline));
     if (r < 0 && errno == EINTR) continue;
+    if (r == 0 && clock::now() < deadline) continue;  // woke a little early
     return r > 0;
   }
 }

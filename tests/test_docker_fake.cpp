@@ -447,3 +447,30 @@ TEST_CASE("attach keeps bytes that came with the 101, half-closes, and detects c
   auto e = expect_error([&] { cut.read_all(10s); });
   CHECK(e.code() == api::errc::protocol);
 }
+
+TEST_CASE("an attach read with a timeout never gives up before it", "[attach][errors][fake]") {
+  // A stdio call's timeout is this read's deadline: giving up early (the wait
+  // rounded down to whole milliseconds) answered a 504 before `timeout`.
+  fake_daemon d([&](int fd, const std::string&, int) {
+    fake_daemon::send(fd,
+                      "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                      "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+    d.hang(30s);  // silent until the test ends
+    return false;
+  });
+  api::client c(fake_options(d));
+  api::attach_options ao;
+  ao.tty = false;
+  auto s = c.attach("x", ao);
+  for (int ms = 1; ms <= 12; ++ms) {
+    INFO(ms << " ms");
+    const auto t0 = clock_type::now();
+    auto e = expect_error([&] { s.read(std::chrono::milliseconds(ms)); });
+    CHECK(e.code() == api::errc::timeout);
+    CHECK(clock_type::now() - t0 >= std::chrono::milliseconds(ms));  // late is allowed, early is not
+    const auto t1 = clock_type::now();
+    auto e2 = expect_error([&] { s.read_all(std::chrono::milliseconds(ms)); });
+    CHECK(e2.code() == api::errc::timeout);
+    CHECK(clock_type::now() - t1 >= std::chrono::milliseconds(ms));
+  }
+}
