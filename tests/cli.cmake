@@ -13,8 +13,4 @@ dockscaler_add_test(NAME test_cli_e2e SOURCES test_cli_e2e.cpp
 add_dependencies(test_cli_e2e dockscaler hello-http)
 target_compile_definitions(test_cli_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
-if(TARGET RapidJSON)
-  target_link_libraries(test_cli_e2e PRIVATE RapidJSON)
-elseif(DEFINED RAPIDJSON_INCLUDE_DIRS)
-  target_include_directories(test_cli_e2e PRIVATE ${RAPIDJSON_INCLUDE_DIRS})
-endif()
+target_link_libraries(test_cli_e2e PRIVATE dockscaler::rapidjson)

@@ -20,11 +20,7 @@ dockscaler_add_test(NAME test_lifecycle_e2e SOURCES test_lifecycle_e2e.cpp
 add_dependencies(test_lifecycle_e2e dockscaler hello-http dockscaler_echo)
 target_compile_definitions(test_lifecycle_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
-if(TARGET RapidJSON)
-  target_link_libraries(test_lifecycle_e2e PRIVATE RapidJSON)
-elseif(DEFINED RAPIDJSON_INCLUDE_DIRS)
-  target_include_directories(test_lifecycle_e2e PRIVATE ${RAPIDJSON_INCLUDE_DIRS})
-endif()
+target_link_libraries(test_lifecycle_e2e PRIVATE dockscaler::rapidjson)
 # Scale-down loses no request: 4 -> 1 under load, a drain that waits for a
 # slow request, one cut by drain_timeout; asserted on what clients saw.
 dockscaler_add_test(NAME test_scale_down_e2e SOURCES test_scale_down_e2e.cpp
