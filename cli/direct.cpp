@@ -30,7 +30,7 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     std::fprintf(stderr, "dockscaler: no service %s in %s\n", service.c_str(), config_path.c_str());
     return exit_user_error;
   }
-  if (svc->mode == config::service_mode::stdio && !svc->prewarm) {
+  if (!svc->has_replicas()) {
     std::fprintf(stderr,
                  "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has no replicas "
                  "to scale\n",

@@ -149,6 +149,10 @@ struct service_config {
   std::string content_type = "text/plain";
   // stdout kept per call; beyond it the container is killed and the call gets 502.
   std::uint64_t max_output_bytes = 10 * 1024 * 1024;
+
+  // A stdio function without prewarm runs a container per call: it has no
+  // replicas for the scaler to keep (its calls' containers are the runner's).
+  bool has_replicas() const { return mode != service_mode::stdio || prewarm; }
 };
 
 struct config {

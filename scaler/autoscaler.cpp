@@ -84,12 +84,6 @@ bool starts_failing(const service_state& s) {
   return s.failures > 0 && (s.start_error || s.failures >= 2);
 }
 
-// A stdio function without prewarm runs a container per call: it has no
-// replicas for the scaler to keep (its calls' containers are the runner's).
-bool has_replicas(const config::service_config& c) {
-  return c.mode != config::service_mode::stdio || c.prewarm;
-}
-
 using actions = std::vector<std::function<void()>>;
 
 void run_all(actions& a) {
@@ -142,7 +136,7 @@ struct autoscaler::impl {
     auto st = std::make_shared<service_state>();
     st->cfg = cfg;
     st->hash = spec_hash(cfg, network);
-    st->desired = has_replicas(cfg) ? cfg.replicas.initial : 0;
+    st->desired = cfg.has_replicas() ? cfg.replicas.initial : 0;
     return st;
   }
 
@@ -423,8 +417,8 @@ struct autoscaler::impl {
       s.hold_until.reset();
       spdlog::info("{}: hold over, autoscaling resumes", name);
     }
-    const bool policy_on = s.autoscale && !held && !s.removed && has_replicas(s.cfg);
-    if (!has_replicas(s.cfg)) s.desired = 0;
+    const bool policy_on = s.autoscale && !held && !s.removed && s.cfg.has_replicas();
+    if (!s.cfg.has_replicas()) s.desired = 0;
     if (have && (full || (policy_on && s.desired == 0 && f.queue_length > 0))) {
       const std::uint64_t arrivals = s.last_requests ? f.requests - *s.last_requests : 0;
       s.last_requests = f.requests;
@@ -504,7 +498,7 @@ struct autoscaler::impl {
             it = services.erase(it);
             continue;
           }
-          if (full || s.wake || (s.desired == 0 && has_replicas(s.cfg))) all.push_back(it->second);
+          if (full || s.wake || (s.desired == 0 && s.cfg.has_replicas())) all.push_back(it->second);
           ++it;
         }
       }
@@ -666,7 +660,7 @@ void autoscaler::start() {
     for (auto& [name, st] : m.services) {
       auto it = adopted.find(name);
       const unsigned running = it == adopted.end() ? 0 : it->second;
-      st->desired = has_replicas(st->cfg) ? std::clamp(std::max(st->cfg.replicas.initial, running),
+      st->desired = st->cfg.has_replicas() ? std::clamp(std::max(st->cfg.replicas.initial, running),
                                                        st->cfg.replicas.min, st->cfg.replicas.max)
                                          : 0;
     }
@@ -786,7 +780,7 @@ void autoscaler::reload(const config::config& cfg) {
       }
       spdlog::info("{}: container spec changed; replacing {} container(s) rolling", svc->name, n);
     }
-    st.desired = has_replicas(*svc) ? std::clamp(st.desired, svc->replicas.min, svc->replicas.max) : 0;
+    st.desired = svc->has_replicas() ? std::clamp(st.desired, svc->replicas.min, svc->replicas.max) : 0;
     st.wake = true;
   }
   m.cv.notify_all();
@@ -799,7 +793,7 @@ void autoscaler::set_replicas(const std::string& service, unsigned n, std::chron
     auto it = m.services.find(service);
     if (it == m.services.end() || it->second->removed) throw std::out_of_range("no such service: " + service);
     auto& s = *it->second;
-    if (!has_replicas(s.cfg))
+    if (!s.cfg.has_replicas())
       throw std::invalid_argument(service + " runs a container per call (mode: stdio, prewarm: false): "
                                   "it has no replicas to scale");
     if (n > s.cfg.replicas.max)
@@ -854,8 +848,8 @@ std::vector<service_status> autoscaler::status() const {
     service_status s;
     s.name = name;
     s.desired = st->desired;
-    s.min = has_replicas(st->cfg) ? st->cfg.replicas.min : 0;  // a per-call function has none
-    s.max = has_replicas(st->cfg) ? st->cfg.replicas.max : 0;
+    s.min = st->cfg.has_replicas() ? st->cfg.replicas.min : 0;  // a per-call function has none
+    s.max = st->cfg.has_replicas() ? st->cfg.replicas.max : 0;
     s.autoscale = st->autoscale;
     if (st->hold_until && *st->hold_until > now)
       s.hold_left = std::chrono::ceil<std::chrono::seconds>(*st->hold_until - now);

@@ -28,7 +28,7 @@ function_source& proxy_pool::functions() {
 }
 
 void proxy_pool::set_cold_backend(const config::service_config& svc) {
-  const bool want = svc.mode == config::service_mode::stdio && !svc.prewarm;
+  const bool want = !svc.has_replicas();  // calls go to the runner's cold backend
   auto it = cold_.find(svc.name);
   if (want && it == cold_.end()) {
     cold_[svc.name] = proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
