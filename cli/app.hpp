@@ -1,5 +1,6 @@
 // The dockscaler command line: parses the global options and the subcommand,
-// runs it, and turns every failure into a message and the SPEC's exit code.
+// runs it, and turns every failure into a message and the exit code listed
+// in docs/operations.md.
 #pragma once
 
 namespace dockscaler::cli {

@@ -68,7 +68,7 @@ TEST_CASE("durations and sizes parse in the documented forms", "[config][units]"
   CHECK(format_duration(250ms) == "250ms");
 }
 
-TEST_CASE("the SPEC example loads with every value in place", "[config]") {
+TEST_CASE("a config using every key loads with every value in place", "[config]") {
   const config c = load_string(R"(
 docker:
   host: unix:///var/run/docker.sock
@@ -152,6 +152,17 @@ TEST_CASE("defaults fill what a minimal service leaves out", "[config]") {
   CHECK(s.resources.pids > 0);
   CHECK(c.proxy.listen == "127.0.0.1:8080");
   CHECK_FALSE(c.docker.host.empty());
+}
+
+TEST_CASE("only a stdio function without prewarm has no replicas to scale", "[config]") {
+  const config c = load_string(
+      "services:\n  web:\n    image: nginx\n"
+      "  cold:\n    image: fn\n    mode: stdio\n"
+      "  warm:\n    image: fn\n    mode: stdio\n    prewarm: true\n",
+      "modes.yaml");
+  CHECK(c.find("web")->has_replicas());
+  CHECK_FALSE(c.find("cold")->has_replicas());  // a container per call, the runner's
+  CHECK(c.find("warm")->has_replicas());
 }
 
 TEST_CASE("each mistake is reported with file, line, column and key path", "[config][errors]") {

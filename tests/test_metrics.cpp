@@ -203,7 +203,7 @@ TEST_CASE("histogram: concurrent observers lose nothing", "[metrics]") {
   CHECK(h.read().count == 80000);
 }
 
-TEST_CASE("metrics: every SPEC metric, by service, in a well-formed scrape", "[metrics]") {
+TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape", "[metrics]") {
   metrics m;
   m.on_request("hello", 200, 0ns, 3ms);
   m.on_request("hello", 200, 150ms, 200ms);
