@@ -1,12 +1,12 @@
-// dockerapi/tar_writer.cpp: see detail/tar_writer.hpp (POSIX ustar format).
-#include "dockerapi/detail/tar_writer.hpp"
+// dockerapi/tar_writer.cpp: see tar_writer.hpp (POSIX ustar format).
+#include "dockerapi/tar_writer.hpp"
 
 #include <cstdio>
 #include <cstring>
 
 #include "dockerapi/error.hpp"
 
-namespace dockscaler::dockerapi::detail {
+namespace dockscaler::dockerapi {
 
 namespace {
 // Writes `value` as zero-padded octal into field[0..len-1), NUL-terminated.
@@ -63,4 +63,4 @@ std::string tar_writer::finish() {
   return std::move(out_);
 }
 
-}  // namespace dockscaler::dockerapi::detail
+}  // namespace dockscaler::dockerapi

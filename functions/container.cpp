@@ -1,7 +1,7 @@
 // Function containers with the init program (see container.hpp).
 #include "functions/container.hpp"
 
-#include "dockerapi/detail/tar_writer.hpp"
+#include "dockerapi/tar_writer.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/docker_runtime.hpp"
 #include "scaler/runtime.hpp"
@@ -12,7 +12,7 @@ namespace {
 
 const std::string& init_archive() {
   static const std::string tar = [] {
-    dockerapi::detail::tar_writer w;
+    dockerapi::tar_writer w;
     w.add_file(std::string(init_path).substr(1), init_program(), 0755);
     return w.finish();
   }();

@@ -405,7 +405,7 @@ TEST_CASE("images: inspect, list, build errors, pull errors", "[docker][images]"
   CHECK(list[0].id == img.id);
 
   // A Dockerfile error arrives inside the 200 build stream.
-  dockscaler::dockerapi::detail::tar_writer w;
+  dockscaler::dockerapi::tar_writer w;
   w.add_file("Dockerfile", "FROM scratch\nCOPY missing-file /x\n");
   auto be = expect_error([&] { d.build_image(w.finish()); });
   CHECK(be.code() == api::errc::server_error);
@@ -482,7 +482,7 @@ TEST_CASE("put_archive puts files into a created container; a read-only root fil
   auto created = d.create_container(spec);
   const std::string echo_bin = dockscaler::test::read_file(DOCKSCALER_ECHO_BIN);
   REQUIRE(!echo_bin.empty());
-  dockscaler::dockerapi::detail::tar_writer w;
+  dockscaler::dockerapi::tar_writer w;
   w.add_directory("copied");
   w.add_file("copied/echo", echo_bin, 0755);
   const std::string tar = w.finish();

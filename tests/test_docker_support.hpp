@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "dockerapi/client.hpp"
-#include "dockerapi/detail/tar_writer.hpp"
+#include "dockerapi/tar_writer.hpp"
 
 namespace dockscaler::test {
 
@@ -44,7 +44,7 @@ inline std::string read_file(const std::string& path) {
 inline std::string scratch_context(const std::string& binary_path, const std::string& name) {
   const std::string bin = read_file(binary_path);
   if (bin.empty()) throw std::runtime_error("cannot read " + binary_path);
-  dockerapi::detail::tar_writer w;
+  dockerapi::tar_writer w;
   w.add_file("Dockerfile", "FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n");
   w.add_file(name, bin, 0755);
   return w.finish();

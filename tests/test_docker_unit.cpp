@@ -16,7 +16,7 @@
 #include "dockerapi/detail/frame_demux.hpp"
 #include "dockerapi/detail/json_mapping.hpp"
 #include "dockerapi/detail/line_splitter.hpp"
-#include "dockerapi/detail/tar_writer.hpp"
+#include "dockerapi/tar_writer.hpp"
 #include "dockerapi/error.hpp"
 
 namespace api = dockscaler::dockerapi;
@@ -426,7 +426,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
 }
 
 TEST_CASE("tar writer produces a valid ustar archive", "[tar]") {
-  detail::tar_writer w;
+  api::tar_writer w;
   w.add_file("Dockerfile", "FROM scratch\n");
   w.add_file("bin/echo", std::string(1000, 'e'), 0755);
   std::string long_name = std::string(120, 'd') + "/file";
@@ -446,5 +446,5 @@ TEST_CASE("tar writer produces a valid ustar archive", "[tar]") {
   CHECK(stored == sum);
   CHECK(std::stoul(tar.substr(1024 + 124, 11), nullptr, 8) == 1000);  // size field
   CHECK(std::stoul(tar.substr(1024 + 100, 7), nullptr, 8) == 0755);
-  CHECK_THROWS_AS(detail::tar_writer().add_file(std::string(300, 'a'), "x"), api::error);
+  CHECK_THROWS_AS(api::tar_writer().add_file(std::string(300, 'a'), "x"), api::error);
 }

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "dockerapi/client.hpp"
-#include "dockerapi/detail/tar_writer.hpp"
+#include "dockerapi/tar_writer.hpp"
 
 namespace api = dockscaler::dockerapi;
 using clock_type = std::chrono::steady_clock;
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
       if (!f) throw std::runtime_error(std::string("cannot read ") + argv[3]);
       std::stringstream bin;
       bin << f.rdbuf();
-      api::detail::tar_writer w;
+      api::tar_writer w;
       w.add_file("Dockerfile", "FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\"]\n");
       w.add_file("echo", bin.str(), 0755);
       api::build_options b;

@@ -1,12 +1,14 @@
-// dockerapi/detail/tar_writer.hpp: a minimal ustar archive writer, enough to
-// build a Docker build context (Dockerfile + a static binary) in memory, so
-// tests and tools can build FROM scratch images without the docker CLI.
+// dockerapi/tar_writer.hpp: a minimal ustar archive writer, enough to build a
+// Docker build context (Dockerfile + a static binary) or a put_archive body in
+// memory, so tests and tools build FROM scratch images and copy files into
+// containers without the docker CLI. Public: build_image and put_archive
+// take what it writes.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-namespace dockscaler::dockerapi::detail {
+namespace dockscaler::dockerapi {
 
 class tar_writer {
  public:
@@ -22,4 +24,4 @@ class tar_writer {
   std::string out_;
 };
 
-}  // namespace dockscaler::dockerapi::detail
+}  // namespace dockscaler::dockerapi
