@@ -404,8 +404,11 @@ struct service_fixture {
 // A service as its daemon reports it (`GET /v1/services/<name>` on the admin
 // socket; the suite must link dockscaler::admin to use it).
 struct daemon_view {
-  bool ok = false;  // the daemon answered
+  bool ok = false;  // the daemon answered 200 with a JSON object
+  steady::time_point at;  // when it was asked
   unsigned desired = 0, ready = 0, starting = 0, draining = 0;
+  std::uint64_t in_flight = 0;  // the service's requests in its containers
+  unsigned outdated = 0;        // containers still of a previous spec
   double wait_p95 = -1;  // seconds over wait_time.window, as the scaler last sampled it
   std::uint64_t reconcile_passes = 0;
   struct container {
@@ -420,11 +423,12 @@ struct daemon_view {
   }
 };
 
-inline daemon_view view_of(const service_fixture& f) {
+inline daemon_view view_of(const std::string& admin_socket, const std::string& service) {
   daemon_view v;
+  v.at = steady::now();
   admin::reply a;
   try {
-    a = admin::request(f.admin_socket, "GET", "/v1/services/" + f.name, {}, 10s);
+    a = admin::request(admin_socket, "GET", "/v1/services/" + service, {}, 10s);
   } catch (const std::exception&) {
     return v;
   }
@@ -440,15 +444,20 @@ inline daemon_view view_of(const service_fixture& f) {
   v.ready = static_cast<unsigned>(uint(d, "ready"));
   v.starting = static_cast<unsigned>(uint(d, "starting"));
   v.draining = static_cast<unsigned>(uint(d, "draining"));
+  v.in_flight = uint(d, "in_flight");
   v.reconcile_passes = uint(d, "reconcile_passes");
   if (d.HasMember("wait_time") && d["wait_time"].HasMember("p95"))
     v.wait_p95 = d["wait_time"]["p95"].GetDouble();
   if (d.HasMember("containers") && d["containers"].IsArray())
-    for (const auto& c : d["containers"].GetArray())
+    for (const auto& c : d["containers"].GetArray()) {
       v.containers.push_back({c["id"].GetString(), c["state"].GetString(),
                               static_cast<unsigned>(uint(c, "in_flight"))});
+      v.outdated += c.HasMember("outdated") && c["outdated"].IsTrue();
+    }
   return v;
 }
+
+inline daemon_view view_of(const service_fixture& f) { return view_of(f.admin_socket, f.name); }
 
 struct load_options {
   // Each client keeps one connection for all its requests (as pooled clients

@@ -27,7 +27,7 @@ std::string fixed_service(const std::string& greeting) {
 }
 
 bool settled_at(const service_fixture& f, unsigned n) {
-  const auto s = sample_service(f.admin_socket, f.name);
+  const auto s = view_of(f);
   return s.ok && s.ready == n && s.desired == n && s.starting == 0 && s.draining == 0 &&
          s.outdated == 0;
 }
@@ -200,7 +200,7 @@ TEST_CASE("SIGTERM with requests in flight: each completes, new connections are 
       ++finished;
     });
   // In flight: the proxy has handed every one of them to a container.
-  REQUIRE(eventually([&] { return sample_service(f.admin_socket, f.name).in_flight == slow; }));
+  REQUIRE(eventually([&] { return view_of(f).in_flight == slow; }));
   d.kill(SIGTERM);
   // The listener closes at once, while the slow requests are still running.
   REQUIRE(eventually([&] {

@@ -1,47 +1,13 @@
 // Helpers for test_lifecycle_e2e (the daemon's signals, reloads, exit codes
-// and log format): a service's state read from the admin API, a sampler that
-// records it all through a reload, and a child process started with any
-// command line and environment (the global options before `serve`, a
+// and log format): a sampler that records a service's state (view_of) all
+// through a reload, and a child process started with any command line and
+// environment (the global options before `serve`, a
 // DOCKER_HOST that goes nowhere), its stdout and stderr in files of their own.
 #pragma once
 
-#include <rapidjson/document.h>
-
-#include "admin/client.hpp"
 #include "test_daemon_support.hpp"
 
 namespace dockscaler::test {
-
-// One service as GET /v1/services/NAME describes it.
-struct service_sample {
-  bool ok = false;  // the admin API answered 200 with a JSON object
-  unsigned desired = 0, ready = 0, starting = 0, draining = 0;
-  unsigned outdated = 0;  // containers still of the previous spec
-  std::uint64_t in_flight = 0;
-  steady::time_point at;
-};
-
-inline service_sample sample_service(const std::string& admin_socket, const std::string& name) {
-  service_sample s;
-  s.at = steady::now();
-  admin::reply r;
-  try {
-    r = admin::request(admin_socket, "GET", "/v1/services/" + name, {}, 10s);
-  } catch (const std::exception&) {
-    return s;
-  }
-  rapidjson::Document d;
-  d.Parse(r.body.c_str(), r.body.size());
-  if (r.status != 200 || d.HasParseError() || !d.IsObject()) return s;
-  s.ok = true;
-  s.desired = d["desired"].GetUint();
-  s.ready = d["ready"].GetUint();
-  s.starting = d["starting"].GetUint();
-  s.draining = d["draining"].GetUint();
-  s.in_flight = d["in_flight"].GetUint64();
-  for (const auto& c : d["containers"].GetArray()) s.outdated += c["outdated"].GetBool();
-  return s;
-}
 
 // Samples a service from a thread of its own, as often as the admin API
 // answers (with a short pause between), until stopped.
@@ -50,7 +16,7 @@ class service_sampler {
   service_sampler(std::string admin_socket, std::string name)
       : thread_([this, socket = std::move(admin_socket), name = std::move(name)] {
           while (!stop_) {
-            auto s = sample_service(socket, name);
+            auto s = view_of(socket, name);
             {
               std::lock_guard lock(mu_);
               samples_.push_back(s);
@@ -64,7 +30,7 @@ class service_sampler {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
-  std::vector<service_sample> samples() {
+  std::vector<daemon_view> samples() {
     std::lock_guard lock(mu_);
     return samples_;
   }
@@ -72,7 +38,7 @@ class service_sampler {
  private:
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<service_sample> samples_;
+  std::vector<daemon_view> samples_;
   std::thread thread_;  // last: started once the rest is constructed
 };
 
