@@ -20,10 +20,14 @@ void dispatcher::erase(std::size_t index) {
   if (cursor_ > index) --cursor_;
 }
 
-dispatcher::backend* dispatcher::find(backend_id id) {
-  for (auto& b : backends_)
+const dispatcher::backend* dispatcher::find(backend_id id) const {
+  for (const auto& b : backends_)
     if (b.id == id) return &b;
   return nullptr;
+}
+
+dispatcher::backend* dispatcher::find(backend_id id) {
+  return const_cast<backend*>(std::as_const(*this).find(id));
 }
 
 int dispatcher::pick(std::span<const backend_id> exclude) {
@@ -190,8 +194,7 @@ std::function<void(bool)> dispatcher::drain(backend_id id, std::function<void(bo
 
 bool dispatcher::has_backend(backend_id id) const {
   std::lock_guard lock(mu_);
-  return std::any_of(backends_.begin(), backends_.end(),
-                     [&](const backend& b) { return b.id == id; });
+  return find(id) != nullptr;
 }
 
 std::function<void(bool)> dispatcher::take_drain_callback(backend_id id) {

@@ -186,6 +186,7 @@ class dispatcher {
   std::shared_ptr<waiter> grant_next(clock::time_point now);
   void grant_queued(clock::time_point now, std::vector<std::shared_ptr<waiter>>& woken);
   backend* find(backend_id id);
+  const backend* find(backend_id id) const;
   void erase(std::size_t index);
 
   mutable std::mutex mu_;
