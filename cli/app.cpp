@@ -109,14 +109,15 @@ int cmd_validate(const std::vector<std::string>& args) {
                 c.proxy.threads, c.proxy.threads == 1 ? "" : "s", c.docker.host.c_str(),
                 c.docker.network.c_str());
     for (const auto& s : c.services) {
-      std::printf("  %s: %s %s, route %s%s%s, ", s.name.c_str(), config::to_string(s.mode), s.image.c_str(),
-                  s.route.host.c_str(), s.route.path_prefix.c_str(), route_text(s.route));
+      std::printf("  %s: %s %s, route %s%s%s, ", s.name.c_str(), config::to_string(s.mode),
+                  s.image.c_str(), s.route.host.c_str(), s.route.path_prefix.c_str(),
+                  route_text(s.route));
       if (s.mode == config::service_mode::http)
-        std::printf("replicas %u..%u (initial %u), concurrency %u\n", s.replicas.min, s.replicas.max,
-                    s.replicas.initial, s.concurrency);
+        std::printf("replicas %u..%u (initial %u), concurrency %u\n", s.replicas.min,
+                    s.replicas.max, s.replicas.initial, s.concurrency);
       else if (s.prewarm)
-        std::printf("pre-warmed pool %u..%u (initial %u), max_concurrency %u, timeout %s\n", s.replicas.min,
-                    s.replicas.max, s.replicas.initial, s.max_concurrency,
+        std::printf("pre-warmed pool %u..%u (initial %u), max_concurrency %u, timeout %s\n",
+                    s.replicas.min, s.replicas.max, s.replicas.initial, s.max_concurrency,
                     config::format_duration(s.call_timeout).c_str());
       else
         std::printf("a container per call, max_concurrency %u, timeout %s\n", s.max_concurrency,

@@ -32,7 +32,8 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   }
   if (!svc->has_replicas()) {
     std::fprintf(stderr,
-                 "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has no replicas "
+                 "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has "
+                 "no replicas "
                  "to scale\n",
                  service.c_str());
     return exit_user_error;
@@ -52,7 +53,8 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
   scaler::docker_runtime docker_rt(docker, cfg.instance);
-  functions::function_runtime runtime(docker_rt, docker);  // stdio containers as the daemon makes them
+  functions::function_runtime runtime(docker_rt,
+                                      docker);  // stdio containers as the daemon makes them
   try {
     runtime.ensure_network(cfg.docker.network);
     const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);

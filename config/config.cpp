@@ -10,10 +10,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -108,9 +108,12 @@ class reader {
     if (!n) return;
     const std::string t = n->Scalar();
     const std::string l = lower(t);
-    if (l == "true" || l == "yes" || l == "on") out = true;
-    else if (l == "false" || l == "no" || l == "off") out = false;
-    else fail(*n, join(path, key), "expected true or false, got \"" + t + "\"");
+    if (l == "true" || l == "yes" || l == "on")
+      out = true;
+    else if (l == "false" || l == "no" || l == "off")
+      out = false;
+    else
+      fail(*n, join(path, key), "expected true or false, got \"" + t + "\"");
   }
 
   template <typename Int>
@@ -255,40 +258,61 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
            "service names are lowercase letters, digits, '.', '_' or '-' (at most 63), starting "
            "with a letter or digit");
   if (!n.IsMap()) {
-    r.fail(n.IsDefined() && !n.IsNull() ? n : key_node, path, "expected a mapping with at least `image`");
+    r.fail(n.IsDefined() && !n.IsNull() ? n : key_node, path,
+           "expected a mapping with at least `image`");
     return;
   }
   r.expect_map(n, path,
-               {"image", "mode", "port", "route", "env", "resources", "security", "concurrency",
-                "queue", "replicas", "scale_up", "scale_down", "wait_time", "readiness",
-                "drain_timeout", "app", "prewarm", "timeout", "max_concurrency", "content_type",
+               {"image",
+                "mode",
+                "port",
+                "route",
+                "env",
+                "resources",
+                "security",
+                "concurrency",
+                "queue",
+                "replicas",
+                "scale_up",
+                "scale_down",
+                "wait_time",
+                "readiness",
+                "drain_timeout",
+                "app",
+                "prewarm",
+                "timeout",
+                "max_concurrency",
+                "content_type",
                 "max_output_bytes"});
 
   auto image_node = r.scalar(n, "image", path);
   if (!image_node) {
     r.fail(key_node, reader::join(path, "image"), "is required");
   } else if (s.image = image_node->Scalar(); !valid_image_reference(s.image)) {
-    r.fail(*image_node, reader::join(path, "image"), "\"" + s.image + "\" is not a valid image reference");
+    r.fail(*image_node, reader::join(path, "image"),
+           "\"" + s.image + "\" is not a valid image reference");
   }
 
   if (auto mode_node = r.scalar(n, "mode", path)) {
     const std::string mode = mode_node->Scalar();
-    if (mode == "http") s.mode = service_mode::http;
-    else if (mode == "stdio") s.mode = service_mode::stdio;
-    else r.fail(*mode_node, reader::join(path, "mode"), "expected http or stdio, got \"" + mode + "\"");
+    if (mode == "http")
+      s.mode = service_mode::http;
+    else if (mode == "stdio")
+      s.mode = service_mode::stdio;
+    else
+      r.fail(*mode_node, reader::join(path, "mode"),
+             "expected http or stdio, got \"" + mode + "\"");
   }
   r.get_int(n, "port", path, s.port, 1, 65535);
 
   if (s.mode == service_mode::http) {
     for (const char* k :
          {"app", "prewarm", "timeout", "max_concurrency", "content_type", "max_output_bytes"})
-      if (n[k].IsDefined())
-        r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
+      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
   } else {
     // A stdio container takes one call and has no port: calls at once are max_concurrency.
     for (const char* k : {"port", "concurrency", "readiness"})
-      if (n[k].IsDefined())
-        r.fail(n[k], reader::join(path, k), "applies only to mode: http");
+      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: http");
   }
   r.get(n, "app", path, s.app);
   r.get(n, "prewarm", path, s.prewarm);
@@ -363,8 +387,10 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
         r.fail(caps, path + ".security.cap_drop", "expected a list, e.g. [ALL]");
       } else {
         for (const auto& c : caps) {
-          if (!c.IsScalar()) r.fail(c, path + ".security.cap_drop", "expected capability names");
-          else s.security.cap_drop.push_back(c.Scalar());
+          if (!c.IsScalar())
+            r.fail(c, path + ".security.cap_drop", "expected capability names");
+          else
+            s.security.cap_drop.push_back(c.Scalar());
         }
       }
     }
@@ -373,7 +399,10 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   }
 
   r.get_int(n, "concurrency", path, s.concurrency, 1, 100000);
-  if (s.mode == service_mode::stdio) s.concurrency = 1;  // one call per container (scale_up.step: auto counts so)
+  if (s.mode == service_mode::stdio) {
+    s.concurrency = 1;  // one call per container (scale_up.step: auto counts so)
+    s.readiness.when_running = true;  // blocked on stdin, waiting for its call
+  }
 
   const YAML::Node q = n["queue"];
   if (r.expect_map(q, path + ".queue", {"max_length", "timeout"})) {
@@ -389,9 +418,11 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
     initial_given = rep["initial"].IsDefined();
     r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, 1000);
     if (s.replicas.min > s.replicas.max)
-      r.fail(rep, path + ".replicas", "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +
-                                          std::to_string(s.replicas.max) + ")");
-    else if (initial_given && (s.replicas.initial < s.replicas.min || s.replicas.initial > s.replicas.max))
+      r.fail(rep, path + ".replicas",
+             "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +
+                 std::to_string(s.replicas.max) + ")");
+    else if (initial_given &&
+             (s.replicas.initial < s.replicas.min || s.replicas.initial > s.replicas.max))
       r.fail(rep["initial"], path + ".replicas.initial",
              "must be between min (" + std::to_string(s.replicas.min) + ") and max (" +
                  std::to_string(s.replicas.max) + ")");
@@ -417,8 +448,12 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
     // IsDefined() first: IsMap() on an absent section throws YAML::InvalidNode.
     const bool down_set = down.IsDefined() && down.IsMap() && down["wait_time_below"].IsDefined();
     const bool up_set = up.IsDefined() && up.IsMap() && up["wait_time_above"].IsDefined();
-    r.fail(down_set ? down["wait_time_below"] : up_set ? up["wait_time_above"] : key_node, path + ".scale_down.wait_time_below",
-           "thresholds inverted: wait_time_below (" + format_duration(s.scale_down.wait_time_below) +
+    r.fail(down_set ? down["wait_time_below"]
+           : up_set ? up["wait_time_above"]
+                    : key_node,
+           path + ".scale_down.wait_time_below",
+           "thresholds inverted: wait_time_below (" +
+               format_duration(s.scale_down.wait_time_below) +
                ") must be below scale_up.wait_time_above (" +
                format_duration(s.scale_up.wait_time_above) + ")");
   }
@@ -430,9 +465,11 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
       static const std::pair<const char*, wait_stat> stats[] = {
           {"mean", wait_stat::mean}, {"p50", wait_stat::p50}, {"p90", wait_stat::p90},
           {"p95", wait_stat::p95},   {"p99", wait_stat::p99}, {"max", wait_stat::max}};
-      auto it = std::find_if(std::begin(stats), std::end(stats), [&](auto& p) { return st == p.first; });
+      auto it =
+          std::find_if(std::begin(stats), std::end(stats), [&](auto& p) { return st == p.first; });
       if (it == std::end(stats))
-        r.fail(*sn, path + ".wait_time.stat", "expected mean, p50, p90, p95, p99 or max, got \"" + st + "\"");
+        r.fail(*sn, path + ".wait_time.stat",
+               "expected mean, p50, p90, p95, p99 or max, got \"" + st + "\"");
       else
         s.wait_time.stat = it->second;
     }
@@ -578,7 +615,8 @@ config read_document(reader& r, const YAML::Node& root) {
     if (auto hn = r.scalar(d, "host", "docker")) {
       const std::string host = hn->Scalar();
       if (host.rfind("unix://", 0) != 0 && host.rfind("tcp://", 0) != 0)
-        r.fail(*hn, "docker.host", "expected unix:///path or tcp://host:port, got \"" + host + "\"");
+        r.fail(*hn, "docker.host",
+               "expected unix:///path or tcp://host:port, got \"" + host + "\"");
       cfg.docker.host = host;
     }
     r.get(d, "network", "docker", cfg.docker.network);
@@ -609,7 +647,8 @@ config read_document(reader& r, const YAML::Node& root) {
     if (cfg.proxy.request_buffer > cfg.proxy.max_body_bytes) {
       if (p["request_buffer"].IsDefined())
         r.fail(p["request_buffer"], "proxy.request_buffer",
-               "must not exceed proxy.max_body_bytes (" + std::to_string(cfg.proxy.max_body_bytes) + " bytes)");
+               "must not exceed proxy.max_body_bytes (" + std::to_string(cfg.proxy.max_body_bytes) +
+                   " bytes)");
       else
         cfg.proxy.request_buffer = cfg.proxy.max_body_bytes;
     }
@@ -620,12 +659,14 @@ config read_document(reader& r, const YAML::Node& root) {
   if (r.expect_map(a, "admin", {"socket"})) {
     if (auto sn = r.scalar(a, "socket", "admin")) {
       const std::string sock = sn->Scalar();
-      if (sock.empty() || sock.front() != '/') r.fail(*sn, "admin.socket", "must be an absolute path");
+      if (sock.empty() || sock.front() != '/')
+        r.fail(*sn, "admin.socket", "must be an absolute path");
       cfg.admin.socket = sock;
     }
   }
   const YAML::Node m = root["metrics"];
-  if (r.expect_map(m, "metrics", {"listen"})) r.get_listen(m, "listen", "metrics", cfg.metrics.listen);
+  if (r.expect_map(m, "metrics", {"listen"}))
+    r.get_listen(m, "listen", "metrics", cfg.metrics.listen);
 
   const YAML::Node services = root["services"];
   if (services.IsDefined() && !services.IsNull()) {
@@ -649,8 +690,8 @@ config read_document(reader& r, const YAML::Node& root) {
         const std::string path = "services." + cfg.services[i].name + ".route";
         const YAML::Node svc = service_node(services, cfg.services[i].name);
         r.fail(svc.IsMap() && svc["route"].IsDefined() ? svc["route"] : svc, path,
-               "same route as service " + cfg.services[j].name + " (path_prefix " +
-                   a1.path_prefix + (a1.host.empty() ? "" : ", host " + a1.host) + ")");
+               "same route as service " + cfg.services[j].name + " (path_prefix " + a1.path_prefix +
+                   (a1.host.empty() ? "" : ", host " + a1.host) + ")");
       }
     }
   return cfg;
@@ -712,8 +753,8 @@ config load_string(const std::string& text, const std::string& name) {
 config load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw config_error({problem{path, 0, 0, "", std::string("cannot read the file: ") +
-                                                    std::strerror(errno)}});
+    throw config_error(
+        {problem{path, 0, 0, "", std::string("cannot read the file: ") + std::strerror(errno)}});
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -750,10 +791,17 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
   double v = std::strtod(m[1].str().c_str(), nullptr);  // not stod: see parse_duration
   if (!std::isfinite(v)) return std::nullopt;
   switch (std::tolower(static_cast<unsigned char>(m[2].str().empty() ? ' ' : m[2].str()[0]))) {
-    case 'k': v *= 1024.0; break;
-    case 'm': v *= 1024.0 * 1024; break;
-    case 'g': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+    case 'k':
+      v *= 1024.0;
+      break;
+    case 'm':
+      v *= 1024.0 * 1024;
+      break;
+    case 'g':
+      v *= 1024.0 * 1024 * 1024;
+      break;
+    default:
+      break;
   }
   if (v > 1e18) return std::nullopt;
   return static_cast<std::uint64_t>(std::llround(v));
@@ -770,12 +818,18 @@ std::string format_duration(duration d) {
 
 const char* to_string(wait_stat s) noexcept {
   switch (s) {
-    case wait_stat::mean: return "mean";
-    case wait_stat::p50: return "p50";
-    case wait_stat::p90: return "p90";
-    case wait_stat::p95: return "p95";
-    case wait_stat::p99: return "p99";
-    case wait_stat::max: return "max";
+    case wait_stat::mean:
+      return "mean";
+    case wait_stat::p50:
+      return "p50";
+    case wait_stat::p90:
+      return "p90";
+    case wait_stat::p95:
+      return "p95";
+    case wait_stat::p99:
+      return "p99";
+    case wait_stat::max:
+      return "max";
   }
   return "?";
 }

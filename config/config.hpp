@@ -23,7 +23,7 @@ struct logs_config {
 };
 
 struct docker_config {
-  std::string host;                   // resolved: key, else $DOCKER_HOST, else the default socket
+  std::string host;                    // resolved: key, else $DOCKER_HOST, else the default socket
   std::string network = "dockscaler";  // created if missing
   logs_config logs;
 };
@@ -118,6 +118,9 @@ struct wait_time_config {
 struct readiness_config {
   std::string http_get;  // empty: TCP connect
   duration timeout = std::chrono::seconds(30);
+  // Ready as soon as it runs, no probe: a stdio function container is blocked
+  // on stdin waiting for its call. Set by the loader, not a config key.
+  bool when_running = false;
 };
 
 struct service_config {
@@ -172,8 +175,8 @@ struct config {
 // One problem found in a file: where it is and what is wrong.
 struct problem {
   std::string file;
-  int line = 0;    // 1-based; 0 when the problem is not tied to a place
-  int column = 0;  // 1-based
+  int line = 0;     // 1-based; 0 when the problem is not tied to a place
+  int column = 0;   // 1-based
   std::string key;  // key path, e.g. services.hello.scale_up.for
   std::string message;
 
@@ -199,9 +202,10 @@ config load_string(const std::string& text, const std::string& name);
 
 // Parsing of the scalar forms, shared with the CLI (e.g. `scale --hold 10m`).
 // Return nullopt when the text is not of that form.
-std::optional<duration> parse_duration(const std::string& text);    // 250ms, 10s, 5m, 1h, 1.5s
-std::optional<std::uint64_t> parse_size(const std::string& text);   // 512, 16k, 128m, 1g (binary units)
-std::string format_duration(duration d);                            // inverse of parse_duration
+std::optional<duration> parse_duration(const std::string& text);  // 250ms, 10s, 5m, 1h, 1.5s
+std::optional<std::uint64_t> parse_size(
+    const std::string& text);             // 512, 16k, 128m, 1g (binary units)
+std::string format_duration(duration d);  // inverse of parse_duration
 
 const char* to_string(wait_stat s) noexcept;
 const char* to_string(service_mode m) noexcept;

@@ -31,7 +31,8 @@ outcome feed(std::string_view out, std::string_view cuts, std::size_t cap) {
   std::size_t at = 0;
   std::size_t i = 0;
   while (at < out.size()) {
-    const std::size_t n = cuts.empty() ? out.size() : 1 + static_cast<unsigned char>(cuts[i++ % cuts.size()]) % 16;
+    const std::size_t n =
+        cuts.empty() ? out.size() : 1 + static_cast<unsigned char>(cuts[i++ % cuts.size()]) % 16;
     r.st = o.add(out.substr(at, n));
     at += n;
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -18,7 +19,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
-#include <spdlog/spdlog.h>
 
 #include "lb/detail/proxy_impl.hpp"
 
@@ -40,11 +40,13 @@ std::pair<std::string, std::uint16_t> split_host_port(const std::string& s) {
     port = s.substr(close + 2);
   } else {
     const auto c = s.rfind(':');
-    if (c == std::string::npos) throw std::invalid_argument("bad listen address '" + s + "' (want host:port)");
+    if (c == std::string::npos)
+      throw std::invalid_argument("bad listen address '" + s + "' (want host:port)");
     host = s.substr(0, c);
     port = s.substr(c + 1);
   }
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535)
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+      std::stoi(port) > 65535)
     throw std::invalid_argument("bad port in listen address '" + s + "'");
   if (host.empty()) host = "0.0.0.0";
   return {host, static_cast<std::uint16_t>(std::stoi(port))};
@@ -58,12 +60,14 @@ tcp::endpoint resolve(const std::string& host, std::uint16_t port) {
   tcp::resolver r(ioc);
   auto results = r.resolve(host, std::to_string(port), ec);
   if (ec || results.empty())
-    throw std::invalid_argument("cannot resolve '" + host + "': " + (ec ? ec.message() : "no address"));
+    throw std::invalid_argument("cannot resolve '" + host +
+                                "': " + (ec ? ec.message() : "no address"));
   return results.begin()->endpoint();
 }
 
 std::string to_string(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -113,7 +117,8 @@ task<void> accept_loop(worker& w, acceptor_t& acc) {
       co_await backoff.async_wait(nothrow);
       continue;
     }
-    if (w.owner.connections.fetch_add(1, std::memory_order_relaxed) >= w.owner.opts.max_client_connections) {
+    if (w.owner.connections.fetch_add(1, std::memory_order_relaxed) >=
+        w.owner.opts.max_client_connections) {
       w.owner.connections.fetch_sub(1, std::memory_order_relaxed);
       boost::system::error_code ig;
       sock.close(ig);
@@ -147,7 +152,8 @@ task<void> sweeper(worker& w) {
 bool prefix_matches(std::string_view prefix, std::string_view target) {
   if (prefix == "/") return true;
   if (target.substr(0, prefix.size()) != prefix) return false;
-  return target.size() == prefix.size() || target[prefix.size()] == '/' || target[prefix.size()] == '?';
+  return target.size() == prefix.size() || target[prefix.size()] == '/' ||
+         target[prefix.size()] == '?';
 }
 
 }  // namespace
@@ -188,7 +194,8 @@ void upstream_pool::put(backend_id id, std::unique_ptr<upstream_conn> c) {
 void upstream_pool::sweep(clock::time_point now, clock::duration max_idle) {
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& v = it->second;
-    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& c) { return now - c->idle_since >= max_idle; }),
+    v.erase(std::remove_if(v.begin(), v.end(),
+                           [&](const auto& c) { return now - c->idle_since >= max_idle; }),
             v.end());
     if (v.empty())
       it = idle_.erase(it);
@@ -203,11 +210,14 @@ void upstream_pool::drop(backend_id id) { idle_.erase(id); }
 
 using detail::clock;
 
-proxy::impl::impl(proxy_options o) : opts(std::move(o)), routes(std::make_shared<detail::route_table>()) {
+proxy::impl::impl(proxy_options o)
+    : opts(std::move(o)), routes(std::make_shared<detail::route_table>()) {
   if (opts.threads == 0) throw std::invalid_argument("proxy threads must be at least 1");
   if (opts.listen.empty()) throw std::invalid_argument("proxy needs at least one listen address");
-  if (opts.max_header_bytes < 256) throw std::invalid_argument("max_header_bytes must be at least 256");
-  if (opts.timeouts.body.count() <= 0) throw std::invalid_argument("the body timeout must be positive");
+  if (opts.max_header_bytes < 256)
+    throw std::invalid_argument("max_header_bytes must be at least 256");
+  if (opts.timeouts.body.count() <= 0)
+    throw std::invalid_argument("the body timeout must be positive");
   for (const auto& l : opts.listen) detail::split_host_port(l);  // validates
 }
 
@@ -237,14 +247,16 @@ void proxy::impl::rebuild_routes() {
 std::shared_ptr<detail::service> proxy::impl::find_service(std::string_view name) const {
   std::lock_guard lock(mu);
   auto it = services.find(std::string(name));
-  if (it == services.end()) throw std::invalid_argument("unknown service '" + std::string(name) + "'");
+  if (it == services.end())
+    throw std::invalid_argument("unknown service '" + std::string(name) + "'");
   return it->second;
 }
 
 namespace {
 void check_service_options(const service_options& o) {
   if (o.name.empty()) throw std::invalid_argument("service name must not be empty");
-  if (o.concurrency == 0) throw std::invalid_argument("service '" + o.name + "': concurrency must be at least 1");
+  if (o.concurrency == 0)
+    throw std::invalid_argument("service '" + o.name + "': concurrency must be at least 1");
   if (o.route.path_prefix.empty() || o.route.path_prefix.front() != '/')
     throw std::invalid_argument("service '" + o.name + "': route path_prefix must start with '/'");
   if (o.queue.timeout.count() <= 0)
@@ -301,7 +313,9 @@ void proxy::start() {
   if (m.running) return;
   bind_listeners(m);
   for (auto& w : m.workers) {
-    for (auto& acc : w->acceptors) detail::asio::co_spawn(w->ioc.get_executor(), detail::accept_loop(*w, acc), detail::asio::detached);
+    for (auto& acc : w->acceptors)
+      detail::asio::co_spawn(w->ioc.get_executor(), detail::accept_loop(*w, acc),
+                             detail::asio::detached);
     detail::asio::co_spawn(w->ioc.get_executor(), detail::sweeper(*w), detail::asio::detached);
     w->thread = std::thread([wp = w.get()] {
       for (;;) {
@@ -361,8 +375,10 @@ void proxy::add_service(service_options o) {
   check_service_options(o);
   auto& m = *impl_;
   std::lock_guard lock(m.mu);
-  if (m.services.count(o.name)) throw std::invalid_argument("service '" + o.name + "' already exists");
-  auto svc = std::make_shared<detail::service>(o, detail::limits{o.concurrency, o.queue.max_length, o.max_in_flight});
+  if (m.services.count(o.name))
+    throw std::invalid_argument("service '" + o.name + "' already exists");
+  auto svc = std::make_shared<detail::service>(
+      o, detail::limits{o.concurrency, o.queue.max_length, o.max_in_flight});
   m.services.emplace(o.name, svc);
   m.service_opts.emplace(o.name, std::move(o));
   m.rebuild_routes();
@@ -391,7 +407,8 @@ void proxy::remove_service(std::string_view name) {
   {
     std::lock_guard lock(m.mu);
     auto it = m.services.find(std::string(name));
-    if (it == m.services.end()) throw std::invalid_argument("unknown service '" + std::string(name) + "'");
+    if (it == m.services.end())
+      throw std::invalid_argument("unknown service '" + std::string(name) + "'");
     svc = it->second;
     m.services.erase(it);
     m.service_opts.erase(std::string(name));
@@ -409,7 +426,8 @@ std::vector<std::string> proxy::services() const {
   return out;
 }
 
-backend_id proxy::add_backend(std::string_view service, const std::string& host, std::uint16_t port) {
+backend_id proxy::add_backend(std::string_view service, const std::string& host,
+                              std::uint16_t port) {
   auto svc = impl_->find_service(service);
   const auto ep = detail::resolve(host, port);
   const backend_id id = impl_->next_backend.fetch_add(1);
@@ -418,8 +436,9 @@ backend_id proxy::add_backend(std::string_view service, const std::string& host,
   return id;
 }
 
-backend_id proxy::add_function_backend(std::string_view service, std::shared_ptr<function_backend> fn,
-                                       std::uint32_t slots, bool one_shot) {
+backend_id proxy::add_function_backend(std::string_view service,
+                                       std::shared_ptr<function_backend> fn, std::uint32_t slots,
+                                       bool one_shot) {
   if (!fn) throw std::invalid_argument("add_function_backend: no function");
   auto svc = impl_->find_service(service);
   const backend_id id = impl_->next_backend.fetch_add(1);
@@ -428,8 +447,8 @@ backend_id proxy::add_function_backend(std::string_view service, std::shared_ptr
   return id;
 }
 
-void proxy::drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
-                          std::function<void(bool)> done) {
+void proxy::drain_backend(std::string_view service, backend_id id,
+                          std::chrono::milliseconds timeout, std::function<void(bool)> done) {
   auto svc = impl_->find_service(service);
   if (auto now_idle = svc->disp.drain(id, std::move(done))) {
     now_idle(true);
@@ -450,7 +469,8 @@ void proxy::drain_backend(std::string_view service, backend_id id, std::chrono::
   });
 }
 
-std::future<bool> proxy::drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout) {
+std::future<bool> proxy::drain_backend(std::string_view service, backend_id id,
+                                       std::chrono::milliseconds timeout) {
   auto p = std::make_shared<std::promise<bool>>();
   auto f = p->get_future();
   drain_backend(service, id, timeout, [p](bool idle) { p->set_value(idle); });
@@ -464,7 +484,8 @@ bool proxy::remove_backend(std::string_view service, backend_id id) {
   if (!svc->disp.remove_backend(id, pending, idle)) return false;
   if (pending) pending(idle);
   std::lock_guard lk(impl_->lifecycle_mu);
-  for (auto& w : impl_->workers) detail::asio::post(w->ioc, [wp = w.get(), id] { wp->pool.drop(id); });
+  for (auto& w : impl_->workers)
+    detail::asio::post(w->ioc, [wp = w.get(), id] { wp->pool.drop(id); });
   return true;
 }
 

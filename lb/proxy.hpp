@@ -25,34 +25,37 @@ using backend_id = std::uint64_t;
 // when no route matched or the request was rejected before routing.
 struct request_outcome {
   std::string_view service;
-  unsigned status = 0;                // status sent to the client (0: connection closed mid-response)
+  unsigned status = 0;  // status sent to the client (0: connection closed mid-response)
   // ready to dispatch -> dispatch; 0 if never queued. Ready: the header is
   // parsed, or for a body read before queueing (proxy_options::request_buffer),
   // its last byte arrived, so a slow upload never counts as waiting for a slot.
   std::chrono::nanoseconds wait{0};
-  std::chrono::nanoseconds duration{0};  // arrival (header parsed) -> response fully relayed (or rejected)
+  std::chrono::nanoseconds duration{
+      0};  // arrival (header parsed) -> response fully relayed (or rejected)
 };
 
 struct proxy_timeouts {
-  std::chrono::milliseconds header{10'000};       // first byte -> headers complete (408)
-  std::chrono::milliseconds connect{2'000};       // upstream connect (then the next backend)
-  std::chrono::milliseconds response{60'000};     // upstream silence while a response is due (504)
-  std::chrono::milliseconds idle{60'000};         // client keep-alive idle, and client inactivity mid-body
-  std::chrono::milliseconds upstream_idle{4'000}; // pooled upstream connections are closed after this
-  std::chrono::milliseconds body{60'000};         // header parsed -> request body complete (408)
+  std::chrono::milliseconds header{10'000};    // first byte -> headers complete (408)
+  std::chrono::milliseconds connect{2'000};    // upstream connect (then the next backend)
+  std::chrono::milliseconds response{60'000};  // upstream silence while a response is due (504)
+  std::chrono::milliseconds idle{60'000};  // client keep-alive idle, and client inactivity mid-body
+  std::chrono::milliseconds upstream_idle{
+      4'000};                              // pooled upstream connections are closed after this
+  std::chrono::milliseconds body{60'000};  // header parsed -> request body complete (408)
 };
 
 struct proxy_options {
   std::vector<std::string> listen{"127.0.0.1:8080"};  // "host:port", "[v6]:port"; port 0 = any
-  unsigned threads = 1;                                // I/O threads, each with its own io_context
-  std::size_t max_header_bytes = 16 * 1024;            // request line + headers (431 above)
-  std::uint64_t max_body_bytes = 10 * 1024 * 1024;     // request body (413 above)
+  unsigned threads = 1;                               // I/O threads, each with its own io_context
+  std::size_t max_header_bytes = 16 * 1024;           // request line + headers (431 above)
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;    // request body (413 above)
   // A request body of at most this many bytes is read completely before the
   // request queues or takes a slot (then sent from memory); larger ones are
   // streamed once a slot is granted. Capped at max_body_bytes.
   std::uint64_t request_buffer = 1024 * 1024;
   proxy_timeouts timeouts;
-  std::size_t max_client_connections = 10'000;  // further connections are accepted and closed at once
+  std::size_t max_client_connections =
+      10'000;  // further connections are accepted and closed at once
   // Peers whose Forwarded, X-Real-IP and X-Forwarded-* fields are believed
   // (X-Forwarded-For is appended to); from any other peer they are removed
   // and the proxy sends its own. Empty: nobody is trusted.
@@ -74,14 +77,14 @@ struct route_rule {
 };
 
 struct queue_limits {
-  std::size_t max_length = 1000;         // queued requests beyond this get 503 at once
+  std::size_t max_length = 1000;              // queued requests beyond this get 503 at once
   std::chrono::milliseconds timeout{30'000};  // a request queued this long gets 503
 };
 
 struct service_options {
   std::string name;
   route_rule route;
-  std::uint32_t concurrency = 4;  // requests in flight per backend (slots)
+  std::uint32_t concurrency = 4;    // requests in flight per backend (slots)
   std::uint32_t max_in_flight = 0;  // requests in flight over all backends; 0 = no cap
   queue_limits queue;
   std::chrono::nanoseconds wait_window = std::chrono::seconds(10);  // wait_time statistics window
@@ -147,14 +150,14 @@ struct backend_snapshot {
 
 struct service_snapshot {
   std::string name;
-  wait_summary wait{};            // over the service's wait_window, ending now
+  wait_summary wait{};  // over the service's wait_window, ending now
   std::size_t queue_length = 0;
-  std::uint32_t in_flight = 0;    // requests holding a slot
-  std::uint64_t requests = 0;     // requests routed to this service (all outcomes)
-  std::uint64_t rejected_full = 0;     // 503: queue full
-  std::uint64_t rejected_timeout = 0;  // 503: queue timeout
+  std::uint32_t in_flight = 0;              // requests holding a slot
+  std::uint64_t requests = 0;               // requests routed to this service (all outcomes)
+  std::uint64_t rejected_full = 0;          // 503: queue full
+  std::uint64_t rejected_timeout = 0;       // 503: queue timeout
   std::uint64_t rejected_body_timeout = 0;  // 408: the body did not arrive within timeouts.body
-  std::uint64_t rejected_unavailable = 0;  // 503 at once: set_unavailable
+  std::uint64_t rejected_unavailable = 0;   // 503 at once: set_unavailable
   std::vector<backend_snapshot> backends;
 };
 

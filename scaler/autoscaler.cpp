@@ -46,7 +46,7 @@ struct service_state {
   unsigned desired = 0;
   std::map<std::string, replica> replicas;  // by container id
   std::set<std::string> pending;            // names of containers being created (no id yet)
-  std::vector<sample> history;  // oldest first, contiguous: handed to the policy as is
+  std::vector<sample> history;              // oldest first, contiguous: handed to the policy as is
   std::optional<std::uint64_t> last_requests;
   scaling_state scale;
   bool autoscale = true;
@@ -57,8 +57,8 @@ struct service_state {
   clock::time_point next_start{};
   clock::time_point last_failure{};
   std::string last_error;
-  bool removed = false;   // dropped from the config: drained, then forgotten
-  bool wake = false;      // reconcile at the next loop turn, not the next interval
+  bool removed = false;  // dropped from the config: drained, then forgotten
+  bool wake = false;     // reconcile at the next loop turn, not the next interval
   std::optional<clock::time_point> cold_since;  // scaled up from zero for a waiting request
   pool_figures figures;
   std::string unavailable;  // what the proxy was last told (see mark_unavailable)
@@ -67,12 +67,18 @@ struct service_state {
 
 double stat_of(const pool_figures& f, config::wait_stat s) {
   switch (s) {
-    case config::wait_stat::mean: return f.wait_mean;
-    case config::wait_stat::p50: return f.wait_p50;
-    case config::wait_stat::p90: return f.wait_p90;
-    case config::wait_stat::p95: return f.wait_p95;
-    case config::wait_stat::p99: return f.wait_p99;
-    case config::wait_stat::max: return f.wait_max;
+    case config::wait_stat::mean:
+      return f.wait_mean;
+    case config::wait_stat::p50:
+      return f.wait_p50;
+    case config::wait_stat::p90:
+      return f.wait_p90;
+    case config::wait_stat::p95:
+      return f.wait_p95;
+    case config::wait_stat::p99:
+      return f.wait_p99;
+    case config::wait_stat::max:
+      return f.wait_max;
   }
   return f.wait_p95;
 }
@@ -95,9 +101,12 @@ void run_all(actions& a) {
 
 const char* to_string(replica_phase p) noexcept {
   switch (p) {
-    case replica_phase::starting: return "starting";
-    case replica_phase::ready: return "ready";
-    case replica_phase::draining: return "draining";
+    case replica_phase::starting:
+      return "starting";
+    case replica_phase::ready:
+      return "ready";
+    case replica_phase::draining:
+      return "draining";
   }
   return "?";
 }
@@ -122,7 +131,8 @@ struct autoscaler::impl {
   bool running = false;
   bool stopping = false;
 
-  impl(container_runtime& r, backend_pool& p, autoscaler_options o) : rt(r), pool(p), opts(std::move(o)) {
+  impl(container_runtime& r, backend_pool& p, autoscaler_options o)
+      : rt(r), pool(p), opts(std::move(o)) {
     if (!opts.probe) opts.probe = probe_once;
   }
 
@@ -146,13 +156,14 @@ struct autoscaler::impl {
     ++st.failures;
     const auto now = clock::now();
     st.last_failure = now;
-    auto delay = std::chrono::duration_cast<clock::duration>(500ms) * (1u << std::min(st.failures - 1, 10u));
+    auto delay =
+        std::chrono::duration_cast<clock::duration>(500ms) * (1u << std::min(st.failures - 1, 10u));
     delay = std::min<clock::duration>(delay, max_backoff);
     st.next_start = now + delay;
     st.last_error = what;
     st.wake = true;  // tell the proxy at once (mark_unavailable)
-    spdlog::warn("{}: {} (failure {} in a row; next start in {:.1f}s)", st.cfg.name, what, st.failures,
-                 std::chrono::duration<double>(delay).count());
+    spdlog::warn("{}: {} (failure {} in a row; next start in {:.1f}s)", st.cfg.name, what,
+                 st.failures, std::chrono::duration<double>(delay).count());
   }
 
   // ---- starting containers ----------------------------------------------------
@@ -211,12 +222,16 @@ struct autoscaler::impl {
           ready = true;  // running and blocked on stdin: ready for its call
           break;
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        ready = opts.probe(address, cfg.port, cfg.readiness.http_get, std::min<std::chrono::milliseconds>(left, 1s));
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        ready = opts.probe(address, cfg.port, cfg.readiness.http_get,
+                           std::min<std::chrono::milliseconds>(left, 1s));
         if (!ready) std::this_thread::sleep_for(opts.probe_interval);  // the probe's retry period
       }
       if (!ready && failure.empty())
-        failure = is_stopping() ? "stopping" : "not ready within " + config::format_duration(cfg.readiness.timeout);
+        failure = is_stopping()
+                      ? "stopping"
+                      : "not ready within " + config::format_duration(cfg.readiness.timeout);
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -294,7 +309,9 @@ struct autoscaler::impl {
     spdlog::info("{}: draining container {}", service, r.name);
     return [this, st, id, service, in_pool, backend, timeout] {
       auto finish = [this, st, id, service, in_pool, backend](bool idle) {
-        if (!idle) spdlog::warn("{}: container {} still busy after the drain timeout", service, id.substr(0, 12));
+        if (!idle)
+          spdlog::warn("{}: container {} still busy after the drain timeout", service,
+                       id.substr(0, 12));
         workers->submit([this, st, id, service, in_pool, backend] {
           if (in_pool) {
             try {
@@ -337,7 +354,8 @@ struct autoscaler::impl {
       for (unsigned i = new_active; i < desired; ++i) {
         std::string name = container_name(s.cfg.name);
         s.pending.insert(name);
-        workers->submit([this, st, cfg = s.cfg, hash = s.hash, name] { launch(st, cfg, hash, name); });
+        workers->submit(
+            [this, st, cfg = s.cfg, hash = s.hash, name] { launch(st, cfg, hash, name); });
       }
     }
 
@@ -348,7 +366,8 @@ struct autoscaler::impl {
     auto least_busy = [&](bool outdated) -> replica* {
       replica* best = nullptr;
       for (auto& [id, r] : s.replicas)
-        if (r.phase == replica_phase::ready && r.outdated == outdated && (!best || busy(r) < busy(*best)))
+        if (r.phase == replica_phase::ready && r.outdated == outdated &&
+            (!best || busy(r) < busy(*best)))
           best = &r;
       return best;
     };
@@ -380,12 +399,16 @@ struct autoscaler::impl {
     if (d.desired == from) return;
     s.desired = d.desired;
     const auto now = clock::now();
-    if (d.desired > from) s.scale.last_scale_up = now;
-    else s.scale.last_scale_down = now;
-    if (from == 0 && !manual && d.why.kind == reason_kind::cold_start) s.cold_since = now;
-    else if (d.desired == 0) s.cold_since.reset();
-    spdlog::info("{}: scale {} {} -> {}: {}", s.cfg.name, d.desired > from ? "up" : "down", from, d.desired,
-                 manual ? std::string("set by an operator") : d.why.to_string());
+    if (d.desired > from)
+      s.scale.last_scale_up = now;
+    else
+      s.scale.last_scale_down = now;
+    if (from == 0 && !manual && d.why.kind == reason_kind::cold_start)
+      s.cold_since = now;
+    else if (d.desired == 0)
+      s.cold_since.reset();
+    spdlog::info("{}: scale {} {} -> {}: {}", s.cfg.name, d.desired > from ? "up" : "down", from,
+                 d.desired, manual ? std::string("set by an operator") : d.why.to_string());
     if (on_scale) {
       try {
         on_scale(scale_event{s.cfg.name, from, d.desired, d, manual});
@@ -395,7 +418,8 @@ struct autoscaler::impl {
     }
   }
 
-  void tick(const std::shared_ptr<service_state>& st, clock::time_point now, bool full, actions& out) {
+  void tick(const std::shared_ptr<service_state>& st, clock::time_point now, bool full,
+            actions& out) {
     pool_figures f;
     bool have = true;
     std::string name;
@@ -422,7 +446,8 @@ struct autoscaler::impl {
     if (have && (full || (policy_on && s.desired == 0 && f.queue_length > 0))) {
       const std::uint64_t arrivals = s.last_requests ? f.requests - *s.last_requests : 0;
       s.last_requests = f.requests;
-      s.history.push_back(sample{now, stat_of(f, s.cfg.wait_time.stat), f.queue_length, f.in_flight, arrivals});
+      s.history.push_back(
+          sample{now, stat_of(f, s.cfg.wait_time.stat), f.queue_length, f.in_flight, arrivals});
       const auto keep = std::max(s.cfg.scale_up.hold, s.cfg.scale_down.hold) + 3 * opts.interval;
       // Drop what no rule looks back to (always keeping the newest sample).
       auto first_kept = std::find_if(s.history.begin(), s.history.end() - 1,
@@ -622,7 +647,8 @@ struct autoscaler::impl {
     }
     for (const auto& id : gone) on_gone(id);
     for (const auto& id : remove) {
-      spdlog::info("removing container {}: stopped, or of a service no longer configured", id.substr(0, 12));
+      spdlog::info("removing container {}: stopped, or of a service no longer configured",
+                   id.substr(0, 12));
       workers->submit([this, id] { stop_and_remove(id); });
     }
     for (auto& [st, id] : adopt) workers->submit([this, st = st, id = id] { activate(st, id); });
@@ -640,9 +666,12 @@ autoscaler::autoscaler(container_runtime& runtime, backend_pool& pool, const con
 
 autoscaler::~autoscaler() { stop(false); }
 
-void autoscaler::on_scale(std::function<void(const scale_event&)> cb) { impl_->on_scale = std::move(cb); }
+void autoscaler::on_scale(std::function<void(const scale_event&)> cb) {
+  impl_->on_scale = std::move(cb);
+}
 
-void autoscaler::on_cold_start(std::function<void(const std::string& service, clock::duration took)> cb) {
+void autoscaler::on_cold_start(
+    std::function<void(const std::string& service, clock::duration took)> cb) {
   impl_->on_cold_start = std::move(cb);
 }
 
@@ -661,8 +690,8 @@ void autoscaler::start() {
       auto it = adopted.find(name);
       const unsigned running = it == adopted.end() ? 0 : it->second;
       st->desired = st->cfg.has_replicas() ? std::clamp(std::max(st->cfg.replicas.initial, running),
-                                                       st->cfg.replicas.min, st->cfg.replicas.max)
-                                         : 0;
+                                                        st->cfg.replicas.min, st->cfg.replicas.max)
+                                           : 0;
     }
     m.stopping = false;
     m.running = true;
@@ -780,21 +809,25 @@ void autoscaler::reload(const config::config& cfg) {
       }
       spdlog::info("{}: container spec changed; replacing {} container(s) rolling", svc->name, n);
     }
-    st.desired = svc->has_replicas() ? std::clamp(st.desired, svc->replicas.min, svc->replicas.max) : 0;
+    st.desired =
+        svc->has_replicas() ? std::clamp(st.desired, svc->replicas.min, svc->replicas.max) : 0;
     st.wake = true;
   }
   m.cv.notify_all();
 }
 
-void autoscaler::set_replicas(const std::string& service, unsigned n, std::chrono::milliseconds hold) {
+void autoscaler::set_replicas(const std::string& service, unsigned n,
+                              std::chrono::milliseconds hold) {
   impl& m = *impl_;
   {
     std::lock_guard lock(m.mu);
     auto it = m.services.find(service);
-    if (it == m.services.end() || it->second->removed) throw std::out_of_range("no such service: " + service);
+    if (it == m.services.end() || it->second->removed)
+      throw std::out_of_range("no such service: " + service);
     auto& s = *it->second;
     if (!s.cfg.has_replicas())
-      throw std::invalid_argument(service + " runs a container per call (mode: stdio, prewarm: false): "
+      throw std::invalid_argument(service +
+                                  " runs a container per call (mode: stdio, prewarm: false): "
                                   "it has no replicas to scale");
     if (n > s.cfg.replicas.max)
       throw std::invalid_argument("replicas " + std::to_string(n) + " is above replicas.max (" +
@@ -821,7 +854,7 @@ void autoscaler::function_taken(const std::string& container_id) {
       st->replicas.erase(it);
       st->failures = 0;  // it started and was ready: the function works
       st->last_error.clear();
-      st->wake = true;   // refill now, not at the next tick
+      st->wake = true;  // refill now, not at the next tick
       break;
     }
   }
@@ -832,7 +865,8 @@ void autoscaler::set_autoscale(const std::string& service, bool enabled) {
   impl& m = *impl_;
   std::lock_guard lock(m.mu);
   auto it = m.services.find(service);
-  if (it == m.services.end() || it->second->removed) throw std::out_of_range("no such service: " + service);
+  if (it == m.services.end() || it->second->removed)
+    throw std::out_of_range("no such service: " + service);
   it->second->autoscale = enabled;
   if (enabled) it->second->hold_until.reset();
   spdlog::info("{}: autoscaling {}", service, enabled ? "on" : "off");
@@ -870,9 +904,15 @@ std::vector<service_status> autoscaler::status() const {
       rs.in_flight = r.in_pool && f != st->figures.in_flight_by_backend.end() ? f->second : 0;
       rs.age = std::chrono::duration_cast<std::chrono::seconds>(now - r.since);
       switch (r.phase) {
-        case replica_phase::starting: ++s.starting; break;
-        case replica_phase::ready: ++s.ready; break;
-        case replica_phase::draining: ++s.draining; break;
+        case replica_phase::starting:
+          ++s.starting;
+          break;
+        case replica_phase::ready:
+          ++s.ready;
+          break;
+        case replica_phase::draining:
+          ++s.draining;
+          break;
       }
       s.replicas.push_back(std::move(rs));
     }

@@ -19,12 +19,15 @@
 namespace dockscaler::scaler {
 
 struct autoscaler_options {
-  std::chrono::milliseconds interval{250};           // sampling and policy period (a `for` is held across samples)
-  std::chrono::milliseconds zero_poll{20};           // how often a service at zero is checked for waiting requests
-  std::chrono::milliseconds resync_interval{10000};  // full comparison with Docker (events can be missed)
-  std::chrono::milliseconds probe_interval{50};      // readiness probe retry period
-  unsigned workers = 16;                             // Docker operations in parallel
-  std::chrono::seconds stop_grace{10};               // SIGTERM -> SIGKILL when stopping a container
+  std::chrono::milliseconds interval{
+      250};  // sampling and policy period (a `for` is held across samples)
+  std::chrono::milliseconds zero_poll{
+      20};  // how often a service at zero is checked for waiting requests
+  std::chrono::milliseconds resync_interval{
+      10000};  // full comparison with Docker (events can be missed)
+  std::chrono::milliseconds probe_interval{50};  // readiness probe retry period
+  unsigned workers = 16;                         // Docker operations in parallel
+  std::chrono::seconds stop_grace{10};           // SIGTERM -> SIGKILL when stopping a container
   // One readiness attempt (default: probe_once); a seam for tests.
   std::function<bool(const std::string& ip, std::uint16_t port, const std::string& http_path,
                      std::chrono::milliseconds timeout)>

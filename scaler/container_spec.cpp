@@ -77,8 +77,8 @@ std::string function_route(const config::service_config& svc) {
 }
 
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
-                                              const std::string& network,
-                                              const std::string& hash, const std::string& name) {
+                                              const std::string& network, const std::string& hash,
+                                              const std::string& name) {
   dockerapi::container_spec spec;
   spec.image = svc.image;
   spec.name = name;
@@ -100,7 +100,8 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
   }
   spec.network = network;
   spec.network_aliases = {svc.name};
-  if (svc.resources.memory_bytes) spec.memory_bytes = static_cast<std::int64_t>(svc.resources.memory_bytes);
+  if (svc.resources.memory_bytes)
+    spec.memory_bytes = static_cast<std::int64_t>(svc.resources.memory_bytes);
   if (svc.resources.cpus > 0) spec.nano_cpus = static_cast<std::int64_t>(svc.resources.cpus * 1e9);
   spec.pids_limit = svc.resources.pids;
   spec.no_new_privileges = true;

@@ -22,8 +22,8 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
 // set, the port exposed. stdio: stdin open (once) and attached, APP_NAME and
 // ROUTE set — a pre-warmed container that waits for its one call.
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
-                                              const std::string& network,
-                                              const std::string& hash, const std::string& name);
+                                              const std::string& network, const std::string& hash,
+                                              const std::string& name);
 
 // Random lower-case hex digits (names, tokens); thread-safe.
 std::string random_hex(std::size_t n);

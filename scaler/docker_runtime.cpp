@@ -96,7 +96,8 @@ void docker_runtime::watch(const std::function<void(const std::string& id)>& on_
   // not track.
   if (instance_ != default_instance)
     opts.filters["label"].push_back(std::string(label_instance) + "=" + instance_);
-  docker_.events(opts, [&](const dockerapi::event& ev) { on_gone(ev.actor_id); }, stop);
+  docker_.events(
+      opts, [&](const dockerapi::event& ev) { on_gone(ev.actor_id); }, stop);
 }
 
 }  // namespace dockscaler::scaler

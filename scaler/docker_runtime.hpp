@@ -34,7 +34,8 @@ class docker_runtime : public container_runtime {
                     const std::string& spec_hash, const std::string& name) override;
   std::string address(const std::string& id, const std::string& network) override;
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
-  void watch(const std::function<void(const std::string& id)>& on_gone, std::stop_token stop) override;
+  void watch(const std::function<void(const std::string& id)>& on_gone,
+             std::stop_token stop) override;
 
  private:
   dockerapi::client& docker_;

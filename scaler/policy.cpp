@@ -48,10 +48,12 @@ bool demand_within(std::span<const sample> h, clock::duration span, clock::time_
 
 unsigned step_size(const step_config& step, unsigned current) {
   switch (step.type) {
-    case step_config::kind::count: return step.value;
+    case step_config::kind::count:
+      return step.value;
     case step_config::kind::percent:
       return std::max(1u, (current * step.value + 99) / 100);
-    case step_config::kind::automatic: return 1;  // callers size `auto` from the load
+    case step_config::kind::automatic:
+      return 1;  // callers size `auto` from the load
   }
   return 1;
 }
@@ -65,7 +67,8 @@ bool cooling(const std::optional<clock::time_point>& since, clock::duration cool
 
 }  // namespace
 
-unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight, unsigned concurrency) {
+unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight,
+                           unsigned concurrency) {
   const std::uint64_t c = std::max(1u, concurrency);
   const std::uint64_t need = (queue_length + in_flight + c - 1) / c;
   return static_cast<unsigned>(std::min<std::uint64_t>(need, 1000000));
@@ -103,7 +106,8 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
   }
 
   const double up_threshold = std::chrono::duration<double>(svc.scale_up.wait_time_above).count();
-  if (auto held = held_for(history, [&](const sample& s) { return s.wait_time > up_threshold; }, now);
+  if (auto held = held_for(
+          history, [&](const sample& s) { return s.wait_time > up_threshold; }, now);
       held && *held >= svc.scale_up.hold) {
     d.why.threshold = up_threshold;
     d.why.held = *held;
@@ -115,7 +119,8 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
       return change(cur, reason_kind::cooling_down);
     unsigned to = cur + step_size(svc.scale_up.step, cur);
     if (svc.scale_up.step.type == step_config::kind::automatic)
-      to = std::max(cur + 1, replicas_for_load(latest.queue_length, latest.in_flight, svc.concurrency));
+      to = std::max(cur + 1,
+                    replicas_for_load(latest.queue_length, latest.in_flight, svc.concurrency));
     return change(std::min(to, hi), reason_kind::wait_time_above);
   }
 
@@ -128,9 +133,10 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
     last_event = state.last_scale_down;
 
   if (lo == 0) {
-    auto idle = held_for(history, [](const sample& s) {
-      return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0;
-    }, now);
+    auto idle = held_for(
+        history,
+        [](const sample& s) { return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0; },
+        now);
     if (idle && *idle >= svc.scale_down.hold) {
       d.why.held = *idle;
       if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
@@ -139,10 +145,11 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
     }
   }
 
-  const double down_threshold = std::chrono::duration<double>(svc.scale_down.wait_time_below).count();
+  const double down_threshold =
+      std::chrono::duration<double>(svc.scale_down.wait_time_below).count();
   std::uint64_t peak = 0;
-  if (auto held = held_for(history, [&](const sample& s) { return s.wait_time < down_threshold; },
-                           now, &peak);
+  if (auto held = held_for(
+          history, [&](const sample& s) { return s.wait_time < down_threshold; }, now, &peak);
       held && *held >= svc.scale_down.hold) {
     d.why.threshold = down_threshold;
     d.why.held = *held;
@@ -164,14 +171,17 @@ std::string reason::to_string() const {
   char buf[256];
   switch (kind) {
     case reason_kind::steady:
-      std::snprintf(buf, sizeof buf, "steady: wait_time %.3fs, queue %llu, in flight %llu", wait_time,
-                    static_cast<unsigned long long>(queue_length), static_cast<unsigned long long>(in_flight));
+      std::snprintf(buf, sizeof buf, "steady: wait_time %.3fs, queue %llu, in flight %llu",
+                    wait_time, static_cast<unsigned long long>(queue_length),
+                    static_cast<unsigned long long>(in_flight));
       break;
     case reason_kind::wait_time_above:
     case reason_kind::wait_time_below:
-      std::snprintf(buf, sizeof buf, "wait_time %.3fs %s %.3fs for %.1fs (queue %llu, in flight %llu)", wait_time,
-                    kind == reason_kind::wait_time_above ? "above" : "below", threshold, seconds(held),
-                    static_cast<unsigned long long>(queue_length), static_cast<unsigned long long>(in_flight));
+      std::snprintf(buf, sizeof buf,
+                    "wait_time %.3fs %s %.3fs for %.1fs (queue %llu, in flight %llu)", wait_time,
+                    kind == reason_kind::wait_time_above ? "above" : "below", threshold,
+                    seconds(held), static_cast<unsigned long long>(queue_length),
+                    static_cast<unsigned long long>(in_flight));
       break;
     case reason_kind::idle:
       std::snprintf(buf, sizeof buf, "idle: no request for %.1fs", seconds(held));
@@ -180,17 +190,23 @@ std::string reason::to_string() const {
       std::snprintf(buf, sizeof buf, "cold start: %llu request(s) waiting with no replica",
                     static_cast<unsigned long long>(queue_length));
       break;
-    case reason_kind::below_min: std::snprintf(buf, sizeof buf, "below replicas.min"); break;
-    case reason_kind::above_max: std::snprintf(buf, sizeof buf, "above replicas.max"); break;
+    case reason_kind::below_min:
+      std::snprintf(buf, sizeof buf, "below replicas.min");
+      break;
+    case reason_kind::above_max:
+      std::snprintf(buf, sizeof buf, "above replicas.max");
+      break;
     case reason_kind::cooling_down:
-      std::snprintf(buf, sizeof buf, "cooling down (%.1fs left): wait_time %.3fs", seconds(cooldown_left), wait_time);
+      std::snprintf(buf, sizeof buf, "cooling down (%.1fs left): wait_time %.3fs",
+                    seconds(cooldown_left), wait_time);
       break;
     case reason_kind::at_limit:
-      std::snprintf(buf, sizeof buf, "at replicas.max: wait_time %.3fs above %.3fs for %.1fs", wait_time, threshold,
-                    seconds(held));
+      std::snprintf(buf, sizeof buf, "at replicas.max: wait_time %.3fs above %.3fs for %.1fs",
+                    wait_time, threshold, seconds(held));
       break;
     case reason_kind::load_too_high:
-      std::snprintf(buf, sizeof buf, "wait_time %.3fs below %.3fs but fewer replicas could not carry the load",
+      std::snprintf(buf, sizeof buf,
+                    "wait_time %.3fs below %.3fs but fewer replicas could not carry the load",
                     wait_time, threshold);
       break;
     case reason_kind::no_demand:
@@ -211,16 +227,26 @@ std::string reason::to_string() const {
 
 const char* to_string(reason_kind k) noexcept {
   switch (k) {
-    case reason_kind::steady: return "steady";
-    case reason_kind::wait_time_above: return "wait_time_above";
-    case reason_kind::wait_time_below: return "wait_time_below";
-    case reason_kind::idle: return "idle";
-    case reason_kind::cold_start: return "cold_start";
-    case reason_kind::below_min: return "below_min";
-    case reason_kind::above_max: return "above_max";
-    case reason_kind::cooling_down: return "cooling_down";
-    case reason_kind::at_limit: return "at_limit";
-    case reason_kind::load_too_high: return "load_too_high";
+    case reason_kind::steady:
+      return "steady";
+    case reason_kind::wait_time_above:
+      return "wait_time_above";
+    case reason_kind::wait_time_below:
+      return "wait_time_below";
+    case reason_kind::idle:
+      return "idle";
+    case reason_kind::cold_start:
+      return "cold_start";
+    case reason_kind::below_min:
+      return "below_min";
+    case reason_kind::above_max:
+      return "above_max";
+    case reason_kind::cooling_down:
+      return "cooling_down";
+    case reason_kind::at_limit:
+      return "at_limit";
+    case reason_kind::load_too_high:
+      return "load_too_high";
     case reason_kind::no_demand:
       return "no_demand";
     case reason_kind::start_failing:
@@ -231,9 +257,12 @@ const char* to_string(reason_kind k) noexcept {
 
 const char* to_string(direction d) noexcept {
   switch (d) {
-    case direction::none: return "none";
-    case direction::up: return "up";
-    case direction::down: return "down";
+    case direction::none:
+      return "none";
+    case direction::up:
+      return "up";
+    case direction::down:
+      return "down";
   }
   return "?";
 }

@@ -19,10 +19,10 @@ using clock = std::chrono::steady_clock;
 // One reading of a service, taken by the scaler loop about once a second.
 struct sample {
   clock::time_point at;
-  double wait_time = 0;         // seconds: the configured statistic (e.g. p95) over its window
+  double wait_time = 0;  // seconds: the configured statistic (e.g. p95) over its window
   std::uint64_t queue_length = 0;
   std::uint64_t in_flight = 0;
-  std::uint64_t arrivals = 0;   // requests that arrived since the previous sample
+  std::uint64_t arrivals = 0;  // requests that arrived since the previous sample
 };
 
 enum class direction { none, up, down };
@@ -44,9 +44,9 @@ enum class reason_kind {
 
 struct reason {
   reason_kind kind = reason_kind::steady;
-  double wait_time = 0;        // the latest reading, seconds
-  double threshold = 0;        // the threshold the rule compares with, seconds
-  clock::duration held{};      // how long the condition has held
+  double wait_time = 0;    // the latest reading, seconds
+  double threshold = 0;    // the threshold the rule compares with, seconds
+  clock::duration held{};  // how long the condition has held
   std::uint64_t queue_length = 0;
   std::uint64_t in_flight = 0;
   clock::duration cooldown_left{};  // cooling_down only
@@ -82,7 +82,8 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
 
 // How many replicas `auto` asks for: enough slots for queued plus in-flight
 // requests at `concurrency` each.
-unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight, unsigned concurrency);
+unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight,
+                           unsigned concurrency);
 
 const char* to_string(reason_kind k) noexcept;
 const char* to_string(direction d) noexcept;

@@ -31,14 +31,17 @@ void proxy_pool::set_cold_backend(const config::service_config& svc) {
   const bool want = !svc.has_replicas();  // calls go to the runner's cold backend
   auto it = cold_.find(svc.name);
   if (want && it == cold_.end()) {
-    cold_[svc.name] = proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
+    cold_[svc.name] =
+        proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
   } else if (!want && it != cold_.end()) {
     proxy_.remove_backend(svc.name, it->second);
     cold_.erase(it);
   } else if (want) {
-    // max_concurrency may have changed: a new backend with the new slot count, the old one drained away.
+    // max_concurrency may have changed: a new backend with the new slot count, the old one drained
+    // away.
     const auto old = it->second;
-    it->second = proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
+    it->second =
+        proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
     proxy_.drain_backend(svc.name, old, std::chrono::hours(24),
                          [this, name = svc.name, old](bool) { proxy_.remove_backend(name, old); });
   }
@@ -80,19 +83,20 @@ void proxy_pool::set_unavailable(const std::string& service, const std::string& 
   proxy_.set_unavailable(service, reason);
 }
 
-std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id, const std::string& host,
-                              std::uint16_t port) {
+std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id,
+                              const std::string& host, std::uint16_t port) {
   bool stdio = false;
   {
     std::lock_guard lock(mu_);
     if (auto it = stdio_.find(service); it != stdio_.end()) stdio = it->second;
   }
-  if (stdio) return proxy_.add_function_backend(service, functions().warm(service, container_id), 1, true);
+  if (stdio)
+    return proxy_.add_function_backend(service, functions().warm(service, container_id), 1, true);
   return proxy_.add_backend(service, host, port);
 }
 
-void proxy_pool::drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,
-                       std::function<void(bool idle)> done) {
+void proxy_pool::drain(const std::string& service, std::uint64_t backend,
+                       std::chrono::milliseconds timeout, std::function<void(bool idle)> done) {
   proxy_.drain_backend(service, backend, timeout, std::move(done));
 }
 

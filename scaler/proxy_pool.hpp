@@ -39,8 +39,8 @@ class proxy_pool : public backend_pool {
   void add_service(const config::service_config& svc) override;
   void update_service(const config::service_config& svc) override;
   void remove_service(const std::string& service) override;
-  std::uint64_t add(const std::string& service, const std::string& container_id, const std::string& host,
-                    std::uint16_t port) override;
+  std::uint64_t add(const std::string& service, const std::string& container_id,
+                    const std::string& host, std::uint16_t port) override;
   void drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,
              std::function<void(bool idle)> done) override;
   void remove(const std::string& service, std::uint64_t backend) override;
@@ -54,7 +54,7 @@ class proxy_pool : public backend_pool {
   lb::proxy& proxy_;
   function_source* functions_;
   std::mutex mu_;
-  std::map<std::string, bool, std::less<>> stdio_;        // service -> is stdio
+  std::map<std::string, bool, std::less<>> stdio_;           // service -> is stdio
   std::map<std::string, lb::backend_id, std::less<>> cold_;  // service -> its cold-path backend
 };
 

@@ -41,7 +41,7 @@ struct managed_container {
   std::string network;    // dockscaler.network
   bool running = false;
   std::int64_t created = 0;  // unix seconds
-  std::string role;          // dockscaler.role: empty for a replica, "call" for a per-call container
+  std::string role;  // dockscaler.role: empty for a replica, "call" for a per-call container
   std::string instance = default_instance;  // dockscaler.instance; "default" when unlabelled
 };
 
@@ -97,8 +97,8 @@ class backend_pool {
                             const std::string& host, std::uint16_t port) = 0;
   // Out of rotation at once; done(idle) runs once, when the last request on it
   // finished (true) or after `timeout` (false). Must not block.
-  virtual void drain(const std::string& service, std::uint64_t backend, std::chrono::milliseconds timeout,
-                     std::function<void(bool idle)> done) = 0;
+  virtual void drain(const std::string& service, std::uint64_t backend,
+                     std::chrono::milliseconds timeout, std::function<void(bool idle)> done) = 0;
   virtual void remove(const std::string& service, std::uint64_t backend) = 0;
   virtual pool_figures figures(const std::string& service) = 0;
   // No replica and none coming (its starts fail): with a reason, waiting and
@@ -106,6 +106,12 @@ class backend_pool {
   virtual void set_unavailable(const std::string& service, const std::string& reason) {
     (void)service;
     (void)reason;
+  }
+  // Who to tell when a replica stops being one of the scaler's because the pool
+  // used it up (a pre-warmed function container handed to its one call). The
+  // scaler sets this once, before any add; the callback must not block.
+  virtual void set_on_taken(std::function<void(const std::string& container_id)> cb) {
+    (void)cb;
   }
 };
 

@@ -49,15 +49,18 @@ TEST_CASE("validate: a good file exits 0 with a summary", "[cli]") {
 }
 
 TEST_CASE("validate describes stdio functions; a per-call function has nothing to scale", "[cli]") {
-  const auto path = write_temp("fn.yaml",
-                               "services:\n  warm:\n    image: f\n    mode: stdio\n    prewarm: true\n"
-                               "    replicas: { min: 2, max: 5 }\n  cold:\n    image: f\n    mode: stdio\n"
-                               "    max_concurrency: 3\n");
+  const auto path =
+      write_temp("fn.yaml",
+                 "services:\n  warm:\n    image: f\n    mode: stdio\n    prewarm: true\n"
+                 "    replicas: { min: 2, max: 5 }\n  cold:\n    image: f\n    mode: stdio\n"
+                 "    max_concurrency: 3\n");
   auto r = run("validate -c " + path);
   CHECK(r.code == 0);
-  CHECK(r.out.find("warm: stdio f, route /r/default/warm, pre-warmed pool 2..5") != std::string::npos);
-  CHECK(r.out.find("cold: stdio f, route /r/default/cold, a container per call, max_concurrency 3") !=
+  CHECK(r.out.find("warm: stdio f, route /r/default/warm, pre-warmed pool 2..5") !=
         std::string::npos);
+  CHECK(
+      r.out.find("cold: stdio f, route /r/default/cold, a container per call, max_concurrency 3") !=
+      std::string::npos);
   r = run("scale cold=2 --direct -c " + path);
   CHECK(r.code == 1);
   CHECK(r.out.find("runs a container per call") != std::string::npos);
@@ -70,7 +73,8 @@ TEST_CASE("validate: a bad file exits 1 and lists every problem in file order", 
                                "    queue: {timeout: 3q}\n");
   const auto r = run("validate -c " + path);
   CHECK(r.code == 1);
-  const auto first = r.out.find(path + ":4:15: services.a.replicas: min (3) is greater than max (1)");
+  const auto first =
+      r.out.find(path + ":4:15: services.a.replicas: min (3) is greater than max (1)");
   const auto second = r.out.find(path + ":5:22: services.a.queue.timeout: bad duration \"3q\"");
   CHECK(first != std::string::npos);
   CHECK(second != std::string::npos);

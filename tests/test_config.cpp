@@ -4,10 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <unistd.h>
 
 using namespace dockscaler::config;
 using namespace std::chrono_literals;
@@ -167,19 +167,19 @@ TEST_CASE("only a stdio function without prewarm has no replicas to scale", "[co
 
 TEST_CASE("each mistake is reported with file, line, column and key path", "[config][errors]") {
   const auto ps = problems_of(
-      "services:\n"                                  // 1
-      "  hello:\n"                                   // 2
-      "    image: dockscaler/hello\n"                // 3
-      "    colour: blue\n"                           // 4  unknown key
-      "    concurrency: many\n"                      // 5  wrong type
-      "    replicas: { min: 5, max: 2 }\n"           // 6  min > max
-      "    scale_up: { for: 5x, step: 0 }\n"         // 7  bad duration, bad step
-      "    scale_down: { wait_time_below: 1s }\n"    // 8  thresholds inverted
-      "    readiness: { http_get: healthz }\n"       // 9  not a path
-      "    route: { path_prefix: /hello }\n"         // 10
-      "  other:\n"                                   // 11
-      "    image: \"Not A Valid/Image\"\n"           // 12 bad image
-      "    route: { path_prefix: /hello }\n");       // 13 same route as hello
+      "services:\n"                                // 1
+      "  hello:\n"                                 // 2
+      "    image: dockscaler/hello\n"              // 3
+      "    colour: blue\n"                         // 4  unknown key
+      "    concurrency: many\n"                    // 5  wrong type
+      "    replicas: { min: 5, max: 2 }\n"         // 6  min > max
+      "    scale_up: { for: 5x, step: 0 }\n"       // 7  bad duration, bad step
+      "    scale_down: { wait_time_below: 1s }\n"  // 8  thresholds inverted
+      "    readiness: { http_get: healthz }\n"     // 9  not a path
+      "    route: { path_prefix: /hello }\n"       // 10
+      "  other:\n"                                 // 11
+      "    image: \"Not A Valid/Image\"\n"         // 12 bad image
+      "    route: { path_prefix: /hello }\n");     // 13 same route as hello
   INFO(dump(ps));
   CHECK(has_problem(ps, "services.hello.colour", 4, "unknown key"));
   CHECK(has_problem(ps, "services.hello.concurrency", 5, "whole number"));
@@ -200,12 +200,12 @@ TEST_CASE("a missing image, stdio-only keys on http, and bad top-level keys are 
           "[config][errors]") {
   const auto ps = problems_of(
       "proxy:\n"
-      "  listen: localhost\n"                // 2
-      "  timeouts: { header: soon }\n"       // 3
-      "servics: {}\n"                        // 4
+      "  listen: localhost\n"           // 2
+      "  timeouts: { header: soon }\n"  // 3
+      "servics: {}\n"                   // 4
       "services:\n"
-      "  api:\n"                             // 6
-      "    prewarm: true\n");                // 7
+      "  api:\n"               // 6
+      "    prewarm: true\n");  // 7
   INFO(dump(ps));
   CHECK(has_problem(ps, "proxy.listen", 2, "HOST:PORT"));
   CHECK(has_problem(ps, "proxy.timeouts.header", 3, "bad duration"));
@@ -214,16 +214,17 @@ TEST_CASE("a missing image, stdio-only keys on http, and bad top-level keys are 
   CHECK(has_problem(ps, "services.api.prewarm", 7, "only to mode: stdio"));
 }
 
-TEST_CASE("http-only keys on a stdio function are errors; stdio keys are read", "[config][errors]") {
+TEST_CASE("http-only keys on a stdio function are errors; stdio keys are read",
+          "[config][errors]") {
   const auto ps = problems_of(
       "services:\n"
       "  fn:\n"
       "    image: f\n"
       "    mode: stdio\n"
-      "    port: 8080\n"                      // 5
-      "    concurrency: 2\n"                  // 6
-      "    readiness: { tcp: true }\n"        // 7
-      "    max_concurrency: 0\n");            // 8
+      "    port: 8080\n"                // 5
+      "    concurrency: 2\n"            // 6
+      "    readiness: { tcp: true }\n"  // 7
+      "    max_concurrency: 0\n");      // 8
   INFO(dump(ps));
   CHECK(has_problem(ps, "services.fn.port", 5, "only to mode: http"));
   CHECK(has_problem(ps, "services.fn.concurrency", 6, "only to mode: http"));
@@ -357,7 +358,8 @@ TEST_CASE("a key defined twice, at any depth, is an error at its second definiti
   }));
 }
 
-TEST_CASE("YAML syntax errors and unreadable files are reported, not thrown raw", "[config][errors]") {
+TEST_CASE("YAML syntax errors and unreadable files are reported, not thrown raw",
+          "[config][errors]") {
   const auto ps = problems_of("services:\n  a: [unclosed\n");
   REQUIRE(ps.size() == 1);
   CHECK(ps[0].line >= 2);
@@ -374,7 +376,8 @@ TEST_CASE("YAML syntax errors and unreadable files are reported, not thrown raw"
 }
 
 TEST_CASE("load_file reads a file and names it in errors", "[config]") {
-  const std::string path = std::string("/tmp/dockscaler-test-config-") + std::to_string(::getpid()) + ".yaml";
+  const std::string path =
+      std::string("/tmp/dockscaler-test-config-") + std::to_string(::getpid()) + ".yaml";
   {
     std::ofstream out(path);
     out << "services:\n  s:\n    image: busybox\n    port: 70000\n";
@@ -383,7 +386,7 @@ TEST_CASE("load_file reads a file and names it in errors", "[config]") {
     load_file(path);
     FAIL("port 70000 accepted");
   } catch (const config_error& e) {
-    CHECK(std::string(e.what()) .find(path + ":4:11: services.s.port") != std::string::npos);
+    CHECK(std::string(e.what()).find(path + ":4:11: services.s.port") != std::string::npos);
   }
   std::remove(path.c_str());
 }
@@ -409,13 +412,15 @@ TEST_CASE("max_output_bytes: a size for stdio functions, 10m by default, 1 to 1g
   CHECK(has_problem(ps, "services.d.max_output_bytes", 16, "only to mode: stdio"));
 }
 
-TEST_CASE("proxy.request_buffer and proxy.timeouts.body: defaults, values, and the max_body_bytes bound",
-          "[config][errors]") {
+TEST_CASE(
+    "proxy.request_buffer and proxy.timeouts.body: defaults, values, and the max_body_bytes bound",
+    "[config][errors]") {
   const config d = load_string("services: {}\n", "d.yaml");
   CHECK(d.proxy.request_buffer == 1024 * 1024);
   CHECK(d.proxy.timeouts.body == 60s);
 
-  const config c = load_string("proxy:\n  request_buffer: 64k\n  timeouts: { body: 5s }\n", "c.yaml");
+  const config c =
+      load_string("proxy:\n  request_buffer: 64k\n  timeouts: { body: 5s }\n", "c.yaml");
   CHECK(c.proxy.request_buffer == 64 * 1024);
   CHECK(c.proxy.timeouts.body == 5s);
 
@@ -426,8 +431,8 @@ TEST_CASE("proxy.request_buffer and proxy.timeouts.body: defaults, values, and t
   const auto ps = problems_of(
       "proxy:\n"
       "  max_body_bytes: 1m\n"
-      "  request_buffer: 2m\n"            // 3
-      "  timeouts: { body: 0s }\n");      // 4
+      "  request_buffer: 2m\n"        // 3
+      "  timeouts: { body: 0s }\n");  // 4
   INFO(dump(ps));
   CHECK(has_problem(ps, "proxy.request_buffer", 3, "must not exceed proxy.max_body_bytes"));
   CHECK(has_problem(ps, "proxy.timeouts.body", 4, "longer than 0"));
@@ -486,6 +491,7 @@ TEST_CASE("inverted thresholds with no scale_up section are an error, not a cras
           "[config][errors]") {
   // Found by fuzz/config_load: pointing at the thresholds asked the absent
   // scale_up section IsMap(), and yaml-cpp threw InvalidNode.
-  const auto ps = problems_of("services:\n  a:\n    image: x\n    scale_down: { wait_time_below: 10m }\n");
+  const auto ps =
+      problems_of("services:\n  a:\n    image: x\n    scale_down: { wait_time_below: 10m }\n");
   CHECK(has_problem(ps, "services.a.scale_down.wait_time_below", 4, "thresholds inverted"));
 }

@@ -78,7 +78,8 @@ inline void build_image_once(api::client& docker, const std::string& tag,
 
 // The hello-http image (examples/hello-http).
 inline void ensure_image(api::client& docker) {
-  build_image_once(docker, image(), [] { return scratch_context(DOCKSCALER_HELLO_BIN, "hello-http"); });
+  build_image_once(docker, image(),
+                   [] { return scratch_context(DOCKSCALER_HELLO_BIN, "hello-http"); });
 }
 
 struct response {
@@ -225,7 +226,8 @@ inline response http_request(std::uint16_t port, const std::string& method,
     r.error = std::string("connect: ") + std::strerror(errno);
   } else {
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n";
-    if (method != "GET" || !body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (method != "GET" || !body.empty())
+      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += extra_headers + "\r\n" + body;
     std::string in;
     if (!detail::send_all(fd, req))
@@ -404,12 +406,12 @@ struct service_fixture {
 // A service as its daemon reports it (`GET /v1/services/<name>` on the admin
 // socket; the suite must link dockscaler::admin to use it).
 struct daemon_view {
-  bool ok = false;  // the daemon answered 200 with a JSON object
+  bool ok = false;        // the daemon answered 200 with a JSON object
   steady::time_point at;  // when it was asked
   unsigned desired = 0, ready = 0, starting = 0, draining = 0;
   std::uint64_t in_flight = 0;  // the service's requests in its containers
   unsigned outdated = 0;        // containers still of a previous spec
-  double wait_p95 = -1;  // seconds over wait_time.window, as the scaler last sampled it
+  double wait_p95 = -1;         // seconds over wait_time.window, as the scaler last sampled it
   std::uint64_t reconcile_passes = 0;
   struct container {
     std::string id, state;

@@ -473,7 +473,8 @@ TEST_CASE("a healthcheck's state shows in inspect", "[docker]") {
   d.remove_container(c.id, true);
 }
 
-TEST_CASE("put_archive puts files into a created container; a read-only root filesystem refuses", "[docker]") {
+TEST_CASE("put_archive puts files into a created container; a read-only root filesystem refuses",
+          "[docker]") {
   auto& e = env();
   auto& d = e.docker;
   auto spec = e.spec(0);

@@ -467,7 +467,8 @@ TEST_CASE("an attach read with a timeout never gives up before it", "[attach][er
     const auto t0 = clock_type::now();
     auto e = expect_error([&] { s.read(std::chrono::milliseconds(ms)); });
     CHECK(e.code() == api::errc::timeout);
-    CHECK(clock_type::now() - t0 >= std::chrono::milliseconds(ms));  // late is allowed, early is not
+    CHECK(clock_type::now() - t0 >=
+          std::chrono::milliseconds(ms));  // late is allowed, early is not
     const auto t1 = clock_type::now();
     auto e2 = expect_error([&] { s.read_all(std::chrono::milliseconds(ms)); });
     CHECK(e2.code() == api::errc::timeout);

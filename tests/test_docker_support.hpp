@@ -45,7 +45,8 @@ inline std::string scratch_context(const std::string& binary_path, const std::st
   const std::string bin = read_file(binary_path);
   if (bin.empty()) throw std::runtime_error("cannot read " + binary_path);
   dockerapi::tar_writer w;
-  w.add_file("Dockerfile", "FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n");
+  w.add_file("Dockerfile",
+             "FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n");
   w.add_file(name, bin, 0755);
   return w.finish();
 }

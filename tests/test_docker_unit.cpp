@@ -16,8 +16,8 @@
 #include "dockerapi/detail/frame_demux.hpp"
 #include "dockerapi/detail/json_mapping.hpp"
 #include "dockerapi/detail/line_splitter.hpp"
-#include "dockerapi/tar_writer.hpp"
 #include "dockerapi/error.hpp"
+#include "dockerapi/tar_writer.hpp"
 
 namespace api = dockscaler::dockerapi;
 namespace detail = dockscaler::dockerapi::detail;

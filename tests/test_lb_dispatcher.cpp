@@ -280,7 +280,8 @@ TEST_CASE("removing a backend mid-request is safe", "[dispatcher]") {
 
 // ---- function backends (stdio functions) ----------------------------------
 
-TEST_CASE("max_in_flight caps requests over all backends; any release frees a slot", "[dispatcher]") {
+TEST_CASE("max_in_flight caps requests over all backends; any release frees a slot",
+          "[dispatcher]") {
   dispatcher d({4, 10, 3});
   d.add_backend(t0, 1, "a", 1, ep(1));
   d.add_backend(t0, 2, "b", 2, ep(2));
@@ -335,7 +336,8 @@ TEST_CASE("a one-shot backend takes one request, then is forgotten when released
   CHECK(d.view().in_flight == 0);
 }
 
-TEST_CASE("with one-shot backends a retry waits for a fresh one instead of giving up", "[dispatcher]") {
+TEST_CASE("with one-shot backends a retry waits for a fresh one instead of giving up",
+          "[dispatcher]") {
   dispatcher d({1, 10});
   d.add_backend(t0, 1, "", 0, {}, backend_kind{nullptr, 1, true});
   grant g;

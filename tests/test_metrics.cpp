@@ -267,9 +267,9 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   for (const char* family :
        {"dockscaler_requests_total", "dockscaler_wait_time_seconds",
         "dockscaler_request_duration_seconds", "dockscaler_queue_length", "dockscaler_in_flight",
-        "dockscaler_requests_rejected_total",
-        "dockscaler_replicas", "dockscaler_replicas_desired", "dockscaler_scale_events_total",
-        "dockscaler_cold_start_seconds", "dockscaler_docker_errors_total"})
+        "dockscaler_requests_rejected_total", "dockscaler_replicas", "dockscaler_replicas_desired",
+        "dockscaler_scale_events_total", "dockscaler_cold_start_seconds",
+        "dockscaler_docker_errors_total"})
     CHECK(text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
 
   if (auto verdict = promtool_problems(text)) {

@@ -33,7 +33,8 @@ sample at(clock::duration t, double wait, std::uint64_t queue = 0, std::uint64_t
 // One sample a second from `from` to `to` inclusive, all with the same reading.
 void fill(std::vector<sample>& h, int from, int to, double wait, std::uint64_t queue = 0,
           std::uint64_t in_flight = 0, std::uint64_t arrivals = 1) {
-  for (int i = from; i <= to; ++i) h.push_back(at(std::chrono::seconds(i), wait, queue, in_flight, arrivals));
+  for (int i = from; i <= to; ++i)
+    h.push_back(at(std::chrono::seconds(i), wait, queue, in_flight, arrivals));
 }
 
 decision decide_at(const config::service_config& s, const std::vector<sample>& h, unsigned replicas,
@@ -223,8 +224,10 @@ TEST_CASE("no flapping on a steady load", "[policy]") {
 TEST_CASE("wait_time hovering at the threshold scales neither way", "[policy]") {
   const auto s = make_service();
   std::vector<sample> h;
-  for (int t = 0; t <= 300; ++t) h.push_back(at(std::chrono::seconds(t), t % 2 ? 0.11 : 0.09, 1, 4));
-  for (int t = 5; t <= 300; t += 7) CHECK(decide_at(s, h, 3, std::chrono::seconds(t)).dir == direction::none);
+  for (int t = 0; t <= 300; ++t)
+    h.push_back(at(std::chrono::seconds(t), t % 2 ? 0.11 : 0.09, 1, 4));
+  for (int t = 5; t <= 300; t += 7)
+    CHECK(decide_at(s, h, 3, std::chrono::seconds(t)).dir == direction::none);
   h.clear();
   fill(h, 0, 300, 0.1, 1, 4);  // exactly at the threshold is not above it
   CHECK(decide_at(s, h, 3, 300s).dir == direction::none);

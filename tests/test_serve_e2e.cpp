@@ -15,13 +15,14 @@ using namespace dockscaler::test;
 TEST_CASE("step load: wait_time recovers as replicas rise; a light load rides the fall to min",
           "[e2e][docker]") {
   service_fixture f("step");
-  daemon_process d("step", f.config(
-                               "    concurrency: 2\n"
-                               "    replicas: { min: 1, max: 6, initial: 1 }\n"
-                               "    scale_up: { wait_time_above: 50ms, for: 1s, step: auto, cooldown: 2s }\n"
-                               "    scale_down: { wait_time_below: 5ms, for: 3s, step: 2, cooldown: 1s }\n"
-                               "    wait_time: { stat: p95, window: 2s }\n"
-                               "    drain_timeout: 10s\n"));
+  daemon_process d(
+      "step",
+      f.config("    concurrency: 2\n"
+               "    replicas: { min: 1, max: 6, initial: 1 }\n"
+               "    scale_up: { wait_time_above: 50ms, for: 1s, step: auto, cooldown: 2s }\n"
+               "    scale_down: { wait_time_below: 5ms, for: 3s, step: 2, cooldown: 1s }\n"
+               "    wait_time: { stat: p95, window: 2s }\n"
+               "    drain_timeout: 10s\n"));
   d.start();
   REQUIRE(f.proxy_up());
   REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }));
@@ -77,7 +78,8 @@ TEST_CASE("a killed container is replaced; only its in-flight requests may fail"
   daemon_process d("kill", f.config("    concurrency: 2\n    replicas: { min: 2, max: 2 }\n"));
   d.start();
   REQUIRE(f.proxy_up());
-  REQUIRE(eventually([&] { return f.containers().size() == 2 && http_get(f.port, "/fn/").status == 200; }));
+  REQUIRE(eventually(
+      [&] { return f.containers().size() == 2 && http_get(f.port, "/fn/").status == 200; }));
   const auto before = f.containers();
   load l(f.port, "/fn/k?delay=50", 4);
   REQUIRE(eventually([&] { return l.results().size() > 20; }));
@@ -113,7 +115,8 @@ TEST_CASE("after SIGKILL a restarted daemon adopts its running containers", "[e2
   d.start();
   REQUIRE(f.proxy_up());
   REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }));
-  REQUIRE(eventually([&] { return d.log().find("adopting running container") != std::string::npos; }));
+  REQUIRE(
+      eventually([&] { return d.log().find("adopting running container") != std::string::npos; }));
   // All three back in the proxy, then watch the scaler compare desired with
   // actual several times: any pass that would (wrongly) create or remove one
   // shows as starting/draining, or in Docker's list.
@@ -134,10 +137,12 @@ TEST_CASE("after SIGKILL a restarted daemon adopts its running containers", "[e2
   CHECK(d.wait() == 0);
 }
 
-TEST_CASE("min 0: the first request waits for a cold start; idle goes back to zero", "[e2e][docker]") {
+TEST_CASE("min 0: the first request waits for a cold start; idle goes back to zero",
+          "[e2e][docker]") {
   service_fixture f("zero");
-  daemon_process d("zero", f.config("    replicas: { min: 0, max: 2, initial: 0 }\n"
-                                    "    scale_down: { wait_time_below: 5ms, for: 3s, cooldown: 0s }\n"));
+  daemon_process d("zero",
+                   f.config("    replicas: { min: 0, max: 2, initial: 0 }\n"
+                            "    scale_down: { wait_time_below: 5ms, for: 3s, cooldown: 0s }\n"));
   d.start();
   REQUIRE(f.proxy_up());
   CHECK(f.containers().empty());

@@ -17,11 +17,12 @@
 namespace {
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "dockscaler-bench-proxy: %s\n"
-               "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
-               "                              [--queue-max N] --backend HOST:PORT [--backend ...]\n",
-               msg);
+  std::fprintf(
+      stderr,
+      "dockscaler-bench-proxy: %s\n"
+      "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
+      "                              [--queue-max N] --backend HOST:PORT [--backend ...]\n",
+      msg);
   std::exit(2);
 }
 
@@ -57,7 +58,8 @@ int main(int argc, char** argv) {
       const std::string b = v;
       const auto c = b.rfind(':');
       if (c == std::string::npos) usage("--backend wants HOST:PORT");
-      backends.emplace_back(b.substr(0, c), static_cast<std::uint16_t>(number("--backend", b.c_str() + c + 1)));
+      backends.emplace_back(b.substr(0, c),
+                            static_cast<std::uint16_t>(number("--backend", b.c_str() + c + 1)));
     } else {
       usage(("unknown option " + a).c_str());
     }

@@ -2,15 +2,15 @@
 // to stdout, says "echo: ready" / "echo: done" on stderr, and exits with the
 // code given as argv[1] or $EXIT_CODE (default 0). For tests of stdio
 // functions: $PRINT_ENV set prints the environment (one NAME=value per line)
-// before the input, $DELAY_MS waits that long after the input before exiting. As PID 1 in a container a
-// signal without a handler is ignored, so SIGTERM gets one: `docker stop` is
-// then immediate instead of waiting for SIGKILL.
+// before the input, $DELAY_MS waits that long after the input before exiting. As PID 1 in a
+// container a signal without a handler is ignored, so SIGTERM gets one: `docker stop` is then
+// immediate instead of waiting for SIGKILL.
 #include <unistd.h>
 #include <cerrno>
-#include <ctime>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 extern char** environ;
 

@@ -61,16 +61,23 @@ void serve(int fd, const settings& s) {
   for (;;) {
     size_t end;
     while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-      if (buf.size() > 64 * 1024) { ::close(fd); return; }
+      if (buf.size() > 64 * 1024) {
+        ::close(fd);
+        return;
+      }
       ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) { ::close(fd); return; }
+      if (n <= 0) {
+        ::close(fd);
+        return;
+      }
       buf.append(chunk, static_cast<size_t>(n));
     }
     std::string_view head(buf.data(), end);
     size_t line_end = head.find("\r\n");
     std::string_view request_line = head.substr(0, line_end);
-    bool http10 = request_line.size() >= 8 && request_line.substr(request_line.size() - 8) == "HTTP/1.0";
+    bool http10 =
+        request_line.size() >= 8 && request_line.substr(request_line.size() - 8) == "HTTP/1.0";
     bool close_after = http10;
     long long content_length = 0;
     bool chunked = false;
@@ -79,7 +86,8 @@ void serve(int fd, const settings& s) {
       size_t next = head.find("\r\n", pos);
       if (next == std::string_view::npos) next = head.size();
       std::string_view line = head.substr(pos, next - pos);
-      if (iequals_prefix(line, "content-length:")) content_length = std::atoll(std::string(line.substr(15)).c_str());
+      if (iequals_prefix(line, "content-length:"))
+        content_length = std::atoll(std::string(line.substr(15)).c_str());
       if (iequals_prefix(line, "transfer-encoding:")) chunked = true;
       if (iequals_prefix(line, "connection:")) {
         std::string v(line.substr(11));
@@ -94,7 +102,8 @@ void serve(int fd, const settings& s) {
     {
       size_t sp1 = request_line.find(' ');
       size_t sp2 = request_line.rfind(' ');
-      if (sp1 != std::string_view::npos && sp2 > sp1) target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+      if (sp1 != std::string_view::npos && sp2 > sp1)
+        target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
     }
     buf.erase(0, end + 4);
     // Discard the body (it may arrive after the headers).
@@ -107,12 +116,16 @@ void serve(int fd, const settings& s) {
       }
       ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) { ::close(fd); return; }
+      if (n <= 0) {
+        ::close(fd);
+        return;
+      }
       buf.append(chunk, static_cast<size_t>(n));
     }
 
     long delay = s.delay_ms;
-    if (size_t q = target.find("delay="); q != std::string::npos) delay = std::atol(target.c_str() + q + 6);
+    if (size_t q = target.find("delay="); q != std::string::npos)
+      delay = std::atol(target.c_str() + q + 6);
     std::string body;
     if (target == "/healthz") {
       body = "ok\n";
@@ -120,10 +133,16 @@ void serve(int fd, const settings& s) {
       if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       body = s.greeting + " from " + s.host + "\n";
     }
-    std::string resp = std::string(http10 ? "HTTP/1.0" : "HTTP/1.1") + " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n" +
-                       (close_after ? "Connection: close\r\n" : (http10 ? "Connection: keep-alive\r\n" : "")) + "\r\n" + body;
-    if (!send_all(fd, resp) || close_after) { ::close(fd); return; }
+    std::string resp =
+        std::string(http10 ? "HTTP/1.0" : "HTTP/1.1") +
+        " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n" +
+        (close_after ? "Connection: close\r\n" : (http10 ? "Connection: keep-alive\r\n" : "")) +
+        "\r\n" + body;
+    if (!send_all(fd, resp) || close_after) {
+      ::close(fd);
+      return;
+    }
   }
 }
 
@@ -151,12 +170,14 @@ int main() {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 1024) != 0) {
+  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(lfd, 1024) != 0) {
     std::fprintf(stderr, "hello-http: cannot listen on port %d: %s\n", port, std::strerror(errno));
     return 1;
   }
   std::fprintf(stderr, "hello-http: listening on port %d\n", port);
-  std::printf("hello-http: %s from %s, ready\n", s.greeting.c_str(), s.host.c_str()); std::fflush(stdout);
+  std::printf("hello-http: %s from %s, ready\n", s.greeting.c_str(), s.host.c_str());
+  std::fflush(stdout);
   for (;;) {
     int fd = ::accept(lfd, nullptr, nullptr);
     if (fd < 0) continue;

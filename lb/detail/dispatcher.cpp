@@ -71,8 +71,9 @@ bool dispatcher::try_acquire(grant& out) {
   return true;
 }
 
-dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now, const std::shared_ptr<waiter>& w,
-                                               bool front, std::span<const backend_id> exclude) {
+dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now,
+                                               const std::shared_ptr<waiter>& w, bool front,
+                                               std::span<const backend_id> exclude) {
   std::lock_guard lock(mu_);
   if (closed_) {
     w->state.store(waiter::closed, std::memory_order_release);
@@ -106,7 +107,8 @@ dispatcher::enqueue_result dispatcher::enqueue(clock::time_point now, const std:
 
 bool dispatcher::cancel(const waiter& w) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const auto& p) { return p.get() == &w; });
+  auto it =
+      std::find_if(queue_.begin(), queue_.end(), [&](const auto& p) { return p.get() == &w; });
   if (it == queue_.end()) return false;
   queue_.erase(it);
   return true;
@@ -204,9 +206,11 @@ std::function<void(bool)> dispatcher::take_drain_callback(backend_id id) {
   return std::exchange(b->on_idle, nullptr);
 }
 
-bool dispatcher::remove_backend(backend_id id, std::function<void(bool)>& pending_drain, bool& idle) {
+bool dispatcher::remove_backend(backend_id id, std::function<void(bool)>& pending_drain,
+                                bool& idle) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(backends_.begin(), backends_.end(), [&](const backend& b) { return b.id == id; });
+  auto it = std::find_if(backends_.begin(), backends_.end(),
+                         [&](const backend& b) { return b.id == id; });
   if (it == backends_.end()) return false;
   pending_drain = std::move(it->on_idle);
   idle = it->in_flight == 0;

@@ -32,7 +32,7 @@ using backend_id = std::uint64_t;
 struct grant {
   backend_id id = 0;
   boost::asio::ip::tcp::endpoint endpoint;
-  bool suspect = false;  // the backend's last connect failed
+  bool suspect = false;                  // the backend's last connect failed
   std::shared_ptr<function_backend> fn;  // set for a function backend (no endpoint)
 };
 
@@ -53,8 +53,8 @@ class waiter {
   std::span<const backend_id> exclusions() const noexcept { return {excluded_.data(), nexcluded_}; }
 
   std::atomic<int> state{waiting};
-  grant slot;                     // valid when state == granted
-  clock::time_point dispatched;   // when the grant happened
+  grant slot;                    // valid when state == granted
+  clock::time_point dispatched;  // when the grant happened
 
  private:
   friend class dispatcher;
@@ -92,8 +92,8 @@ struct dispatcher_view {
 
 // What a release leaves for the caller to do outside the lock.
 struct release_actions {
-  std::shared_ptr<waiter> wake;            // a queued request that got the freed slot
-  std::function<void(bool)> drained;       // drain completion, call with true
+  std::shared_ptr<waiter> wake;       // a queued request that got the freed slot
+  std::function<void(bool)> drained;  // drain completion, call with true
   void run() {
     if (wake) wake->notify();
     if (drained) drained(true);
@@ -115,8 +115,8 @@ class dispatcher {
   // request; granted only among the others; `exhausted` when every backend is
   // in `exclude` (no point waiting for them); `unavailable` while the service
   // is marked so (see set_unavailable).
-  enqueue_result enqueue(clock::time_point now, const std::shared_ptr<waiter>& w, bool front = false,
-                         std::span<const backend_id> exclude = {});
+  enqueue_result enqueue(clock::time_point now, const std::shared_ptr<waiter>& w,
+                         bool front = false, std::span<const backend_id> exclude = {});
 
   // Removes a queued waiter (queue timeout). False when it is not queued any
   // more, i.e. it was granted or closed meanwhile: then its state tells which.
@@ -174,7 +174,9 @@ class dispatcher {
     bool suspect = false;
     backend_kind kind;
     std::function<void(bool)> on_idle;
-    std::uint32_t capacity(const limits& l) const { return kind.slots ? kind.slots : l.concurrency; }
+    std::uint32_t capacity(const limits& l) const {
+      return kind.slots ? kind.slots : l.concurrency;
+    }
   };
 
   // Index of the next backend with a free slot in rotation order, preferring

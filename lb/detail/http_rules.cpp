@@ -135,7 +135,8 @@ struct forwarding_seen {
 // framing and answers Expect itself), forwarding fields kept only from a
 // trusted peer, X-Forwarded-For collected instead of passed.
 template <class Put>
-forwarding_seen end_to_end_fields(const http::request_header<>& r, bool trusted, std::size_t limit, Put&& put) {
+forwarding_seen end_to_end_fields(const http::request_header<>& r, bool trusted, std::size_t limit,
+                                  Put&& put) {
   forwarding_seen seen;
   const auto named = connection_tokens(r);
   for (const auto& f : r) {
@@ -462,8 +463,9 @@ void put_request_head(std::string& out, const http::request_header<>& r, const f
   else
     out += stripped_target(target, p.strip_prefix);
   out.append(" HTTP/1.1\r\n", 11);
-  const auto seen = end_to_end_fields(
-      r, p.trusted, p.header_fields, [&](std::string_view n, std::string_view v) { put_field(out, n, v); });
+  const auto seen =
+      end_to_end_fields(r, p.trusted, p.header_fields,
+                        [&](std::string_view n, std::string_view v) { put_field(out, n, v); });
   if (p.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (p.length) {
@@ -486,9 +488,10 @@ void put_request_head(std::string& out, const http::request_header<>& r, const f
 std::vector<std::pair<std::string, std::string>> function_headers(const http::request_header<>& r,
                                                                   const forward_params& p) {
   std::vector<std::pair<std::string, std::string>> out;
-  const auto seen = end_to_end_fields(r, p.trusted, p.header_fields, [&](std::string_view n, std::string_view v) {
-    out.emplace_back(std::string(n), std::string(v));
-  });
+  const auto seen =
+      end_to_end_fields(r, p.trusted, p.header_fields, [&](std::string_view n, std::string_view v) {
+        out.emplace_back(std::string(n), std::string(v));
+      });
   std::string xff;
   append_xff(xff, seen, p.client_ip);
   out.emplace_back("X-Forwarded-For", std::move(xff));

@@ -18,9 +18,9 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "lb/detail/dispatcher.hpp"
@@ -45,7 +45,9 @@ inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor>{}
 
 struct service {
   service(service_options o, limits l)
-      : name(std::move(o.name)), disp(l), stats(o.wait_window),
+      : name(std::move(o.name)),
+        disp(l),
+        stats(o.wait_window),
         queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()) {}
 
   const std::string name;
@@ -111,7 +113,10 @@ struct worker {
   // is created, used, cancelled and closed on this worker's thread only; other
   // threads only post() to it (the scheduler keeps its lock).
   worker(proxy::impl& o, unsigned i)
-      : owner(o), index(i), ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer(ioc.get_executor()) {}
+      : owner(o),
+        index(i),
+        ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+        sweep_timer(ioc.get_executor()) {}
 
   proxy::impl& owner;
   const unsigned index;

@@ -98,7 +98,7 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
     std::lock_guard lock(mu_);
     detached_ = true;
   }
-  timer_t* timer = nullptr;  // null once the session stopped waiting
+  timer_t* timer = nullptr;           // null once the session stopped waiting
   std::atomic<bool> done{false};      // the answer is in `result`
   std::atomic<bool> released{false};  // the call holds nothing any more
   function_result result;
@@ -151,23 +151,26 @@ struct session : session_base {
   std::shared_ptr<queue_waiter> waiter_;
   std::shared_ptr<call_waiter> call_;  // the function call being awaited, if any
   std::string client_ip;
-  std::size_t head_fields = SIZE_MAX;  // fields of the current head; any after them came in a trailer
-  bool trusted = false;          // the peer is in trusted_proxies: its forwarding fields are kept
-  std::string route_prefix;      // of the current request's route
+  std::size_t head_fields =
+      SIZE_MAX;                   // fields of the current head; any after them came in a trailer
+  bool trusted = false;           // the peer is in trusted_proxies: its forwarding fields are kept
+  std::string route_prefix;       // of the current request's route
   clock::time_point answered_at;  // a function call's answer was written
   std::optional<req_parser> req;
   std::optional<res_parser> res;
-  std::string upstream_head;     // serialized request header for the backend, reused
-  std::string head_out;          // serialized response header for the client, reused
-  std::string body_buf;          // the request body read into memory (buffered, or for a function)
-  clock::time_point body_deadline = clock::time_point::max();  // the request body must be complete by then
+  std::string upstream_head;  // serialized request header for the backend, reused
+  std::string head_out;       // serialized response header for the client, reused
+  std::string body_buf;       // the request body read into memory (buffered, or for a function)
+  clock::time_point body_deadline =
+      clock::time_point::max();  // the request body must be complete by then
   unsigned client_version = 11;  // of the current request, before rewriting
-  bool head = false;              // current request is HEAD
+  bool head = false;             // current request is HEAD
 
   const proxy_options& opts() const { return w.owner.opts; }
 
   // The deadline of the next operation on `s`: `d` from now, but no later than `cap`.
-  void arm(std::chrono::milliseconds d, socket_t& s, clock::time_point cap = clock::time_point::max()) {
+  void arm(std::chrono::milliseconds d, socket_t& s,
+           clock::time_point cap = clock::time_point::max()) {
     deadline = std::min(clock::now() + d, cap);
     watched = &s;
     timed_out = false;
@@ -179,7 +182,8 @@ struct session : session_base {
 
   task<bool> write_raw(std::string_view data) {
     arm(opts().timeouts.idle, sock);
-    auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), nothrow);
+    auto [ec, n] =
+        co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), nothrow);
     disarm();
     co_return !ec;
   }
@@ -210,9 +214,8 @@ struct session : session_base {
     if (close && ok) co_await lingering_close();
   }
 
-  task<queue_result> wait_queued(service& svc, clock::time_point deadline_at, grant& g,
-                                            bool front, std::span<const backend_id> exclude,
-                                            bool& was_queued) {
+  task<queue_result> wait_queued(service& svc, clock::time_point deadline_at, grant& g, bool front,
+                                 std::span<const backend_id> exclude, bool& was_queued) {
     if (!waiter_) {
       waiter_ = std::make_shared<queue_waiter>(sock.get_executor());
       waiter_->timer = &queue_timer;
@@ -226,8 +229,9 @@ struct session : session_base {
     if (st == dispatcher::enqueue_result::exhausted) co_return queue_result::exhausted;
     if (st == dispatcher::enqueue_result::unavailable) co_return queue_result::unavailable;
     if (st == dispatcher::enqueue_result::full)
-      co_return waiter_->state.load(std::memory_order_acquire) == waiter::closed ? queue_result::closed
-                                                                                : queue_result::full;
+      co_return waiter_->state.load(std::memory_order_acquire) == waiter::closed
+          ? queue_result::closed
+          : queue_result::full;
     was_queued = true;
     disarm();
     for (;;) {
@@ -282,14 +286,18 @@ struct session : session_base {
   // The request header for the backend, into upstream_head. A body read
   // completely goes with its Content-Length; the part read of a longer
   // chunked body goes after the header as its first chunk.
-  void make_upstream_head(std::string_view strip_prefix, std::string_view host, bool body_in_memory) {
+  void make_upstream_head(std::string_view strip_prefix, std::string_view host,
+                          bool body_in_memory) {
     const request& r = req->get();
     if (body_in_memory) {
-      put_request_head(upstream_head, r, {strip_prefix, host, client_ip, trusted, false, body_buf.size(), head_fields});
+      put_request_head(
+          upstream_head, r,
+          {strip_prefix, host, client_ip, trusted, false, body_buf.size(), head_fields});
       return;
     }
     put_request_head(upstream_head, r,
-                     {strip_prefix, host, client_ip, trusted, req->chunked(), req->content_length(), head_fields});
+                     {strip_prefix, host, client_ip, trusted, req->chunked(), req->content_length(),
+                      head_fields});
     if (!body_buf.empty()) {
       char size_line[24];
       const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());
@@ -299,11 +307,12 @@ struct session : session_base {
     }
   }
   // Answers a request whose body could not be read (read_body()'s status).
-  task<void> body_failed(service& svc, unsigned st, clock::time_point arrival, std::chrono::nanoseconds wait = {});
+  task<void> body_failed(service& svc, unsigned st, clock::time_point arrival,
+                         std::chrono::nanoseconds wait = {});
   enum class call_outcome { answered, not_started, client_gone, write_failed };
   // Hands one call to a function backend and relays its result.
-  task<call_outcome> call_function(function_backend& fn, const std::string& service, std::string& body,
-                                   bool keep, unsigned& status);
+  task<call_outcome> call_function(function_backend& fn, const std::string& service,
+                                   std::string& body, bool keep, unsigned& status);
 
   enum class relay_outcome { done, read_failed, write_failed };
   struct relay_result {
@@ -322,9 +331,11 @@ struct session : session_base {
   // `head_first`: write `head` at once (it carries body bytes already).
   template <class Parser>
   task<relay_result> relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p, socket_t& to,
-                           std::string_view head, bool chunked, std::chrono::milliseconds read_timeout,
+                           std::string_view head, bool chunked,
+                           std::chrono::milliseconds read_timeout,
                            std::chrono::milliseconds write_timeout,
-                           clock::time_point read_deadline = clock::time_point::max(), bool head_first = false) {
+                           clock::time_point read_deadline = clock::time_point::max(),
+                           bool head_first = false) {
     relay_result out;
     auto& body = p.get().body();
     struct lease {
@@ -336,7 +347,8 @@ struct session : session_base {
     for (;;) {
       if (!out.head_sent && (from_buf.size() == 0 || head_first)) {
         arm(write_timeout, to);
-        auto [ec, n] = co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
+        auto [ec, n] =
+            co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
         disarm();
         if (ec) {
           out.outcome = relay_outcome::write_failed;
@@ -371,7 +383,8 @@ struct session : session_base {
       if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
       if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
       arm(write_timeout, to);
-      auto [wec, wn] = co_await asio::async_write(to, std::span<const asio::const_buffer>(bufs.data(), nb), nothrow);
+      auto [wec, wn] = co_await asio::async_write(
+          to, std::span<const asio::const_buffer>(bufs.data(), nb), nothrow);
       disarm();
       if (wec) {
         out.outcome = relay_outcome::write_failed;
@@ -405,7 +418,8 @@ task<void> session::serve() {
       buf.commit(n);
     }
     req.emplace();
-    req->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(opts().max_header_bytes, UINT32_MAX)));
+    req->header_limit(
+        static_cast<std::uint32_t>(std::min<std::size_t>(opts().max_header_bytes, UINT32_MAX)));
     req->body_limit(opts().max_body_bytes);
     client_version = 11;
     head = false;
@@ -525,9 +539,11 @@ task<bool> session::handle(clock::time_point arrival) {
   bool keep = req->keep_alive() && !w.stopping;
 
   // Route.
-  const std::string_view raw_host = r[http::field::host];  // forwarded as X-Forwarded-Host, port and all
+  const std::string_view raw_host =
+      r[http::field::host];  // forwarded as X-Forwarded-Host, port and all
   std::string_view host = raw_host;
-  if (auto c = host.rfind(':'); c != std::string_view::npos && host.find(']', c) == std::string_view::npos)
+  if (auto c = host.rfind(':');
+      c != std::string_view::npos && host.find(']', c) == std::string_view::npos)
     host = host.substr(0, c);
   const route_table& rt = w.current_routes();
   const route_entry* route = rt.match(host, r.target());
@@ -568,7 +584,8 @@ task<bool> session::handle(clock::time_point arrival) {
   head_fields = chunked_in ? static_cast<std::size_t>(std::distance(r.begin(), r.end())) : SIZE_MAX;
   bool body_unread = has_body;  // the client's body, or part of it, is still in its socket
   auto ready = arrival;         // when the request could take a slot
-  if (has_body && opts().request_buffer > 0 && (chunked_in || *req->content_length() <= opts().request_buffer)) {
+  if (has_body && opts().request_buffer > 0 &&
+      (chunked_in || *req->content_length() <= opts().request_buffer)) {
     sent_continue = expect_continue;
     if (const unsigned st = co_await buffer_body(expect_continue)) {
       co_await body_failed(svc, st, arrival);
@@ -579,9 +596,11 @@ task<bool> session::handle(clock::time_point arrival) {
     // capacity, so it counts neither in wait_time nor against the queue timeout.
     ready = clock::now();
   }
-  const auto queue_deadline = ready + std::chrono::nanoseconds(svc.queue_timeout_ns.load(std::memory_order_relaxed));
+  const auto queue_deadline =
+      ready + std::chrono::nanoseconds(svc.queue_timeout_ns.load(std::memory_order_relaxed));
 
-  make_upstream_head(strip ? std::string_view(route_prefix) : std::string_view{}, raw_host, has_body && !body_unread);
+  make_upstream_head(strip ? std::string_view(route_prefix) : std::string_view{}, raw_host,
+                     has_body && !body_unread);
 
   // Take a slot, queueing if none is free.
   grant g;
@@ -608,7 +627,8 @@ task<bool> session::handle(clock::time_point arrival) {
       std::string why;  // a named local: GCC 12 mishandles temporaries in a co_await expression
       if (qr == queue_result::unavailable) why = svc.disp.unavailable_reason();
       co_await reply(503, body_unread || !keep, true, why);
-      w.owner.report(svc.name, 503, qr == queue_result::timeout ? now - ready : std::chrono::nanoseconds{0},
+      w.owner.report(svc.name, 503,
+                     qr == queue_result::timeout ? now - ready : std::chrono::nanoseconds{0},
                      now - arrival);
       co_return keep && !body_unread;
     }
@@ -621,7 +641,9 @@ task<bool> session::handle(clock::time_point arrival) {
   bool force_new = false;  // the pooled connection turned out stale
   unsigned status = 0;
 
-  auto release = [&](bool connect_failed) { svc.disp.release(clock::now(), g.id, connect_failed).run(); };
+  auto release = [&](bool connect_failed) {
+    svc.disp.release(clock::now(), g.id, connect_failed).run();
+  };
   auto finish = [&](unsigned st) { w.owner.report(svc.name, st, wait, clock::now() - arrival); };
   // A backend could not take the request (its connect failed, or its function
   // did not start): mark it, leave it out, and wait at the head of the queue
@@ -632,9 +654,9 @@ task<bool> session::handle(clock::time_point arrival) {
     release(true);
     tried[ntried++] = g.id;
     bool q = false;
-    const auto qr = ntried < max_tries
-                        ? co_await wait_queued(svc, queue_deadline, g, true, {tried.data(), ntried}, q)
-                        : queue_result::exhausted;
+    const auto qr = ntried < max_tries ? co_await wait_queued(svc, queue_deadline, g, true,
+                                                              {tried.data(), ntried}, q)
+                                       : queue_result::exhausted;
     if (qr == queue_result::ok) co_return std::nullopt;
     if (qr == queue_result::gone) {
       finish(0);
@@ -669,7 +691,8 @@ task<bool> session::handle(clock::time_point arrival) {
       const auto fn = g.fn;  // the grant may be replaced by a retry
       const auto outcome = co_await call_function(*fn, svc.name, body_buf, keep, status);
       if (outcome == call_outcome::not_started) {
-        if (const auto done = co_await try_another(false)) co_return *done;  // the body is read already
+        if (const auto done = co_await try_another(false))
+          co_return *done;  // the body is read already
         continue;
       }
       release(false);
@@ -679,7 +702,8 @@ task<bool> session::handle(clock::time_point arrival) {
         finish(0);
         co_return false;
       }
-      w.owner.report(svc.name, status, wait, answered_at - arrival);  // not the container's teardown after it
+      w.owner.report(svc.name, status, wait,
+                     answered_at - arrival);  // not the container's teardown after it
       if (!keep) {
         co_await lingering_close();
         co_return false;
@@ -704,8 +728,8 @@ task<bool> session::handle(clock::time_point arrival) {
       disarm();
       if (ec) {
         if (!g.suspect)  // log the transition only, not every retry against a dead backend
-          spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect", svc.name, g.id,
-                       g.endpoint.address().to_string(), g.endpoint.port(),
+          spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect",
+                       svc.name, g.id, g.endpoint.address().to_string(), g.endpoint.port(),
                        timed_out ? std::string("timed out") : ec.message());
         if (const auto done = co_await try_another(body_unread)) co_return *done;
         force_new = false;
@@ -730,15 +754,17 @@ task<bool> session::handle(clock::time_point arrival) {
     bool upstream_failed = false;  // write to the backend failed
     bool body_started = false;     // the client's body is being streamed (it cannot be replayed)
     if (!body_unread) {
-      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head), asio::buffer(body_buf)};
+      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
+                                                  asio::buffer(body_buf)};
       arm(opts().timeouts.response, conn->sock);
       auto [ec, n] = co_await asio::async_write(conn->sock, out, nothrow);
       disarm();
       upstream_failed = static_cast<bool>(ec);
     } else {
       body_started = true;
-      const auto rr = co_await relay(sock, buf, *req, conn->sock, upstream_head, chunked_in, opts().timeouts.idle,
-                                     opts().timeouts.response, body_deadline, !body_buf.empty());
+      const auto rr = co_await relay(sock, buf, *req, conn->sock, upstream_head, chunked_in,
+                                     opts().timeouts.idle, opts().timeouts.response, body_deadline,
+                                     !body_buf.empty());
       if (rr.outcome == relay_outcome::read_failed) {
         // The client's body failed: over the limit, too slow, malformed, or gone.
         release(false);
@@ -838,7 +864,8 @@ task<bool> session::handle(clock::time_point arrival) {
       client_ok = rr.outcome != relay_outcome::write_failed;
     }
     release(false);
-    if (upstream_ok && client_ok && upstream_keep && res->is_done() && conn->buf.size() == 0 && !w.stopping)
+    if (upstream_ok && client_ok && upstream_keep && res->is_done() && conn->buf.size() == 0 &&
+        !w.stopping)
       w.pool.put(g.id, std::move(conn));
     if (!upstream_ok || !client_ok) {
       // Never let a truncated response look complete: drop the client connection.
@@ -856,7 +883,6 @@ task<bool> session::handle(clock::time_point arrival) {
   }
 }
 
-
 task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
   auto& body = req->get().body();
   const auto declared = req->content_length();  // the parser enforces it, and max_body_bytes
@@ -869,8 +895,8 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
     out.resize(used);
     if (ec == http::error::body_limit) return 413;
     if (timed_out) return 408;
-    if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == http::error::end_of_stream)
+    if (ec == http::error::partial_message || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == http::error::end_of_stream)
       return 1;
     return 400;
   };
@@ -945,7 +971,8 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   c.host.assign(host.data(), host.size());
   c.route_prefix = route_prefix;
   c.client_ip = client_ip;
-  c.headers = function_headers(r, {{}, c.host, client_ip, trusted, false, boost::none, head_fields});
+  c.headers =
+      function_headers(r, {{}, c.host, client_ip, trusted, false, boost::none, head_fields});
   c.body = body;  // kept: a call that did not start is retried with it
 
   auto cw = std::make_shared<call_waiter>(sock.get_executor());
@@ -967,7 +994,8 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   // Wait for the result, looking every 100 ms whether the client is still there.
   bool gone = false;
   while (!cw->done.load(std::memory_order_acquire)) {
-    queue_timer.expires_after(gone ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(100));
+    queue_timer.expires_after(gone ? std::chrono::milliseconds(1000)
+                                   : std::chrono::milliseconds(100));
     co_await queue_timer.async_wait(nothrow);
     if (!gone && !cw->done.load(std::memory_order_acquire) && peer_closed(sock)) {
       gone = true;
@@ -996,8 +1024,8 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
     head_out.append("\r\n", 2);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
     arm(opts().timeouts.idle, sock);
-    auto [ec, n] = co_await asio::async_write(sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2),
-                                              nothrow);
+    auto [ec, n] = co_await asio::async_write(
+        sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2), nothrow);
     disarm();
     if (ec) outcome = call_outcome::write_failed;
     answered_at = clock::now();
