@@ -247,6 +247,233 @@ void read_step(reader& r, const YAML::Node& parent, const std::string& path, ste
   out = {percent ? step_config::kind::percent : step_config::kind::count, v};
 }
 
+// mode and port, and the keys that belong to the other mode.
+void read_mode(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  if (auto mode_node = r.scalar(n, "mode", path)) {
+    const std::string mode = mode_node->Scalar();
+    if (mode == "http")
+      s.mode = service_mode::http;
+    else if (mode == "stdio")
+      s.mode = service_mode::stdio;
+    else
+      r.fail(*mode_node, reader::join(path, "mode"),
+             "expected http or stdio, got \"" + mode + "\"");
+  }
+  r.get_int(n, "port", path, s.port, 1, 65535);
+
+  if (s.mode == service_mode::http) {
+    for (const char* k :
+         {"app", "prewarm", "timeout", "max_concurrency", "content_type", "max_output_bytes"})
+      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
+  } else {
+    // A stdio container takes one call and has no port: calls at once are max_concurrency.
+    for (const char* k : {"port", "concurrency", "readiness"})
+      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: http");
+  }
+}
+
+// The stdio-only keys (mode: stdio).
+void read_function_keys(reader& r, const YAML::Node& n, const std::string& path,
+                        service_config& s) {
+  r.get(n, "app", path, s.app);
+  r.get(n, "prewarm", path, s.prewarm);
+  r.get(n, "timeout", path, s.call_timeout);
+  r.get_int(n, "max_concurrency", path, s.max_concurrency, 1, 100000);
+  r.get(n, "content_type", path, s.content_type);
+  r.get_size(n, "max_output_bytes", path, s.max_output_bytes);
+  if (n["max_output_bytes"].IsDefined() &&
+      (s.max_output_bytes == 0 || s.max_output_bytes > (std::uint64_t{1} << 30)))
+    r.fail(n["max_output_bytes"], reader::join(path, "max_output_bytes"),
+           "must be between 1 and 1g (a call's answer is held in memory)");
+}
+
+// route, or the default URL shape when no path_prefix is given.
+void read_route(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node route = n["route"];
+  bool has_prefix = false;
+  if (r.expect_map(route, path + ".route", {"path_prefix", "strip_prefix", "host"})) {
+    if (auto pn = r.scalar(route, "path_prefix", path + ".route")) {
+      const std::string prefix = pn->Scalar();
+      has_prefix = true;
+      if (prefix.empty() || prefix.front() != '/')
+        r.fail(*pn, path + ".route.path_prefix", "must start with '/', got \"" + prefix + "\"");
+      s.route.path_prefix = prefix;
+    }
+    r.get(route, "strip_prefix", path + ".route", s.route.strip_prefix);
+    r.get(route, "host", path + ".route", s.route.host);
+  }
+  if (!has_prefix) {
+    // Without a path, a host-only route takes every path; otherwise the default
+    // URL shape: IronFunctions' /r/<app>/<name> for stdio, /<name> for http.
+    if (!s.route.host.empty()) {
+      s.route.path_prefix = "/";
+    } else if (s.mode == service_mode::stdio) {
+      s.route.path_prefix = "/r/" + s.app + "/" + s.name;
+    } else {
+      s.route.path_prefix = "/" + s.name;
+      s.route.strip_prefix = true;
+    }
+  }
+}
+
+// env: NAME: value pairs.
+void read_env(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node env = n["env"];
+  if (env.IsDefined() && !env.IsNull()) {
+    if (!env.IsMap()) {
+      r.fail(env, path + ".env", "expected a mapping of NAME: value");
+    } else {
+      static const std::regex env_name(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
+      for (const auto& kv : env) {
+        const std::string k = kv.first.Scalar();
+        if (!std::regex_match(k, env_name))
+          r.fail(kv.first, path + ".env." + k, "not a valid environment variable name");
+        else if (!kv.second.IsScalar() && !kv.second.IsNull())
+          r.fail(kv.second, path + ".env." + k, "expected a single value");
+        else
+          s.env[k] = kv.second.IsNull() ? "" : kv.second.Scalar();
+      }
+    }
+  }
+}
+
+// resources, security, concurrency and queue: what one container may use and take.
+void read_limits(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node res = n["resources"];
+  if (r.expect_map(res, path + ".resources", {"memory", "cpus", "pids"})) {
+    r.get_size(res, "memory", path + ".resources", s.resources.memory_bytes);
+    if (res["memory"].IsDefined() && s.resources.memory_bytes != 0 &&
+        s.resources.memory_bytes < 6 * 1024 * 1024)
+      r.fail(res["memory"], path + ".resources.memory", "Docker needs at least 6m");
+    r.get(res, "cpus", path + ".resources", s.resources.cpus, 0.01, 1024);
+    r.get_int(res, "pids", path + ".resources", s.resources.pids, 1, 4194304);
+  }
+
+  const YAML::Node sec = n["security"];
+  if (r.expect_map(sec, path + ".security", {"cap_drop", "read_only", "user"})) {
+    const YAML::Node caps = sec["cap_drop"];
+    if (caps.IsDefined() && !caps.IsNull()) {
+      if (!caps.IsSequence()) {
+        r.fail(caps, path + ".security.cap_drop", "expected a list, e.g. [ALL]");
+      } else {
+        for (const auto& c : caps) {
+          if (!c.IsScalar())
+            r.fail(c, path + ".security.cap_drop", "expected capability names");
+          else
+            s.security.cap_drop.push_back(c.Scalar());
+        }
+      }
+    }
+    r.get(sec, "read_only", path + ".security", s.security.read_only);
+    r.get(sec, "user", path + ".security", s.security.user);
+  }
+
+  r.get_int(n, "concurrency", path, s.concurrency, 1, 100000);
+  if (s.mode == service_mode::stdio) {
+    s.concurrency = 1;                // one call per container (scale_up.step: auto counts so)
+    s.readiness.when_running = true;  // blocked on stdin, waiting for its call
+  }
+
+  const YAML::Node q = n["queue"];
+  if (r.expect_map(q, path + ".queue", {"max_length", "timeout"})) {
+    r.get_int(q, "max_length", path + ".queue", s.queue.max_length, 0, 10000000);
+    r.get(q, "timeout", path + ".queue", s.queue.timeout);
+  }
+}
+
+// replicas: min, max, initial.
+void read_replicas(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node rep = n["replicas"];
+  bool initial_given = false;
+  if (r.expect_map(rep, path + ".replicas", {"min", "max", "initial"})) {
+    r.get_int(rep, "min", path + ".replicas", s.replicas.min, 0, 1000);
+    r.get_int(rep, "max", path + ".replicas", s.replicas.max, 1, 1000);
+    initial_given = rep["initial"].IsDefined();
+    r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, 1000);
+    if (s.replicas.min > s.replicas.max)
+      r.fail(rep, path + ".replicas",
+             "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +
+                 std::to_string(s.replicas.max) + ")");
+    else if (initial_given &&
+             (s.replicas.initial < s.replicas.min || s.replicas.initial > s.replicas.max))
+      r.fail(rep["initial"], path + ".replicas.initial",
+             "must be between min (" + std::to_string(s.replicas.min) + ") and max (" +
+                 std::to_string(s.replicas.max) + ")");
+  }
+  if (!initial_given) s.replicas.initial = std::min(s.replicas.max, s.replicas.min);
+}
+
+// scale_up and scale_down, and that their thresholds are not inverted.
+void read_scaling(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node up = n["scale_up"];
+  if (r.expect_map(up, path + ".scale_up", {"wait_time_above", "for", "step", "cooldown"})) {
+    r.get(up, "wait_time_above", path + ".scale_up", s.scale_up.wait_time_above);
+    r.get(up, "for", path + ".scale_up", s.scale_up.hold, true);
+    read_step(r, up, path + ".scale_up", s.scale_up.step);
+    r.get(up, "cooldown", path + ".scale_up", s.scale_up.cooldown, true);
+  }
+  const YAML::Node down = n["scale_down"];
+  if (r.expect_map(down, path + ".scale_down", {"wait_time_below", "for", "step", "cooldown"})) {
+    r.get(down, "wait_time_below", path + ".scale_down", s.scale_down.wait_time_below, true);
+    r.get(down, "for", path + ".scale_down", s.scale_down.hold, true);
+    read_step(r, down, path + ".scale_down", s.scale_down.step);
+    r.get(down, "cooldown", path + ".scale_down", s.scale_down.cooldown, true);
+  }
+  if (s.scale_down.wait_time_below >= s.scale_up.wait_time_above) {
+    // Point at whichever threshold the file set (the other is a default).
+    // IsDefined() first: IsMap() on an absent section throws YAML::InvalidNode.
+    const bool down_set = down.IsDefined() && down.IsMap() && down["wait_time_below"].IsDefined();
+    const bool up_set = up.IsDefined() && up.IsMap() && up["wait_time_above"].IsDefined();
+    r.fail(down_set ? down["wait_time_below"]
+           : up_set ? up["wait_time_above"]
+                    : n,
+           path + ".scale_down.wait_time_below",
+           "thresholds inverted: wait_time_below (" +
+               format_duration(s.scale_down.wait_time_below) +
+               ") must be below scale_up.wait_time_above (" +
+               format_duration(s.scale_up.wait_time_above) + ")");
+  }
+}
+
+// wait_time: the statistic and window the policy reads.
+void read_wait_time(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node wt = n["wait_time"];
+  if (r.expect_map(wt, path + ".wait_time", {"stat", "window"})) {
+    if (auto sn = r.scalar(wt, "stat", path + ".wait_time")) {
+      const std::string st = sn->Scalar();
+      static const std::pair<const char*, wait_stat> stats[] = {
+          {"mean", wait_stat::mean}, {"p50", wait_stat::p50}, {"p90", wait_stat::p90},
+          {"p95", wait_stat::p95},   {"p99", wait_stat::p99}, {"max", wait_stat::max}};
+      auto it =
+          std::find_if(std::begin(stats), std::end(stats), [&](auto& p) { return st == p.first; });
+      if (it == std::end(stats))
+        r.fail(*sn, path + ".wait_time.stat",
+               "expected mean, p50, p90, p95, p99 or max, got \"" + st + "\"");
+      else
+        s.wait_time.stat = it->second;
+    }
+    r.get(wt, "window", path + ".wait_time", s.wait_time.window);
+  }
+}
+
+// readiness: an HTTP GET or a TCP connect, and how long to wait.
+void read_readiness(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node rd = n["readiness"];
+  if (r.expect_map(rd, path + ".readiness", {"http_get", "tcp", "timeout"})) {
+    if (auto hn = r.scalar(rd, "http_get", path + ".readiness")) {
+      const std::string hp = hn->Scalar();
+      if (hp.empty() || hp.front() != '/')
+        r.fail(*hn, path + ".readiness.http_get", "must be a path starting with '/'");
+      s.readiness.http_get = hp;
+    }
+    bool tcp = false;
+    r.get(rd, "tcp", path + ".readiness", tcp);
+    if (tcp && !s.readiness.http_get.empty())
+      r.fail(rd, path + ".readiness", "choose one of http_get or tcp");
+    r.get(rd, "timeout", path + ".readiness", s.readiness.timeout);
+  }
+}
+
 void read_service(reader& r, const std::string& name, const YAML::Node& key_node,
                   const YAML::Node& n, config& cfg) {
   const std::string path = "services." + name;
@@ -293,203 +520,15 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
            "\"" + s.image + "\" is not a valid image reference");
   }
 
-  if (auto mode_node = r.scalar(n, "mode", path)) {
-    const std::string mode = mode_node->Scalar();
-    if (mode == "http")
-      s.mode = service_mode::http;
-    else if (mode == "stdio")
-      s.mode = service_mode::stdio;
-    else
-      r.fail(*mode_node, reader::join(path, "mode"),
-             "expected http or stdio, got \"" + mode + "\"");
-  }
-  r.get_int(n, "port", path, s.port, 1, 65535);
-
-  if (s.mode == service_mode::http) {
-    for (const char* k :
-         {"app", "prewarm", "timeout", "max_concurrency", "content_type", "max_output_bytes"})
-      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
-  } else {
-    // A stdio container takes one call and has no port: calls at once are max_concurrency.
-    for (const char* k : {"port", "concurrency", "readiness"})
-      if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: http");
-  }
-  r.get(n, "app", path, s.app);
-  r.get(n, "prewarm", path, s.prewarm);
-  r.get(n, "timeout", path, s.call_timeout);
-  r.get_int(n, "max_concurrency", path, s.max_concurrency, 1, 100000);
-  r.get(n, "content_type", path, s.content_type);
-  r.get_size(n, "max_output_bytes", path, s.max_output_bytes);
-  if (n["max_output_bytes"].IsDefined() &&
-      (s.max_output_bytes == 0 || s.max_output_bytes > (std::uint64_t{1} << 30)))
-    r.fail(n["max_output_bytes"], reader::join(path, "max_output_bytes"),
-           "must be between 1 and 1g (a call's answer is held in memory)");
-
-  const YAML::Node route = n["route"];
-  bool has_prefix = false;
-  if (r.expect_map(route, path + ".route", {"path_prefix", "strip_prefix", "host"})) {
-    if (auto pn = r.scalar(route, "path_prefix", path + ".route")) {
-      const std::string prefix = pn->Scalar();
-      has_prefix = true;
-      if (prefix.empty() || prefix.front() != '/')
-        r.fail(*pn, path + ".route.path_prefix", "must start with '/', got \"" + prefix + "\"");
-      s.route.path_prefix = prefix;
-    }
-    r.get(route, "strip_prefix", path + ".route", s.route.strip_prefix);
-    r.get(route, "host", path + ".route", s.route.host);
-  }
-  if (!has_prefix) {
-    // Without a path, a host-only route takes every path; otherwise the default
-    // URL shape: IronFunctions' /r/<app>/<name> for stdio, /<name> for http.
-    if (!s.route.host.empty()) {
-      s.route.path_prefix = "/";
-    } else if (s.mode == service_mode::stdio) {
-      s.route.path_prefix = "/r/" + s.app + "/" + s.name;
-    } else {
-      s.route.path_prefix = "/" + s.name;
-      s.route.strip_prefix = true;
-    }
-  }
-
-  const YAML::Node env = n["env"];
-  if (env.IsDefined() && !env.IsNull()) {
-    if (!env.IsMap()) {
-      r.fail(env, path + ".env", "expected a mapping of NAME: value");
-    } else {
-      static const std::regex env_name(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
-      for (const auto& kv : env) {
-        const std::string k = kv.first.Scalar();
-        if (!std::regex_match(k, env_name))
-          r.fail(kv.first, path + ".env." + k, "not a valid environment variable name");
-        else if (!kv.second.IsScalar() && !kv.second.IsNull())
-          r.fail(kv.second, path + ".env." + k, "expected a single value");
-        else
-          s.env[k] = kv.second.IsNull() ? "" : kv.second.Scalar();
-      }
-    }
-  }
-
-  const YAML::Node res = n["resources"];
-  if (r.expect_map(res, path + ".resources", {"memory", "cpus", "pids"})) {
-    r.get_size(res, "memory", path + ".resources", s.resources.memory_bytes);
-    if (res["memory"].IsDefined() && s.resources.memory_bytes != 0 &&
-        s.resources.memory_bytes < 6 * 1024 * 1024)
-      r.fail(res["memory"], path + ".resources.memory", "Docker needs at least 6m");
-    r.get(res, "cpus", path + ".resources", s.resources.cpus, 0.01, 1024);
-    r.get_int(res, "pids", path + ".resources", s.resources.pids, 1, 4194304);
-  }
-
-  const YAML::Node sec = n["security"];
-  if (r.expect_map(sec, path + ".security", {"cap_drop", "read_only", "user"})) {
-    const YAML::Node caps = sec["cap_drop"];
-    if (caps.IsDefined() && !caps.IsNull()) {
-      if (!caps.IsSequence()) {
-        r.fail(caps, path + ".security.cap_drop", "expected a list, e.g. [ALL]");
-      } else {
-        for (const auto& c : caps) {
-          if (!c.IsScalar())
-            r.fail(c, path + ".security.cap_drop", "expected capability names");
-          else
-            s.security.cap_drop.push_back(c.Scalar());
-        }
-      }
-    }
-    r.get(sec, "read_only", path + ".security", s.security.read_only);
-    r.get(sec, "user", path + ".security", s.security.user);
-  }
-
-  r.get_int(n, "concurrency", path, s.concurrency, 1, 100000);
-  if (s.mode == service_mode::stdio) {
-    s.concurrency = 1;  // one call per container (scale_up.step: auto counts so)
-    s.readiness.when_running = true;  // blocked on stdin, waiting for its call
-  }
-
-  const YAML::Node q = n["queue"];
-  if (r.expect_map(q, path + ".queue", {"max_length", "timeout"})) {
-    r.get_int(q, "max_length", path + ".queue", s.queue.max_length, 0, 10000000);
-    r.get(q, "timeout", path + ".queue", s.queue.timeout);
-  }
-
-  const YAML::Node rep = n["replicas"];
-  bool initial_given = false;
-  if (r.expect_map(rep, path + ".replicas", {"min", "max", "initial"})) {
-    r.get_int(rep, "min", path + ".replicas", s.replicas.min, 0, 1000);
-    r.get_int(rep, "max", path + ".replicas", s.replicas.max, 1, 1000);
-    initial_given = rep["initial"].IsDefined();
-    r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, 1000);
-    if (s.replicas.min > s.replicas.max)
-      r.fail(rep, path + ".replicas",
-             "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +
-                 std::to_string(s.replicas.max) + ")");
-    else if (initial_given &&
-             (s.replicas.initial < s.replicas.min || s.replicas.initial > s.replicas.max))
-      r.fail(rep["initial"], path + ".replicas.initial",
-             "must be between min (" + std::to_string(s.replicas.min) + ") and max (" +
-                 std::to_string(s.replicas.max) + ")");
-  }
-  if (!initial_given) s.replicas.initial = std::min(s.replicas.max, s.replicas.min);
-
-  const YAML::Node up = n["scale_up"];
-  if (r.expect_map(up, path + ".scale_up", {"wait_time_above", "for", "step", "cooldown"})) {
-    r.get(up, "wait_time_above", path + ".scale_up", s.scale_up.wait_time_above);
-    r.get(up, "for", path + ".scale_up", s.scale_up.hold, true);
-    read_step(r, up, path + ".scale_up", s.scale_up.step);
-    r.get(up, "cooldown", path + ".scale_up", s.scale_up.cooldown, true);
-  }
-  const YAML::Node down = n["scale_down"];
-  if (r.expect_map(down, path + ".scale_down", {"wait_time_below", "for", "step", "cooldown"})) {
-    r.get(down, "wait_time_below", path + ".scale_down", s.scale_down.wait_time_below, true);
-    r.get(down, "for", path + ".scale_down", s.scale_down.hold, true);
-    read_step(r, down, path + ".scale_down", s.scale_down.step);
-    r.get(down, "cooldown", path + ".scale_down", s.scale_down.cooldown, true);
-  }
-  if (s.scale_down.wait_time_below >= s.scale_up.wait_time_above) {
-    // Point at whichever threshold the file set (the other is a default).
-    // IsDefined() first: IsMap() on an absent section throws YAML::InvalidNode.
-    const bool down_set = down.IsDefined() && down.IsMap() && down["wait_time_below"].IsDefined();
-    const bool up_set = up.IsDefined() && up.IsMap() && up["wait_time_above"].IsDefined();
-    r.fail(down_set ? down["wait_time_below"]
-           : up_set ? up["wait_time_above"]
-                    : key_node,
-           path + ".scale_down.wait_time_below",
-           "thresholds inverted: wait_time_below (" +
-               format_duration(s.scale_down.wait_time_below) +
-               ") must be below scale_up.wait_time_above (" +
-               format_duration(s.scale_up.wait_time_above) + ")");
-  }
-
-  const YAML::Node wt = n["wait_time"];
-  if (r.expect_map(wt, path + ".wait_time", {"stat", "window"})) {
-    if (auto sn = r.scalar(wt, "stat", path + ".wait_time")) {
-      const std::string st = sn->Scalar();
-      static const std::pair<const char*, wait_stat> stats[] = {
-          {"mean", wait_stat::mean}, {"p50", wait_stat::p50}, {"p90", wait_stat::p90},
-          {"p95", wait_stat::p95},   {"p99", wait_stat::p99}, {"max", wait_stat::max}};
-      auto it =
-          std::find_if(std::begin(stats), std::end(stats), [&](auto& p) { return st == p.first; });
-      if (it == std::end(stats))
-        r.fail(*sn, path + ".wait_time.stat",
-               "expected mean, p50, p90, p95, p99 or max, got \"" + st + "\"");
-      else
-        s.wait_time.stat = it->second;
-    }
-    r.get(wt, "window", path + ".wait_time", s.wait_time.window);
-  }
-
-  const YAML::Node rd = n["readiness"];
-  if (r.expect_map(rd, path + ".readiness", {"http_get", "tcp", "timeout"})) {
-    if (auto hn = r.scalar(rd, "http_get", path + ".readiness")) {
-      const std::string hp = hn->Scalar();
-      if (hp.empty() || hp.front() != '/')
-        r.fail(*hn, path + ".readiness.http_get", "must be a path starting with '/'");
-      s.readiness.http_get = hp;
-    }
-    bool tcp = false;
-    r.get(rd, "tcp", path + ".readiness", tcp);
-    if (tcp && !s.readiness.http_get.empty())
-      r.fail(rd, path + ".readiness", "choose one of http_get or tcp");
-    r.get(rd, "timeout", path + ".readiness", s.readiness.timeout);
-  }
+  read_mode(r, n, path, s);
+  read_function_keys(r, n, path, s);
+  read_route(r, n, path, s);
+  read_env(r, n, path, s);
+  read_limits(r, n, path, s);
+  read_replicas(r, n, path, s);
+  read_scaling(r, n, path, s);
+  read_wait_time(r, n, path, s);
+  read_readiness(r, n, path, s);
   r.get(n, "drain_timeout", path, s.drain_timeout, true);
 
   cfg.services.push_back(std::move(s));
@@ -591,25 +630,8 @@ YAML::Node service_node(const YAML::Node& services, const std::string& name) {
   return services;
 }
 
-config read_document(reader& r, const YAML::Node& root) {
-  config cfg;
-  cfg.docker.host = default_docker_host();
-  if (!root.IsDefined() || root.IsNull()) {
-    r.fail(root, "", "the file is empty");
-    return cfg;
-  }
-  if (!r.expect_map(root, "", {"instance", "docker", "proxy", "admin", "metrics", "services"}))
-    return cfg;
-  check_duplicate_keys(r, root);
-  if (auto in = r.scalar(root, "instance", "")) {
-    cfg.instance = in->Scalar();
-    if (!valid_instance_name(cfg.instance))
-      r.fail(
-          *in, "instance",
-          "expected a name of a-z, 0-9, '_', '.' and '-' starting with a letter or digit, got \"" +
-              cfg.instance + "\"");
-  }
-
+// docker: host, network, logs.
+void read_docker(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node d = root["docker"];
   if (r.expect_map(d, "docker", {"host", "network", "logs"})) {
     if (auto hn = r.scalar(d, "host", "docker")) {
@@ -622,7 +644,10 @@ config read_document(reader& r, const YAML::Node& root) {
     r.get(d, "network", "docker", cfg.docker.network);
     read_logs(r, d["logs"], cfg.docker.logs);
   }
+}
 
+// proxy: listen, threads, limits, timeouts, trusted_proxies.
+void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node p = root["proxy"];
   if (r.expect_map(p, "proxy",
                    {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
@@ -654,7 +679,10 @@ config read_document(reader& r, const YAML::Node& root) {
     }
     read_trusted_proxies(r, p["trusted_proxies"], cfg.proxy.trusted_proxies);
   }
+}
 
+// admin and metrics: where the daemon is steered and scraped.
+void read_admin(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node a = root["admin"];
   if (r.expect_map(a, "admin", {"socket"})) {
     if (auto sn = r.scalar(a, "socket", "admin")) {
@@ -667,7 +695,30 @@ config read_document(reader& r, const YAML::Node& root) {
   const YAML::Node m = root["metrics"];
   if (r.expect_map(m, "metrics", {"listen"}))
     r.get_listen(m, "listen", "metrics", cfg.metrics.listen);
+}
 
+config read_document(reader& r, const YAML::Node& root) {
+  config cfg;
+  cfg.docker.host = default_docker_host();
+  if (!root.IsDefined() || root.IsNull()) {
+    r.fail(root, "", "the file is empty");
+    return cfg;
+  }
+  if (!r.expect_map(root, "", {"instance", "docker", "proxy", "admin", "metrics", "services"}))
+    return cfg;
+  check_duplicate_keys(r, root);
+  if (auto in = r.scalar(root, "instance", "")) {
+    cfg.instance = in->Scalar();
+    if (!valid_instance_name(cfg.instance))
+      r.fail(
+          *in, "instance",
+          "expected a name of a-z, 0-9, '_', '.' and '-' starting with a letter or digit, got \"" +
+              cfg.instance + "\"");
+  }
+
+  read_docker(r, root, cfg);
+  read_proxy(r, root, cfg);
+  read_admin(r, root, cfg);
   const YAML::Node services = root["services"];
   if (services.IsDefined() && !services.IsNull()) {
     if (!services.IsMap()) {

@@ -447,13 +447,61 @@ void client::disconnect_network(const std::string& network, const std::string& c
 
 // ---- events -------------------------------------------------------------------
 
+namespace {
+
+// Docker's `since`: seconds with a nine-digit fraction.
+std::string since_param(std::int64_t nano) {
+  std::string n = std::to_string(nano % 1'000'000'000);
+  return std::to_string(nano / 1'000'000'000) + "." + std::string(9 - n.size(), '0') + n;
+}
+
+// Recently delivered events (by type/action/actor/timeNano/name): the replay
+// after a reconnect starts at the last timeNano inclusive, so the boundary
+// events come again and are dropped here.
+class recent_events {
+ public:
+  bool first_time(const event& e) {
+    auto name = e.attributes.find("name");
+    std::string key = e.type + '\x1f' + e.action + '\x1f' + e.actor_id + '\x1f' +
+                      std::to_string(e.time_nano) + '\x1f' +
+                      (name == e.attributes.end() ? std::string() : name->second);
+    if (!seen_.insert(key).second) return false;
+    order_.push_back(std::move(key));
+    if (order_.size() > 4096) {
+      seen_.erase(order_.front());
+      order_.pop_front();
+    }
+    return true;
+  }
+
+ private:
+  std::unordered_set<std::string> seen_;
+  std::deque<std::string> order_;
+};
+
+// Whether reconnecting may help (not for bad filters or an unsupported version).
+bool reconnectable(const error& e) {
+  switch (e.code()) {
+    case errc::unreachable:
+    case errc::timeout:
+    case errc::protocol:
+    case errc::server_error:
+      return true;
+    default:
+      return false;
+  }
+}
+
+milliseconds reconnect_delay(const event_options& o, int attempt) {
+  if (o.backoff) return o.backoff(attempt);
+  return milliseconds(std::min<long long>(100LL << std::min(attempt - 1, 6), 5000));
+}
+
+}  // namespace
+
 void client::events(const event_options& o, const std::function<void(const event&)>& on_event,
                     std::stop_token stop) {
-  // Recently delivered events (by type/action/actor/timeNano): the replay after
-  // a reconnect starts at the last timeNano inclusive, so the boundary events
-  // come again and are dropped here.
-  std::unordered_set<std::string> seen;
-  std::deque<std::string> seen_order;
+  recent_events recent;
   std::optional<std::int64_t> since = o.since_nano;
   std::int64_t last_nano = 0;
   int attempt = 0;
@@ -467,13 +515,7 @@ void client::events(const event_options& o, const std::function<void(const event
                                     .count();
     params p;
     if (last_nano > 0) since = last_nano;
-    if (since) {
-      p.emplace_back(
-          "since", std::to_string(*since / 1'000'000'000) + "." + [&] {
-            std::string n = std::to_string(*since % 1'000'000'000);
-            return std::string(9 - n.size(), '0') + n;
-          }());
-    }
+    if (since) p.emplace_back("since", since_param(*since));
     add_filters(p, o.filters);
     detail::line_splitter lines;
     bool user_threw = false;
@@ -491,16 +533,7 @@ void client::events(const event_options& o, const std::function<void(const event
     r.on_data = [&](std::string_view data) {
       lines.feed(data, [&](std::string_view line) {
         event e = detail::parse_event(line);
-        auto name = e.attributes.find("name");
-        std::string key = e.type + '\x1f' + e.action + '\x1f' + e.actor_id + '\x1f' +
-                          std::to_string(e.time_nano) + '\x1f' +
-                          (name == e.attributes.end() ? std::string() : name->second);
-        if (!seen.insert(key).second) return;
-        seen_order.push_back(std::move(key));
-        if (seen_order.size() > 4096) {
-          seen.erase(seen_order.front());
-          seen_order.pop_front();
-        }
+        if (!recent.first_time(e)) return;
         if (e.time_nano > last_nano) last_nano = e.time_nano;
         user_threw = true;
         on_event(e);
@@ -515,24 +548,13 @@ void client::events(const event_options& o, const std::function<void(const event
     } catch (const error& e) {
       if (user_threw) throw;
       if (stop.stop_requested()) return;
-      switch (e.code()) {
-        case errc::unreachable:
-        case errc::timeout:
-        case errc::protocol:
-        case errc::server_error:
-          dropped.emplace(e);
-          break;
-        default:
-          throw;  // bad filters, unsupported version: reconnecting will not help
-      }
+      if (!reconnectable(e)) throw;
+      dropped.emplace(e);
     }
     if (o.on_state) o.on_state(&*dropped);
     ++attempt;
-    milliseconds delay =
-        o.backoff ? o.backoff(attempt)
-                  : milliseconds(std::min<long long>(100LL << std::min(attempt - 1, 6), 5000));
     std::unique_lock lk(mu);
-    cv.wait_for(lk, stop, delay, [] { return false; });
+    cv.wait_for(lk, stop, reconnect_delay(o, attempt), [] { return false; });
   }
 }
 

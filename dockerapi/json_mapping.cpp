@@ -166,6 +166,162 @@ void string_object(writer& w, std::string_view k, const std::map<std::string, st
   }
   w.EndObject();
 }
+// Fields the spec may leave unset are left out, so the daemon's defaults apply.
+void opt_string(writer& w, std::string_view k, const std::optional<std::string>& v) {
+  if (!v) return;
+  key(w, k);
+  string(w, *v);
+}
+template <class Int>
+void opt_int64(writer& w, std::string_view k, const std::optional<Int>& v) {
+  if (!v) return;
+  key(w, k);
+  w.Int64(static_cast<std::int64_t>(*v));
+}
+void flag(writer& w, std::string_view k, bool v) {
+  key(w, k);
+  w.Bool(v);
+}
+void empty_object(writer& w, std::string_view k) {
+  key(w, k);
+  w.StartObject();
+  w.EndObject();
+}
+
+void write_ports_exposed(writer& w, const container_spec& s) {
+  if (s.exposed_ports.empty() && s.published_ports.empty()) return;
+  key(w, "ExposedPorts");
+  w.StartObject();
+  for (auto p : s.exposed_ports) empty_object(w, std::to_string(p) + "/tcp");
+  for (auto& p : s.published_ports)
+    empty_object(w, std::to_string(p.container_port) + "/" + p.protocol);
+  w.EndObject();
+}
+
+void write_healthcheck(writer& w, const container_spec& s) {
+  if (!s.healthcheck) return;
+  const auto& h = *s.healthcheck;
+  key(w, "Healthcheck");
+  w.StartObject();
+  string_array(w, "Test", h.test);
+  // The API counts these in nanoseconds; zero means "inherit from the image".
+  for (auto [k, d] : {std::pair{"Interval", h.interval},
+                      {"Timeout", h.timeout},
+                      {"StartPeriod", h.start_period}}) {
+    if (!d.count()) continue;
+    key(w, k);
+    w.Int64(static_cast<std::int64_t>(d.count()) * 1'000'000);
+  }
+  if (h.retries) {
+    key(w, "Retries");
+    w.Int(h.retries);
+  }
+  w.EndObject();
+}
+
+// The top-level Config half of the body: what runs, and how it is attached.
+void write_config_fields(writer& w, const container_spec& s) {
+  key(w, "Image");
+  string(w, s.image);
+  if (s.cmd) string_array(w, "Cmd", *s.cmd);
+  if (s.entrypoint) string_array(w, "Entrypoint", *s.entrypoint);
+  if (!s.env.empty()) {
+    std::vector<std::string> env;
+    for (auto& [k, v] : s.env) env.push_back(k + "=" + v);
+    string_array(w, "Env", env);
+  }
+  if (!s.labels.empty()) string_object(w, "Labels", s.labels);
+  write_ports_exposed(w, s);
+  opt_string(w, "WorkingDir", s.working_dir);
+  opt_string(w, "User", s.user);
+  opt_string(w, "Hostname", s.hostname);
+  opt_string(w, "StopSignal", s.stop_signal);
+  if (s.stop_timeout_s) {
+    key(w, "StopTimeout");
+    w.Int(*s.stop_timeout_s);
+  }
+  write_healthcheck(w, s);
+  flag(w, "Tty", s.tty);
+  flag(w, "OpenStdin", s.open_stdin);
+  flag(w, "StdinOnce", s.stdin_once);
+  flag(w, "AttachStdin", s.attach_stdin);
+  flag(w, "AttachStdout", s.attach_stdout);
+  flag(w, "AttachStderr", s.attach_stderr);
+}
+
+void write_port_bindings(writer& w, const container_spec& s) {
+  if (s.published_ports.empty()) return;
+  key(w, "PortBindings");
+  w.StartObject();
+  for (auto& p : s.published_ports) {
+    key(w, std::to_string(p.container_port) + "/" + p.protocol);
+    w.StartArray();
+    w.StartObject();
+    key(w, "HostIp");
+    string(w, p.host_ip);
+    key(w, "HostPort");
+    string(w, p.host_port ? std::to_string(p.host_port) : std::string());
+    w.EndObject();
+    w.EndArray();
+  }
+  w.EndObject();
+}
+
+// Limits, isolation and security of the container.
+void write_host_limits(writer& w, const container_spec& s) {
+  opt_int64(w, "Memory", s.memory_bytes);
+  opt_int64(w, "NanoCpus", s.nano_cpus);
+  opt_int64(w, "PidsLimit", s.pids_limit);
+  opt_string(w, "NetworkMode", s.network);
+  if (!s.restart.name.empty()) {
+    key(w, "RestartPolicy");
+    w.StartObject();
+    key(w, "Name");
+    string(w, s.restart.name);
+    key(w, "MaximumRetryCount");
+    w.Int(s.restart.maximum_retry_count);
+    w.EndObject();
+  }
+  flag(w, "AutoRemove", s.auto_remove);
+  if (s.init) flag(w, "Init", true);
+  std::vector<std::string> secopt = s.security_opt;
+  if (s.no_new_privileges) secopt.insert(secopt.begin(), "no-new-privileges");
+  if (!secopt.empty()) string_array(w, "SecurityOpt", secopt);
+  if (!s.cap_add.empty()) string_array(w, "CapAdd", s.cap_add);
+  if (!s.cap_drop.empty()) string_array(w, "CapDrop", s.cap_drop);
+  if (s.read_only_rootfs) flag(w, "ReadonlyRootfs", true);
+  if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
+}
+
+void write_host_config(writer& w, const container_spec& s) {
+  key(w, "HostConfig");
+  w.StartObject();
+  write_host_limits(w, s);
+  if (s.logging) {
+    key(w, "LogConfig");
+    w.StartObject();
+    key(w, "Type");
+    string(w, s.logging->type);
+    string_object(w, "Config", s.logging->options);
+    w.EndObject();
+  }
+  write_port_bindings(w, s);
+  w.EndObject();
+}
+
+void write_networking(writer& w, const container_spec& s) {
+  if (!s.network || s.network_aliases.empty()) return;
+  key(w, "NetworkingConfig");
+  w.StartObject();
+  key(w, "EndpointsConfig");
+  w.StartObject();
+  key(w, *s.network);
+  w.StartObject();
+  string_array(w, "Aliases", s.network_aliases);
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+}
 
 }  // namespace
 
@@ -396,171 +552,9 @@ std::string container_create_body(const container_spec& s) {
   rapidjson::StringBuffer sb;
   writer w(sb);
   w.StartObject();
-  key(w, "Image");
-  string(w, s.image);
-  if (s.cmd) string_array(w, "Cmd", *s.cmd);
-  if (s.entrypoint) string_array(w, "Entrypoint", *s.entrypoint);
-  if (!s.env.empty()) {
-    std::vector<std::string> env;
-    for (auto& [k, v] : s.env) env.push_back(k + "=" + v);
-    string_array(w, "Env", env);
-  }
-  if (!s.labels.empty()) string_object(w, "Labels", s.labels);
-  if (!s.exposed_ports.empty() || !s.published_ports.empty()) {
-    key(w, "ExposedPorts");
-    w.StartObject();
-    for (auto p : s.exposed_ports) {
-      key(w, std::to_string(p) + "/tcp");
-      w.StartObject();
-      w.EndObject();
-    }
-    for (auto& p : s.published_ports) {
-      key(w, std::to_string(p.container_port) + "/" + p.protocol);
-      w.StartObject();
-      w.EndObject();
-    }
-    w.EndObject();
-  }
-  if (s.working_dir) {
-    key(w, "WorkingDir");
-    string(w, *s.working_dir);
-  }
-  if (s.user) {
-    key(w, "User");
-    string(w, *s.user);
-  }
-  if (s.hostname) {
-    key(w, "Hostname");
-    string(w, *s.hostname);
-  }
-  if (s.stop_signal) {
-    key(w, "StopSignal");
-    string(w, *s.stop_signal);
-  }
-  if (s.stop_timeout_s) {
-    key(w, "StopTimeout");
-    w.Int(*s.stop_timeout_s);
-  }
-  if (s.healthcheck) {
-    const auto& h = *s.healthcheck;
-    key(w, "Healthcheck");
-    w.StartObject();
-    string_array(w, "Test", h.test);
-    auto ns = [](std::chrono::milliseconds d) {
-      return static_cast<std::int64_t>(d.count()) * 1'000'000;
-    };
-    if (h.interval.count()) {
-      key(w, "Interval");
-      w.Int64(ns(h.interval));
-    }
-    if (h.timeout.count()) {
-      key(w, "Timeout");
-      w.Int64(ns(h.timeout));
-    }
-    if (h.start_period.count()) {
-      key(w, "StartPeriod");
-      w.Int64(ns(h.start_period));
-    }
-    if (h.retries) {
-      key(w, "Retries");
-      w.Int(h.retries);
-    }
-    w.EndObject();
-  }
-  key(w, "Tty");
-  w.Bool(s.tty);
-  key(w, "OpenStdin");
-  w.Bool(s.open_stdin);
-  key(w, "StdinOnce");
-  w.Bool(s.stdin_once);
-  key(w, "AttachStdin");
-  w.Bool(s.attach_stdin);
-  key(w, "AttachStdout");
-  w.Bool(s.attach_stdout);
-  key(w, "AttachStderr");
-  w.Bool(s.attach_stderr);
-
-  key(w, "HostConfig");
-  w.StartObject();
-  if (s.memory_bytes) {
-    key(w, "Memory");
-    w.Int64(*s.memory_bytes);
-  }
-  if (s.nano_cpus) {
-    key(w, "NanoCpus");
-    w.Int64(*s.nano_cpus);
-  }
-  if (s.pids_limit) {
-    key(w, "PidsLimit");
-    w.Int64(*s.pids_limit);
-  }
-  if (s.network) {
-    key(w, "NetworkMode");
-    string(w, *s.network);
-  }
-  if (!s.restart.name.empty()) {
-    key(w, "RestartPolicy");
-    w.StartObject();
-    key(w, "Name");
-    string(w, s.restart.name);
-    key(w, "MaximumRetryCount");
-    w.Int(s.restart.maximum_retry_count);
-    w.EndObject();
-  }
-  key(w, "AutoRemove");
-  w.Bool(s.auto_remove);
-  if (s.init) {
-    key(w, "Init");
-    w.Bool(true);
-  }
-  std::vector<std::string> secopt = s.security_opt;
-  if (s.no_new_privileges) secopt.insert(secopt.begin(), "no-new-privileges");
-  if (!secopt.empty()) string_array(w, "SecurityOpt", secopt);
-  if (!s.cap_add.empty()) string_array(w, "CapAdd", s.cap_add);
-  if (!s.cap_drop.empty()) string_array(w, "CapDrop", s.cap_drop);
-  if (s.read_only_rootfs) {
-    key(w, "ReadonlyRootfs");
-    w.Bool(true);
-  }
-  if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
-  if (s.logging) {
-    key(w, "LogConfig");
-    w.StartObject();
-    key(w, "Type");
-    string(w, s.logging->type);
-    string_object(w, "Config", s.logging->options);
-    w.EndObject();
-  }
-  if (!s.published_ports.empty()) {
-    key(w, "PortBindings");
-    w.StartObject();
-    for (auto& p : s.published_ports) {
-      key(w, std::to_string(p.container_port) + "/" + p.protocol);
-      w.StartArray();
-      w.StartObject();
-      key(w, "HostIp");
-      string(w, p.host_ip);
-      key(w, "HostPort");
-      string(w, p.host_port ? std::to_string(p.host_port) : std::string());
-      w.EndObject();
-      w.EndArray();
-    }
-    w.EndObject();
-  }
-  w.EndObject();
-
-  if (s.network && !s.network_aliases.empty()) {
-    key(w, "NetworkingConfig");
-    w.StartObject();
-    key(w, "EndpointsConfig");
-    w.StartObject();
-    key(w, *s.network);
-    w.StartObject();
-    string_array(w, "Aliases", s.network_aliases);
-    w.EndObject();
-    w.EndObject();
-    w.EndObject();
-  }
+  write_config_fields(w, s);
+  write_host_config(w, s);
+  write_networking(w, s);
   w.EndObject();
   return {sb.GetString(), sb.GetSize()};
 }

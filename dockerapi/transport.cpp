@@ -166,6 +166,54 @@ int on_close_socket(void* ud, curl_socket_t fd) {
   return ::close(fd);
 }
 
+// The method, and the body and headers that go with it.
+void set_method(CURL* h, const transport::request& r, header_list& headers) {
+  std::string method = r.method;
+  if (method == "POST" || method == "PUT") {
+    if (method == "POST")
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+    else
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+    if (!r.body.empty()) {
+      std::string ct = std::string("Content-Type: ") + r.content_type;
+      headers.append(ct.c_str());
+    }
+    headers.append("Expect:");  // no 100-continue round trip for large bodies
+  } else if (method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method);
+  }
+}
+
+// Where the answer goes, and the deadlines the callbacks enforce.
+void set_callbacks(CURL* h, call_ctx& ctx, const transport::request& r, milliseconds total) {
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
+  if (ctx.idle.count() > 0 || r.stop.stop_possible()) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ctx);
+  }
+}
+
+// A dedicated connection whose socket we own: closed before perform returns,
+// so the callbacks never outlive ctx; a stop request shuts the socket.
+void own_socket(CURL* h, call_ctx& ctx) {
+  ctx.track_fd = true;
+  curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+  curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, &ctx);
+}
+
 }  // namespace
 
 // Borrows an easy handle from the pool and gives it back afterwards, so its
@@ -254,50 +302,15 @@ transport::response transport::perform(request& r) {
   milliseconds total = r.total.count() < 0 ? opts_.request_timeout : r.total;
 
   header_list headers;
-  std::string method = r.method;
-  if (method == "POST" || method == "PUT") {
-    if (method == "POST")
-      curl_easy_setopt(h, CURLOPT_POST, 1L);
-    else
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
-    if (!r.body.empty()) {
-      std::string ct = std::string("Content-Type: ") + r.content_type;
-      headers.append(ct.c_str());
-    }
-    headers.append("Expect:");  // no 100-continue round trip for large bodies
-  } else if (method == "HEAD") {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (method != "GET") {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method);
-  }
+  set_method(h, r, headers);
   if (headers.get()) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
-  if (ctx.idle.count() > 0 || r.stop.stop_possible()) {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ctx);
-  }
+  set_callbacks(h, ctx, r, total);
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
   std::optional<std::stop_callback<std::function<void()>>> on_stop;
   if (r.stop.stop_possible()) {
-    // A dedicated connection whose socket we own: closed before perform
-    // returns, so the callbacks never outlive ctx.
-    ctx.track_fd = true;
-    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &ctx);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, &ctx);
+    own_socket(h, ctx);
     on_stop.emplace(r.stop, std::function<void()>([&ctx] {
                       std::lock_guard lk(ctx.fd_mu);
                       if (ctx.fd != CURL_SOCKET_BAD) ::shutdown(ctx.fd, SHUT_RDWR);
@@ -319,33 +332,40 @@ transport::response transport::perform(request& r) {
     throw error(errc::timeout, std::string("dockerapi: ") + r.what + ": no data for " +
                                    std::to_string(ctx.idle.count()) + " ms (idle deadline)");
   }
-  if (rc != CURLE_OK) {
-    std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    errc code = errc_from_curl(rc);
-    if (rc == CURLE_COULDNT_CONNECT && ep_.type == endpoint::kind::unix_socket) {
-      // curl words this as "localhost port 80"; say what happened to the socket.
-      long os_errno = 0;
-      curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-      detail = "cannot connect to the Docker daemon socket" +
-               (os_errno ? ": " + std::string(std::strerror(static_cast<int>(os_errno)))
-                         : std::string()) +
-               " (is dockerd running, and may this user open the socket?)";
-    }
-    std::string where = ep_.type == endpoint::kind::unix_socket ? ep_.socket_path : base_url_;
-    std::string text = std::string("dockerapi: ") + r.what + " (" + where + "): " + detail;
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-      long connected = 0;
-      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &connected);
-      text += connected ? " (total deadline " + std::to_string(total.count()) + " ms)"
-                        : " (connect or total deadline)";
-    }
-    throw error(code, std::move(text), static_cast<int>(resp.status));
-  }
+  if (rc != CURLE_OK) throw curl_failure(h, static_cast<int>(rc), errbuf, r, total, resp.status);
   if (!ctx.status_known) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
   if (resp.status >= 300 || resp.status < 100) {
     throw http_error(std::string("dockerapi: ") + r.what, resp.status, resp.body);
   }
   return resp;
+}
+
+// A failed transfer as the error the caller sees: what was asked, of which
+// daemon, and curl's reason (for a socket that refuses, what to check).
+error transport::curl_failure(void* curl, int code_of_curl, const char* errbuf, const request& r,
+                              milliseconds total, long status) const {
+  CURL* h = static_cast<CURL*>(curl);
+  const auto rc = static_cast<CURLcode>(code_of_curl);
+  std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  errc code = errc_from_curl(rc);
+  if (rc == CURLE_COULDNT_CONNECT && ep_.type == endpoint::kind::unix_socket) {
+    // curl words this as "localhost port 80"; say what happened to the socket.
+    long os_errno = 0;
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    detail =
+        "cannot connect to the Docker daemon socket" +
+        (os_errno ? ": " + std::string(std::strerror(static_cast<int>(os_errno))) : std::string()) +
+        " (is dockerd running, and may this user open the socket?)";
+  }
+  std::string where = ep_.type == endpoint::kind::unix_socket ? ep_.socket_path : base_url_;
+  std::string text = std::string("dockerapi: ") + r.what + " (" + where + "): " + detail;
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    long connected = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &connected);
+    text += connected ? " (total deadline " + std::to_string(total.count()) + " ms)"
+                      : " (connect or total deadline)";
+  }
+  return error(code, std::move(text), static_cast<int>(status));
 }
 
 std::string transport::api_version() {

@@ -65,6 +65,9 @@ class transport {
   std::unique_ptr<attach_connection> hijack(const std::string& target, bool tty, const char* what);
 
  private:
+  // A failed transfer (curl is the CURL*, rc the CURLcode) as the error the caller sees.
+  error curl_failure(void* curl, int rc, const char* errbuf, const request& r,
+                     std::chrono::milliseconds total, long status) const;
   class lease;
   void configure(void* curl, const request& r, const std::string& url);
 
