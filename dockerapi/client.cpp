@@ -243,7 +243,7 @@ wait_result client::wait_container(const std::string& id, wait_condition conditi
 
 void client::logs(const std::string& id, logs_options o,
                   const std::function<void(stream_kind, std::string_view)>& on_output,
-                  std::stop_token stop) {
+                  const std::stop_token& stop) {
   bool tty = o.tty ? *o.tty : inspect_container(id).tty;
   params p{{"stdout", bool_arg(o.stdout_)},
            {"stderr", bool_arg(o.stderr_)},
@@ -260,7 +260,7 @@ void client::logs(const std::string& id, logs_options o,
     r.total = milliseconds{0};
     r.idle = o.idle_timeout;
   }
-  r.stop = std::move(stop);
+  r.stop = stop;
   r.on_data = [&](std::string_view data) {
     demux.feed(data, [&](int s, std::string_view piece, bool end) {
       if (s == 3) {  // the daemon's in-band error frame
@@ -500,7 +500,7 @@ milliseconds reconnect_delay(const event_options& o, int attempt) {
 }  // namespace
 
 void client::events(const event_options& o, const std::function<void(const event&)>& on_event,
-                    std::stop_token stop) {
+                    const std::stop_token& stop) {
   recent_events recent;
   std::optional<std::int64_t> since = o.since_nano;
   std::int64_t last_nano = 0;

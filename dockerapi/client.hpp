@@ -143,7 +143,7 @@ class client {
   // throws error(server_error) with its text.
   void logs(const std::string& id, logs_options opts,
             const std::function<void(stream_kind, std::string_view)>& on_output,
-            std::stop_token stop = {});
+            const std::stop_token& stop = {});
   attach_stream attach(const std::string& id, attach_options opts = {});
   // PUT /containers/{id}/archive: extracts a tar archive into the container's
   // filesystem at `path` (a directory that exists); works before the start.
@@ -178,7 +178,7 @@ class client {
   // since = the last timeNano seen; the boundary events are not repeated.
   // Returns normally when stopped; exceptions thrown by on_event propagate.
   void events(const event_options& opts, const std::function<void(const event&)>& on_event,
-              std::stop_token stop);
+              const std::stop_token& stop);
 
  private:
   std::unique_ptr<detail::transport> t_;

@@ -110,9 +110,7 @@ class backend_pool {
   // Who to tell when a replica stops being one of the scaler's because the pool
   // used it up (a pre-warmed function container handed to its one call). The
   // scaler sets this once, before any add; the callback must not block.
-  virtual void set_on_taken(std::function<void(const std::string& container_id)> cb) {
-    (void)cb;
-  }
+  virtual void set_on_taken(std::function<void(const std::string& container_id)> cb) { (void)cb; }
 };
 
 }  // namespace dockscaler::scaler

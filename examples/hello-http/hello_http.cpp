@@ -53,97 +53,110 @@ struct settings {
   long delay_ms;
 };
 
+// What the answer depends on, from one request head.
+struct request_head {
+  std::string target;
+  bool http10 = false;
+  bool close_after = false;
+  long long content_length = 0;
+};
+
+// Reads until buf holds a whole head; returns where it ends, or npos when the
+// peer closed or sent an oversized head.
+size_t read_head(int fd, std::string& buf) {
+  char chunk[16384];
+  size_t end;
+  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+    if (buf.size() > 64 * 1024) return std::string::npos;
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::string::npos;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  return end;
+}
+
+request_head parse_head(std::string_view head) {
+  request_head r;
+  size_t line_end = head.find("\r\n");
+  std::string_view request_line = head.substr(0, line_end);
+  r.http10 = request_line.size() >= 8 && request_line.substr(request_line.size() - 8) == "HTTP/1.0";
+  r.close_after = r.http10;
+  bool chunked = false;
+  size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    std::string_view line = head.substr(pos, next - pos);
+    if (iequals_prefix(line, "content-length:"))
+      r.content_length = std::atoll(std::string(line.substr(15)).c_str());
+    if (iequals_prefix(line, "transfer-encoding:")) chunked = true;
+    if (iequals_prefix(line, "connection:")) {
+      std::string v(line.substr(11));
+      for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (v.find("close") != std::string::npos) r.close_after = true;
+      if (v.find("keep-alive") != std::string::npos) r.close_after = false;
+    }
+    pos = next + 2;
+  }
+  if (chunked) r.close_after = true;  // body framing we do not parse: answer, then close
+  size_t sp1 = request_line.find(' ');
+  size_t sp2 = request_line.rfind(' ');
+  if (sp1 != std::string_view::npos && sp2 > sp1)
+    r.target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+  return r;
+}
+
+// Discards a body (it may arrive after the head); false when the peer closed.
+bool skip_body(int fd, std::string& buf, long long length) {
+  char chunk[16384];
+  while (length > 0) {
+    if (!buf.empty()) {
+      size_t take = std::min<size_t>(buf.size(), static_cast<size_t>(length));
+      buf.erase(0, take);
+      length -= static_cast<long long>(take);
+      continue;
+    }
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::string answer(const request_head& r, const settings& s) {
+  long delay = s.delay_ms;
+  if (size_t q = r.target.find("delay="); q != std::string::npos)
+    delay = std::atol(r.target.c_str() + q + 6);
+  std::string body;
+  if (r.target == "/healthz") {
+    body = "ok\n";
+  } else {
+    if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    body = s.greeting + " from " + s.host + "\n";
+  }
+  return std::string(r.http10 ? "HTTP/1.0" : "HTTP/1.1") +
+         " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n" +
+         (r.close_after ? "Connection: close\r\n"
+                        : (r.http10 ? "Connection: keep-alive\r\n" : "")) +
+         "\r\n" + body;
+}
+
 // One connection: parse requests one after another (keep-alive) until the peer
 // closes, asks to close, or sends something we do not understand.
 void serve(int fd, const settings& s) {
   std::string buf;
-  char chunk[16384];
   for (;;) {
-    size_t end;
-    while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-      if (buf.size() > 64 * 1024) {
-        ::close(fd);
-        return;
-      }
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ::close(fd);
-        return;
-      }
-      buf.append(chunk, static_cast<size_t>(n));
-    }
-    std::string_view head(buf.data(), end);
-    size_t line_end = head.find("\r\n");
-    std::string_view request_line = head.substr(0, line_end);
-    bool http10 =
-        request_line.size() >= 8 && request_line.substr(request_line.size() - 8) == "HTTP/1.0";
-    bool close_after = http10;
-    long long content_length = 0;
-    bool chunked = false;
-    size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
-    while (pos < head.size()) {
-      size_t next = head.find("\r\n", pos);
-      if (next == std::string_view::npos) next = head.size();
-      std::string_view line = head.substr(pos, next - pos);
-      if (iequals_prefix(line, "content-length:"))
-        content_length = std::atoll(std::string(line.substr(15)).c_str());
-      if (iequals_prefix(line, "transfer-encoding:")) chunked = true;
-      if (iequals_prefix(line, "connection:")) {
-        std::string v(line.substr(11));
-        for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (v.find("close") != std::string::npos) close_after = true;
-        if (v.find("keep-alive") != std::string::npos) close_after = false;
-      }
-      pos = next + 2;
-    }
-    if (chunked) close_after = true;  // body framing we do not parse: answer, then close
-    std::string target;
-    {
-      size_t sp1 = request_line.find(' ');
-      size_t sp2 = request_line.rfind(' ');
-      if (sp1 != std::string_view::npos && sp2 > sp1)
-        target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-    }
+    const size_t end = read_head(fd, buf);
+    if (end == std::string::npos) break;
+    const request_head r = parse_head(std::string_view(buf.data(), end));
     buf.erase(0, end + 4);
-    // Discard the body (it may arrive after the headers).
-    while (content_length > 0) {
-      if (!buf.empty()) {
-        size_t take = std::min<size_t>(buf.size(), static_cast<size_t>(content_length));
-        buf.erase(0, take);
-        content_length -= static_cast<long long>(take);
-        continue;
-      }
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ::close(fd);
-        return;
-      }
-      buf.append(chunk, static_cast<size_t>(n));
-    }
-
-    long delay = s.delay_ms;
-    if (size_t q = target.find("delay="); q != std::string::npos)
-      delay = std::atol(target.c_str() + q + 6);
-    std::string body;
-    if (target == "/healthz") {
-      body = "ok\n";
-    } else {
-      if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-      body = s.greeting + " from " + s.host + "\n";
-    }
-    std::string resp =
-        std::string(http10 ? "HTTP/1.0" : "HTTP/1.1") +
-        " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-        "\r\n" +
-        (close_after ? "Connection: close\r\n" : (http10 ? "Connection: keep-alive\r\n" : "")) +
-        "\r\n" + body;
-    if (!send_all(fd, resp) || close_after) {
-      ::close(fd);
-      return;
-    }
+    if (!skip_body(fd, buf, r.content_length)) break;
+    if (!send_all(fd, answer(r, s)) || r.close_after) break;
   }
+  ::close(fd);
 }
 
 void on_signal(int) { _exit(0); }
