@@ -98,7 +98,8 @@ std::size_t attach_connection::recv_some(CURL* h, bool tls, char* buf, std::size
   }
 }
 
-attach_connection::attach_connection(easy_handle h, bool tls, bool tty, std::string already_read)
+attach_connection::attach_connection(easy_handle h, bool tls, bool tty,
+                                     const std::string& already_read)
     : h_(std::move(h)), tls_(tls), fd_(socket_of(h_.get())), demux_(tty) {
   feed(already_read);
 }

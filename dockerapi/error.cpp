@@ -34,8 +34,8 @@ std::string_view to_string(errc code) noexcept {
   return "unknown";
 }
 
-error::error(errc code, std::string what, int http_status, std::string daemon_message)
-    : std::runtime_error(std::move(what)),
+error::error(errc code, const std::string& what, int http_status, std::string daemon_message)
+    : std::runtime_error(what),
       code_(code),
       http_status_(http_status),
       daemon_message_(std::move(daemon_message)) {}
@@ -55,7 +55,7 @@ error http_error(std::string_view what, long status, std::string_view body) {
   std::string msg = daemon_message(body);
   std::string text = std::string(what) + ": HTTP " + std::to_string(status);
   if (!msg.empty()) text += ": " + msg;
-  return error(errc_from_http(status), std::move(text), static_cast<int>(status), std::move(msg));
+  return error(errc_from_http(status), text, static_cast<int>(status), std::move(msg));
 }
 
 errc errc_from_curl(int curl_code) noexcept {

@@ -29,7 +29,7 @@ std::string_view to_string(errc code) noexcept;
 // daemon's own "message", empty when none) let callers act on it.
 class error : public std::runtime_error {
  public:
-  error(errc code, std::string what, int http_status = 0, std::string daemon_message = {});
+  error(errc code, const std::string& what, int http_status = 0, std::string daemon_message = {});
 
   errc code() const noexcept { return code_; }
   int http_status() const noexcept { return http_status_; }

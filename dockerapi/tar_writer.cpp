@@ -37,7 +37,8 @@ void tar_writer::header(std::string_view name, char type, unsigned mode, std::si
   std::memset(h + 148, ' ', 8);
   h[156] = type;
   std::memcpy(h + 257, "ustar", 6);
-  std::memcpy(h + 263, "00", 2);
+  // The version is two digits with no terminator (POSIX ustar).
+  std::memcpy(h + 263, "00", 2);  // NOLINT(bugprone-not-null-terminated-result)
   if (!prefix.empty()) std::memcpy(h + 345, prefix.data(), prefix.size());
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;

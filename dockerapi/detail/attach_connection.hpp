@@ -19,7 +19,7 @@ class attach_connection {
  public:
   // `h` is connected (CONNECT_ONLY) and the upgrade handshake is done;
   // `already_read` holds the stream bytes that arrived with the 101 reply.
-  attach_connection(easy_handle h, bool tls, bool tty, std::string already_read);
+  attach_connection(easy_handle h, bool tls, bool tty, const std::string& already_read);
 
   void write(std::string_view data);
   void close_write();
