@@ -1,7 +1,7 @@
 // dockerapi/attach_connection.cpp: see detail/attach_connection.hpp. Without
 // TLS the socket is used directly (so a reader and a writer thread do not share
 // curl state); with TLS all bytes go through curl_easy_send/recv.
-#include "dockerapi/detail/attach_connection.hpp"
+#include "detail/attach_connection.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -10,12 +10,12 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "dockerapi/detail/attach_connection.hpp"
-#include "dockerapi/detail/encoding.hpp"
-#include "dockerapi/detail/frame_demux.hpp"
-#include "dockerapi/detail/json_mapping.hpp"
-#include "dockerapi/detail/line_splitter.hpp"
-#include "dockerapi/detail/transport.hpp"
+#include "detail/attach_connection.hpp"
+#include "detail/encoding.hpp"
+#include "detail/frame_demux.hpp"
+#include "detail/json_mapping.hpp"
+#include "detail/line_splitter.hpp"
+#include "detail/transport.hpp"
 
 namespace dockscaler::dockerapi {
 

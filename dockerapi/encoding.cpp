@@ -1,5 +1,5 @@
 // dockerapi/encoding.cpp: see detail/encoding.hpp.
-#include "dockerapi/detail/encoding.hpp"
+#include "detail/encoding.hpp"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>

@@ -3,8 +3,8 @@
 
 #include <curl/curl.h>
 
-#include "dockerapi/detail/errors.hpp"
-#include "dockerapi/detail/json_mapping.hpp"
+#include "detail/errors.hpp"
+#include "detail/json_mapping.hpp"
 
 namespace dockscaler::dockerapi {
 

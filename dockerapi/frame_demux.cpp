@@ -1,5 +1,5 @@
 // dockerapi/frame_demux.cpp: see detail/frame_demux.hpp.
-#include "dockerapi/detail/frame_demux.hpp"
+#include "detail/frame_demux.hpp"
 
 #include <algorithm>
 #include <string>

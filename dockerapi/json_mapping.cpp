@@ -1,7 +1,7 @@
 // dockerapi/json_mapping.cpp: see detail/json_mapping.hpp. Missing or null
 // fields read as empty/zero (the daemon omits many); a reply that is not JSON
 // of the expected shape is a protocol error.
-#include "dockerapi/detail/json_mapping.hpp"
+#include "detail/json_mapping.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>

@@ -1,5 +1,5 @@
 // dockerapi/line_splitter.cpp: see detail/line_splitter.hpp.
-#include "dockerapi/detail/line_splitter.hpp"
+#include "detail/line_splitter.hpp"
 
 #include "dockerapi/error.hpp"
 

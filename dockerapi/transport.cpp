@@ -1,5 +1,5 @@
 // dockerapi/transport.cpp: see detail/transport.hpp.
-#include "dockerapi/detail/transport.hpp"
+#include "detail/transport.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,9 +10,9 @@
 #include <cstring>
 #include <exception>
 
-#include "dockerapi/detail/attach_connection.hpp"
-#include "dockerapi/detail/curl_handles.hpp"
-#include "dockerapi/detail/errors.hpp"
+#include "detail/attach_connection.hpp"
+#include "detail/curl_handles.hpp"
+#include "detail/errors.hpp"
 
 namespace dockscaler::dockerapi::detail {
 

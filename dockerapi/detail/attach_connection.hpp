@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "dockerapi/detail/curl_handles.hpp"
-#include "dockerapi/detail/frame_demux.hpp"
+#include "curl_handles.hpp"
+#include "frame_demux.hpp"
 #include "dockerapi/types.hpp"
 
 namespace dockscaler::dockerapi::detail {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "dockerapi/client.hpp"
-#include "dockerapi/detail/encoding.hpp"
+#include "encoding.hpp"
 
 namespace dockscaler::dockerapi::detail {
 
