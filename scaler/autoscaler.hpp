@@ -1,8 +1,8 @@
 // The autoscaler: keeps each configured service's containers running and in
-// the proxy, samples wait_time from the proxy, asks the policy, and reconciles
-// desired against actual through Docker labels only. Containers are added in
-// parallel (bounded), join the proxy once ready, and leave it (drain) before
-// they are stopped, so scale-down loses no request.
+// the proxy, samples wait_time from the proxy, asks the policy and the
+// planner, and reconciles desired against actual through Docker labels only. Containers are added
+// in parallel (bounded), join the proxy once ready, and leave it (drain) before they are stopped,
+// so scale-down loses no request.
 #pragma once
 
 #include <chrono>
@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "scaler/planner.hpp"
 #include "scaler/policy.hpp"
 #include "scaler/runtime.hpp"
+#include "scaler/time_source.hpp"
 
 namespace dockscaler::scaler {
 
@@ -32,10 +34,11 @@ struct autoscaler_options {
   std::function<bool(const std::string& ip, std::uint16_t port, const std::string& http_path,
                      std::chrono::milliseconds timeout)>
       probe;
+  // The clock for back-off, holds, readiness deadlines and the waits between
+  // readiness attempts (default: real_time()); a seam for tests. Must outlive
+  // the autoscaler.
+  time_source* time = nullptr;
 };
-
-enum class replica_phase { starting, ready, draining };
-const char* to_string(replica_phase p) noexcept;
 
 struct replica_status {
   std::string id, name, address;
@@ -60,13 +63,6 @@ struct service_status {
   std::vector<replica_status> replicas;
 };
 
-struct scale_event {
-  std::string service;
-  unsigned from = 0, to = 0;
-  decision what;
-  bool manual = false;  // set by set_replicas, not the policy
-};
-
 class autoscaler {
  public:
   // The runtime and pool must outlive the autoscaler.
@@ -77,10 +73,11 @@ class autoscaler {
   autoscaler& operator=(const autoscaler&) = delete;
 
   // Called for every scale decision (policy or manual); set before start().
+  // Runs on the loop thread (policy) or the caller's (set_replicas), no lock held.
   void on_scale(std::function<void(const scale_event&)> cb);
   // Called when the first container of a service scaled up from zero for a
   // waiting request (reason cold_start) is ready, with the time since that
-  // decision; set before start(). Runs under the autoscaler's lock: keep it short.
+  // decision; set before start(). Runs on a worker thread, no lock held.
   void on_cold_start(std::function<void(const std::string& service, clock::duration took)> cb);
 
   // Ensures the network, registers the services with the pool, adopts running
@@ -106,7 +103,8 @@ class autoscaler {
   // A pre-warmed stdio container was handed to a call: it stops being a
   // replica at once (the pool is refilled without waiting for the call), and
   // its removal is left to the call. Unknown ids are ignored. Thread-safe,
-  // does not block on Docker.
+  // never blocks (it only posts to a mailbox): lb I/O threads call it. The
+  // constructor registers it with the pool (backend_pool::set_on_taken).
   void function_taken(const std::string& container_id);
 
   std::vector<service_status> status() const;

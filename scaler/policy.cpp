@@ -74,6 +74,64 @@ unsigned replicas_for_load(std::uint64_t queue_length, std::uint64_t in_flight,
   return static_cast<unsigned>(std::min<std::uint64_t>(need, 1000000));
 }
 
+namespace {
+
+// The scale-down half of decide: idle to zero, then a wait_time held below.
+// `d` holds the readings already; it is returned unchanged when nothing fires.
+decision decide_down(const config::service_config& svc, std::span<const sample> history,
+                     const scaling_state& state, clock::time_point now, decision d) {
+  const unsigned cur = state.replicas;
+  const unsigned lo = svc.replicas.min;
+  auto change = [&](unsigned to, reason_kind why) {
+    d.desired = to;
+    d.dir = to > cur ? direction::up : to < cur ? direction::down : direction::none;
+    d.why.kind = why;
+    return d;
+  };
+
+  // A later scale event of either direction restarts the scale-down cooldown:
+  // never take away what was just added.
+  std::optional<clock::time_point> last_event = state.last_scale_up;
+  if (state.last_scale_down && (!last_event || *state.last_scale_down > *last_event))
+    last_event = state.last_scale_down;
+
+  if (lo == 0) {
+    auto idle = held_for(
+        history,
+        [](const sample& s) { return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0; },
+        now);
+    if (idle && *idle >= svc.scale_down.hold) {
+      d.why.held = *idle;
+      if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
+        return change(cur, reason_kind::cooling_down);
+      return change(0, reason_kind::idle);
+    }
+  }
+
+  const double down_threshold =
+      std::chrono::duration<double>(svc.scale_down.wait_time_below).count();
+  std::uint64_t peak = 0;
+  if (auto held = held_for(
+          history, [&](const sample& s) { return s.wait_time < down_threshold; }, now, &peak);
+      held && *held >= svc.scale_down.hold) {
+    d.why.threshold = down_threshold;
+    d.why.held = *held;
+    if (cur <= lo) return d;  // already at the floor: steady, not worth a log line
+    unsigned to = cur - std::min(cur, step_size(svc.scale_down.step, cur));
+    // The fewest replicas that still carried the span's peak load.
+    const unsigned needed = replicas_for_load(0, peak, svc.concurrency);
+    if (svc.scale_down.step.type == step_config::kind::automatic) to = std::min(cur - 1, needed);
+    to = std::max({to, needed, lo, 1u});
+    if (to >= cur) return change(cur, reason_kind::load_too_high);
+    if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
+      return change(cur, reason_kind::cooling_down);
+    return change(to, reason_kind::wait_time_below);
+  }
+  return d;
+}
+
+}  // namespace
+
 decision decide(const config::service_config& svc, std::span<const sample> history,
                 const scaling_state& state, clock::time_point now) {
   const unsigned cur = state.replicas;
@@ -125,46 +183,7 @@ decision decide(const config::service_config& svc, std::span<const sample> histo
   }
 
   if (cur == 0) return d;  // nothing to remove
-
-  // A later scale event of either direction restarts the scale-down cooldown:
-  // never take away what was just added.
-  std::optional<clock::time_point> last_event = state.last_scale_up;
-  if (state.last_scale_down && (!last_event || *state.last_scale_down > *last_event))
-    last_event = state.last_scale_down;
-
-  if (lo == 0) {
-    auto idle = held_for(
-        history,
-        [](const sample& s) { return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0; },
-        now);
-    if (idle && *idle >= svc.scale_down.hold) {
-      d.why.held = *idle;
-      if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
-        return change(cur, reason_kind::cooling_down);
-      return change(0, reason_kind::idle);
-    }
-  }
-
-  const double down_threshold =
-      std::chrono::duration<double>(svc.scale_down.wait_time_below).count();
-  std::uint64_t peak = 0;
-  if (auto held = held_for(
-          history, [&](const sample& s) { return s.wait_time < down_threshold; }, now, &peak);
-      held && *held >= svc.scale_down.hold) {
-    d.why.threshold = down_threshold;
-    d.why.held = *held;
-    if (cur <= lo) return d;  // already at the floor: steady, not worth a log line
-    unsigned to = cur - std::min(cur, step_size(svc.scale_down.step, cur));
-    // The fewest replicas that still carried the span's peak load.
-    const unsigned needed = replicas_for_load(0, peak, svc.concurrency);
-    if (svc.scale_down.step.type == step_config::kind::automatic) to = std::min(cur - 1, needed);
-    to = std::max({to, needed, lo, 1u});
-    if (to >= cur) return change(cur, reason_kind::load_too_high);
-    if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
-      return change(cur, reason_kind::cooling_down);
-    return change(to, reason_kind::wait_time_below);
-  }
-  return d;
+  return decide_down(svc, history, state, now, d);
 }
 
 std::string reason::to_string() const {

@@ -1,5 +1,7 @@
 dockscaler_add_test(NAME test_policy SOURCES test_policy.cpp LIBS dockscaler::scaler)
 dockscaler_add_test(NAME test_autoscaler SOURCES test_autoscaler.cpp LIBS dockscaler::scaler)
+# The planner over scripted timelines (no threads, no sleep).
+dockscaler_add_test(NAME test_planner SOURCES test_planner.cpp LIBS dockscaler::scaler)
 # The scaler's glue to its neighbours: the readiness probe against local
 # sockets, proxy_pool against the real proxy (port 0) and a fake function source.
 dockscaler_add_test(NAME test_probe SOURCES test_probe.cpp LIBS dockscaler::scaler LABELS net)

@@ -157,11 +157,15 @@ class fake_runtime : public container_runtime {
 class fake_pool : public backend_pool {
  public:
   explicit fake_pool(journal& j) : j_(j) {}
+  // Called first in add, drain and remove when set (before start): a test
+  // calls back into the autoscaler from there, as the real proxy's threads may.
+  std::function<void()> reentry;
   void add_service(const config::service_config& s) override { j_.add("service " + s.name); }
   void update_service(const config::service_config& s) override { j_.add("update " + s.name); }
   void remove_service(const std::string& s) override { j_.add("unservice " + s); }
   std::uint64_t add(const std::string&, const std::string&, const std::string& host,
                     std::uint16_t) override {
+    if (reentry) reentry();
     std::lock_guard lock(mu_);
     const std::uint64_t b = ++next_;
     backend_host_[b] = host;
@@ -174,6 +178,7 @@ class fake_pool : public backend_pool {
   // the pool's clock past its timeout.
   void drain(const std::string&, std::uint64_t b, std::chrono::milliseconds timeout,
              std::function<void(bool)> done) override {
+    if (reentry) reentry();
     std::string host;
     bool hold;
     {
@@ -208,6 +213,7 @@ class fake_pool : public backend_pool {
     fire([now](const held& h) { return h.deadline <= now; }, false);
   }
   void remove(const std::string&, std::uint64_t b) override {
+    if (reentry) reentry();
     std::lock_guard lock(mu_);
     const std::string host = backend_host_[b];
     j_.add("unpool " + host.substr(3));
@@ -790,5 +796,161 @@ TEST_CASE("a service whose containers cannot start is marked unavailable until o
   REQUIRE(eventually([&] { return ready_count(a) == 1; }));
   REQUIRE(eventually([&] { return j.index_of("available svc") >= 0; }));
   CHECK(j.index_of("available svc") > j.index_of(marked));
+  a.stop(false);
+}
+
+namespace {
+
+// A simulated clock for the autoscaler: time moves only when the test says,
+// or by the waits between readiness attempts (which return at once).
+class fake_time : public time_source {
+ public:
+  clock::time_point now() const override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  void sleep_for(clock::duration d) override { advance(d); }
+  void advance(clock::duration d) {
+    std::lock_guard lock(mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  clock::time_point now_ = clock::time_point{} + 1h;
+};
+
+// fast_options on the simulated clock `t`.
+autoscaler_options clocked(fake_time& t) {
+  auto o = fast_options();
+  o.time = &t;
+  return o;
+}
+
+// Moves the fake clock one interval and waits for the loop to tick on it.
+void tick_once(rig& r, fake_time& t, std::chrono::milliseconds interval) {
+  t.advance(interval);
+  wait_ticks(r, 1);
+}
+
+}  // namespace
+
+TEST_CASE("a crash loop's back-off runs on the injected clock: no start until it has passed",
+          "[autoscaler][errors][clock]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  fake_time t;
+  auto opts = clocked(t);
+  autoscaler a(rt, pool, make_config(1, 5, 1), opts);
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  // Six early deaths: 0.5 + 1 + 2 + 4 + 8 + 16 s of back-off, far beyond the
+  // test's real deadlines, so only the simulated clock can get through them.
+  clock::duration backoff = 500ms;
+  for (unsigned failures = 1; failures <= 6; ++failures, backoff *= 2) {
+    const int starts = j.count_prefix("start ");
+    rt.kill(rt.running("svc").at(0));  // at once: an early death
+    REQUIRE(eventually([&] { return a.status()[0].consecutive_failures == failures; }));
+    // Nine intervals (450 ms) of ticks inside the back-off, each seen by the loop: no start.
+    for (int i = 0; i < 9; ++i) tick_once(r, t, opts.interval);
+    CHECK(j.count_prefix("start ") == starts);
+    t.advance(backoff - 9 * opts.interval);  // the back-off is over
+    REQUIRE(
+        eventually([&] { return j.count_prefix("start ") == starts + 1 && ready_count(a) == 1; }));
+  }
+  a.stop(false);
+}
+
+TEST_CASE("a hold runs out on the injected clock, then the policy takes over again",
+          "[autoscaler][clock]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  fake_time t;
+  auto opts = clocked(t);
+  autoscaler a(rt, pool, make_config(2, 5, 2), opts);
+  std::mutex mu;
+  std::vector<scale_event> events;
+  a.on_scale([&](const scale_event& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  });
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 2; }));
+  a.set_replicas("svc", 1, 10s);  // below replicas.min, held for 10 s
+  REQUIRE(eventually([&] { return ready_count(a) == 1 && a.status()[0].draining == 0; }));
+  CHECK(a.status()[0].hold_left == 10s);
+  t.advance(9s);
+  wait_ticks(r, 2);
+  CHECK(a.status()[0].desired == 1);
+  CHECK(a.status()[0].hold_left == 1s);
+  t.advance(1s);
+  REQUIRE(eventually([&] { return a.status()[0].desired == 2 && ready_count(a) == 2; }));
+  CHECK_FALSE(a.status()[0].hold_left);
+  const auto seen = [&] {
+    std::lock_guard lock(mu);
+    return events;
+  }();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].manual);
+  CHECK_FALSE(seen[1].manual);
+  CHECK(seen[1].to == 2);
+  CHECK(seen[1].what.why.kind == reason_kind::below_min);
+  a.stop(false);
+}
+
+TEST_CASE(
+    "readiness attempts wait on the injected clock: a never-ready container is given up "
+    "after readiness.timeout of simulated time",
+    "[autoscaler][errors][clock]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  fake_time t;
+  auto opts = clocked(t);
+  opts.probe_interval = 100ms;
+  std::atomic<int> probes{0};
+  opts.probe = [&](const std::string&, std::uint16_t, const std::string&,
+                   std::chrono::milliseconds) {
+    ++probes;
+    return false;
+  };
+  auto cfg = make_config(1, 5, 1);
+  cfg.services[0].readiness.timeout = 1h;  // an hour of real time would fail this test
+  autoscaler a(rt, pool, cfg, opts);
+  a.start();
+  REQUIRE(eventually([&] { return j.count_prefix("remove ") >= 1; }));
+  CHECK(j.count_prefix("add ") == 0);
+  CHECK_THAT(a.status()[0].last_error, Catch::Contains("not ready within 1h"));
+  CHECK(probes >= 36000);  // one attempt per simulated probe_interval
+  a.stop(false);
+}
+
+TEST_CASE(
+    "the pool and the observers may call back into the autoscaler: none is called under "
+    "its lock",
+    "[autoscaler][locks]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  autoscaler a(rt, pool, make_config(0, 5, 1), fast_options());
+  std::atomic<int> reentered{0};
+  // What an lb thread or an observer may do; with the autoscaler's lock held
+  // around the call, this would deadlock.
+  auto reenter = [&] {
+    a.function_taken("not-a-replica");
+    (void)a.status();
+    ++reentered;
+  };
+  pool.reentry = reenter;
+  a.on_scale([&](const scale_event&) { reenter(); });
+  a.on_cold_start([&](const std::string&, clock::duration) { reenter(); });
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));  // pool.add
+  a.set_replicas("svc", 0, 0ms);                             // on_scale, drain, remove
+  REQUIRE(eventually([&] { return j.count_prefix("unpool ") == 1; }));
+  pool_figures f;
+  f.queue_length = 1;  // a request waits at zero: a cold start
+  pool.set_figures(f);
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));  // on_scale, add, on_cold_start
+  pool.set_figures({});
+  CHECK(reentered >= 7);
   a.stop(false);
 }

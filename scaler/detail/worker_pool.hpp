@@ -1,8 +1,12 @@
 // A small fixed pool of threads for the scaler's blocking Docker calls, so
 // creates run in parallel (bounded) and never on the loop or proxy threads.
+// The queue is bounded too: submit waits while it is full. So a task must
+// never submit (it could wait for itself): the autoscaler's tasks post to its
+// mailbox instead, and only the loop thread submits.
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -13,7 +17,7 @@ namespace dockscaler::scaler::detail {
 
 class worker_pool {
  public:
-  explicit worker_pool(unsigned threads) {
+  worker_pool(unsigned threads, std::size_t capacity) : capacity_(capacity) {
     for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
   }
   ~worker_pool() { shutdown(); }
@@ -22,7 +26,8 @@ class worker_pool {
 
   void submit(std::function<void()> task) {
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      room_cv_.wait(lock, [this] { return stopping_ || tasks_.size() < capacity_; });
       tasks_.push_back(std::move(task));
     }
     cv_.notify_one();
@@ -36,6 +41,7 @@ class worker_pool {
       stopping_ = true;
     }
     cv_.notify_all();
+    room_cv_.notify_all();
     for (auto& t : threads_) t.join();
   }
 
@@ -57,6 +63,7 @@ class worker_pool {
         tasks_.pop_front();
         ++busy_;
       }
+      room_cv_.notify_one();
       task();  // tasks catch their own errors
       std::lock_guard lock(mu_);
       --busy_;
@@ -65,7 +72,8 @@ class worker_pool {
   }
 
   std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
+  std::condition_variable cv_, idle_cv_, room_cv_;
+  const std::size_t capacity_;
   std::deque<std::function<void()>> tasks_;
   unsigned busy_ = 0;
   bool stopping_ = false;
