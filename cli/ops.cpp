@@ -117,7 +117,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 }
 
 std::string output_format(const po::variables_map& vm) {
-  const std::string o = vm["output"].as<std::string>();
+  std::string o = vm["output"].as<std::string>();
   if (o != "table" && o != "json") throw usage_error("-o must be table or json");
   return o;
 }
