@@ -1,5 +1,5 @@
 // A small client for the Admin API, used by the CLI and the tests: one
-// HTTP/1.1 request per connection over the admin Unix socket.
+// HTTP/1.1 request per connection over the admin Unix socket, by libcurl.
 #pragma once
 
 #include <chrono>

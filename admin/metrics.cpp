@@ -216,10 +216,9 @@ void metrics::on_docker_error(std::string_view operation) noexcept {
   }
 }
 
-std::string metrics::render(const std::vector<scaler::service_status>& status) const {
-  exposition x;
+// The proxy's counters and histograms, per service (and "" for no route).
+void metrics::render_requests(exposition& x) const {
   const table& t = *current_.load(std::memory_order_acquire);
-
   x.family("dockscaler_requests_total",
            "Requests answered by the proxy, by service and status code "
            "(code 0: connection closed before a full response; service \"\": no route matched).",
@@ -244,7 +243,12 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
       "histogram");
   for (const auto& [name, r] : t)
     x.histogram("dockscaler_request_duration_seconds", {{"service", name}}, r->duration.read());
+}
 
+namespace {
+
+// The load on each service, as the scaler read it last.
+void render_load(exposition& x, const std::vector<scaler::service_status>& status) {
   x.family("dockscaler_queue_length", "Requests waiting for a container slot.", "gauge");
   for (const auto& s : status)
     x.sample("dockscaler_queue_length", {{"service", s.name}},
@@ -268,7 +272,10 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
       x.sample("dockscaler_requests_rejected_total", {{"service", s.name}, {"reason", reason}},
                static_cast<double>(n));
   }
+}
 
+// Each service's containers and what the scaler wants of them.
+void render_replicas(exposition& x, const std::vector<scaler::service_status>& status) {
   x.family("dockscaler_replicas", "Containers of a service by state.", "gauge");
   for (const auto& s : status) {
     x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "ready"}}, s.ready);
@@ -294,7 +301,12 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
   for (const auto& s : status)
     x.sample("dockscaler_reconcile_passes_total", {{"service", s.name}},
              static_cast<double>(s.reconcile_passes));
+}
 
+}  // namespace
+
+// What happened (scale events, cold starts, Docker errors): kept under mu_.
+void metrics::render_events(exposition& x) const {
   std::lock_guard lock(mu_);
   x.family("dockscaler_scale_events_total",
            "Changes of the desired replicas, by direction and reason (manual: set by an operator).",
@@ -317,6 +329,14 @@ std::string metrics::render(const std::vector<scaler::service_status>& status) c
            "counter");
   for (const auto& [op, n] : docker_errors_)
     x.sample("dockscaler_docker_errors_total", {{"operation", op}}, static_cast<double>(n));
+}
+
+std::string metrics::render(const std::vector<scaler::service_status>& status) const {
+  exposition x;
+  render_requests(x);
+  render_load(x, status);
+  render_replicas(x, status);
+  render_events(x);
   return x.text();
 }
 

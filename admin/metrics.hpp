@@ -103,6 +103,8 @@ class metrics {
   using table = std::map<std::string, service_requests*, std::less<>>;
 
   service_requests& requests_of(std::string_view service);
+  void render_requests(exposition& x) const;
+  void render_events(exposition& x) const;  // takes mu_
 
   // Readers load `current_` without a lock; a new service copies the table
   // under `mu_`. Old tables and every entry live until destruction (services

@@ -1,165 +1,184 @@
-// The admin server (see server.hpp). Connection threads are detached but
-// counted; stop() shuts their sockets down and waits for the count to reach
-// zero, so no thread outlives the server.
+// The admin server (see server.hpp) on Boost.Beast, the one translation unit
+// of admin/ that includes it. One io_context and one thread per server run
+// the listeners and every connection as a coroutine; the calls into
+// `control` (a reload can take seconds) run on a small pool, so a slow call
+// holds up neither /healthz nor another connection. Each connection has one
+// deadline timer over whatever it waits for. stop() closes the listeners and
+// every connection, then joins the thread and the pool: nothing outlives it.
 #include "admin/server.hpp"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <condition_variable>
-#include <cstring>
-#include <filesystem>
-#include <mutex>
+#include <cctype>
+#include <optional>
 #include <set>
-#include <stdexcept>
 #include <thread>
-#include <vector>
 
-#include "admin/detail/http_reader.hpp"
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "admin/detail/listeners.hpp"
+#include "admin/detail/request_parse.hpp"
 
 namespace dockscaler::admin {
 
 namespace {
 
-constexpr std::size_t max_head_bytes = 16 * 1024;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using protocol = asio::generic::stream_protocol;
+using socket_t = protocol::socket;
+using acceptor_t = asio::basic_socket_acceptor<protocol>;
+using error_code = boost::system::error_code;
+using request_parser = http::request_parser<http::string_body>;
+template <class T>
+using task = asio::awaitable<T>;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::runtime_error sys_error(const std::string& what) {
-  return std::runtime_error(what + ": " + std::strerror(errno));
+// Calls into control at once: a reload, a status and a scrape side by side;
+// a fifth waits for one of them.
+constexpr std::size_t call_threads = 4;
+using detail::no_request;
+
+// One connection: its socket and the deadline over what it waits for. The
+// timer's handler shares it, so a deadline that fires late finds it alive.
+struct connection : std::enable_shared_from_this<connection> {
+  socket_t sock;
+  asio::steady_timer timer;
+  const bool metrics_only;
+  unsigned generation = 0;  // a handler of an earlier arm() does nothing
+  bool expired = false;
+
+  connection(socket_t s, bool m)
+      : sock(std::move(s)), timer(sock.get_executor()), metrics_only(m) {}
+
+  // `d` from now to finish what comes next; then the socket's operations are
+  // cancelled and `expired` says why.
+  void arm(std::chrono::milliseconds d) {
+    const unsigned gen = ++generation;
+    expired = false;
+    timer.expires_after(d);
+    timer.async_wait([self = shared_from_this(), gen](error_code ec) {
+      if (ec || gen != self->generation) return;
+      self->expired = true;
+      error_code ignored;
+      self->sock.cancel(ignored);
+    });
+  }
+  void disarm() {
+    ++generation;
+    timer.cancel();
+  }
+  void close() {
+    disarm();
+    error_code ignored;
+    sock.shutdown(socket_t::shutdown_both, ignored);
+    sock.close(ignored);
+  }
+};
+
+std::string_view as_view(const beast::flat_buffer& buf) {
+  return {static_cast<const char*>(buf.data().data()), buf.size()};
 }
 
-bool send_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
+bool is_http_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_field).category();
 }
 
-void set_timeouts(int fd, std::chrono::milliseconds t) {
-  timeval tv{static_cast<time_t>(t.count() / 1000),
-             static_cast<suseconds_t>((t.count() % 1000) * 1000)};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+// The status a head Beast accepted still gets (the rules the admin API keeps
+// beyond HTTP's), or 0.
+unsigned check_head(const request_parser::value_type& h) {
+  const auto method = h.method_string();
+  if (method.empty() || !std::all_of(method.begin(), method.end(), [](char c) {
+        return std::isupper(static_cast<unsigned char>(c));
+      }))
+    return 400;
+  if (h.target().empty() || h.target().front() != '/') return 400;
+  if (h.count(http::field::transfer_encoding)) return 411;  // bodies come with a Content-Length
+  const auto expect = h.find(http::field::expect);
+  if (expect != h.end() && !beast::iequals(expect->value(), "100-continue")) return 417;
+  return 0;
 }
 
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path)
-    throw std::runtime_error("admin socket path is too long (max " +
-                             std::to_string(sizeof a.sun_path - 1) + " bytes): " + path);
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
+// Beast refuses every version but 1.0 and 1.1 as bad_version; one that is
+// HTTP's own form (`head`: the unconsumed bytes) is 505, not 400.
+unsigned version_refusal(std::string_view head) {
+  const auto line = head.substr(0, head.find("\r\n"));
+  return line.substr(line.rfind(' ') + 1).rfind("HTTP/", 0) == 0 ? 505 : 400;
 }
 
-// True when something accepts connections on the socket file.
-bool socket_answers(const std::string& path) {
-  const sockaddr_un a = unix_address(path);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+// The answer to a head Beast could not read: `expired` when its deadline
+// passed, `unconsumed` what was read of it.
+unsigned head_refusal(const error_code& ec, bool expired, std::string_view unconsumed) {
+  if (ec == http::error::header_limit) return 431;
+  if (ec == http::error::body_limit) return 413;
+  if (ec == http::error::bad_version) return version_refusal(unconsumed);
+  if (expired) return unconsumed.empty() ? no_request : 408;  // an idle keep-alive just ends
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message) return no_request;
+  return is_http_error(ec) ? 400 : no_request;
 }
 
-int listen_unix(const std::string& path) {
-  const std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec)
-      throw std::runtime_error("cannot create " + p.parent_path().string() + ": " + ec.message());
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
-      throw std::runtime_error("admin socket " + path + " exists and is not a socket");
-    if (socket_answers(path))
-      throw socket_in_use("admin socket " + path +
-                          " is in use: another dockscaler serve answers on it");
-    ::unlink(path.c_str());  // left behind by a crash
-  }
-  const sockaddr_un a = unix_address(path);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw sys_error("socket");
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-    auto e = sys_error("cannot bind the admin socket " + path);
-    ::close(fd);
-    throw e;
-  }
-  // Owner and group only: whoever may steer the daemon is who may read it.
-  if (::chmod(path.c_str(), 0660) != 0 || ::listen(fd, 64) != 0) {
-    auto e = sys_error("cannot listen on the admin socket " + path);
-    ::close(fd);
-    ::unlink(path.c_str());
-    throw e;
-  }
-  return fd;
+void limit(request_parser& p, std::size_t max_body) {
+  // Beast counts the blank line that ends a head, the limit does not.
+  p.header_limit(static_cast<std::uint32_t>(detail::max_head_bytes + 4));
+  p.body_limit(max_body);
 }
 
-// "host:port" or "[v6]:port".
-std::pair<std::string, std::string> split_host_port(const std::string& s) {
-  std::string host, port;
-  if (!s.empty() && s[0] == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
-      throw std::runtime_error("metrics.listen: expected [address]:port, got " + s);
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string::npos)
-      throw std::runtime_error("metrics.listen: expected host:port, got " + s);
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
+std::string refusal_text(unsigned status, std::size_t max_body) {
+  switch (status) {
+    case 408:
+      return "request headers too slow";
+    case 413:
+      return "request body too large (at most " + std::to_string(max_body) + " bytes)";
+    case 431:
+      return "request headers too large";
+    default:
+      return std::string(http::obsolete_reason(static_cast<http::status>(status)));
   }
-  if (port.empty()) throw std::runtime_error("metrics.listen: no port in " + s);
-  return {host, port};
 }
 
-int listen_tcp(const std::string& address, std::string& actual) {
-  auto [host, port] = split_host_port(address);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
-      rc != 0)
-    throw std::runtime_error("cannot listen on " + address + ": " + ::gai_strerror(rc));
-  std::string last_error = "no address";
-  int fd = -1;
-  for (auto* ai = res; ai && fd < 0; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
-      last_error = std::strerror(errno);
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(res);
-  if (fd < 0) throw std::runtime_error("cannot listen on " + address + ": " + last_error);
+http::response<http::string_body> make_response(const http_response& r, bool keep_alive,
+                                                bool head_only) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
+  if (r.status == 413) res.reason("Content Too Large");  // RFC 9110's name
+  res.set(http::field::server, "dockscaler");
+  if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
+  res.body() = r.body;
+  res.prepare_payload();
+  res.keep_alive(keep_alive);
+  if (head_only) res.body().clear();  // Content-Length stays the GET's
+  return res;
+}
+
+// Runs on the call pool.
+task<http_response> call_control(http_request req, control& ctl, bool metrics_only) {
+  co_return handle(req, ctl, metrics_only);
+}
+
+protocol protocol_of(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  char hostbuf[NI_MAXHOST], portbuf[NI_MAXSERV];
-  ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, hostbuf, sizeof hostbuf, portbuf,
-                sizeof portbuf, NI_NUMERICHOST | NI_NUMERICSERV);
-  actual = ss.ss_family == AF_INET6 ? "[" + std::string(hostbuf) + "]:" + portbuf
-                                    : std::string(hostbuf) + ":" + portbuf;
-  return fd;
+  return protocol(ss.ss_family, 0);
 }
 
 }  // namespace
@@ -167,120 +186,156 @@ int listen_tcp(const std::string& address, std::string& actual) {
 struct server::impl {
   server_options opts;
   control& ctl;
-  int admin_fd = -1, metrics_fd = -1;
-  int wake[2] = {-1, -1};
+  asio::io_context ioc{1};
+  std::optional<asio::thread_pool> calls;
+  std::optional<acceptor_t> admin_acc, metrics_acc;
   std::string metrics_actual;
-  std::thread acceptor;
-  std::mutex mu;
-  std::condition_variable idle;
-  std::set<int> open;  // connections being served
+  std::thread io_thread;
   bool running = false;
+  // The io thread's alone:
+  std::set<std::shared_ptr<connection>> open;
+  bool stopping = false;
 
   impl(server_options o, control& c) : opts(std::move(o)), ctl(c) {}
 
-  void accept_loop() {
-    for (;;) {
-      pollfd fds[3];
-      nfds_t n = 0;
-      fds[n++] = {wake[0], POLLIN, 0};
-      if (admin_fd >= 0) fds[n++] = {admin_fd, POLLIN, 0};
-      if (metrics_fd >= 0) fds[n++] = {metrics_fd, POLLIN, 0};
-      if (::poll(fds, n, -1) < 0) {
-        if (errno == EINTR) continue;
-        return;
-      }
-      if (fds[0].revents) return;
-      for (nfds_t i = 1; i < n; ++i) {
-        if (!(fds[i].revents & POLLIN)) continue;
-        const int c = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0) continue;
-        const bool metrics_only = fds[i].fd == metrics_fd;
-        std::lock_guard lock(mu);
-        if (open.size() >= opts.max_connections) {
-          ::close(c);
-          continue;
-        }
-        open.insert(c);
-        try {
-          std::thread([this, c, metrics_only] { serve_connection(c, metrics_only); }).detach();
-        } catch (const std::exception&) {
-          open.erase(c);
-          ::close(c);
-        }
-      }
+  void adopt(std::optional<acceptor_t>& acc, int fd) {
+    acc.emplace(ioc);
+    error_code ec;
+    acc->assign(protocol_of(fd), fd, ec);
+    if (ec) {
+      ::close(fd);
+      throw std::runtime_error("admin server: " + ec.message());
     }
   }
 
-  // Reads requests one after another (keep-alive) until the peer closes, a
-  // deadline passes or a request cannot be framed.
-  void serve_connection(int fd, bool metrics_only) {
-    set_timeouts(fd, opts.io_timeout);
-    std::string buf;
-    char chunk[8192];
-    auto reply = [&](unsigned status, const std::string& message) {
-      const std::string body = "{\"message\":\"" + message + "\"}";
-      send_all(fd, detail::format_response(status, "application/json", body, false));
-    };
+  task<void> accept_loop(acceptor_t& acc, bool metrics_only) {
+    asio::steady_timer backoff(ioc);
     for (;;) {
-      const auto started = std::chrono::steady_clock::now();
-      auto late = [&] { return std::chrono::steady_clock::now() - started > opts.io_timeout; };
-      std::size_t end;
-      bool closed = false;
-      // The limit holds however the head arrives: in small pieces (no blank
-      // line yet) or at once with its end in the same read.
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos || end > max_head_bytes) {
-        if (buf.size() > max_head_bytes) {
-          reply(431, "request headers too large");
-          closed = true;
-          break;
-        }
-        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || (late() && !buf.empty())) {
-          if (!buf.empty() && n < 0) reply(408, "request headers too slow");
-          closed = true;
-          break;
-        }
-        buf.append(chunk, static_cast<std::size_t>(n));
+      auto [ec, sock] = co_await acc.async_accept(nothrow);
+      if (ec) {
+        if (stopping || ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+        // Out of descriptors and the like: do not spin.
+        backoff.expires_after(std::chrono::milliseconds(20));
+        co_await backoff.async_wait(nothrow);
+        continue;
       }
-      if (closed) break;
-      detail::request_head head;
-      if (unsigned bad =
-              detail::parse_head(std::string_view(buf).substr(0, end), opts.max_body_bytes, head)) {
-        reply(bad, bad == 413 ? "request body too large (at most " +
-                                    std::to_string(opts.max_body_bytes) + " bytes)"
-                              : std::string(detail::reason_phrase(bad)));
-        break;
+      if (open.size() >= opts.max_connections) {
+        error_code ignored;
+        sock.close(ignored);
+        continue;
       }
-      buf.erase(0, end + 4);
-      if (head.expect_continue && buf.size() < head.content_length &&
-          !send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n"))
-        break;
-      while (buf.size() < head.content_length) {
-        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || late()) {
-          closed = true;
-          break;
-        }
-        buf.append(chunk, static_cast<std::size_t>(n));
-      }
-      if (closed) break;
-      http_request req{head.method, head.target, buf.substr(0, head.content_length)};
-      buf.erase(0, head.content_length);
-      const http_response res = handle(req, ctl, metrics_only);
-      if (!send_all(fd, detail::format_response(res.status, res.content_type, res.body,
-                                                head.keep_alive, head.method == "HEAD")))
-        break;
-      if (!head.keep_alive) break;
+      auto c = std::make_shared<connection>(std::move(sock), metrics_only);
+      open.insert(c);
+      asio::co_spawn(ioc, serve(c), asio::detached);
     }
-    std::lock_guard lock(mu);
-    open.erase(fd);
-    ::close(fd);
-    idle.notify_all();  // under the lock: stop() cannot return before this thread is done with
-                        // *this
+  }
+
+  // Requests one after another (keep-alive) until the peer closes, a
+  // deadline passes or a request cannot be framed.
+  task<void> serve(std::shared_ptr<connection> c) {
+    try {
+      beast::flat_buffer buf;
+      while (!stopping && co_await serve_one(*c, buf)) {
+      }
+    } catch (const std::exception&) {
+      // Out of memory and the like: this connection ends, the server goes on.
+    }
+    c->close();
+    open.erase(c);
+  }
+
+  // One request and its answer; false when the connection is to end.
+  task<bool> serve_one(connection& c, beast::flat_buffer& buf) {
+    request_parser p;
+    limit(p, opts.max_body_bytes);
+    // One deadline from the first byte awaited to the last byte of the body.
+    c.arm(opts.io_timeout);
+    if (const unsigned bad = co_await read_request(c, buf, p)) {
+      if (bad != no_request) co_await refuse(c, bad);
+      co_return false;
+    }
+    c.disarm();
+    auto& req = p.get();
+    const bool keep_alive = req.keep_alive();
+    const bool head_only = req.method() == http::verb::head;
+    http_request call{std::string(req.method_string()), std::string(req.target()),
+                      std::move(req.body())};
+    auto on_pool = call_control(std::move(call), ctl, c.metrics_only);
+    const http_response r =
+        co_await asio::co_spawn(calls->get_executor(), std::move(on_pool), asio::use_awaitable);
+    auto res = make_response(r, keep_alive, head_only);
+    const bool written = co_await write(c, std::move(res));
+    const bool again = written && keep_alive;
+    co_return again;
+  }
+
+  // Reads a head, checks it, then its body; 0 when `p` holds a request, else
+  // the status to refuse it with, or no_request.
+  task<unsigned> read_request(connection& c, beast::flat_buffer& buf, request_parser& p) {
+    auto [ec, n] = co_await http::async_read_header(c.sock, buf, p, nothrow);
+    if (ec) co_return head_refusal(ec, c.expired, as_view(buf));
+    if (const unsigned bad = check_head(p.get())) co_return bad;
+    const auto length = p.content_length().value_or(0);
+    if (p.get().count(http::field::expect) && buf.size() < length) {
+      static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [wec, wn] = co_await asio::async_write(c.sock, asio::buffer(go_on), nothrow);
+      if (wec) co_return no_request;
+    }
+    std::tie(ec, n) = co_await http::async_read(c.sock, buf, p, nothrow);
+    co_return ec ? no_request : 0;
+  }
+
+  task<void> refuse(connection& c, unsigned status) {
+    // Named, not temporaries in the co_await: GCC 12 destroys those twice.
+    const http_response r{status, "application/json",
+                          "{\"message\":\"" + refusal_text(status, opts.max_body_bytes) + "\"}"};
+    auto res = make_response(r, false, false);
+    co_await write(c, std::move(res));
+  }
+
+  task<bool> write(connection& c, http::response<http::string_body> res) {
+    c.arm(opts.io_timeout);
+    auto [ec, n] = co_await http::async_write(c.sock, res, nothrow);
+    c.disarm();
+    co_return !ec;
+  }
+
+  void close_all() {
+    stopping = true;
+    error_code ignored;
+    if (admin_acc) admin_acc->close(ignored);
+    if (metrics_acc) metrics_acc->close(ignored);
+    for (const auto& c : open) c->close();
   }
 };
+
+namespace detail {
+
+unsigned parse_request(std::string_view raw, std::size_t max_body, http_request& out,
+                       bool& keep_alive) {
+  request_parser p;
+  limit(p, max_body);
+  error_code ec;
+  std::size_t used = 0;
+  while (!p.is_header_done()) {  // Beast takes a head whole, or none of it
+    used += p.put(asio::buffer(raw.substr(used)), ec);
+    if (ec == http::error::need_more) return no_request;
+    if (ec) return head_refusal(ec, false, raw.substr(used));
+  }
+  if (const unsigned bad = check_head(p.get())) return bad;
+  while (!p.is_done()) {
+    if (used == raw.size()) return no_request;
+    used += p.put(asio::buffer(raw.substr(used)), ec);
+    if (ec == http::error::need_more) return no_request;
+    if (ec) return 400;
+  }
+  auto& req = p.get();
+  keep_alive = req.keep_alive();
+  out = {std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+  return 0;
+}
+
+}  // namespace detail
 
 server::server(server_options opts, control& c)
     : impl_(std::make_unique<impl>(std::move(opts), c)) {}
@@ -290,43 +345,38 @@ server::~server() { stop(); }
 void server::start() {
   impl& m = *impl_;
   if (m.running) return;
-  if (::pipe2(m.wake, O_CLOEXEC) != 0) throw sys_error("pipe");
   try {
-    if (!m.opts.socket_path.empty()) m.admin_fd = listen_unix(m.opts.socket_path);
+    if (!m.opts.socket_path.empty()) m.adopt(m.admin_acc, detail::listen_unix(m.opts.socket_path));
     if (!m.opts.metrics_listen.empty())
-      m.metrics_fd = listen_tcp(m.opts.metrics_listen, m.metrics_actual);
+      m.adopt(m.metrics_acc, detail::listen_tcp(m.opts.metrics_listen, m.metrics_actual));
   } catch (...) {
-    if (m.admin_fd >= 0) {
-      ::close(m.admin_fd);
-      ::unlink(m.opts.socket_path.c_str());
-    }
-    m.admin_fd = -1;
-    ::close(m.wake[0]);
-    ::close(m.wake[1]);
+    if (m.admin_acc) ::unlink(m.opts.socket_path.c_str());
+    m.admin_acc.reset();
+    m.metrics_acc.reset();
     throw;
   }
+  m.ioc.restart();
+  m.stopping = false;
+  m.calls.emplace(call_threads);
+  if (m.admin_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.admin_acc, false), asio::detached);
+  if (m.metrics_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.metrics_acc, true), asio::detached);
   m.running = true;
-  m.acceptor = std::thread([&m] { m.accept_loop(); });
+  m.io_thread = std::thread([&m] { m.ioc.run(); });
 }
 
 void server::stop() {
   impl& m = *impl_;
   if (!m.running) return;
   m.running = false;
-  const char x = 0;
-  (void)!::write(m.wake[1], &x, 1);
-  m.acceptor.join();
-  if (m.admin_fd >= 0) {
-    ::close(m.admin_fd);
-    ::unlink(m.opts.socket_path.c_str());
-  }
-  if (m.metrics_fd >= 0) ::close(m.metrics_fd);
-  m.admin_fd = m.metrics_fd = -1;
-  std::unique_lock lock(m.mu);
-  for (int fd : m.open) ::shutdown(fd, SHUT_RDWR);
-  m.idle.wait(lock, [&] { return m.open.empty(); });
-  ::close(m.wake[0]);
-  ::close(m.wake[1]);
+  asio::post(m.ioc, [&m] { m.close_all(); });
+  if (m.admin_acc) ::unlink(m.opts.socket_path.c_str());
+  // The thread ends once every connection has: one waiting on a call resumes
+  // when the call returns, finds its socket closed and ends too.
+  m.io_thread.join();
+  m.calls->join();
+  m.calls.reset();
+  m.admin_acc.reset();
+  m.metrics_acc.reset();
 }
 
 std::string server::metrics_endpoint() const { return impl_->metrics_actual; }

@@ -1,8 +1,8 @@
 // The Admin API server: HTTP/1.1 on a Unix socket (mode 0660, its directory
 // created), and optionally a read-only TCP listener that serves GET /metrics
-// only, for Prometheus. Plain sockets: one accept thread, one short-lived
-// thread per connection (admin traffic is a few requests a minute), every read
-// under a deadline, headers and body size-limited.
+// only, for Prometheus. On Boost.Beast, on an io_context and a thread of its
+// own (admin traffic is a few requests a minute); every request under a
+// deadline, heads and bodies size-limited.
 #pragma once
 
 #include <chrono>
@@ -22,7 +22,7 @@ struct socket_in_use : std::runtime_error {
 struct server_options {
   std::string socket_path = "/run/dockscaler/admin.sock";  // empty: no admin socket
   std::string metrics_listen;                              // "host:port" ("[v6]:port"); empty: none
-  std::chrono::milliseconds io_timeout{10'000};            // per read/write on a connection
+  std::chrono::milliseconds io_timeout{10'000};            // a request's head and body; a reply
   // Admin bodies are a few dozen bytes; the bound caps what a connection may
   // make the daemon hold (413 above it). Heads are capped at 16 KiB (431).
   std::size_t max_body_bytes = 64 * 1024;
@@ -42,8 +42,8 @@ class server {
   // answers is an error (socket_in_use). Throws std::runtime_error with the
   // path/address and the reason.
   void start();
-  // Stops accepting, closes open connections, waits for their threads and
-  // removes the socket file. Idempotent.
+  // Stops accepting, closes open connections, waits for the calls into
+  // `control` still running and removes the socket file. Idempotent.
   void stop();
 
   // The metrics listener's actual address ("127.0.0.1:9464"); empty when none.

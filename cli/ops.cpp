@@ -117,7 +117,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 }
 
 std::string output_format(const po::variables_map& vm) {
-  const std::string o = vm["output"].as<std::string>();
+  std::string o = vm["output"].as<std::string>();
   if (o != "table" && o != "json") throw usage_error("-o must be table or json");
   return o;
 }
@@ -376,6 +376,111 @@ void print_daemon_version(const globals& g) {
 
 // ---- logs ------------------------------------------------------------------------
 
+namespace {
+
+using container_list = std::vector<std::pair<std::string, std::string>>;  // (id, name)
+
+// The service's running containers, by name.
+container_list containers_of(dockerapi::client& docker, const std::string& service) {
+  container_list out;
+  dockerapi::list_containers_options lo;
+  lo.filters["label"] = {std::string(scaler::label_managed) + "=true",
+                         std::string(scaler::label_service) + "=" + service};
+  for (const auto& c : docker.list_containers(lo))
+    out.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  return out;
+}
+
+// The first listing, where Docker not answering is the user's to fix (exit 3).
+container_list first_listing(dockerapi::client& docker, const std::string& service) {
+  try {
+    return containers_of(docker, service);
+  } catch (const dockerapi::error& e) {
+    if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
+      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
+                              "; is dockerd running? (DOCKER_HOST " + docker.options().host + ")");
+    throw;
+  }
+}
+
+// Streams containers' logs as "name | line", whole lines only, from any
+// number of threads at once.
+class log_printer {
+ public:
+  log_printer(dockerapi::client& docker, bool follow, bool timestamps)
+      : docker_(docker), follow_(follow), timestamps_(timestamps) {}
+
+  void stream(const std::string& id, const std::string& name, const std::string& lines) {
+    std::string partial[3];
+    dockerapi::logs_options lo;
+    lo.follow = follow_;
+    lo.timestamps = timestamps_;
+    lo.tail = lines;
+    try {
+      docker_.logs(id, lo, [&](dockerapi::stream_kind k, std::string_view data) {
+        std::string& p = partial[static_cast<int>(k) % 3];
+        p.append(data);
+        std::size_t start = 0, nl;
+        while ((nl = p.find('\n', start)) != std::string::npos) {
+          emit(name, k, std::string_view(p).substr(start, nl - start));
+          start = nl + 1;
+        }
+        p.erase(0, start);
+      });
+    } catch (const dockerapi::error& e) {
+      // The container went away meanwhile: its lines so far were shown.
+      if (e.code() != dockerapi::errc::not_found) {
+        std::lock_guard lock(out_mu_);
+        std::fprintf(stderr, "dockscaler: logs of %s: %s\n", name.c_str(), e.what());
+        ++failed_;
+      }
+    }
+    for (int k = 1; k <= 2; ++k)
+      if (!partial[k].empty()) emit(name, static_cast<dockerapi::stream_kind>(k), partial[k]);
+  }
+
+  int failed() const { return failed_; }
+
+ private:
+  void emit(const std::string& name, dockerapi::stream_kind k, std::string_view line) {
+    std::lock_guard lock(out_mu_);
+    FILE* f = k == dockerapi::stream_kind::stderr_ ? stderr : stdout;
+    std::fprintf(f, "%s | %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());
+    std::fflush(f);
+  }
+
+  dockerapi::client& docker_;
+  const bool follow_, timestamps_;
+  std::mutex out_mu_;
+  std::atomic<int> failed_{0};
+};
+
+// Follows every container, and the ones the scaler starts later (from their
+// first line), until interrupted.
+[[noreturn]] void follow_logs(dockerapi::client& docker, log_printer& printer,
+                              const std::string& service, container_list containers,
+                              const std::string& tail) {
+  std::set<std::string> seen;
+  std::vector<std::thread> threads;
+  for (bool first = true;; first = false) {
+    for (const auto& [id, name] : containers)
+      if (seen.insert(id).second)
+        threads.emplace_back([&printer, id = id, name = name, lines = first ? tail : "all"] {
+          printer.stream(id, name, lines);
+        });
+    // How often new containers are looked for.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    try {
+      containers = containers_of(docker, service);
+    } catch (const dockerapi::error&) {
+      containers.clear();  // Docker went away for a moment: the streams say so themselves
+    }
+  }
+}
+
+}  // namespace
+
 int cmd_logs(const globals& g, const std::vector<std::string>& args) {
   po::options_description opts("logs options");
   opts.add_options()("service", po::value<std::string>(), "the service")(
@@ -394,87 +499,16 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
     throw usage_error("logs: --tail must be a number or all");
 
   dockerapi::client docker;
-  // The service's running containers as (id, name), by name.
-  auto list = [&] {
-    std::vector<std::pair<std::string, std::string>> out;
-    dockerapi::list_containers_options lo;
-    lo.filters["label"] = {std::string(scaler::label_managed) + "=true",
-                           std::string(scaler::label_service) + "=" + service};
-    for (const auto& c : docker.list_containers(lo))
-      out.emplace_back(c.id, c.names.empty() ? c.id.substr(0, 12) : c.names[0].substr(1));
-    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second < b.second; });
-    return out;
-  };
-  std::vector<std::pair<std::string, std::string>> containers;
-  try {
-    containers = list();
-  } catch (const dockerapi::error& e) {
-    if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
-      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
-                              "; is dockerd running? (DOCKER_HOST " + docker.options().host + ")");
-    throw;
-  }
+  const container_list containers = first_listing(docker, service);
   if (containers.empty()) {
     std::fprintf(stderr, "dockscaler: no running containers of service %s\n", service.c_str());
     return exit_user_error;
   }
-
-  std::mutex out_mu;
-  std::atomic<int> failed{0};
-  auto stream = [&](const std::string& id, const std::string& name, const std::string& lines) {
-    std::string partial[3];
-    auto emit = [&](dockerapi::stream_kind k, std::string_view line) {
-      std::lock_guard lock(out_mu);
-      FILE* f = k == dockerapi::stream_kind::stderr_ ? stderr : stdout;
-      std::fprintf(f, "%s | %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());
-      std::fflush(f);
-    };
-    dockerapi::logs_options lo;
-    lo.follow = vm.count("follow") > 0;
-    lo.timestamps = vm.count("timestamps") > 0;
-    lo.tail = lines;
-    try {
-      docker.logs(id, lo, [&](dockerapi::stream_kind k, std::string_view data) {
-        std::string& p = partial[static_cast<int>(k) % 3];
-        p.append(data);
-        std::size_t start = 0, nl;
-        while ((nl = p.find('\n', start)) != std::string::npos) {
-          emit(k, std::string_view(p).substr(start, nl - start));
-          start = nl + 1;
-        }
-        p.erase(0, start);
-      });
-    } catch (const dockerapi::error& e) {
-      // The container went away meanwhile: its lines so far were shown.
-      if (e.code() != dockerapi::errc::not_found) {
-        std::lock_guard lock(out_mu);
-        std::fprintf(stderr, "dockscaler: logs of %s: %s\n", name.c_str(), e.what());
-        ++failed;
-      }
-    }
-    for (int k = 1; k <= 2; ++k)
-      if (!partial[k].empty()) emit(static_cast<dockerapi::stream_kind>(k), partial[k]);
-  };
-  if (!vm.count("follow")) {
-    // One container after another, so each one's lines stay together.
-    for (const auto& [id, name] : containers) stream(id, name, tail);
-    return failed > 0 ? exit_unreachable : exit_ok;
-  }
-  // Follow every container, and the ones the scaler starts later (from their
-  // first line), until interrupted.
-  std::set<std::string> seen;
-  std::vector<std::thread> threads;
-  for (bool first = true;; first = false) {
-    for (const auto& [id, name] : containers)
-      if (seen.insert(id).second) threads.emplace_back(stream, id, name, first ? tail : "all");
-    // How often new containers are looked for.
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    try {
-      containers = list();
-    } catch (const dockerapi::error&) {
-      containers.clear();  // Docker went away for a moment: the streams say so themselves
-    }
-  }
+  log_printer printer(docker, vm.count("follow") > 0, vm.count("timestamps") > 0);
+  if (vm.count("follow")) follow_logs(docker, printer, service, containers, tail);
+  // One container after another, so each one's lines stay together.
+  for (const auto& [id, name] : containers) printer.stream(id, name, tail);
+  return printer.failed() > 0 ? exit_unreachable : exit_ok;
 }
 
 }  // namespace dockscaler::cli

@@ -1,9 +1,9 @@
 // Fuzz harness: the admin API's request handling, from the bytes on the
-// admin socket to the response. The input is one raw HTTP request: its head
-// goes through the admin server's head parser (admin::detail::parse_head,
-// 1 MiB body limit as the server's default), and a head it accepts, with the
-// body after it, through admin::handle against a fake daemon with one
-// service. handle() must never throw and must answer a known status.
+// admin socket to the response. The input is one raw HTTP request: it goes
+// through the admin server's request rules (admin::detail::parse_request, on
+// Beast's parser, with a 1 MiB body limit), and a request they accept through
+// admin::handle against a fake daemon with one service. handle() must never
+// throw and must answer a known status.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "admin/api.hpp"
-#include "admin/detail/http_reader.hpp"
+#include "admin/detail/request_parse.hpp"
 
 namespace {
 
@@ -57,17 +57,12 @@ class fake_daemon final : public admin::control {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static fake_daemon daemon;
   const std::string_view in(reinterpret_cast<const char*>(data), size);
-  const auto end = in.find("\r\n\r\n");
-  if (end == std::string_view::npos) return 0;
-  admin::detail::request_head head;
-  if (admin::detail::parse_head(in.substr(0, end), 1024 * 1024, head) != 0) return 0;
-  const std::string_view body = in.substr(end + 4).substr(0, head.content_length);
-  const admin::http_request req{head.method, head.target, std::string(body)};
+  admin::http_request req;
+  bool keep_alive = false;
+  if (admin::detail::parse_request(in, 1024 * 1024, req, keep_alive) != 0) return 0;
   for (bool metrics_only : {false, true}) {
     const auto res = admin::handle(req, daemon, metrics_only);
     if (res.status < 200 || res.status > 599) std::abort();
-    (void)admin::detail::format_response(res.status, res.content_type, res.body, head.keep_alive,
-                                         head.method == "HEAD");
   }
   return 0;
 }

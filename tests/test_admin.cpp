@@ -1,5 +1,5 @@
 // Unit tests of the Admin API: routing, JSON bodies and the error mapping
-// against a fake control (admin/api.hpp), the HTTP request reader, and the
+// against a fake control (admin/api.hpp), the server's request rules, and the
 // server on a real Unix socket and TCP metrics listener (port 0) with the
 // client the CLI uses.
 #include <catch2/catch.hpp>
@@ -10,15 +10,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "admin/api.hpp"
 #include "admin/client.hpp"
-#include "admin/detail/http_reader.hpp"
+#include "admin/detail/request_parse.hpp"
 #include "admin/server.hpp"
 
 using namespace std::chrono_literals;
@@ -123,8 +127,8 @@ std::string exchange_until_close(int fd, const std::string& request, bool* eof) 
   return in;
 }
 
-// Raw exchange on a Unix socket: sends `request`, reads until the peer closes.
-std::string raw_unix(const std::string& path, const std::string& request, bool* eof = nullptr) {
+// A connection to the Unix socket `path` with a 10 s receive timeout.
+int connect_unix(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -132,7 +136,12 @@ std::string raw_unix(const std::string& path, const std::string& request, bool* 
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return exchange_until_close(fd, request, eof);
+  return fd;
+}
+
+// Raw exchange on a Unix socket: sends `request`, reads until the peer closes.
+std::string raw_unix(const std::string& path, const std::string& request, bool* eof = nullptr) {
+  return exchange_until_close(connect_unix(path), request, eof);
 }
 
 std::string raw_tcp(const std::string& endpoint, const std::string& request, bool* eof = nullptr) {
@@ -147,6 +156,27 @@ std::string raw_tcp(const std::string& endpoint, const std::string& request, boo
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   return exchange_until_close(fd, request, eof);
 }
+
+// A started server on a fresh socket under /tmp (`tune` adjusts its
+// options); stopped, and its directory removed, at the end of the scope.
+struct running_server {
+  std::string dir = temp_dir();
+  admin::server_options opts;
+  std::optional<admin::server> server;
+
+  explicit running_server(admin::control& c,
+                          const std::function<void(admin::server_options&)>& tune = {}) {
+    opts.socket_path = dir + "/admin.sock";
+    if (tune) tune(opts);
+    server.emplace(opts, c);
+    server->start();
+  }
+  ~running_server() {
+    server.reset();
+    std::filesystem::remove_all(dir);
+  }
+  const std::string& path() const { return opts.socket_path; }
+};
 
 }  // namespace
 
@@ -269,44 +299,197 @@ TEST_CASE("routing: the metrics listener serves /metrics and nothing else", "[ad
   CHECK(c.reloads == 0);
 }
 
-TEST_CASE("request reader: framing is checked, not guessed", "[admin][errors]") {
-  using admin::detail::parse_head;
-  admin::detail::request_head h;
-  CHECK(parse_head("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 12", 100, h) == 0);
-  CHECK(h.method == "POST");
-  CHECK(h.target == "/v1/reload");
-  CHECK(h.content_length == 12);
-  CHECK(h.keep_alive);
-  h = {};
-  CHECK(parse_head("GET / HTTP/1.0", 100, h) == 0);
-  CHECK_FALSE(h.keep_alive);
-  h = {};
-  CHECK(parse_head("GET / HTTP/1.1\r\nConnection: close", 100, h) == 0);
-  CHECK_FALSE(h.keep_alive);
-  h = {};
-  CHECK(parse_head("GET / HTTP/1.1\r\nExpect: 100-continue", 100, h) == 0);
-  CHECK(h.expect_continue);
+// Heads the server refuses, with the status it answers (bodies limited to 100
+// bytes).
+const std::pair<std::string, unsigned> refused_heads[] = {
+    {"GET / HTTP/2.0", 505},
+    {"GET / FTP/1.0", 400},
+    {"GET /", 400},
+    {"GET  / HTTP/1.1", 400},
+    {"get / HTTP/1.1", 400},
+    {"GET x HTTP/1.1", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", 411},
+    {"POST / HTTP/1.1\r\nContent-Length: 101", 413},
+    {"POST / HTTP/1.1\r\nContent-Length: -1", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", 400},
+    {"GET / HTTP/1.1\r\nno colon here", 400},
+    {"GET / HTTP/1.1\r\nBad Name: x", 400},
+    {"GET / HTTP/1.1\r\nX: a\x01z", 400},
+    {"GET / HTTP/1.1\r\nExpect: something-else", 417},
+    {"GET / HTTP/1.1\r\nX-Pad: " + std::string(16 * 1024, 'a'), 431},
+};
 
-  const std::pair<const char*, unsigned> bad[] = {
-      {"GET / HTTP/2.0", 505},
-      {"GET / FTP/1.0", 400},
-      {"GET /", 400},
-      {"GET  / HTTP/1.1", 400},
-      {"get / HTTP/1.1", 400},
-      {"GET x HTTP/1.1", 400},
-      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", 411},
-      {"POST / HTTP/1.1\r\nContent-Length: 101", 413},
-      {"POST / HTTP/1.1\r\nContent-Length: -1", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", 400},
-      {"GET / HTTP/1.1\r\nno colon here", 400},
-      {"GET / HTTP/1.1\r\nBad Name: x", 400},
-      {"GET / HTTP/1.1\r\nX: a\x01z", 400},
-  };
-  for (const auto& [head, status] : bad) {
-    INFO(head);
-    admin::detail::request_head hh;
-    CHECK(parse_head(head, 100, hh) == status);
+TEST_CASE("request rules: framing is checked, not guessed", "[admin][errors]") {
+  using admin::detail::parse_request;
+  admin::http_request r;
+  bool keep_alive = false;
+  CHECK(parse_request(
+            "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"a\":\"bcde\"}",
+            100, r, keep_alive) == 0);
+  CHECK(r.method == "POST");
+  CHECK(r.target == "/v1/reload");
+  CHECK(r.body == "{\"a\":\"bcde\"}");
+  CHECK(keep_alive);
+  CHECK(parse_request("GET / HTTP/1.0\r\n\r\n", 100, r, keep_alive) == 0);
+  CHECK_FALSE(keep_alive);
+  CHECK(parse_request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 100, r, keep_alive) == 0);
+  CHECK_FALSE(keep_alive);
+  CHECK(parse_request("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", 100, r, keep_alive) == 0);
+  // A head just under the limit is a request; the bytes ending early are none yet.
+  const std::string pad(16 * 1024 - 40, 'a');
+  CHECK(parse_request("GET / HTTP/1.1\r\nX-Pad: " + pad + "\r\n\r\n", 100, r, keep_alive) == 0);
+  CHECK(parse_request("GET / HTTP/1.1\r\nHost:", 100, r, keep_alive) == admin::detail::no_request);
+  CHECK(parse_request("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", 100, r, keep_alive) ==
+        admin::detail::no_request);
+  for (const auto& [head, status] : refused_heads) {
+    INFO(head.substr(0, 60));
+    CHECK(parse_request(head + "\r\n\r\n", 100, r, keep_alive) == status);
   }
+}
+
+// The same rules over the socket: each refusal is answered with its status
+// and ends the connection.
+TEST_CASE("server: framing is checked, not guessed", "[admin][errors][net]") {
+  fake_control c;
+  running_server s(c, [](admin::server_options& x) { x.max_body_bytes = 100; });
+  for (const auto& [head, status] : refused_heads) {
+    INFO(head.substr(0, 60));
+    bool closed = false;
+    const std::string r = raw_unix(s.path(), head + "\r\n\r\n", &closed);
+    CHECK(r.rfind("HTTP/1.1 " + std::to_string(status) + " ", 0) == 0);
+    CHECK(r.find("Connection: close\r\n") != std::string::npos);
+    CHECK(r.find("\r\n\r\n{\"message\":\"") != std::string::npos);
+    CHECK(closed);
+  }
+  // HTTP/1.0 and Connection: close end the connection after the answer; HEAD
+  // gets the GET's head without its body.
+  bool closed = false;
+  CHECK(raw_unix(s.path(), "GET /healthz HTTP/1.0\r\n\r\n", &closed)
+            .rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(closed);
+  const std::string head =
+      raw_unix(s.path(), "HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+  CHECK(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(head.find("Content-Length: 3\r\n") != std::string::npos);
+  CHECK(head.size() - head.find("\r\n\r\n") == 4);  // nothing after the head
+}
+
+// A client that waits for 100 Continue before its body gets it, then its answer.
+TEST_CASE("server: Expect: 100-continue is answered before the body", "[admin][net]") {
+  fake_control c;
+  running_server s(c);
+  const int fd = connect_unix(s.path());
+  const std::string head =
+      "POST /v1/services/hello/autoscale HTTP/1.1\r\nExpect: 100-continue\r\n"
+      "Content-Length: 17\r\nConnection: close\r\n\r\n";
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  const std::string go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+  std::string got(go_on.size(), '\0');
+  CHECK(::recv(fd, got.data(), got.size(), MSG_WAITALL) == static_cast<ssize_t>(got.size()));
+  CHECK(got == go_on);
+  bool closed = false;
+  CHECK(exchange_until_close(fd, "{\"enabled\":false}", &closed).rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(closed);
+  CHECK(c.autoscaled.size() == 1);
+}
+
+// One thread serves every connection, so a deadline is all that stops a
+// stalled client from holding it: the stalled one gets 408 at its deadline,
+// an idle one is closed without a word, and another is served meanwhile.
+TEST_CASE("server: a client stalled mid-head is dropped at its deadline while another is served",
+          "[admin][net][hostile]") {
+  fake_control c;
+  running_server s(c, [](admin::server_options& x) { x.io_timeout = 2s; });
+  const int stalled = connect_unix(s.path());
+  const int idle = connect_unix(s.path());
+  const std::string part = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  REQUIRE(::send(stalled, part.data(), part.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(part.size()));
+  CHECK(admin::request(s.path(), "GET", "/healthz").status == 200);
+  // Served while the stalled client still waits (nothing answered it yet).
+  char byte;
+  const ssize_t early = ::recv(stalled, &byte, 1, MSG_DONTWAIT);
+  CHECK((early < 0 && errno == EAGAIN));
+  bool closed = false;
+  const std::string r = exchange_until_close(stalled, "", &closed);
+  CHECK(r.rfind("HTTP/1.1 408 ", 0) == 0);
+  CHECK(r.find("{\"message\":\"request headers too slow\"}") != std::string::npos);
+  CHECK(closed);  // by the server, not at the test's 10 s receive timeout
+  closed = false;
+  CHECK(exchange_until_close(idle, "", &closed).empty());
+  CHECK(closed);
+  CHECK(admin::request(s.path(), "GET", "/healthz").status == 200);
+}
+
+namespace {
+
+// A reload that runs until the test releases it: a call in flight.
+class blocking_control : public fake_control {
+ public:
+  std::string reload() override {
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    done_ = true;
+    return "reloaded";
+  }
+  bool wait_entered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 10s, [&] { return entered_; });
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  bool done() {
+    std::lock_guard lock(mu_);
+    return done_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false, released_ = false, done_ = false;
+};
+
+// Polls `cond` every 10 ms for up to 10 s.
+bool within_10s(const std::function<bool()>& cond) {
+  for (int i = 0; i < 1000; ++i, std::this_thread::sleep_for(10ms))
+    if (cond()) return true;
+  return false;
+}
+
+}  // namespace
+
+// stop() closes the connection of a request whose call is running, and
+// returns only after the call has (it holds a reference to the control).
+TEST_CASE("server: stop() with a call in flight waits for the call", "[admin][net]") {
+  blocking_control c;
+  running_server s(c);
+  std::string outcome;
+  std::thread client([&] {
+    try {
+      outcome = std::to_string(admin::request(s.path(), "POST", "/v1/reload").status);
+    } catch (const std::exception& e) {
+      outcome = e.what();
+    }
+  });
+  REQUIRE(c.wait_entered());
+  bool call_done_at_return = false;
+  std::thread stopper([&] {
+    s.server->stop();
+    call_done_at_return = c.done();
+  });
+  // stop() has begun (it removes the file first) while the call still runs.
+  CHECK(within_10s([&] { return !std::filesystem::exists(s.path()); }));
+  c.release();
+  stopper.join();
+  client.join();
+  CHECK(call_done_at_return);
+  INFO(outcome);
+  CHECK((outcome == "200" || outcome.find("without a reply") != std::string::npos));
 }
 
 TEST_CASE("server: Unix socket 0660 in a created directory; the client's round trip",
@@ -424,6 +607,54 @@ TEST_CASE("client: no socket -> unreachable; another scheme -> invalid_argument"
       admin::unreachable);
   CHECK_THROWS_AS(admin::request("tcp://127.0.0.1:1", "GET", "/healthz"), std::invalid_argument);
   CHECK(admin::socket_path_of("unix:///run/x.sock") == "/run/x.sock");
+}
+
+// What the client makes of a peer that is not a well-behaved daemon.
+TEST_CASE("client: a peer that hangs up, stays silent or does not speak HTTP is an error",
+          "[admin][errors][net]") {
+  const std::string dir = temp_dir();
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/peer.sock";
+  const int lfd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, path.c_str());
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(lfd, 4) == 0);
+  // Answers one connection with `text` (none: waits for the client to give up).
+  auto peer = [lfd](std::optional<std::string> text) {
+    return std::thread([lfd, text] {
+      const int fd = ::accept(lfd, nullptr, nullptr);
+      char buf[4096];
+      ::recv(fd, buf, sizeof buf, 0);
+      if (text)
+        ::send(fd, text->data(), text->size(), MSG_NOSIGNAL);
+      else
+        while (::recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+      ::close(fd);
+    });
+  };
+  auto expect = [&](std::optional<std::string> text, bool is_unreachable, const std::string& says) {
+    INFO(text.value_or("(silent)"));
+    std::thread t = peer(text);
+    try {
+      admin::request(path, "GET", "/healthz", {}, 500ms);
+      FAIL("no error");
+    } catch (const admin::unreachable& e) {
+      CHECK(is_unreachable);
+      CHECK_THAT(e.what(), Catch::Contains(says));
+    } catch (const std::runtime_error& e) {
+      CHECK_FALSE(is_unreachable);
+      CHECK_THAT(e.what(), Catch::Contains(says));
+    }
+    t.join();
+  };
+  expect(std::string(), true, "the daemon closed the connection without a reply");
+  expect(std::nullopt, true, path + ": no reply");
+  expect(std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"), false, path + ": not an HTTP reply");
+  ::close(lfd);
+  std::filesystem::remove_all(dir);
 }
 
 // Each endpoint that reads a body, with what a hostile or confused client
