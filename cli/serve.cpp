@@ -10,7 +10,6 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +25,7 @@
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
+#include "functions/function_pool.hpp"
 #include "functions/runner.hpp"
 #include "lb/proxy.hpp"
 #include "scaler/autoscaler.hpp"
@@ -184,19 +184,18 @@ int serve(const serve_options& opts) {
   scaler::docker_runtime docker_rt(*docker, cfg.instance);
   functions::function_runtime fn_rt(docker_rt, *docker);  // stdio containers get the init program
   admin::counting_runtime runtime(fn_rt, metrics);
-  // stdio functions: the runner makes the proxy's function backends; a
-  // pre-warmed container handed to a call is no replica of the scaler's any more.
-  std::atomic<scaler::autoscaler*> scaler_ref{nullptr};
+  // stdio functions: the runner makes handler backends, function_pool
+  // registers them with the proxy beside the HTTP backends of proxy_pool.
   functions::runner_options fopts;
   fopts.network = cfg.docker.network;
-  fopts.on_taken = [&scaler_ref](const std::string& id) {
-    if (auto* s = scaler_ref.load()) s->function_taken(id);
-  };
   fopts.on_docker_error = [&metrics] { metrics.on_docker_error("function"); };
   functions::runner runner(*docker, fopts);
-  scaler::proxy_pool pool(proxy, &runner);
+  scaler::proxy_pool http_pool(proxy);
+  functions::function_pool pool(http_pool, http_pool, runner);
   scaler::autoscaler scaler(runtime, pool, cfg);
-  scaler_ref = &scaler;
+  // A pre-warmed container handed to a call is no replica of the scaler's
+  // any more. Set before the scaler starts, so before any backend exists.
+  pool.set_on_taken([&scaler](const std::string& id) { scaler.function_taken(id); });
   scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });
   scaler.on_cold_start([&metrics](const std::string& service, scaler::clock::duration took) {
     metrics.on_cold_start(service, took);
@@ -318,7 +317,6 @@ int serve(const serve_options& opts) {
       proxy.stop(cfg.proxy.timeouts.response);
       runner.shutdown();  // function calls still running after the grace: killed, removed
       scaler.stop(opts.stop_containers);
-      scaler_ref = nullptr;
       spdlog::info(opts.stop_containers ? "stopped; containers removed"
                                         : "stopped; containers left running for the next start");
       return exit_ok;

@@ -207,7 +207,6 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
       calls_.insert(ctx);
     }
   }
-  if (!ctx->warm_id.empty() && opts_.on_taken) opts_.on_taken(ctx->warm_id);
   if (!ctx->cfg) {
     lb::function_result r;
     r.status = 503;

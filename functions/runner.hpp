@@ -1,6 +1,6 @@
 // The runner of stdio functions (mode: stdio): every call is one container
 // run with the request body on stdin and stdout as the answer. It hands the
-// proxy function backends (scaler::function_source):
+// proxy handler backends (function_source, registered by function_pool):
 //  - cold: create (with the call's environment), attach, start, run, remove;
 //  - warm: attach to a pre-warmed container (started by the scaler, blocked on
 //    stdin), run, remove — only attach + run on the request path.
@@ -24,21 +24,18 @@
 
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
-#include "lb/proxy.hpp"
-#include "scaler/proxy_pool.hpp"
+#include "functions/function_source.hpp"
+#include "lb/handler.hpp"
 
 namespace dockscaler::functions {
 
 struct runner_options {
   std::string network;  // the containers' Docker network
-  // Called when a pre-warmed container is handed to a call (before anything
-  // runs): the scaler stops counting it and refills the pool. Must not block.
-  std::function<void(const std::string& container_id)> on_taken;
   // Called for every failed Docker call (for the docker_errors metric).
   std::function<void()> on_docker_error;
 };
 
-class runner final : public scaler::function_source {
+class runner final : public function_source {
  public:
   // `docker` must outlive the runner.
   runner(dockerapi::client& docker, runner_options options);
