@@ -26,3 +26,6 @@ target_compile_definitions(test_hostile_functions PRIVATE DOCKSCALER_BIN="$<TARG
 # function_pool over the real proxy_pool and proxy (127.0.0.1:0) with a fake function source.
 dockscaler_add_test(NAME test_functions_pool SOURCES test_functions_pool.cpp
   LIBS dockscaler::functions LABELS net)
+# The runner's bounded pool and timer thread on their own (no Docker).
+dockscaler_add_test(NAME test_functions_concurrency SOURCES test_functions_concurrency.cpp
+  LIBS dockscaler::functions Threads::Threads)

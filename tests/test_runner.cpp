@@ -5,7 +5,8 @@
 // a pre-warmed container; each way a call ends as the client sees it (200,
 // exit code 502, over max_output_bytes 502, timeout 504 while reading, Docker
 // errors 502 with the daemon's message, unknown service 503, shutdown 503);
-// and that its container is removed and its slot released in every case.
+// and that its container is removed and its slot released in every case;
+// that max_concurrency calls run at once on its bounded pool.
 // The attach stream is played by the fake: it takes stdin to its end, then
 // writes what the test's function "prints" and closes (the function exited)
 // or stays open until the runner removes the container.
@@ -442,4 +443,26 @@ TEST_CASE("shutdown kills the calls in progress, answers them 503 and refuses ne
   r.cold("fn")->call(a_call(), late.callbacks());
   CHECK(late.answer().status == 503);
   CHECK(d.log().count("POST /containers/create") == 1);
+}
+
+// The runner's calls share a bounded pool: up to max_concurrency calls of a
+// service must run at once (the proxy lets that many through), none waiting
+// for a thread. Three calls that never end are all set up and attached.
+TEST_CASE("max_concurrency calls of a service run at once on the runner's pool", "[runner]") {
+  function_daemon d;
+  d.b.hang = true;
+  outcome a, b, c;
+  runner r(d.client(), {});
+  auto svc = fn_service();
+  svc.max_concurrency = 3;
+  r.set_service(svc);
+  for (auto* o : {&a, &b, &c}) r.cold("fn")->call(a_call(), o->callbacks());
+  REQUIRE(eventually([&] { return d.log().count("POST /containers/fn1/attach") == 3; }));
+  CHECK(d.removes("fn1") == 0);  // none of them ended first: all three ran at once
+  CHECK(r.calls_in_progress() == 3);
+  r.shutdown();  // kills them: all three answered 503, their slots released
+  for (auto* o : {&a, &b, &c}) {
+    CHECK(o->answer().status == 503);
+    CHECK(o->released());
+  }
 }
