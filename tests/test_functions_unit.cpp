@@ -135,6 +135,24 @@ TEST_CASE("a stdio container waits on stdin and knows its app and route, not a p
   CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));
 }
 
+// The other kind on the same base: what the stdio one adds, it does not.
+TEST_CASE("an HTTP replica is told its PORT and exposes it, and never waits on stdin",
+          "[functions]") {
+  config::service_config s;
+  s.port = 9090;
+  const auto spec = scaler::make_container_spec(s, "net", "h", "n");
+  CHECK(spec.env.at("PORT") == "9090");
+  CHECK(spec.exposed_ports == std::vector<std::uint16_t>{9090});
+  CHECK_FALSE(spec.open_stdin);
+  CHECK_FALSE(spec.attach_stdin);
+  CHECK(spec.env.count("APP_NAME") == 0);
+  CHECK(spec.env.count("ROUTE") == 0);
+  // Its route does not shape it: moving the route never restarts its containers.
+  auto other = s;
+  other.route.path_prefix = "/elsewhere";
+  CHECK(scaler::spec_hash(s, "net") == scaler::spec_hash(other, "net"));
+}
+
 // Docker's default json-file driver never rotates: a chatty container would
 // fill the disk. Every container dockscaler creates (replicas, stdio calls,
 // `scale --direct`) comes from base_container_spec, so it is checked here
