@@ -82,7 +82,7 @@ class runner::backend final : public lb::function_backend {
   std::function<void()> call(lb::function_call c, lb::function_callbacks cb) override {
     auto ctx = std::make_shared<runner::call>();
     std::weak_ptr<runner::call> weak = ctx;
-    r_.start(service_, warm_id_, std::move(c), std::move(cb), std::move(ctx));
+    r_.start(service_, warm_id_, std::move(c), std::move(cb), ctx);
     return [&r = r_, weak] {
       auto ctx = weak.lock();
       if (!ctx) return;
@@ -159,7 +159,7 @@ void runner::kill(const std::string& id) {
 }
 
 void runner::start(const std::string& service, std::string warm_id, lb::function_call c,
-                   lb::function_callbacks cb, std::shared_ptr<call> ctx) {
+                   lb::function_callbacks cb, const std::shared_ptr<call>& ctx) {
   ctx->service = service;
   ctx->warm_id = std::move(warm_id);
   ctx->cb = std::move(cb);

@@ -66,7 +66,7 @@ class runner final : public function_source {
   class backend;
   friend class backend;
   void start(const std::string& service, std::string warm_id, lb::function_call c,
-             lb::function_callbacks cb, std::shared_ptr<call> ctx);
+             lb::function_callbacks cb, const std::shared_ptr<call>& ctx);
   void refuse(call& ctx);
   void forget(const std::shared_ptr<call>& ctx);
   void on_deadline(call& ctx);
