@@ -17,6 +17,115 @@
 
 namespace dockscaler::cli {
 
+namespace {
+
+// The service to scale and whether `replicas` fits it; nullptr (with the
+// message printed) when it does not.
+const config::service_config* check_request(const config::config& cfg,
+                                            const std::string& config_path,
+                                            const std::string& service, unsigned replicas) {
+  const config::service_config* svc = cfg.find(service);
+  if (!svc) {
+    std::fprintf(stderr, "dockscaler: no service %s in %s\n", service.c_str(), config_path.c_str());
+    return nullptr;
+  }
+  if (!svc->has_replicas()) {
+    std::fprintf(stderr,
+                 "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has "
+                 "no replicas "
+                 "to scale\n",
+                 service.c_str());
+    return nullptr;
+  }
+  if (replicas > svc->replicas.max) {
+    std::fprintf(stderr, "dockscaler: replicas %u is above replicas.max (%u) of %s\n", replicas,
+                 svc->replicas.max, service.c_str());
+    return nullptr;
+  }
+  if (replicas < svc->replicas.min)
+    std::fprintf(
+        stderr,
+        "dockscaler: note: %u is below replicas.min (%u); a daemon started later raises it\n",
+        replicas, svc->replicas.min);
+  return svc;
+}
+
+// Starts or removes containers in parallel, one thread each, joined before
+// it returns; collects what failed.
+class parallel_changes {
+ public:
+  template <class F>
+  void attempt(F f) {
+    work_.emplace_back([this, f] {
+      try {
+        f();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mu_);
+        failures_.push_back(e.what());
+      }
+    });
+  }
+  // Prints a line of progress without interleaving with another thread's.
+  void say(const char* what, const std::string& name) {
+    std::lock_guard lock(mu_);
+    std::printf("%s %s\n", what, name.c_str());
+  }
+  // Joins them all; the failures, each printed.
+  std::size_t finish() {
+    for (auto& t : work_) t.join();
+    for (const auto& f : failures_) std::fprintf(stderr, "dockscaler: %s\n", f.c_str());
+    return failures_.size();
+  }
+
+ private:
+  std::vector<std::thread> work_;
+  std::mutex mu_;
+  std::vector<std::string> failures_;
+};
+
+// The service's running replicas of this daemon's network and instance (a
+// stdio function's per-call containers are no replicas).
+std::vector<scaler::managed_container> running_replicas(scaler::container_runtime& runtime,
+                                                        const config::config& cfg,
+                                                        const std::string& service) {
+  std::vector<scaler::managed_container> running;
+  for (auto& c : runtime.list_managed())
+    if (c.service == service && c.network == cfg.docker.network && c.instance == cfg.instance &&
+        c.running && c.role.empty())
+      running.push_back(std::move(c));
+  return running;
+}
+
+// From running.size() to `replicas`: new ones started, or outdated ones
+// removed first, then the newest. Returns how many changes failed.
+std::size_t change_replicas(scaler::container_runtime& runtime, const config::config& cfg,
+                            const config::service_config& svc,
+                            std::vector<scaler::managed_container> running, unsigned replicas) {
+  const std::string hash = scaler::spec_hash(svc, cfg.docker.network);
+  const std::size_t before = running.size();
+  parallel_changes work;
+  if (replicas > before) {
+    for (std::size_t i = before; i < replicas; ++i)
+      work.attempt([&, name = scaler::container_name(svc.name)] {
+        runtime.start(svc, cfg.docker.network, hash, name);
+        work.say("started", name);
+      });
+  } else if (replicas < before) {
+    std::sort(running.begin(), running.end(), [&](const auto& a, const auto& b) {
+      const bool ao = a.spec_hash != hash, bo = b.spec_hash != hash;
+      return ao != bo ? ao : a.created > b.created;
+    });
+    for (std::size_t i = 0; i < before - replicas; ++i)
+      work.attempt([&, c = running[i]] {
+        runtime.stop_and_remove(c.id, std::chrono::seconds(10));
+        work.say("removed", c.name);
+      });
+  }
+  return work.finish();
+}
+
+}  // namespace
+
 int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas) {
   config::config cfg;
   try {
@@ -25,82 +134,21 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     for (const auto& p : e.problems()) std::fprintf(stderr, "error: %s\n", p.to_string().c_str());
     return exit_user_error;
   }
-  const config::service_config* svc = cfg.find(service);
-  if (!svc) {
-    std::fprintf(stderr, "dockscaler: no service %s in %s\n", service.c_str(), config_path.c_str());
-    return exit_user_error;
-  }
-  if (!svc->has_replicas()) {
-    std::fprintf(stderr,
-                 "dockscaler: %s runs a container per call (mode: stdio, prewarm: false): it has "
-                 "no replicas "
-                 "to scale\n",
-                 service.c_str());
-    return exit_user_error;
-  }
-  if (replicas > svc->replicas.max) {
-    std::fprintf(stderr, "dockscaler: replicas %u is above replicas.max (%u) of %s\n", replicas,
-                 svc->replicas.max, service.c_str());
-    return exit_user_error;
-  }
-  if (replicas < svc->replicas.min)
-    std::fprintf(
-        stderr,
-        "dockscaler: note: %u is below replicas.min (%u); a daemon started later raises it\n",
-        replicas, svc->replicas.min);
+  const config::service_config* svc = check_request(cfg, config_path, service, replicas);
+  if (!svc) return exit_user_error;
 
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
   scaler::docker_runtime docker_rt(docker, cfg.instance);
-  functions::function_runtime runtime(docker_rt,
-                                      docker);  // stdio containers as the daemon makes them
+  // Containers as the daemon makes them, stdio functions' with the init program.
+  functions::function_runtime runtime(docker_rt, docker);
   try {
     runtime.ensure_network(cfg.docker.network);
-    const std::string hash = scaler::spec_hash(*svc, cfg.docker.network);
-    std::vector<scaler::managed_container> running;
-    for (auto& c : runtime.list_managed())
-      if (c.service == service && c.network == cfg.docker.network && c.instance == cfg.instance &&
-          c.running && c.role.empty())
-        running.push_back(std::move(c));  // a stdio function's per-call containers are no replicas
+    auto running = running_replicas(runtime, cfg, service);
     const std::size_t before = running.size();
-
-    std::vector<std::thread> work;
-    std::mutex mu;
-    std::vector<std::string> failures;
-    auto attempt = [&](auto&& f) {
-      work.emplace_back([&, f] {
-        try {
-          f();
-        } catch (const std::exception& e) {
-          std::lock_guard lock(mu);
-          failures.push_back(e.what());
-        }
-      });
-    };
-    if (replicas > before) {
-      for (std::size_t i = before; i < replicas; ++i)
-        attempt([&, name = scaler::container_name(service)] {
-          runtime.start(*svc, cfg.docker.network, hash, name);
-          std::lock_guard lock(mu);
-          std::printf("started %s\n", name.c_str());
-        });
-    } else if (replicas < before) {
-      // Outdated containers go first, then the newest.
-      std::sort(running.begin(), running.end(), [&](const auto& a, const auto& b) {
-        const bool ao = a.spec_hash != hash, bo = b.spec_hash != hash;
-        return ao != bo ? ao : a.created > b.created;
-      });
-      for (std::size_t i = 0; i < before - replicas; ++i)
-        attempt([&, c = running[i]] {
-          runtime.stop_and_remove(c.id, std::chrono::seconds(10));
-          std::lock_guard lock(mu);
-          std::printf("removed %s\n", c.name.c_str());
-        });
-    }
-    for (auto& t : work) t.join();
-    for (const auto& f : failures) std::fprintf(stderr, "dockscaler: %s\n", f.c_str());
-    if (!failures.empty()) return exit_user_error;
+    if (change_replicas(runtime, cfg, *svc, std::move(running), replicas) != 0)
+      return exit_user_error;
     std::printf("%s: %zu -> %u running container(s) on Docker (direct)\n", service.c_str(), before,
                 replicas);
     return exit_ok;

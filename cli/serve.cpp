@@ -10,11 +10,12 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
+#include <optional>
 
 #include "admin/api.hpp"
 #include "admin/counting_runtime.hpp"
@@ -26,6 +27,7 @@
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
+#include "functions/function_pool.hpp"
 #include "functions/runner.hpp"
 #include "lb/proxy.hpp"
 #include "scaler/autoscaler.hpp"
@@ -127,30 +129,23 @@ void check_reload(const config::config& running, const config::config& next) {
     spdlog::warn("admin.socket and metrics.listen take effect at the next start");
 }
 
-}  // namespace
-
-int serve(const serve_options& opts) {
-  config::config cfg;
+// The config file, or the exit code when it cannot be read.
+std::optional<int> load_config(const std::string& path, config::config& cfg) {
   try {
-    cfg = config::load_file(opts.config_path);
+    cfg = config::load_file(path);
+    return std::nullopt;
   } catch (const config::config_error& e) {
     // Log lines like every other, so --log-format json covers them too.
     log_problems(e);
     spdlog::error("not starting: {} problem{} in {}", e.problems().size(),
-                  e.problems().size() == 1 ? "" : "s", opts.config_path);
+                  e.problems().size() == 1 ? "" : "s", path);
     return exit_user_error;
   }
+}
 
-  // Before anything touches Docker: a second daemon of this instance stops here.
-  std::unique_ptr<instance_lock> instance_guard;
-  try {
-    instance_guard = lock_instance(cfg);
-  } catch (const std::exception& e) {
-    spdlog::error("not starting: {}", e.what());
-    return exit_user_error;
-  }
-
-  // Every thread started from here on inherits the blocked set.
+// Every thread started from here on inherits the blocked set: the signals
+// are taken by sigtimedwait in run_until_stopped, and nowhere else.
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -158,14 +153,19 @@ int serve(const serve_options& opts) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
-  std::unique_ptr<dockerapi::client> docker;
+// A client of a Docker that answers, or the exit code when there is none.
+std::optional<int> connect_docker(const config::config& cfg,
+                                  std::unique_ptr<dockerapi::client>& docker) {
   try {
     auto copts = dockerapi::client_options::from_env();
     copts.host = cfg.docker.host;
     docker = std::make_unique<dockerapi::client>(copts);
     docker->ping();
     spdlog::info("Docker at {} answers (API {})", cfg.docker.host, docker->api_version());
+    return std::nullopt;
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::invalid_argument) {
       spdlog::error("Docker at {}: {}", cfg.docker.host, e.what());
@@ -174,91 +174,124 @@ int serve(const serve_options& opts) {
     spdlog::error("cannot reach Docker at {}: {}", cfg.docker.host, e.what());
     return exit_unreachable;
   }
+}
+
+// The daemon's parts, built in the order they depend on each other and torn
+// down in reverse: the proxy, the container runtime (Docker, with the init
+// program for stdio containers, counting errors), stdio functions as handler
+// backends beside the HTTP ones, and the scaler over both.
+struct daemon_parts {
+  daemon_parts(const config::config& cfg, dockerapi::client& docker)
+      : proxy(proxy_options(cfg)),
+        docker_rt(docker, cfg.instance),
+        fn_rt(docker_rt, docker),
+        runtime(fn_rt, metrics),
+        runner(docker, runner_options(cfg)),
+        http_pool(proxy),
+        pool(http_pool, http_pool, runner),
+        scaler(runtime, pool, cfg) {
+    // A pre-warmed container handed to a call is no replica of the scaler's
+    // any more: the scaler's constructor registers itself with
+    // pool.set_on_taken, before any backend exists.
+    scaler.on_scale([this](const scaler::scale_event& e) { metrics.on_scale(e); });
+    scaler.on_cold_start([this](const std::string& service, scaler::clock::duration took) {
+      metrics.on_cold_start(service, took);
+      spdlog::info("{}: cold start took {:.3f}s", service,
+                   std::chrono::duration<double>(took).count());
+    });
+  }
+
+  lb::proxy_options proxy_options(const config::config& cfg) {
+    lb::proxy_options o = to_proxy_options(cfg.proxy);
+    o.on_request = [this](const lb::request_outcome& r) {
+      metrics.on_request(r.service, r.status, r.wait, r.duration);
+    };
+    return o;
+  }
+  functions::runner_options runner_options(const config::config& cfg) {
+    functions::runner_options o;
+    o.network = cfg.docker.network;
+    o.on_docker_error = [this] { metrics.on_docker_error("function"); };
+    return o;
+  }
 
   admin::metrics metrics;
-  lb::proxy_options popts = to_proxy_options(cfg.proxy);
-  popts.on_request = [&metrics](const lb::request_outcome& o) {
-    metrics.on_request(o.service, o.status, o.wait, o.duration);
-  };
-  lb::proxy proxy(std::move(popts));
-  scaler::docker_runtime docker_rt(*docker, cfg.instance);
-  functions::function_runtime fn_rt(docker_rt, *docker);  // stdio containers get the init program
-  admin::counting_runtime runtime(fn_rt, metrics);
-  // stdio functions: the runner makes the proxy's function backends; a
-  // pre-warmed container handed to a call is no replica of the scaler's any more.
-  std::atomic<scaler::autoscaler*> scaler_ref{nullptr};
-  functions::runner_options fopts;
-  fopts.network = cfg.docker.network;
-  fopts.on_taken = [&scaler_ref](const std::string& id) {
-    if (auto* s = scaler_ref.load()) s->function_taken(id);
-  };
-  fopts.on_docker_error = [&metrics] { metrics.on_docker_error("function"); };
-  functions::runner runner(*docker, fopts);
-  scaler::proxy_pool pool(proxy, &runner);
-  scaler::autoscaler scaler(runtime, pool, cfg);
-  scaler_ref = &scaler;
-  scaler.on_scale([&metrics](const scaler::scale_event& e) { metrics.on_scale(e); });
-  scaler.on_cold_start([&metrics](const std::string& service, scaler::clock::duration took) {
-    metrics.on_cold_start(service, took);
-    spdlog::info("{}: cold start took {:.3f}s", service,
-                 std::chrono::duration<double>(took).count());
-  });
+  lb::proxy proxy;
+  scaler::docker_runtime docker_rt;
+  functions::function_runtime fn_rt;
+  admin::counting_runtime runtime;
+  functions::runner runner;
+  scaler::proxy_pool http_pool;
+  functions::function_pool pool;
+  scaler::autoscaler scaler;
+};
 
-  // SIGHUP and POST /v1/reload: re-read the file; a bad one changes nothing.
-  std::mutex reload_mu;
-  auto reload = [&]() -> std::string {
-    std::unique_lock lock(reload_mu, std::try_to_lock);
-    if (!lock) throw admin::reload_busy("a reload is already in progress");
-    sd_notify(0, "RELOADING=1");
-    // READY=1 only once the next reload can start: whoever waits for it may
-    // reload again at once.
-    struct ready_again {
-      std::unique_lock<std::mutex>& lock;
-      ~ready_again() {
-        lock.unlock();
-        sd_notify(0, "READY=1");
-      }
-    } ready{lock};
-    spdlog::info("reloading {}", opts.config_path);
-    config::config next;
-    try {
-      next = config::load_file(opts.config_path);
-    } catch (const config::config_error& e) {
-      log_problems(e);
-      spdlog::error("reload refused; still running the previous config");
-      std::string msg = "reload refused, still running the previous config:";
-      for (const auto& p : e.problems()) msg += "\n" + p.to_string();
-      throw admin::rejected(msg);
+// SIGHUP and POST /v1/reload: re-read the file; a bad one changes nothing.
+// One at a time (`mu`, tried, not waited for).
+std::string reload_config(const std::string& path, config::config& cfg, daemon_parts& d,
+                          std::mutex& mu) {
+  std::unique_lock lock(mu, std::try_to_lock);
+  if (!lock) throw admin::reload_busy("a reload is already in progress");
+  sd_notify(0, "RELOADING=1");
+  // READY=1 only once the next reload can start: whoever waits for it may
+  // reload again at once.
+  struct ready_again {
+    std::unique_lock<std::mutex>& lock;
+    ~ready_again() {
+      lock.unlock();
+      sd_notify(0, "READY=1");
     }
-    check_reload(cfg, next);
-    scaler.reload(next);
-    runner.set_network(next.docker.network);
-    cfg = std::move(next);
-    spdlog::info("reloaded: {} service(s)", cfg.services.size());
-    return "reloaded " + opts.config_path + ": " + std::to_string(cfg.services.size()) +
-           " service(s)";
-  };
+  } ready{lock};
+  spdlog::info("reloading {}", path);
+  config::config next;
+  try {
+    next = config::load_file(path);
+  } catch (const config::config_error& e) {
+    log_problems(e);
+    spdlog::error("reload refused; still running the previous config");
+    std::string msg = "reload refused, still running the previous config:";
+    for (const auto& p : e.problems()) msg += "\n" + p.to_string();
+    throw admin::rejected(msg);
+  }
+  check_reload(cfg, next);
+  d.scaler.reload(next);
+  d.runner.set_network(next.docker.network);
+  cfg = std::move(next);
+  spdlog::info("reloaded: {} service(s)", cfg.services.size());
+  return "reloaded " + path + ": " + std::to_string(cfg.services.size()) + " service(s)";
+}
 
-  daemon_control control(scaler, metrics, {version_string, docker->api_version(), cfg.docker.host},
-                         reload);
-  // Two servers: the admin socket (steering) and the optional TCP listener
-  // (read-only metrics). A socket we cannot create (e.g. /run/dockscaler
-  // without root outside systemd) disables the admin API with an error in the
-  // log instead of stopping the proxy; one another daemon answers on, and a
-  // metrics.listen or proxy.listen that cannot bind, stop the start. All are
-  // bound before the scaler touches a container.
-  admin::server_options aopts;
-  aopts.socket_path = cfg.admin.socket;
-  admin::server admin_server(aopts, control);
-  admin::server_options mopts;
-  mopts.socket_path.clear();
-  mopts.metrics_listen = cfg.metrics.listen;
-  admin::server metrics_server(mopts, control);
+// Two servers: the admin socket (steering) and the optional TCP listener
+// (read-only metrics).
+struct admin_servers {
+  admin_servers(const config::config& cfg, admin::control& control)
+      : admin(admin_options(cfg), control), metrics(metrics_options(cfg), control) {}
+  static admin::server_options admin_options(const config::config& cfg) {
+    admin::server_options o;
+    o.socket_path = cfg.admin.socket;
+    return o;
+  }
+  static admin::server_options metrics_options(const config::config& cfg) {
+    admin::server_options o;
+    o.socket_path.clear();
+    o.metrics_listen = cfg.metrics.listen;
+    return o;
+  }
+  admin::server admin;
+  admin::server metrics;
   bool admin_up = false;
+};
+
+// A socket we cannot create (e.g. /run/dockscaler without root outside
+// systemd) disables the admin API with an error in the log instead of
+// stopping the proxy; one another daemon answers on, and a metrics.listen or
+// proxy.listen that cannot bind, stop the start. All are bound before the
+// scaler touches a container. Returns the exit code when the start failed.
+std::optional<int> start_serving(const config::config& cfg, daemon_parts& d, admin_servers& s) {
   if (!cfg.admin.socket.empty()) {
     try {
-      admin_server.start();
-      admin_up = true;
+      s.admin.start();
+      s.admin_up = true;
     } catch (const admin::socket_in_use& e) {
       spdlog::error("cannot start: {}", e.what());
       return exit_user_error;
@@ -267,13 +300,13 @@ int serve(const serve_options& opts) {
     }
   }
   try {
-    if (!cfg.metrics.listen.empty()) metrics_server.start();
+    if (!cfg.metrics.listen.empty()) s.metrics.start();
     // Bound before the scaler touches a container, served after it has
     // adopted what runs (its start-up pass removes per-call containers left by
     // a crash, which must not be a call already taken by this daemon).
-    proxy.listen();
-    scaler.start();
-    proxy.start();
+    d.proxy.listen();
+    d.scaler.start();
+    d.proxy.start();
   } catch (const dockerapi::error& e) {
     spdlog::error("cannot start: Docker: {}", e.what());
     return exit_unreachable;
@@ -281,15 +314,34 @@ int serve(const serve_options& opts) {
     spdlog::error("cannot start: {}", e.what());
     return exit_user_error;
   }
-  for (const auto& ep : proxy.endpoints()) spdlog::info("proxy listening on {}", ep);
-  if (admin_up) spdlog::info("admin API on unix://{}", cfg.admin.socket);
-  if (!cfg.metrics.listen.empty())
-    spdlog::info("metrics on http://{}/metrics", metrics_server.metrics_endpoint());
-  for (const auto& s : cfg.services)
-    spdlog::info("service {}: {}{} -> {} (replicas {}..{})", s.name, s.route.host,
-                 s.route.path_prefix, s.image, s.replicas.min, s.replicas.max);
-  sd_notify(0, "READY=1");
+  return std::nullopt;
+}
 
+void log_started(const config::config& cfg, daemon_parts& d, admin_servers& s) {
+  for (const auto& ep : d.proxy.endpoints()) spdlog::info("proxy listening on {}", ep);
+  if (s.admin_up) spdlog::info("admin API on unix://{}", cfg.admin.socket);
+  if (!cfg.metrics.listen.empty())
+    spdlog::info("metrics on http://{}/metrics", s.metrics.metrics_endpoint());
+  for (const auto& svc : cfg.services)
+    spdlog::info("service {}: {}{} -> {} (replicas {}..{})", svc.name, svc.route.host,
+                 svc.route.path_prefix, svc.image, svc.replicas.min, svc.replicas.max);
+}
+
+// Requests in flight finish (up to the response timeout), function calls
+// still running after that are killed, then the scaler stops.
+void stop(const config::config& cfg, const serve_options& opts, daemon_parts& d, admin_servers& s) {
+  s.admin.stop();
+  s.metrics.stop();
+  d.proxy.stop(cfg.proxy.timeouts.response);
+  d.runner.shutdown();  // function calls still running after the grace: killed, removed
+  d.scaler.stop(opts.stop_containers);
+  spdlog::info(opts.stop_containers ? "stopped; containers removed"
+                                    : "stopped; containers left running for the next start");
+}
+
+// Takes the blocked signals until SIGTERM or SIGINT: SIGHUP reloads; the
+// same wait paces the systemd watchdog pings.
+void run_until_stopped(const sigset_t& signals, const std::function<std::string()>& reload) {
   std::uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   const auto wait_step =
@@ -313,17 +365,42 @@ int serve(const serve_options& opts) {
       sd_notify(0, "STOPPING=1");
       spdlog::info("{}: stopping; finishing requests in flight",
                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      admin_server.stop();
-      metrics_server.stop();
-      proxy.stop(cfg.proxy.timeouts.response);
-      runner.shutdown();  // function calls still running after the grace: killed, removed
-      scaler.stop(opts.stop_containers);
-      scaler_ref = nullptr;
-      spdlog::info(opts.stop_containers ? "stopped; containers removed"
-                                        : "stopped; containers left running for the next start");
-      return exit_ok;
+      return;
     }
   }
+}
+
+}  // namespace
+
+int serve(const serve_options& opts) {
+  config::config cfg;
+  if (const auto code = load_config(opts.config_path, cfg)) return *code;
+  // Before anything touches Docker: a second daemon of this instance stops here.
+  std::unique_ptr<instance_lock> instance_guard;
+  try {
+    instance_guard = lock_instance(cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("not starting: {}", e.what());
+    return exit_user_error;
+  }
+  const sigset_t signals = block_signals();
+  std::unique_ptr<dockerapi::client> docker;
+  if (const auto code = connect_docker(cfg, docker)) return *code;
+
+  daemon_parts d(cfg, *docker);
+  std::mutex reload_mu;
+  const std::function<std::string()> reload = [&] {
+    return reload_config(opts.config_path, cfg, d, reload_mu);
+  };
+  daemon_control control(d.scaler, d.metrics,
+                         {version_string, docker->api_version(), cfg.docker.host}, reload);
+  admin_servers servers(cfg, control);
+  if (const auto code = start_serving(cfg, d, servers)) return *code;
+  log_started(cfg, d, servers);
+  sd_notify(0, "READY=1");
+  run_until_stopped(signals, reload);
+  stop(cfg, opts, d, servers);
+  return exit_ok;
 }
 
 }  // namespace dockscaler::cli

@@ -6,9 +6,14 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "scaler/container_spec.hpp"
-
 namespace dockscaler::functions {
+
+std::string function_route(const config::service_config& svc) {
+  // IronFunctions' ROUTE is the path after /r/<app>; a configured route is its prefix.
+  const std::string shape = "/r/" + svc.app + "/" + svc.name;
+  if (svc.route.host.empty() && svc.route.path_prefix == shape) return "/" + svc.name;
+  return svc.route.path_prefix;
+}
 
 std::string header_env_name(std::string_view header) {
   std::string out = "HEADER_";
@@ -20,7 +25,7 @@ std::map<std::string, std::string> call_env(const config::service_config& svc,
                                             const lb::function_call& call) {
   std::map<std::string, std::string> env = svc.env;
   env["APP_NAME"] = svc.app;
-  env["ROUTE"] = scaler::function_route(svc);
+  env["ROUTE"] = function_route(svc);
   env["METHOD"] = call.method;
   env["REQUEST_URL"] = "http://" + call.host + call.target;
   std::map<std::string, std::string> headers;

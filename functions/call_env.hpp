@@ -1,6 +1,7 @@
 // What a stdio function sees of its call and what the client sees of its
-// result: the IronFunctions environment variables of the cold path, and the
-// HTTP answer for each way a run can end. Pure functions (unit-tested).
+// result: the IronFunctions environment variables (ROUTE for every container,
+// the rest of a cold call's own), and the HTTP answer for each way a run can
+// end. Pure functions (unit-tested).
 #pragma once
 
 #include <chrono>
@@ -9,9 +10,13 @@
 #include <string_view>
 
 #include "config/config.hpp"
-#include "lb/proxy.hpp"
+#include "lb/handler.hpp"
 
 namespace dockscaler::functions {
+
+// The ROUTE a stdio function sees: "/<name>" under the default /r/<app>/<name>
+// URL, else the route's path prefix.
+std::string function_route(const config::service_config& svc);
 
 // "Content-Type" -> "HEADER_CONTENT_TYPE": upper case, every character that
 // cannot be in an environment variable name becomes '_'.

@@ -2,6 +2,7 @@
 #include "functions/container.hpp"
 
 #include "dockerapi/tar_writer.hpp"
+#include "functions/call_env.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/docker_runtime.hpp"
 #include "scaler/runtime.hpp"
@@ -21,13 +22,26 @@ const std::string& init_archive() {
 
 }  // namespace
 
+dockerapi::container_spec function_container_spec(const config::service_config& svc,
+                                                  const std::string& network,
+                                                  const std::string& hash,
+                                                  const std::string& name) {
+  auto spec = scaler::base_container_spec(svc, network, hash, name);
+  // Blocked on stdin until a call attaches; stdin closes when that call's does.
+  spec.open_stdin = spec.stdin_once = true;
+  spec.attach_stdin = spec.attach_stdout = spec.attach_stderr = true;
+  spec.env["APP_NAME"] = svc.app;
+  spec.env["ROUTE"] = function_route(svc);
+  return spec;
+}
+
 created_container create_function_container(dockerapi::client& docker,
                                             const config::service_config& svc,
                                             const std::string& network, const std::string& hash,
                                             const std::string& name,
                                             const std::map<std::string, std::string>* env,
                                             bool per_call) {
-  auto spec = scaler::make_container_spec(svc, network, hash, name);
+  auto spec = function_container_spec(svc, network, hash, name);
   if (env) spec.env = *env;
   if (per_call) spec.labels[scaler::label_role] = "call";
   created_container out;

@@ -31,6 +31,13 @@ inline constexpr const char* init_path = "/.dockscaler-fn-init";
 // The init program, embedded in the daemon at build time.
 std::string_view init_program();
 
+// The create request of a stdio function's container: the scaler's base spec
+// (scaler/container_spec.hpp) with stdin open (once) and attached, APP_NAME
+// and ROUTE set, no port — a container that waits for its one call.
+dockerapi::container_spec function_container_spec(const config::service_config& svc,
+                                                  const std::string& network,
+                                                  const std::string& hash, const std::string& name);
+
 struct created_container {
   std::string id;
   bool init = false;  // runs the init: the call's token goes first on stdin

@@ -4,12 +4,14 @@
 #include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "functions/call_env.hpp"
 #include "functions/call_output.hpp"
 #include "functions/container.hpp"
+#include "functions/stderr_log.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/runtime.hpp"
 
@@ -22,41 +24,12 @@ using namespace std::chrono_literals;
 namespace api = dockscaler::dockerapi;
 
 constexpr std::size_t inline_write_max = 64 * 1024;  // larger bodies are written by a second thread
-constexpr std::size_t stderr_log_max = 64 * 1024;    // stderr logged per call
+// Threads beyond two per slot: kills of calls whose clients went away, and the
+// calls of a service a reload just removed or shrank, still running.
+constexpr std::size_t spare_threads = 4;
 // The call's timer answers this long after the deadline: a run that reads
 // the output answers at the deadline itself, with its own log line.
 constexpr auto timer_slack = std::chrono::milliseconds(250);
-
-// stderr of a call, to the log line by line (bounded).
-class stderr_log {
- public:
-  explicit stderr_log(const std::string& service) : service_(service) {}
-  ~stderr_log() { flush(); }
-  void add(std::string_view data) {
-    for (char ch : data) {
-      if (logged_ >= stderr_log_max) {
-        if (!truncated_) spdlog::info("{}: (further stderr of this call not logged)", service_);
-        truncated_ = true;
-        return;
-      }
-      ++logged_;
-      if (ch == '\n')
-        flush();
-      else
-        line_ += ch;
-    }
-  }
-  void flush() {
-    if (!line_.empty()) spdlog::info("{}: {}", service_, line_);
-    line_.clear();
-  }
-
- private:
-  const std::string& service_;
-  std::string line_;
-  std::size_t logged_ = 0;
-  bool truncated_ = false;
-};
 
 }  // namespace
 
@@ -67,8 +40,9 @@ struct runner::call {
   std::string network;  // a cold call's container joins it
   lb::function_callbacks cb;
   clock::time_point deadline;  // of its `timeout`
+  deadline_queue::key timer;   // its entry in the runner's timer
   std::mutex mu;
-  std::condition_variable cv;  // wakes the call's timer, and its run waiting for the timer
+  std::condition_variable cv;  // wakes its run waiting for the timer's answer
   std::string container;       // once known
   bool cancelled = false;
   bool answered = false;  // the client has its answer, from the run or the timer
@@ -108,14 +82,15 @@ class runner::backend final : public lb::function_backend {
   std::function<void()> call(lb::function_call c, lb::function_callbacks cb) override {
     auto ctx = std::make_shared<runner::call>();
     std::weak_ptr<runner::call> weak = ctx;
-    r_.start(service_, warm_id_, std::move(c), std::move(cb), std::move(ctx));
+    r_.start(service_, warm_id_, std::move(c), std::move(cb), ctx);
     return [&r = r_, weak] {
       auto ctx = weak.lock();
       if (!ctx) return;
       const auto id = cancel(*ctx);
       if (!id) return;  // cancelled already
       spdlog::info("{}: client went away mid-call; killing its container", ctx->service);
-      if (!id->empty()) r.spawn([&r, id = *id] { r.kill(id); });
+      // Refused only while shutting down, which kills every call's container itself.
+      if (!id->empty()) r.pool_.submit([&r, id = *id] { r.kill(id); });
     };
   }
 
@@ -125,18 +100,31 @@ class runner::backend final : public lb::function_backend {
 };
 
 runner::runner(dockerapi::client& docker, runner_options options)
-    : docker_(docker), opts_(std::move(options)) {}
+    : docker_(docker), opts_(std::move(options)), pool_(spare_threads) {}
 
 runner::~runner() { shutdown(); }
 
 void runner::set_service(const config::service_config& svc) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   services_[svc.name] = std::make_shared<const config::service_config>(svc);
+  resize_pool(lock);
 }
 
 void runner::remove_service(const std::string& service) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   services_.erase(service);
+  resize_pool(lock);
+}
+
+// The proxy lets at most max_concurrency calls of a service run at once. A
+// call holds its thread from its slot to its container's removal, and the
+// slot is free again before that removal: each slot can need two threads at
+// once (the next call and the previous one's removal).
+void runner::resize_pool(std::unique_lock<std::mutex>& lock) {
+  std::size_t slots = 0;
+  for (const auto& [name, cfg] : services_) slots += cfg->max_concurrency;
+  lock.unlock();
+  pool_.set_limit(2 * slots + spare_threads);
 }
 
 std::shared_ptr<lb::function_backend> runner::cold(const std::string& service) {
@@ -158,29 +146,6 @@ std::size_t runner::calls_in_progress() const {
   return calls_.size();
 }
 
-void runner::spawn(std::function<void()> task) {
-  {
-    std::lock_guard lock(mu_);
-    ++threads_;
-  }
-  try {
-    std::thread([this, task = std::move(task)] {
-      try {
-        task();
-      } catch (...) {
-        // Tasks report their own failures.
-      }
-      std::lock_guard lock(mu_);
-      --threads_;
-      cv_.notify_all();
-    }).detach();
-  } catch (...) {
-    std::lock_guard lock(mu_);
-    --threads_;
-    throw;
-  }
-}
-
 void runner::kill(const std::string& id) {
   try {
     docker_.remove_container(id, true);  // kills it if running
@@ -194,7 +159,7 @@ void runner::kill(const std::string& id) {
 }
 
 void runner::start(const std::string& service, std::string warm_id, lb::function_call c,
-                   lb::function_callbacks cb, std::shared_ptr<call> ctx) {
+                   lb::function_callbacks cb, const std::shared_ptr<call>& ctx) {
   ctx->service = service;
   ctx->warm_id = std::move(warm_id);
   ctx->cb = std::move(cb);
@@ -207,42 +172,50 @@ void runner::start(const std::string& service, std::string warm_id, lb::function
       calls_.insert(ctx);
     }
   }
-  if (!ctx->warm_id.empty() && opts_.on_taken) opts_.on_taken(ctx->warm_id);
-  if (!ctx->cfg) {
-    lb::function_result r;
-    r.status = 503;
-    r.headers = {{"Content-Type", "application/json"}};
-    r.body = "{\"message\":\"function " + service + " is not available\"}\n";
-    ctx->cb.answer(std::move(r));
-    ctx->cb.released();
-    if (!ctx->warm_id.empty()) spawn([this, id = ctx->warm_id] { kill(id); });
-    return;
+  if (ctx->cfg) {
+    ctx->deadline = clock::now() + ctx->cfg->call_timeout;
+    ctx->timer = timer_.at(ctx->deadline + timer_slack, [this, weak = std::weak_ptr(ctx)] {
+      if (auto live = weak.lock()) on_deadline(*live);
+    });
+    if (pool_.submit([this, ctx, c = std::move(c)]() mutable {
+          run(*ctx, c);
+          forget(ctx);
+        }))
+      return;
+    timer_.cancel(ctx->timer);  // refused: shutting down
+    forget(ctx);
   }
-  ctx->deadline = clock::now() + ctx->cfg->call_timeout;
-  spawn([this, ctx, c = std::move(c)]() mutable {
-    run(*ctx, c);
-    std::lock_guard lock(mu_);
-    calls_.erase(ctx);
-  });
-  try {
-    spawn([this, ctx] { watch(*ctx); });
-  } catch (const std::exception& e) {
-    // No thread for the timer: the run still answers at the deadline while it reads.
-    spdlog::warn("{}: no timer for a call: {}", service, e.what());
-  }
+  refuse(*ctx);
+}
+
+// A call nobody runs (its service is unknown, or the runner is stopping) is
+// answered 503 at once; a pre-warmed container handed to it goes.
+void runner::refuse(call& ctx) {
+  lb::function_result r;
+  r.status = 503;
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = "{\"message\":\"function " + ctx.service + " is not available\"}\n";
+  ctx.cb.answer(std::move(r));
+  ctx.cb.released();
+  if (ctx.warm_id.empty()) return;
+  // Off the I/O thread, except while shutting down (the pool refuses then).
+  if (!pool_.submit([this, id = ctx.warm_id] { kill(id); })) kill(ctx.warm_id);
+}
+
+void runner::forget(const std::shared_ptr<call>& ctx) {
+  std::lock_guard lock(mu_);
+  calls_.erase(ctx);
 }
 
 // The call's timer, a backstop for the run: a run answers 504 itself at the
 // deadline while it reads the output, but not while it waits on a Docker
 // request that sets the call up (create, attach, start). Then the timer
 // answers; the run, when it gets there, finds the call answered and only
-// tears it down.
-void runner::watch(call& ctx) {
+// tears it down. Runs on the timer's thread: answering does not block.
+void runner::on_deadline(call& ctx) {
   {
-    std::unique_lock lock(ctx.mu);
-    if (ctx.cv.wait_until(lock, ctx.deadline + timer_slack,
-                          [&] { return ctx.answered || ctx.cancelled; }))
-      return;
+    std::lock_guard lock(ctx.mu);
+    if (ctx.answered || ctx.cancelled) return;
     ctx.answered = ctx.timer_answering = true;
   }
   spdlog::warn("{}: call timed out after {} while Docker was setting it up: answered 504",
@@ -296,6 +269,7 @@ void runner::run(call& ctx, lb::function_call& c) {
         st.cold ? "create+attach+start" : "attach+inspect", ms(st.t_ready - st.t0),
         ms(st.t_answer - st.t_ready), ms(st.t_eof - st.t_answer));
   }
+  timer_.cancel(ctx.timer);  // answered: a timer running now finds it so
   {
     std::unique_lock lock(ctx.mu);  // the slot goes with or after the answer, never before
     ctx.cv.wait(lock, [&] { return !ctx.timer_answering; });
@@ -501,8 +475,8 @@ void runner::shutdown() {
   }
   for (auto& ctx : running)
     if (const auto id = cancel(*ctx); id && !id->empty()) kill(*id);
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return threads_ == 0; });
+  pool_.shutdown();  // each run ends (answered, its container removed), then its thread
+  timer_.stop();
 }
 
 }  // namespace dockscaler::functions

@@ -1,10 +1,13 @@
 // The runner of stdio functions (mode: stdio): every call is one container
 // run with the request body on stdin and stdout as the answer. It hands the
-// proxy function backends (scaler::function_source):
+// proxy handler backends (function_source, registered by function_pool):
 //  - cold: create (with the call's environment), attach, start, run, remove;
 //  - warm: attach to a pre-warmed container (started by the scaler, blocked on
 //    stdin), run, remove — only attach + run on the request path.
-// Calls run on their own threads (they block on Docker); a call's container is
+// Calls run on a bounded pool of threads (they block on Docker), sized from
+// the services' max_concurrency so that it never holds a call back that the
+// proxy let through; one timer thread answers calls that Docker keeps
+// setting up past their timeout. A call's container is
 // removed in every case: answered, failed, timed out (504), over the
 // service's max_output_bytes (502) or abandoned by its client. A call that
 // timed out or wrote too much is answered first; then the runner stops
@@ -13,7 +16,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -24,21 +26,20 @@
 
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
-#include "lb/proxy.hpp"
-#include "scaler/proxy_pool.hpp"
+#include "functions/deadline_queue.hpp"
+#include "functions/function_source.hpp"
+#include "functions/task_pool.hpp"
+#include "lb/handler.hpp"
 
 namespace dockscaler::functions {
 
 struct runner_options {
   std::string network;  // the containers' Docker network
-  // Called when a pre-warmed container is handed to a call (before anything
-  // runs): the scaler stops counting it and refills the pool. Must not block.
-  std::function<void(const std::string& container_id)> on_taken;
   // Called for every failed Docker call (for the docker_errors metric).
   std::function<void()> on_docker_error;
 };
 
-class runner final : public scaler::function_source {
+class runner final : public function_source {
  public:
   // `docker` must outlive the runner.
   runner(dockerapi::client& docker, runner_options options);
@@ -65,25 +66,27 @@ class runner final : public scaler::function_source {
   class backend;
   friend class backend;
   void start(const std::string& service, std::string warm_id, lb::function_call c,
-             lb::function_callbacks cb, std::shared_ptr<call> ctx);
-  struct run_state;  // one run on its thread (runner.cpp)
+             lb::function_callbacks cb, const std::shared_ptr<call>& ctx);
+  void refuse(call& ctx);
+  void forget(const std::shared_ptr<call>& ctx);
+  void on_deadline(call& ctx);
+  void resize_pool(std::unique_lock<std::mutex>& lock);  // releases the lock
+  struct run_state;                                      // one run on its thread (runner.cpp)
   void run(call& ctx, lb::function_call& c);
   void prepare(call& ctx, const lb::function_call& c, run_state& st);
   void exchange(call& ctx, const lb::function_call& c, run_state& st);
   bool read_output(call& ctx, run_state& st);
   void respond(call& ctx, run_state& st);
-  void watch(call& ctx);
-  void spawn(std::function<void()> task);  // a tracked thread
   void kill(const std::string& id);
 
   dockerapi::client& docker_;
   runner_options opts_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<const config::service_config>> services_;
   std::set<std::shared_ptr<call>> calls_;
-  std::size_t threads_ = 0;
   bool stopped_ = false;
+  task_pool pool_;        // every call's run, and the kills of abandoned calls
+  deadline_queue timer_;  // every call's timeout
 };
 
 }  // namespace dockscaler::functions

@@ -15,11 +15,10 @@
 #include <vector>
 
 #include "lb/cidr.hpp"
+#include "lb/handler.hpp"
 #include "lb/wait_stats.hpp"
 
 namespace dockscaler::lb {
-
-using backend_id = std::uint64_t;
 
 // Per-request outcome handed to the observer (for metrics). `service` is empty
 // when no route matched or the request was rejected before routing.
@@ -91,53 +90,6 @@ struct service_options {
 };
 
 enum class backend_state { active, draining };
-
-// ---- function backends ----------------------------------------------------
-// A backend that is not an HTTP server but a handler in this process (a stdio
-// function run in a container per call). It takes slots and queues exactly as
-// an HTTP backend does; the proxy reads the whole request body (within
-// max_body_bytes), hands the call over, and writes what comes back.
-
-struct function_call {
-  std::string service;
-  std::string method;
-  std::string target;        // as the client sent it ("/r/app/fn?x=1")
-  std::string host;          // the Host header, port and all
-  std::string route_prefix;  // the matched route's path prefix
-  std::string client_ip;
-  std::vector<std::pair<std::string, std::string>> headers;  // end-to-end fields, in order
-  std::string body;
-};
-
-struct function_result {
-  // Nothing ran and nothing was sent (e.g. the container was already gone):
-  // the proxy tries another backend, as after a failed connect.
-  bool not_started = false;
-  unsigned status = 200;
-  std::vector<std::pair<std::string, std::string>> headers;  // Content-Length is added
-  std::string body;
-};
-
-// How a function backend reports back; both may be called from any thread.
-struct function_callbacks {
-  // Exactly once: the answer (or not_started).
-  std::function<void(function_result)> answer;
-  // Exactly once, with or after `answer`, when the call's resources are
-  // released (its container stopped): the slot is held until then, so a
-  // service's max_in_flight bounds what really runs, while the client has
-  // its answer as soon as it is known.
-  std::function<void()> released;
-};
-
-class function_backend {
- public:
-  virtual ~function_backend() = default;
-  // Starts one call; called on an I/O thread, so it must not block. The
-  // returned function (may be empty) is called at most once, on an I/O
-  // thread, when the client went away mid-call; it must not block either,
-  // and the callbacks are still awaited.
-  virtual std::function<void()> call(function_call c, function_callbacks cb) = 0;
-};
 
 struct backend_snapshot {
   backend_id id = 0;

@@ -46,8 +46,8 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
   // Docker cannot change a container's log driver: new rotation settings
   // reach running containers only by replacing them.
   f.add(std::to_string(svc.logs.max_size_bytes) + "/" + std::to_string(svc.logs.max_files));
-  if (svc.mode == config::service_mode::stdio) {
-    // A stdio container's environment names its app and route.
+  if (svc.route_shapes_container()) {
+    // Its environment names its app and route.
     f.add(svc.app);
     f.add(svc.route.path_prefix);
   }
@@ -69,14 +69,7 @@ std::string container_name(const std::string& service, const std::string& kind) 
   return "dockscaler-" + service + "-" + (kind.empty() ? "" : kind + "-") + random_hex(8);
 }
 
-std::string function_route(const config::service_config& svc) {
-  // IronFunctions' ROUTE is the path after /r/<app>; a configured route is its prefix.
-  const std::string shape = "/r/" + svc.app + "/" + svc.name;
-  if (svc.route.host.empty() && svc.route.path_prefix == shape) return "/" + svc.name;
-  return svc.route.path_prefix;
-}
-
-dockerapi::container_spec make_container_spec(const config::service_config& svc,
+dockerapi::container_spec base_container_spec(const config::service_config& svc,
                                               const std::string& network, const std::string& hash,
                                               const std::string& name) {
   dockerapi::container_spec spec;
@@ -88,16 +81,6 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
                  {label_spec, hash},
                  {label_network, network},
                  {label_instance, svc.instance}};
-  if (svc.mode == config::service_mode::stdio) {
-    // Blocked on stdin until a call attaches; stdin closes when that call's does.
-    spec.open_stdin = spec.stdin_once = true;
-    spec.attach_stdin = spec.attach_stdout = spec.attach_stderr = true;
-    spec.env["APP_NAME"] = svc.app;
-    spec.env["ROUTE"] = function_route(svc);
-  } else {
-    spec.env["PORT"] = std::to_string(svc.port);
-    spec.exposed_ports = {svc.port};
-  }
   spec.network = network;
   spec.network_aliases = {svc.name};
   if (svc.resources.memory_bytes)
@@ -113,6 +96,15 @@ dockerapi::container_spec make_container_spec(const config::service_config& svc,
                                         {"max-file", std::to_string(svc.logs.max_files)}}};
   // Docker must not restart it behind our back: a dead container is ours to replace.
   spec.restart.name = "no";
+  return spec;
+}
+
+dockerapi::container_spec make_container_spec(const config::service_config& svc,
+                                              const std::string& network, const std::string& hash,
+                                              const std::string& name) {
+  auto spec = base_container_spec(svc, network, hash, name);
+  spec.env["PORT"] = std::to_string(svc.port);
+  spec.exposed_ports = {svc.port};
   return spec;
 }
 

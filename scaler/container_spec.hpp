@@ -12,15 +12,22 @@ namespace dockscaler::scaler {
 
 // Hex digest of everything in `svc` that shapes the container (image, port,
 // env, resources, security, network, log rotation) and nothing that does not (replicas,
-// thresholds, routes — except a stdio function's app and route, which are in
-// its environment), so retuning the scaler never restarts containers.
+// thresholds, routes — except where the route shapes the container: a stdio
+// function's app and route are in its environment), so retuning the scaler
+// never restarts containers.
 std::string spec_hash(const config::service_config& svc, const std::string& network);
 
-// The create request: hardened by default (no-new-privileges, pids limit, the
-// configured memory/CPU limits), its json-file log rotated (docker.logs),
-// labelled, on the service network. http: PORT
-// set, the port exposed. stdio: stdin open (once) and attached, APP_NAME and
-// ROUTE set — a pre-warmed container that waits for its one call.
+// What every container dockscaler makes shares: hardened by default
+// (no-new-privileges, pids limit, the configured memory/CPU limits), its
+// json-file log rotated (docker.logs), labelled, on the service network
+// under the service's name, never restarted by Docker. How it is reached is
+// added by its kind: make_container_spec below for an HTTP replica,
+// functions/container.hpp for a stdio function's container.
+dockerapi::container_spec base_container_spec(const config::service_config& svc,
+                                              const std::string& network, const std::string& hash,
+                                              const std::string& name);
+
+// The create request of an HTTP replica: the base, with PORT set and the port exposed.
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
                                               const std::string& network, const std::string& hash,
                                               const std::string& name);
@@ -30,9 +37,5 @@ std::string random_hex(std::size_t n);
 // A container's name: "dockscaler-<service>-<8 hex>" for a replica, with
 // "-<kind>" before the digits for others (a stdio function's "call").
 std::string container_name(const std::string& service, const std::string& kind = {});
-
-// The ROUTE a stdio function sees: "/<name>" under the default /r/<app>/<name>
-// URL, else the route's path prefix.
-std::string function_route(const config::service_config& svc);
 
 }  // namespace dockscaler::scaler

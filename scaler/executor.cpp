@@ -178,8 +178,8 @@ void autoscaler::impl::activate(const std::shared_ptr<service_state>& st, const 
         r.failure = "container is not running";
         break;
       }
-      if (cfg.mode == config::service_mode::stdio) {
-        r.ready = true;  // running and blocked on stdin: ready for its call
+      if (cfg.readiness.when_running) {
+        r.ready = true;  // e.g. a stdio function blocked on stdin: ready for its call
         break;
       }
       const auto left =
@@ -228,7 +228,7 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
     }
     return;
   }
-  if (cfg.mode == config::service_mode::stdio)
+  if (cfg.readiness.when_running)
     spdlog::debug("{}: container {} ready (pre-warmed)", cfg.name, name);
   else
     spdlog::info("{}: container {} ready at {}:{}", cfg.name, name, address, cfg.port);

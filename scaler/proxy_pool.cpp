@@ -1,7 +1,7 @@
 // The proxy side of the scaler (see proxy_pool.hpp).
 #include "scaler/proxy_pool.hpp"
 
-#include <stdexcept>
+#include <utility>
 
 namespace dockscaler::scaler {
 
@@ -12,72 +12,22 @@ lb::service_options to_proxy_service(const config::service_config& svc) {
   o.route.strip_prefix = svc.route.strip_prefix;
   o.route.host = svc.route.host;
   o.concurrency = svc.concurrency;
-  if (svc.mode == config::service_mode::stdio) {
-    o.concurrency = 1;  // a container per call
-    o.max_in_flight = svc.max_concurrency;
-  }
+  o.max_in_flight = svc.max_in_flight();
   o.queue.max_length = svc.queue.max_length;
   o.queue.timeout = svc.queue.timeout;
   o.wait_window = svc.wait_time.window;
   return o;
 }
 
-function_source& proxy_pool::functions() {
-  if (!functions_) throw std::logic_error("a stdio service needs a function source");
-  return *functions_;
-}
-
-void proxy_pool::set_cold_backend(const config::service_config& svc) {
-  const bool want = !svc.has_replicas();  // calls go to the runner's cold backend
-  auto it = cold_.find(svc.name);
-  if (want && it == cold_.end()) {
-    cold_[svc.name] =
-        proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
-  } else if (!want && it != cold_.end()) {
-    proxy_.remove_backend(svc.name, it->second);
-    cold_.erase(it);
-  } else if (want) {
-    // max_concurrency may have changed: a new backend with the new slot count, the old one drained
-    // away.
-    const auto old = it->second;
-    it->second =
-        proxy_.add_function_backend(svc.name, functions().cold(svc.name), svc.max_concurrency);
-    proxy_.drain_backend(svc.name, old, std::chrono::hours(24),
-                         [this, name = svc.name, old](bool) { proxy_.remove_backend(name, old); });
-  }
-}
-
 void proxy_pool::add_service(const config::service_config& svc) {
-  const bool stdio = svc.mode == config::service_mode::stdio;
-  if (stdio) functions().set_service(svc);
   proxy_.add_service(to_proxy_service(svc));
-  std::lock_guard lock(mu_);
-  stdio_[svc.name] = stdio;
-  set_cold_backend(svc);
 }
 
 void proxy_pool::update_service(const config::service_config& svc) {
-  const bool stdio = svc.mode == config::service_mode::stdio;
-  if (stdio) functions().set_service(svc);
   proxy_.update_service(to_proxy_service(svc));
-  std::lock_guard lock(mu_);
-  stdio_[svc.name] = stdio;
-  set_cold_backend(svc);
 }
 
-void proxy_pool::remove_service(const std::string& service) {
-  bool stdio = false;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = stdio_.find(service); it != stdio_.end()) {
-      stdio = it->second;
-      stdio_.erase(it);
-    }
-    cold_.erase(service);
-  }
-  proxy_.remove_service(service);
-  if (stdio) functions().remove_service(service);
-}
+void proxy_pool::remove_service(const std::string& service) { proxy_.remove_service(service); }
 
 void proxy_pool::set_unavailable(const std::string& service, const std::string& reason) {
   proxy_.set_unavailable(service, reason);
@@ -85,14 +35,14 @@ void proxy_pool::set_unavailable(const std::string& service, const std::string& 
 
 std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id,
                               const std::string& host, std::uint16_t port) {
-  bool stdio = false;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = stdio_.find(service); it != stdio_.end()) stdio = it->second;
-  }
-  if (stdio)
-    return proxy_.add_function_backend(service, functions().warm(service, container_id), 1, true);
+  (void)container_id;  // the proxy knows a backend by its address
   return proxy_.add_backend(service, host, port);
+}
+
+lb::backend_id proxy_pool::add_handler(std::string_view service,
+                                       std::shared_ptr<lb::function_backend> fn,
+                                       std::uint32_t slots, bool one_shot) {
+  return proxy_.add_function_backend(service, std::move(fn), slots, one_shot);
 }
 
 void proxy_pool::drain(const std::string& service, std::uint64_t backend,

@@ -23,3 +23,9 @@ add_dependencies(test_hostile_functions dockscaler dockscaler_hostile_fn)
 target_compile_definitions(test_hostile_functions PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HOSTILE_FN_BIN="$<TARGET_FILE:dockscaler_hostile_fn>"
   DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>" DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>")
+# function_pool over the real proxy_pool and proxy (127.0.0.1:0) with a fake function source.
+dockscaler_add_test(NAME test_functions_pool SOURCES test_functions_pool.cpp
+  LIBS dockscaler::functions LABELS net)
+# The runner's bounded pool and timer thread on their own (no Docker).
+dockscaler_add_test(NAME test_functions_concurrency SOURCES test_functions_concurrency.cpp
+  LIBS dockscaler::functions Threads::Threads)

@@ -3,7 +3,7 @@ dockscaler_add_test(NAME test_autoscaler SOURCES test_autoscaler.cpp LIBS docksc
 # The planner over scripted timelines (no threads, no sleep).
 dockscaler_add_test(NAME test_planner SOURCES test_planner.cpp LIBS dockscaler::scaler)
 # The scaler's glue to its neighbours: the readiness probe against local
-# sockets, proxy_pool against the real proxy (port 0) and a fake function source.
+# sockets, proxy_pool against the real proxy (port 0).
 dockscaler_add_test(NAME test_probe SOURCES test_probe.cpp LIBS dockscaler::scaler LABELS net)
 dockscaler_add_test(NAME test_proxy_pool SOURCES test_proxy_pool.cpp LIBS dockscaler::scaler LABELS net)
 # docker_runtime against the scripted fake daemon of tests/test_fake_daemon.hpp (no engine).

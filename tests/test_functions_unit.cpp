@@ -75,7 +75,7 @@ TEST_CASE("ROUTE is the route's prefix when the service has its own route", "[fu
   auto s = stdio_service();
   s.route.path_prefix = "/api/hello";
   CHECK(call_env(s, a_call()).at("ROUTE") == "/api/hello");
-  CHECK(scaler::function_route(s) == "/api/hello");
+  CHECK(function_route(s) == "/api/hello");
 }
 
 TEST_CASE("each way a run ends has its answer", "[functions]") {
@@ -118,7 +118,7 @@ TEST_CASE("each way a run ends has its answer", "[functions]") {
 TEST_CASE("a stdio container waits on stdin and knows its app and route, not a port",
           "[functions]") {
   const auto s = stdio_service();
-  const auto spec = scaler::make_container_spec(s, "net", "h", "n");
+  const auto spec = function_container_spec(s, "net", "h", "n");
   CHECK(spec.open_stdin);
   CHECK(spec.stdin_once);
   CHECK(spec.attach_stdin);
@@ -135,13 +135,34 @@ TEST_CASE("a stdio container waits on stdin and knows its app and route, not a p
   CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));
 }
 
+// The other kind on the same base: what the stdio one adds, it does not.
+TEST_CASE("an HTTP replica is told its PORT and exposes it, and never waits on stdin",
+          "[functions]") {
+  config::service_config s;
+  s.port = 9090;
+  const auto spec = scaler::make_container_spec(s, "net", "h", "n");
+  CHECK(spec.env.at("PORT") == "9090");
+  CHECK(spec.exposed_ports == std::vector<std::uint16_t>{9090});
+  CHECK_FALSE(spec.open_stdin);
+  CHECK_FALSE(spec.attach_stdin);
+  CHECK(spec.env.count("APP_NAME") == 0);
+  CHECK(spec.env.count("ROUTE") == 0);
+  // Its route does not shape it: moving the route never restarts its containers.
+  auto other = s;
+  other.route.path_prefix = "/elsewhere";
+  CHECK(scaler::spec_hash(s, "net") == scaler::spec_hash(other, "net"));
+}
+
 // Docker's default json-file driver never rotates: a chatty container would
 // fill the disk. Every container dockscaler creates (replicas, stdio calls,
-// `scale --direct`) comes from make_container_spec, so it is checked here.
+// `scale --direct`) comes from base_container_spec, so it is checked here
+// through both kinds built on it.
 TEST_CASE("containers rotate their logs as docker.logs says; a change replaces them",
           "[functions][logs]") {
   for (auto s : {stdio_service(), config::service_config{}}) {
-    auto spec = scaler::make_container_spec(s, "net", "h", "n");
+    const auto make = s.mode == config::service_mode::stdio ? function_container_spec
+                                                            : scaler::make_container_spec;
+    auto spec = make(s, "net", "h", "n");
     REQUIRE(spec.logging);
     CHECK(spec.logging->type == "json-file");
     CHECK(spec.logging->options ==
@@ -149,7 +170,7 @@ TEST_CASE("containers rotate their logs as docker.logs says; a change replaces t
     auto other = s;
     other.logs.max_files = 5;
     other.logs.max_size_bytes = 1024;
-    spec = scaler::make_container_spec(other, "net", "h", "n");
+    spec = make(other, "net", "h", "n");
     CHECK(spec.logging->options ==
           std::map<std::string, std::string>{{"max-size", "1024"}, {"max-file", "5"}});
     CHECK(scaler::spec_hash(s, "net") != scaler::spec_hash(other, "net"));

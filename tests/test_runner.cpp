@@ -5,7 +5,8 @@
 // a pre-warmed container; each way a call ends as the client sees it (200,
 // exit code 502, over max_output_bytes 502, timeout 504 while reading, Docker
 // errors 502 with the daemon's message, unknown service 503, shutdown 503);
-// and that its container is removed and its slot released in every case.
+// and that its container is removed and its slot released in every case;
+// that max_concurrency calls run at once on its bounded pool.
 // The attach stream is played by the fake: it takes stdin to its end, then
 // writes what the test's function "prints" and closes (the function exited)
 // or stays open until the runner removes the container.
@@ -210,7 +211,7 @@ TEST_CASE("a cold call: created with its environment, attached before start, ans
   d.b.err = "a line for the log\n";
   outcome o;
   {
-    runner r(d.client(), {"callnet", {}, {}});
+    runner r(d.client(), {"callnet", {}});
     r.set_service(fn_service());
     r.cold("fn")->call(a_call("hello"), o.callbacks());
     const auto res = o.answer();
@@ -325,7 +326,7 @@ TEST_CASE("Docker errors setting up a call are 502s with the daemon's message",
           "[runner][errors]") {
   function_daemon d;
   std::atomic<int> docker_errors{0};
-  runner r(d.client(), {{}, {}, [&] { ++docker_errors; }});
+  runner r(d.client(), {{}, [&] { ++docker_errors; }});
   r.set_service(fn_service());
   const bool at_create =
       GENERATE(true, false);  // refused at create (nothing to remove), or at start
@@ -350,12 +351,10 @@ TEST_CASE("a pre-warmed call attaches with the logs, inspects, and removes the c
           "[runner]") {
   function_daemon d;
   d.b.out = "warm answer";
-  std::vector<std::string> taken;
   outcome o;
-  runner r(d.client(), {{}, [&](const std::string& id) { taken.push_back(id); }, {}});
+  runner r(d.client(), {});
   r.set_service(fn_service());
   r.warm("fn", "w1")->call(a_call("in"), o.callbacks());
-  CHECK(taken == std::vector<std::string>{"w1"});  // told before anything runs
   const auto res = o.answer();
   CHECK(res.status == 200);
   CHECK(res.body == "warm answer");
@@ -444,4 +443,26 @@ TEST_CASE("shutdown kills the calls in progress, answers them 503 and refuses ne
   r.cold("fn")->call(a_call(), late.callbacks());
   CHECK(late.answer().status == 503);
   CHECK(d.log().count("POST /containers/create") == 1);
+}
+
+// The runner's calls share a bounded pool: up to max_concurrency calls of a
+// service must run at once (the proxy lets that many through), none waiting
+// for a thread. Three calls that never end are all set up and attached.
+TEST_CASE("max_concurrency calls of a service run at once on the runner's pool", "[runner]") {
+  function_daemon d;
+  d.b.hang = true;
+  outcome a, b, c;
+  runner r(d.client(), {});
+  auto svc = fn_service();
+  svc.max_concurrency = 3;
+  r.set_service(svc);
+  for (auto* o : {&a, &b, &c}) r.cold("fn")->call(a_call(), o->callbacks());
+  REQUIRE(eventually([&] { return d.log().count("POST /containers/fn1/attach") == 3; }));
+  CHECK(d.removes("fn1") == 0);  // none of them ended first: all three ran at once
+  CHECK(r.calls_in_progress() == 3);
+  r.shutdown();  // kills them: all three answered 503, their slots released
+  for (auto* o : {&a, &b, &c}) {
+    CHECK(o->answer().status == 503);
+    CHECK(o->released());
+  }
 }

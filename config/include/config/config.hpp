@@ -156,6 +156,12 @@ struct service_config {
   // A stdio function without prewarm runs a container per call: it has no
   // replicas for the scaler to keep (its calls' containers are the runner's).
   bool has_replicas() const { return mode != service_mode::stdio || prewarm; }
+  // Requests in flight over all its backends at once (the proxy's cap); 0: no
+  // cap. A stdio function's max_concurrency.
+  unsigned max_in_flight() const { return mode == service_mode::stdio ? max_concurrency : 0; }
+  // Its containers are told their app and route (a stdio function's APP_NAME
+  // and ROUTE): then both shape the container, as its image does.
+  bool route_shapes_container() const { return mode == service_mode::stdio; }
 };
 
 struct config {
