@@ -35,8 +35,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "admin/detail/listeners.hpp"
-#include "admin/detail/request_parse.hpp"
+#include "detail/listeners.hpp"
+#include "detail/request_parse.hpp"
 
 namespace dockscaler::admin {
 

@@ -1,6 +1,6 @@
 // Subcommand dispatch on Boost.Program_options. Each subcommand has its own
 // options and --help; global options may come before or after it.
-#include "cli/app.hpp"
+#include "app.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/program_options.hpp>
@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands.hpp"
-#include "cli/logging.hpp"
-#include "cli/serve.hpp"
+#include "commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
+#include "logging.hpp"
+#include "serve.hpp"
 
 namespace po = boost::program_options;
 

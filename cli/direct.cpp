@@ -7,8 +7,8 @@
 #include <mutex>
 #include <thread>
 
-#include "cli/app.hpp"
-#include "cli/commands.hpp"
+#include "app.hpp"
+#include "commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"

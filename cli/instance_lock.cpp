@@ -1,5 +1,5 @@
 // The per-instance lock file (see instance_lock.hpp).
-#include "cli/instance_lock.hpp"
+#include "instance_lock.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -1,6 +1,6 @@
 // spdlog configuration (see logging.hpp). The JSON format escapes the message
 // with a custom flag, since spdlog's %v writes it raw.
-#include "cli/logging.hpp"
+#include "logging.hpp"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>

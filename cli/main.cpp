@@ -1,4 +1,4 @@
 // dockscaler's entry point: everything happens in cli::run.
-#include "cli/app.hpp"
+#include "app.hpp"
 
 int main(int argc, char** argv) { return dockscaler::cli::run(argc, argv); }

@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "admin/client.hpp"
-#include "cli/app.hpp"
-#include "cli/commands.hpp"
+#include "app.hpp"
+#include "commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "json/parse.hpp"

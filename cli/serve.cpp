@@ -3,7 +3,7 @@
 // code; the same wait paces the systemd watchdog pings. The admin server runs
 // its own threads and reaches the daemon through admin::control; a reload
 // from it and one from SIGHUP take the same path under one mutex.
-#include "cli/serve.hpp"
+#include "serve.hpp"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -21,14 +21,14 @@
 #include "admin/counting_runtime.hpp"
 #include "admin/metrics.hpp"
 #include "admin/server.hpp"
-#include "cli/app.hpp"
-#include "cli/commands.hpp"
-#include "cli/instance_lock.hpp"
+#include "app.hpp"
+#include "commands.hpp"
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
 #include "functions/function_pool.hpp"
 #include "functions/runner.hpp"
+#include "instance_lock.hpp"
 #include "lb/proxy.hpp"
 #include "scaler/autoscaler.hpp"
 #include "scaler/docker_runtime.hpp"

@@ -1,5 +1,5 @@
 // Call environment and answers of stdio functions (see call_env.hpp).
-#include "functions/call_env.hpp"
+#include "detail/call_env.hpp"
 
 #include <cctype>
 

@@ -1,8 +1,8 @@
 // Function containers with the init program (see container.hpp).
 #include "functions/container.hpp"
 
+#include "detail/call_env.hpp"
 #include "dockerapi/tar_writer.hpp"
-#include "functions/call_env.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/docker_runtime.hpp"
 #include "scaler/runtime.hpp"

@@ -8,10 +8,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "functions/call_env.hpp"
+#include "detail/call_env.hpp"
+#include "detail/stderr_log.hpp"
 #include "functions/call_output.hpp"
 #include "functions/container.hpp"
-#include "functions/stderr_log.hpp"
 #include "scaler/container_spec.hpp"
 #include "scaler/runtime.hpp"
 

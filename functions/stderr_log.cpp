@@ -1,5 +1,5 @@
 // A call's stderr to the log (see stderr_log.hpp).
-#include "functions/stderr_log.hpp"
+#include "detail/stderr_log.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 
+#include "detail/autoscaler_impl.hpp"
 #include "scaler/container_spec.hpp"
-#include "scaler/detail/autoscaler_impl.hpp"
 
 namespace dockscaler::scaler {
 

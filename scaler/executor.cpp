@@ -6,9 +6,9 @@
 // attempts go through the injected time_source.
 #include <spdlog/spdlog.h>
 
+#include "detail/autoscaler_impl.hpp"
+#include "detail/probe.hpp"
 #include "scaler/container_spec.hpp"
-#include "scaler/detail/autoscaler_impl.hpp"
-#include "scaler/probe.hpp"
 
 namespace dockscaler::scaler {
 

@@ -1,6 +1,6 @@
 // Readiness probes over plain sockets (see probe.hpp). Blocking with poll()
 // deadlines: they run on the scaler's worker threads, never on the proxy's.
-#include "scaler/probe.hpp"
+#include "detail/probe.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

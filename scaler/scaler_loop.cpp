@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 
-#include "scaler/detail/autoscaler_impl.hpp"
+#include "detail/autoscaler_impl.hpp"
 
 namespace dockscaler::scaler {
 

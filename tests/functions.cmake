@@ -8,7 +8,7 @@ target_compile_definitions(test_functions_unit PRIVATE
 dockscaler_add_test(NAME test_runner SOURCES test_runner.cpp
   LIBS dockscaler::functions dockscaler::dockerapi Threads::Threads LABELS net)
 dockscaler_add_test(NAME test_functions_e2e SOURCES test_functions_e2e.cpp
-  LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 900)
+  LIBS dockscaler::dockerapi dockscaler::admin Threads::Threads LABELS docker TIMEOUT 900)
 add_dependencies(test_functions_e2e dockscaler dockscaler_echo hello-stdio)
 target_compile_definitions(test_functions_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>"
@@ -18,7 +18,7 @@ target_compile_definitions(test_functions_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_F
 add_executable(dockscaler_hostile_fn hostile_fn.cpp)
 target_link_options(dockscaler_hostile_fn PRIVATE -static)
 dockscaler_add_test(NAME test_hostile_functions SOURCES test_hostile_functions.cpp
-  LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 600)
+  LIBS dockscaler::dockerapi dockscaler::admin Threads::Threads LABELS docker TIMEOUT 600)
 add_dependencies(test_hostile_functions dockscaler dockscaler_hostile_fn)
 target_compile_definitions(test_hostile_functions PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HOSTILE_FN_BIN="$<TARGET_FILE:dockscaler_hostile_fn>"

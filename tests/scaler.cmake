@@ -33,7 +33,7 @@ target_compile_definitions(test_scale_down_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_
 # Two daemons on one host (listeners, instance lock, admin socket, each
 # other's containers), a service whose image is missing, validate's image check.
 dockscaler_add_test(NAME test_instances_e2e SOURCES test_instances_e2e.cpp
-  LIBS dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 600)
+  LIBS dockscaler::dockerapi dockscaler::admin Threads::Threads LABELS docker TIMEOUT 600)
 add_dependencies(test_instances_e2e dockscaler hello-http)
 target_compile_definitions(test_instances_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")

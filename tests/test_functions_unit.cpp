@@ -15,9 +15,9 @@
 #include <tuple>
 #include <vector>
 
-#include "functions/call_env.hpp"
 #include "functions/call_output.hpp"
 #include "functions/container.hpp"
+#include "functions/detail/call_env.hpp"
 #include "functions/runner.hpp"
 #include "scaler/container_spec.hpp"
 

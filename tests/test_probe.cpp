@@ -3,7 +3,7 @@
 // refused connection, a bad address, a non-2xx or malformed answer, a peer
 // that closes early and one that never answers (the timeout) are "not ready",
 // never an exception or a hang.
-#include "scaler/probe.hpp"
+#include "scaler/detail/probe.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // See listeners.hpp.
-#include "admin/detail/listeners.hpp"
+#include "listeners.hpp"
 
 #include <netdb.h>
 #include <netinet/in.h>

@@ -18,11 +18,11 @@
 #include <string>
 #include <thread>
 
+#include "mailbox.hpp"
 #include "scaler/autoscaler.hpp"
-#include "scaler/detail/mailbox.hpp"
-#include "scaler/detail/worker_pool.hpp"
 #include "scaler/planner.hpp"
 #include "scaler/time_source.hpp"
+#include "worker_pool.hpp"
 
 namespace dockscaler::scaler {
 
