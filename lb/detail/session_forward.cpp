@@ -1,0 +1,237 @@
+// The exchange with an HTTP backend (session.hpp): an upstream connection
+// (pooled, or new), the request sent from memory or streamed, the response
+// head read and the response relayed, streaming its body. A backend that
+// cannot be reached hands control back to exchange() to try another.
+#include <array>
+#include <cerrno>
+#include <cstdio>
+
+#include <sys/socket.h>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "lb/detail/session.hpp"
+
+namespace dockscaler::lb::detail {
+namespace {
+
+// Non-blocking check that a pooled connection was not closed by the backend.
+bool still_open(socket_t& s) {
+  char c;
+  const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+task<std::optional<ending>> session::forward(request_state& rq, const grant& g) {
+  bool fresh = false;  // the pooled connection turned out stale: replay on a fresh one
+  for (;;) {
+    bool reused = false;
+    auto conn = co_await upstream_for(rq, g, fresh, reused);
+    if (!conn) co_return std::nullopt;
+    if (!co_await continue_once(rq)) co_return ending{.drop = true};
+    const auto sent = co_await send_request(rq, *conn);
+    if (sent.body_status) co_return body_failed(*rq.svc, sent.body_status);
+    // When sending the request failed on a fresh connection, the backend may
+    // still have answered before it closed (e.g. 413 without reading the
+    // body): that answer is the one to relay.
+    const bool early_answer =
+        sent.upstream_failed && (sent.body_started || (rq.has_body && !reused));
+    const bool read = !sent.upstream_failed || early_answer;
+    const error_code rec = read ? co_await read_response_head(*conn) : error_code{};
+    if (read && !rec) {
+      auto e = co_await relay_response(rq, conn, g, early_answer);
+      co_return e;
+    }
+    // A backend removed meanwhile did not close an idle connection: its
+    // container was stopped under this request (a drain cut by
+    // drain_timeout) after having it all along, so replaying it elsewhere
+    // would run it twice.
+    const bool stale = reused && !sent.body_started && !timed_out &&
+                       rq.svc->disp.has_backend(g.id) &&
+                       (sent.upstream_failed || rec == http::error::end_of_stream ||
+                        rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
+    if (!stale) {
+      const unsigned st = (timed_out && !sent.upstream_failed) ? 504 : 502;
+      co_return ending{.answer = st, .reported = st};
+    }
+    fresh = true;
+  }
+}
+
+task<std::unique_ptr<upstream_conn>> session::upstream_for(const request_state& rq, const grant& g,
+                                                           bool fresh, bool& reused) {
+  std::unique_ptr<upstream_conn> conn;
+  if (!fresh) {
+    conn = w.pool.take(g.id);
+    // Before every reuse (one non-blocking recv): a connection the backend
+    // closed, or one with bytes nobody asked for, is dropped; those bytes
+    // must never reach this client as its response.
+    if (conn && !still_open(conn->sock)) conn.reset();
+    reused = conn != nullptr;
+    if (conn) co_return conn;
+  }
+  conn = std::make_unique<upstream_conn>(w.ioc);
+  const deadline_scope dl(*this, opts().timeouts.connect, conn->sock);
+  auto [ec] = co_await conn->sock.async_connect(g.endpoint, nothrow);
+  if (ec) {
+    if (!g.suspect)  // log the transition only, not every retry against a dead backend
+      spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect",
+                   rq.svc->name, g.id, g.endpoint.address().to_string(), g.endpoint.port(),
+                   timed_out ? std::string("timed out") : ec.message());
+    co_return nullptr;
+  }
+  error_code ig;
+  conn->sock.set_option(tcp::no_delay(true), ig);
+  if (g.suspect) rq.svc->disp.mark_healthy(g.id);
+  co_return conn;
+}
+
+// From memory in one write when the body is read (or there is none), else
+// streaming the body.
+task<session::sent_request> session::send_request(const request_state& rq, upstream_conn& conn) {
+  if (!rq.body_unread) {
+    const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
+                                                asio::buffer(body_buf)};
+    const deadline_scope dl(*this, opts().timeouts.response, conn.sock);
+    auto [ec, n] = co_await asio::async_write(conn.sock, out, nothrow);
+    co_return sent_request{.upstream_failed = static_cast<bool>(ec)};
+  }
+  const auto rr =
+      co_await relay(sock, buf, *req, conn.sock, upstream_head, rq.chunked_in, opts().timeouts.idle,
+                     opts().timeouts.response, body_deadline, !body_buf.empty());
+  if (rr.outcome == relay_outcome::read_failed) {
+    // The client's body failed: over the limit, too slow, malformed, or gone.
+    co_return sent_request{.body_started = true, .body_status = body_error_status(rr.ec)};
+  }
+  co_return sent_request{.upstream_failed = rr.outcome == relay_outcome::write_failed,
+                         .body_started = true};
+}
+
+task<error_code> session::read_response_head(upstream_conn& conn) {
+  for (;;) {
+    res.emplace();
+    res->body_limit(boost::none);
+    res->header_limit(64 * 1024);
+    if (head) res->skip(true);
+    const deadline_scope dl(*this, opts().timeouts.response, conn.sock);
+    auto [ec, n] = co_await http::async_read_header(conn.sock, conn.buf, *res, nothrow);
+    if (ec) co_return ec;
+    const unsigned code = res->get().result_int();
+    if (code < 100 || code >= 200 || code == 101) co_return ec;
+  }
+}
+
+// After an early answer the client's body was not read to its end, and the
+// backend connection is broken: neither is kept.
+task<ending> session::relay_response(request_state& rq, std::unique_ptr<upstream_conn>& conn,
+                                     const grant& g, bool early_answer) {
+  auto& resp = res->get();
+  const unsigned status = resp.result_int();
+  if (status == 101) co_return ending{.answer = 502, .reported = 502};
+  bool keep = rq.keep && !(early_answer && rq.body_unread);
+  const bool upstream_keep = res->keep_alive() && !early_answer;
+  bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
+  if (chunked_out && client_version != 11) {
+    chunked_out = false;
+    keep = false;  // HTTP/1.0 client: the body is delimited by closing
+  }
+  put_response_head(head_out, resp, chunked_out, keep, client_version);
+  bool client_ok = true;
+  bool upstream_ok = true;
+  if (res->is_done()) {
+    const deadline_scope dl(*this, opts().timeouts.idle, sock);
+    auto [ec, n] = co_await asio::async_write(sock, asio::buffer(head_out), nothrow);
+    client_ok = !ec;
+  } else {
+    const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, chunked_out,
+                                   opts().timeouts.response, opts().timeouts.idle);
+    if (rr.outcome == relay_outcome::read_failed) {
+      upstream_ok = false;
+      if (!rr.head_sent) {
+        const unsigned st = rr.timed_out ? 504 : 502;
+        co_return ending{.answer = st, .reported = st};
+      }
+    }
+    client_ok = rr.outcome != relay_outcome::write_failed;
+  }
+  if (upstream_ok && client_ok && upstream_keep && res->is_done() && conn->buf.size() == 0 &&
+      !w.stopping)
+    w.pool.put(g.id, std::move(conn));
+  // Never let a truncated response look complete: drop the client connection.
+  if (!upstream_ok || !client_ok)
+    co_return ending{.reported = upstream_ok ? status : 0, .drop = true};
+  co_return ending{.reported = status, .keep = keep};
+}
+
+template <class Parser>
+task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p,
+                                           socket_t& to, std::string_view head, bool chunked,
+                                           std::chrono::milliseconds read_timeout,
+                                           std::chrono::milliseconds write_timeout,
+                                           clock::time_point read_deadline, bool head_first) {
+  relay_result out;
+  auto& body = p.get().body();
+  struct chunk_lease {  // relay buffers are lent per body, not owned per connection
+    worker& w;
+    std::unique_ptr<char[]> buf;
+    ~chunk_lease() { w.give_chunk(std::move(buf)); }
+  } chunk{w, w.take_chunk()};
+  constexpr std::size_t chunk_size = relay_chunk_size;
+  for (;;) {
+    if (!out.head_sent && (from_buf.size() == 0 || head_first)) {
+      const deadline_scope dl(*this, write_timeout, to);
+      auto [ec, n] =
+          co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
+      if (ec) {
+        out.outcome = relay_outcome::write_failed;
+        co_return out;
+      }
+      out.head_sent = true;
+    }
+    body.data = chunk.buf.get();
+    body.size = chunk_size;
+    error_code ec;
+    {
+      const deadline_scope dl(*this, read_timeout, from, read_deadline);
+      auto [rec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
+      ec = rec;
+    }
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      out.outcome = relay_outcome::read_failed;
+      out.ec = ec;
+      out.timed_out = timed_out;
+      co_return out;
+    }
+    const std::size_t got = chunk_size - body.size;
+    const bool done = p.is_done();
+    if (got == 0 && !done) continue;
+    std::array<asio::const_buffer, 5> bufs;
+    std::size_t nb = 0;
+    if (!out.head_sent) bufs[nb++] = asio::buffer(head.data(), head.size());
+    char size_line[24];
+    if (chunked && got > 0) {
+      const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", got);
+      bufs[nb++] = asio::buffer(size_line, static_cast<std::size_t>(len));
+    }
+    if (got > 0) bufs[nb++] = asio::buffer(chunk.buf.get(), got);
+    if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
+    if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
+    const deadline_scope dl(*this, write_timeout, to);
+    auto [wec, wn] = co_await asio::async_write(
+        to, std::span<const asio::const_buffer>(bufs.data(), nb), nothrow);
+    if (wec) {
+      out.outcome = relay_outcome::write_failed;
+      co_return out;
+    }
+    out.head_sent = true;
+    if (done) co_return out;
+  }
+}
+
+}  // namespace dockscaler::lb::detail
