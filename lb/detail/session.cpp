@@ -44,6 +44,7 @@ task<void> session::serve() {
   {
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
+    sock.non_blocking(true, ec);  // for write_now
     auto ep = sock.remote_endpoint(ec);
     if (ec) co_return;
     client_ip = ep.address().to_string();
@@ -157,8 +158,13 @@ task<bool> session::answer_options(clock::time_point arrival) {
 }
 
 task<bool> session::write_raw(std::string_view data) {
-  const deadline_scope dl(*this, opts().timeouts.idle, sock);
-  auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), nothrow);
+  const auto b = asio::buffer(data.data(), data.size());
+  std::size_t n = 0;
+  auto ec = write_now(sock, b, n);
+  if (!ec && n < data.size()) {
+    const auto rest = co_await write_rest(sock, b, n, opts().timeouts.idle);
+    ec = rest;
+  }
   co_return !ec;
 }
 

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <utility>
 
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -156,6 +158,29 @@ struct session : session_base {
 
   const proxy_options& opts() const { return w.owner.opts; }
 
+  // Writes what the socket takes at once without waiting (its user-level
+  // non-blocking mode is on): most heads and small bodies fit the socket
+  // buffer, and then the write costs no suspension, no posted completion, no
+  // coroutine frame and no reactor poll. `n`: the bytes written. Would-block
+  // is not an error (write_rest() goes on).
+  template <class Buffers>
+  static error_code write_now(socket_t& s, const Buffers& b, std::size_t& n) {
+    error_code ec;
+    n = asio::write(s, b, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    return ec;
+  }
+  // The rest of `b` after its first `skip` bytes, within `timeout`.
+  template <class Buffers>
+  task<error_code> write_rest(socket_t& s, const Buffers& b, std::size_t skip,
+                              std::chrono::milliseconds timeout) {
+    beast::buffers_suffix<Buffers> rest(b);
+    rest.consume(skip);
+    const deadline_scope dl(*this, timeout, s);
+    auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
+    co_return ec;
+  }
+
   // ---- the connection and request heads (session.cpp) ----
   task<void> serve();
   bool peer_trusted(const asio::ip::address& a) const;
@@ -189,44 +214,53 @@ struct session : session_base {
   // connection stays open for the next one.
   task<bool> handle(clock::time_point arrival);
   bool route(request_state& rq);
-  // Reads a body that fits request_buffer before the request takes a slot,
-  // so a slow client holds only its own connection.
+  // Sets up the body's bookkeeping; true when it is to be read ahead: a body
+  // that fits request_buffer, read (read_ahead) before the request takes a
+  // slot, so a slow client holds only its own connection.
+  bool plan_body(request_state& rq);
   task<std::optional<ending>> read_ahead(request_state& rq);
   // The request header for the backend, into upstream_head.
   void make_upstream_head(const request_state& rq);
-  // A slot, at once or after a wait in the queue; the ending when refused.
+  // A free slot at once (an empty lease when the request must queue).
+  slot_lease try_admit(request_state& rq);
+  // A slot after a wait in the queue; the ending when refused.
   task<std::optional<ending>> admit(request_state& rq, slot_lease& lease);
   task<queue_result> wait_queued(service& svc, clock::time_point deadline_at, grant& g, bool front,
                                  std::span<const backend_id> exclude, bool& was_queued);
   ending refused(request_state& rq, queue_result qr);
-  // Admits the request, then forwards or calls with the leased slot, trying
-  // other backends while one cannot take it. The lease ends with it.
-  task<ending> exchange(request_state& rq);
   // The exchange with the backend of `g`: call() for a function, forward() else.
   task<std::optional<ending>> use(request_state& rq, const grant& g);
   // The backend could not take the request: its slot back (marked suspect),
   // and a new lease from the head of the queue; the ending when none comes.
   task<std::optional<ending>> retry(request_state& rq, slot_lease& lease);
-  // Sends "100 Continue" once, when the client waits for it. False: the client is gone.
+  // Sends "100 Continue" once, when the client waits for it (continue_due:
+  // checked first, so the usual request awaits nothing). False: the client is gone.
+  static bool continue_due(const request_state& rq) {
+    return rq.expect_continue && !rq.sent_continue;
+  }
   task<bool> continue_once(request_state& rq);
   // A body that could not be read (read_body()'s status): what to answer.
   ending body_failed(service& svc, unsigned st);
+  // on_request for the request as `e` ended it.
+  void report(const request_state& rq, const ending& e) const;
   // Answers, reports and keeps or closes the connection; returns whether it stays open.
   task<bool> conclude(const request_state& rq, const ending& e);
 
   // ---- an HTTP backend (session_forward.cpp) ----
   // nullopt: the backend could not be reached (try another).
   task<std::optional<ending>> forward(request_state& rq, const grant& g);
-  task<std::unique_ptr<upstream_conn>> upstream_for(const request_state& rq, const grant& g,
-                                                    bool fresh, bool& reused);
+  // An idle pooled connection to the backend of `g` that is still usable, or null.
+  std::unique_ptr<upstream_conn> pooled(const grant& g);
+  // A new connection; null when it failed (logged, the backend to be marked suspect).
+  task<std::unique_ptr<upstream_conn>> connect(const request_state& rq, const grant& g);
   struct sent_request {
     bool upstream_failed = false;  // the write to the backend failed
     bool body_started = false;     // the client's body was streamed (it cannot be replayed)
     unsigned body_status = 0;      // the client's body failed: read_body()'s status
   };
-  task<sent_request> send_request(const request_state& rq, upstream_conn& conn);
-  // Reads the response head into *res, skipping interim 1xx responses.
-  task<error_code> read_response_head(upstream_conn& conn);
+  task<sent_request> stream_request(const request_state& rq, upstream_conn& conn);
+  // A fresh parser in *res for the next response head.
+  void start_response();
   // `conn` goes back to the pool when it can serve another request.
   task<ending> relay_response(request_state& rq, std::unique_ptr<upstream_conn>& conn,
                               const grant& g, bool early_answer);

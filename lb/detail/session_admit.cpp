@@ -45,11 +45,37 @@ task<bool> session::handle(clock::time_point arrival) {
       if (head.capacity() > 64 * 1024) std::string().swap(head);
     }
   } body_guard{body_buf, upstream_head};
-  if (const auto failed = co_await read_ahead(rq)) co_return co_await conclude(rq, *failed);
-  // Named locals, never temporaries, inside co_await expressions: GCC 12
-  // destroys some of those twice.
-  const ending e = co_await exchange(rq);  // the slot is back when this returns
-  co_return co_await conclude(rq, e);
+  // Named locals, never temporaries, inside co_await expressions (GCC 12
+  // destroys some of those twice); and no nested coroutine on the usual
+  // path where a plain call does (each costs a frame).
+  if (plan_body(rq)) {
+    if (const auto failed = co_await read_ahead(rq)) co_return co_await conclude(rq, *failed);
+  }
+  rq.queue_deadline =
+      rq.ready + std::chrono::nanoseconds(rq.svc->queue_timeout_ns.load(std::memory_order_relaxed));
+  make_upstream_head(rq);
+  std::optional<ending> e;
+  {
+    slot_lease lease = try_admit(rq);  // handed back at the end of this block
+    if (!lease) {
+      auto refused = co_await admit(rq, lease);
+      if (refused) e.emplace(std::move(*refused));
+    }
+    while (!e) {
+      auto done = co_await use(rq, *lease);
+      if (done) {
+        e.emplace(std::move(*done));
+        break;
+      }
+      auto none = co_await retry(rq, lease);
+      if (none) e.emplace(std::move(*none));
+    }
+  }
+  if (!e->answer && e->keep && !e->drop) {  // the usual end: nothing left to write
+    report(rq, *e);
+    co_return true;
+  }
+  co_return co_await conclude(rq, *e);
 }
 
 bool session::route(request_state& rq) {
@@ -75,7 +101,12 @@ bool session::route(request_state& rq) {
 // body is read up to request_buffer; when it turns out longer, what was read
 // goes ahead of the rest, which streams. Every body must be complete within
 // timeouts.body of its header, whether or not it holds a slot.
-task<std::optional<ending>> session::read_ahead(request_state& rq) {
+// A body that fits request_buffer is read now, before the request queues or
+// takes a slot, so a slow client holds only its own connection. A chunked
+// body is read up to request_buffer; when it turns out longer, what was read
+// goes ahead of the rest, which streams. Every body must be complete within
+// timeouts.body of its header, whether or not it holds a slot.
+bool session::plan_body(request_state& rq) {
   const request& r = req->get();
   // No 100 Continue when body bytes already came with the head: the client
   // is sending its body, and an interim answer could only confuse it.
@@ -87,19 +118,18 @@ task<std::optional<ending>> session::read_ahead(request_state& rq) {
       rq.chunked_in ? static_cast<std::size_t>(std::distance(r.begin(), r.end())) : SIZE_MAX;
   rq.body_unread = rq.has_body;
   rq.ready = rq.arrival;
-  if (rq.has_body && opts().request_buffer > 0 &&
-      (rq.chunked_in || *req->content_length() <= opts().request_buffer)) {
-    if (!co_await continue_once(rq)) co_return body_failed(*rq.svc, 1);
-    if (const unsigned st = co_await read_body(body_buf, opts().request_buffer))
-      co_return body_failed(*rq.svc, st);
-    rq.body_unread = !req->is_done();
-    // Queueing starts now: the upload is the client's time, not a wait for
-    // capacity, so it counts neither in wait_time nor against the queue timeout.
-    rq.ready = clock::now();
-  }
-  rq.queue_deadline =
-      rq.ready + std::chrono::nanoseconds(rq.svc->queue_timeout_ns.load(std::memory_order_relaxed));
-  make_upstream_head(rq);
+  return rq.has_body && opts().request_buffer > 0 &&
+         (rq.chunked_in || *req->content_length() <= opts().request_buffer);
+}
+
+task<std::optional<ending>> session::read_ahead(request_state& rq) {
+  if (!co_await continue_once(rq)) co_return body_failed(*rq.svc, 1);
+  if (const unsigned st = co_await read_body(body_buf, opts().request_buffer))
+    co_return body_failed(*rq.svc, st);
+  rq.body_unread = !req->is_done();
+  // Queueing starts now: the upload is the client's time, not a wait for
+  // capacity, so it counts neither in wait_time nor against the queue timeout.
+  rq.ready = clock::now();
   co_return std::nullopt;
 }
 
@@ -126,15 +156,20 @@ void session::make_upstream_head(const request_state& rq) {
   }
 }
 
+slot_lease session::try_admit(request_state& rq) {
+  grant g;
+  if (!rq.svc->disp.try_acquire(g)) return {};
+  rq.svc->stats.record(rq.ready, rq.wait);
+  return slot_lease(rq.svc->disp, std::move(g));
+}
+
 task<std::optional<ending>> session::admit(request_state& rq, slot_lease& lease) {
   service& svc = *rq.svc;
   grant g;
-  if (!svc.disp.try_acquire(g)) {
-    bool queued = false;
-    const auto qr = co_await wait_queued(svc, rq.queue_deadline, g, false, {}, queued);
-    if (qr != queue_result::ok) co_return refused(rq, qr);
-    if (queued) rq.wait = waiter_->dispatched - rq.ready;
-  }
+  bool queued = false;
+  const auto qr = co_await wait_queued(svc, rq.queue_deadline, g, false, {}, queued);
+  if (qr != queue_result::ok) co_return refused(rq, qr);
+  if (queued) rq.wait = waiter_->dispatched - rq.ready;
   lease = slot_lease(svc.disp, std::move(g));
   svc.stats.record(rq.ready + rq.wait, rq.wait);
   co_return std::nullopt;
@@ -203,16 +238,6 @@ ending session::refused(request_state& rq, queue_result qr) {
   return e;
 }
 
-task<ending> session::exchange(request_state& rq) {
-  slot_lease lease;  // handed back when the exchange ends, before the conclusion
-  if (auto refused = co_await admit(rq, lease)) co_return std::move(*refused);
-  for (;;) {
-    auto done = co_await use(rq, *lease);
-    if (done) co_return std::move(*done);
-    if (auto none = co_await retry(rq, lease)) co_return std::move(*none);
-  }
-}
-
 task<std::optional<ending>> session::use(request_state& rq, const grant& g) {
   // Not a conditional inside the co_await: GCC 12 destroys that temporary twice.
   if (g.fn) return call(rq, g);
@@ -250,6 +275,12 @@ ending session::body_failed(service& svc, unsigned st) {
   return {.answer = st, .reported = st};
 }
 
+void session::report(const request_state& rq, const ending& e) const {
+  const auto end = e.end == clock::time_point{} ? clock::now() : e.end;
+  w.owner.report(rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported, rq.wait,
+                 end - rq.arrival);
+}
+
 task<bool> session::conclude(const request_state& rq, const ending& e) {
   bool ok = true;
   if (e.answer) {
@@ -258,9 +289,7 @@ task<bool> session::conclude(const request_state& rq, const ending& e) {
     const bool written = co_await write_raw(answer);
     ok = written;
   }
-  const auto end = e.end == clock::time_point{} ? clock::now() : e.end;
-  w.owner.report(rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported, rq.wait,
-                 end - rq.arrival);
+  report(rq, e);
   if (e.drop) {
     error_code ig;
     sock.close(ig);

@@ -1,7 +1,7 @@
 // The exchange with an HTTP backend (session.hpp): an upstream connection
 // (pooled, or new), the request sent from memory or streamed, the response
 // head read and the response relayed, streaming its body. A backend that
-// cannot be reached hands control back to exchange() to try another.
+// cannot be reached hands control back to handle() to try another.
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -27,25 +27,55 @@ bool still_open(socket_t& s) {
 
 }  // namespace
 
+// The hot path (a pooled connection, a body in memory) awaits only the
+// socket operations themselves: every nested coroutine costs a frame that
+// Asio's two-slot recycling cache often cannot hold.
 task<std::optional<ending>> session::forward(request_state& rq, const grant& g) {
   bool fresh = false;  // the pooled connection turned out stale: replay on a fresh one
   for (;;) {
-    bool reused = false;
-    auto conn = co_await upstream_for(rq, g, fresh, reused);
-    if (!conn) co_return std::nullopt;
-    if (!co_await continue_once(rq)) co_return ending{.drop = true};
-    const auto sent = co_await send_request(rq, *conn);
+    auto conn = fresh ? nullptr : pooled(g);
+    const bool reused = conn != nullptr;
+    if (!conn) {
+      auto made = co_await connect(rq, g);
+      if (!made) co_return std::nullopt;
+      conn = std::move(made);
+    }
+    if (continue_due(rq) && !co_await continue_once(rq)) co_return ending{.drop = true};
+    sent_request sent;
+    if (!rq.body_unread) {  // from memory in one write (or there is no body)
+      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
+                                                  asio::buffer(body_buf)};
+      std::size_t n = 0;
+      auto ec = write_now(conn->sock, out, n);
+      if (!ec && n < upstream_head.size() + body_buf.size()) {
+        const auto rest = co_await write_rest(conn->sock, out, n, opts().timeouts.response);
+        ec = rest;
+      }
+      sent.upstream_failed = static_cast<bool>(ec);
+    } else {
+      auto streamed = co_await stream_request(rq, *conn);
+      sent = streamed;
+    }
     if (sent.body_status) co_return body_failed(*rq.svc, sent.body_status);
     // When sending the request failed on a fresh connection, the backend may
     // still have answered before it closed (e.g. 413 without reading the
     // body): that answer is the one to relay.
     const bool early_answer =
         sent.upstream_failed && (sent.body_started || (rq.has_body && !reused));
-    const bool read = !sent.upstream_failed || early_answer;
-    const error_code rec = read ? co_await read_response_head(*conn) : error_code{};
-    if (read && !rec) {
-      auto e = co_await relay_response(rq, conn, g, early_answer);
-      co_return e;
+    error_code rec;
+    if (!sent.upstream_failed || early_answer) {
+      for (;;) {  // the response head, skipping interim 1xx responses
+        start_response();
+        const deadline_scope dl(*this, opts().timeouts.response, conn->sock);
+        auto [ec, n] = co_await http::async_read_header(conn->sock, conn->buf, *res, nothrow);
+        rec = ec;
+        const unsigned code = ec ? 0 : res->get().result_int();
+        if (code < 100 || code >= 200 || code == 101) break;
+      }
+      if (!rec) {
+        auto e = co_await relay_response(rq, conn, g, early_answer);
+        co_return e;
+      }
     }
     // A backend removed meanwhile did not close an idle connection: its
     // container was stopped under this request (a drain cut by
@@ -63,19 +93,17 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
   }
 }
 
-task<std::unique_ptr<upstream_conn>> session::upstream_for(const request_state& rq, const grant& g,
-                                                           bool fresh, bool& reused) {
-  std::unique_ptr<upstream_conn> conn;
-  if (!fresh) {
-    conn = w.pool.take(g.id);
-    // Before every reuse (one non-blocking recv): a connection the backend
-    // closed, or one with bytes nobody asked for, is dropped; those bytes
-    // must never reach this client as its response.
-    if (conn && !still_open(conn->sock)) conn.reset();
-    reused = conn != nullptr;
-    if (conn) co_return conn;
-  }
-  conn = std::make_unique<upstream_conn>(w.ioc);
+std::unique_ptr<upstream_conn> session::pooled(const grant& g) {
+  auto conn = w.pool.take(g.id);
+  // Before every reuse (one non-blocking recv): a connection the backend
+  // closed, or one with bytes nobody asked for, is dropped; those bytes
+  // must never reach this client as its response.
+  if (conn && !still_open(conn->sock)) conn.reset();
+  return conn;
+}
+
+task<std::unique_ptr<upstream_conn>> session::connect(const request_state& rq, const grant& g) {
+  auto conn = std::make_unique<upstream_conn>(w.ioc);
   const deadline_scope dl(*this, opts().timeouts.connect, conn->sock);
   auto [ec] = co_await conn->sock.async_connect(g.endpoint, nothrow);
   if (ec) {
@@ -87,20 +115,20 @@ task<std::unique_ptr<upstream_conn>> session::upstream_for(const request_state& 
   }
   error_code ig;
   conn->sock.set_option(tcp::no_delay(true), ig);
+  conn->sock.non_blocking(true, ig);  // for write_now
   if (g.suspect) rq.svc->disp.mark_healthy(g.id);
   co_return conn;
 }
 
-// From memory in one write when the body is read (or there is none), else
-// streaming the body.
-task<session::sent_request> session::send_request(const request_state& rq, upstream_conn& conn) {
-  if (!rq.body_unread) {
-    const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
-                                                asio::buffer(body_buf)};
-    const deadline_scope dl(*this, opts().timeouts.response, conn.sock);
-    auto [ec, n] = co_await asio::async_write(conn.sock, out, nothrow);
-    co_return sent_request{.upstream_failed = static_cast<bool>(ec)};
-  }
+void session::start_response() {
+  res.emplace();
+  res->body_limit(boost::none);
+  res->header_limit(64 * 1024);
+  if (head) res->skip(true);
+}
+
+// The client's body streams to the backend behind the head.
+task<session::sent_request> session::stream_request(const request_state& rq, upstream_conn& conn) {
   const auto rr =
       co_await relay(sock, buf, *req, conn.sock, upstream_head, rq.chunked_in, opts().timeouts.idle,
                      opts().timeouts.response, body_deadline, !body_buf.empty());
@@ -110,20 +138,6 @@ task<session::sent_request> session::send_request(const request_state& rq, upstr
   }
   co_return sent_request{.upstream_failed = rr.outcome == relay_outcome::write_failed,
                          .body_started = true};
-}
-
-task<error_code> session::read_response_head(upstream_conn& conn) {
-  for (;;) {
-    res.emplace();
-    res->body_limit(boost::none);
-    res->header_limit(64 * 1024);
-    if (head) res->skip(true);
-    const deadline_scope dl(*this, opts().timeouts.response, conn.sock);
-    auto [ec, n] = co_await http::async_read_header(conn.sock, conn.buf, *res, nothrow);
-    if (ec) co_return ec;
-    const unsigned code = res->get().result_int();
-    if (code < 100 || code >= 200 || code == 101) co_return ec;
-  }
 }
 
 // After an early answer the client's body was not read to its end, and the
@@ -144,8 +158,13 @@ task<ending> session::relay_response(request_state& rq, std::unique_ptr<upstream
   bool client_ok = true;
   bool upstream_ok = true;
   if (res->is_done()) {
-    const deadline_scope dl(*this, opts().timeouts.idle, sock);
-    auto [ec, n] = co_await asio::async_write(sock, asio::buffer(head_out), nothrow);
+    const auto b = asio::buffer(head_out);
+    std::size_t n = 0;
+    auto ec = write_now(sock, b, n);
+    if (!ec && n < head_out.size()) {
+      const auto rest = co_await write_rest(sock, b, n, opts().timeouts.idle);
+      ec = rest;
+    }
     client_ok = !ec;
   } else {
     const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, chunked_out,
@@ -168,6 +187,18 @@ task<ending> session::relay_response(request_state& rq, std::unique_ptr<upstream
   co_return ending{.reported = status, .keep = keep};
 }
 
+// Bytes already buffered (a body that came with its head) are parsed without
+// an asynchronous read, which would only post its completion. True when that
+// made progress or failed (`ec`); false when the socket must be read.
+template <class Parser>
+bool parse_buffered(beast::flat_buffer& from_buf, Parser& p, error_code& ec) {
+  if (from_buf.size() == 0) return false;
+  const auto used = p.put(from_buf.data(), ec);
+  from_buf.consume(used);
+  if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+  return used > 0 || p.is_done() || ec;
+}
+
 template <class Parser>
 task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p,
                                            socket_t& to, std::string_view head, bool chunked,
@@ -184,9 +215,13 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
   constexpr std::size_t chunk_size = relay_chunk_size;
   for (;;) {
     if (!out.head_sent && (from_buf.size() == 0 || head_first)) {
-      const deadline_scope dl(*this, write_timeout, to);
-      auto [ec, n] =
-          co_await asio::async_write(to, asio::buffer(head.data(), head.size()), nothrow);
+      const auto hb = asio::buffer(head.data(), head.size());
+      std::size_t n = 0;
+      auto ec = write_now(to, hb, n);
+      if (!ec && n < head.size()) {
+        const auto rest = co_await write_rest(to, hb, n, write_timeout);
+        ec = rest;
+      }
       if (ec) {
         out.outcome = relay_outcome::write_failed;
         co_return out;
@@ -196,7 +231,7 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
     body.data = chunk.buf.get();
     body.size = chunk_size;
     error_code ec;
-    {
+    if (!parse_buffered(from_buf, p, ec)) {
       const deadline_scope dl(*this, read_timeout, from, read_deadline);
       auto [rec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
       ec = rec;
@@ -222,9 +257,13 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
     if (got > 0) bufs[nb++] = asio::buffer(chunk.buf.get(), got);
     if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
     if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
-    const deadline_scope dl(*this, write_timeout, to);
-    auto [wec, wn] = co_await asio::async_write(
-        to, std::span<const asio::const_buffer>(bufs.data(), nb), nothrow);
+    const std::span<const asio::const_buffer> all(bufs.data(), nb);
+    std::size_t wn = 0;
+    auto wec = write_now(to, all, wn);
+    if (!wec && wn < asio::buffer_size(all)) {
+      const auto rest = co_await write_rest(to, all, wn, write_timeout);
+      wec = rest;
+    }
     if (wec) {
       out.outcome = relay_outcome::write_failed;
       co_return out;
