@@ -261,10 +261,6 @@ struct session : session_base {
   task<sent_request> stream_request(const request_state& rq, upstream_conn& conn);
   // A fresh parser in *res for the next response head.
   void start_response();
-  // `conn` goes back to the pool when it can serve another request.
-  task<ending> relay_response(request_state& rq, std::unique_ptr<upstream_conn>& conn,
-                              const grant& g, bool early_answer);
-
   enum class relay_outcome { done, read_failed, write_failed };
   struct relay_result {
     relay_outcome outcome = relay_outcome::done;
@@ -272,6 +268,19 @@ struct session : session_base {
     bool timed_out = false;
     bool head_sent = false;
   };
+  // What the client gets of the response: its head (into head_out), framing
+  // and whether either connection is kept.
+  struct response_plan {
+    unsigned status = 0;
+    bool keep = false;           // the client connection
+    bool upstream_keep = false;  // the backend connection, if the response ends cleanly
+    bool chunked = false;        // re-framed as chunked
+  };
+  response_plan plan_response(const request_state& rq, bool early_answer);
+  // How the request ends once relay() is done; `conn` goes back to the pool
+  // when it can serve another request.
+  ending end_response(const response_plan& plan, const relay_result& rr,
+                      std::unique_ptr<upstream_conn>& conn, const grant& g);
   // Streams a message body from `from` (parsed by `p`, whose header is done)
   // to `to`, after `head`: the header goes together with the first body bytes
   // when those are already buffered, alone otherwise (so the peer sees it at

@@ -73,8 +73,11 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         if (code < 100 || code >= 200 || code == 101) break;
       }
       if (!rec) {
-        auto e = co_await relay_response(rq, conn, g, early_answer);
-        co_return e;
+        if (res->get().result_int() == 101) co_return ending{.answer = 502, .reported = 502};
+        const auto plan = plan_response(rq, early_answer);
+        const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, plan.chunked,
+                                       opts().timeouts.response, opts().timeouts.idle);
+        co_return end_response(plan, rr, conn, g);
       }
     }
     // A backend removed meanwhile did not close an idle connection: its
@@ -142,49 +145,34 @@ task<session::sent_request> session::stream_request(const request_state& rq, ups
 
 // After an early answer the client's body was not read to its end, and the
 // backend connection is broken: neither is kept.
-task<ending> session::relay_response(request_state& rq, std::unique_ptr<upstream_conn>& conn,
-                                     const grant& g, bool early_answer) {
-  auto& resp = res->get();
-  const unsigned status = resp.result_int();
-  if (status == 101) co_return ending{.answer = 502, .reported = 502};
-  bool keep = rq.keep && !(early_answer && rq.body_unread);
-  const bool upstream_keep = res->keep_alive() && !early_answer;
-  bool chunked_out = res->chunked() || (!res->content_length() && !res->is_done());
-  if (chunked_out && client_version != 11) {
-    chunked_out = false;
-    keep = false;  // HTTP/1.0 client: the body is delimited by closing
+session::response_plan session::plan_response(const request_state& rq, bool early_answer) {
+  response_plan plan;
+  plan.status = res->get().result_int();
+  plan.keep = rq.keep && !(early_answer && rq.body_unread);
+  plan.upstream_keep = res->keep_alive() && !early_answer;
+  plan.chunked = res->chunked() || (!res->content_length() && !res->is_done());
+  if (plan.chunked && client_version != 11) {
+    plan.chunked = false;
+    plan.keep = false;  // HTTP/1.0 client: the body is delimited by closing
   }
-  put_response_head(head_out, resp, chunked_out, keep, client_version);
-  bool client_ok = true;
-  bool upstream_ok = true;
-  if (res->is_done()) {
-    const auto b = asio::buffer(head_out);
-    std::size_t n = 0;
-    auto ec = write_now(sock, b, n);
-    if (!ec && n < head_out.size()) {
-      const auto rest = co_await write_rest(sock, b, n, opts().timeouts.idle);
-      ec = rest;
-    }
-    client_ok = !ec;
-  } else {
-    const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, chunked_out,
-                                   opts().timeouts.response, opts().timeouts.idle);
-    if (rr.outcome == relay_outcome::read_failed) {
-      upstream_ok = false;
-      if (!rr.head_sent) {
-        const unsigned st = rr.timed_out ? 504 : 502;
-        co_return ending{.answer = st, .reported = st};
-      }
-    }
-    client_ok = rr.outcome != relay_outcome::write_failed;
+  put_response_head(head_out, res->get(), plan.chunked, plan.keep, client_version);
+  return plan;
+}
+
+ending session::end_response(const response_plan& plan, const relay_result& rr,
+                             std::unique_ptr<upstream_conn>& conn, const grant& g) {
+  const bool upstream_ok = rr.outcome != relay_outcome::read_failed;
+  const bool client_ok = rr.outcome != relay_outcome::write_failed;
+  if (!upstream_ok && !rr.head_sent) {
+    const unsigned st = rr.timed_out ? 504 : 502;
+    return {.answer = st, .reported = st};
   }
-  if (upstream_ok && client_ok && upstream_keep && res->is_done() && conn->buf.size() == 0 &&
+  if (upstream_ok && client_ok && plan.upstream_keep && res->is_done() && conn->buf.size() == 0 &&
       !w.stopping)
     w.pool.put(g.id, std::move(conn));
   // Never let a truncated response look complete: drop the client connection.
-  if (!upstream_ok || !client_ok)
-    co_return ending{.reported = upstream_ok ? status : 0, .drop = true};
-  co_return ending{.reported = status, .keep = keep};
+  if (!upstream_ok || !client_ok) return {.reported = upstream_ok ? plan.status : 0, .drop = true};
+  return {.reported = plan.status, .keep = plan.keep};
 }
 
 // Bytes already buffered (a body that came with its head) are parsed without
@@ -214,7 +202,7 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
   } chunk{w, w.take_chunk()};
   constexpr std::size_t chunk_size = relay_chunk_size;
   for (;;) {
-    if (!out.head_sent && (from_buf.size() == 0 || head_first)) {
+    if (!out.head_sent && (from_buf.size() == 0 || head_first || p.is_done())) {
       const auto hb = asio::buffer(head.data(), head.size());
       std::size_t n = 0;
       auto ec = write_now(to, hb, n);
@@ -228,6 +216,7 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
       }
       out.head_sent = true;
     }
+    if (p.is_done()) co_return out;  // no body (or none to relay): the head was all
     body.data = chunk.buf.get();
     body.size = chunk_size;
     error_code ec;
