@@ -2,8 +2,9 @@
 // the RFC 9110/9112 checks a request head must pass before it is forwarded,
 // the checks that turn a stalled parse into an immediate 400, and the
 // serialisation of the heads the proxy writes (to the backend, to the
-// client, and its own short answers). session.cpp calls these; the unit
-// suite test_lb_http_rules tests them directly. docs/proxy.md "Conformance"
+// client, and its own short answers): the checks in http_checks.cpp, the
+// serialisation in http_heads.cpp. The session calls these; the unit suites
+// test_lb_http_rules and test_lb_rfc9112 test them directly. docs/proxy.md "Conformance"
 // says which choice each rule makes and why.
 #pragma once
 
@@ -61,6 +62,14 @@ void to_origin_form(http::request_header<>& r);
 // SP HTTP/1.x CRLF" (method a token, target without SP or CTL), 505 for a
 // well-formed line with another version, 400 for anything else.
 unsigned request_line_status(std::string_view data);
+
+// The status for a request head Beast's parser refused with `ec` (0 when
+// `ec` is not an error): 431 or the long_request_line_status() when over the
+// header limit, 413 over the body limit, request_line_status() (505 for a
+// version we do not speak) while the request line was not consumed
+// (`line_done` false; `pending` is what was buffered from it), else 400.
+unsigned parse_error_status(const boost::system::error_code& ec, bool line_done,
+                            std::string_view pending);
 
 // The status when the request line alone exceeds the header limit: 501 when
 // the method does not end (longer than any method), 414 when the target does

@@ -1,6 +1,7 @@
-// Internals shared by proxy.cpp (lifecycle, control API) and session.cpp (the
-// per-connection data path): services, the route table, I/O workers (one
-// io_context and thread each), their session lists and upstream pools.
+// Internals shared by proxy.cpp (lifecycle, control API), worker.cpp and the
+// session (the per-connection data path): services, the route table, I/O
+// workers (one io_context and thread each), their session lists and upstream
+// pools.
 #pragma once
 
 #include <atomic>
@@ -192,6 +193,6 @@ struct proxy::impl {
 }  // namespace dockscaler::lb
 
 namespace dockscaler::lb::detail {
-// The data path of one client connection (session.cpp).
+// The data path of one client connection (session.hpp).
 task<void> run_session(worker& w, socket_t sock);
 }  // namespace dockscaler::lb::detail

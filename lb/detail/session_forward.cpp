@@ -1,0 +1,265 @@
+// The exchange with an HTTP backend (session.hpp): an upstream connection
+// (pooled, or new), the request sent from memory or streamed, the response
+// head read and the response relayed, streaming its body. A backend that
+// cannot be reached hands control back to handle() to try another.
+#include <array>
+#include <cerrno>
+#include <cstdio>
+
+#include <sys/socket.h>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "lb/detail/session.hpp"
+
+namespace dockscaler::lb::detail {
+namespace {
+
+// Non-blocking check that a pooled connection was not closed by the backend.
+bool still_open(socket_t& s) {
+  char c;
+  const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+// The hot path (a pooled connection, a body in memory) awaits only the
+// socket operations themselves: every nested coroutine costs a frame that
+// Asio's two-slot recycling cache often cannot hold.
+task<std::optional<ending>> session::forward(request_state& rq, const grant& g) {
+  bool fresh = false;  // the pooled connection turned out stale: replay on a fresh one
+  for (;;) {
+    auto conn = fresh ? nullptr : pooled(g);
+    const bool reused = conn != nullptr;
+    if (!conn) {
+      auto made = co_await connect(rq, g);
+      if (!made) co_return std::nullopt;
+      conn = std::move(made);
+    }
+    if (continue_due(rq) && !co_await continue_once(rq)) co_return ending{.drop = true};
+    sent_request sent;
+    if (!rq.body_unread) {  // from memory in one write (or there is no body)
+      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
+                                                  asio::buffer(body_buf)};
+      std::size_t n = 0;
+      auto ec = write_now(conn->sock, out, n);
+      if (!ec && n < upstream_head.size() + body_buf.size()) {
+        const auto rest = co_await write_rest(conn->sock, out, n, opts().timeouts.response);
+        ec = rest;
+      }
+      sent.upstream_failed = static_cast<bool>(ec);
+    } else {
+      auto streamed = co_await stream_request(rq, *conn);
+      sent = streamed;
+    }
+    if (sent.body_status) co_return body_failed(*rq.svc, sent.body_status);
+    // When sending the request failed on a fresh connection, the backend may
+    // still have answered before it closed (e.g. 413 without reading the
+    // body): that answer is the one to relay.
+    const bool early_answer =
+        sent.upstream_failed && (sent.body_started || (rq.has_body && !reused));
+    error_code rec;
+    if (!sent.upstream_failed || early_answer) {
+      for (;;) {  // the response head, skipping interim 1xx responses
+        start_response();
+        const deadline_scope dl(*this, opts().timeouts.response, conn->sock);
+        auto [ec, n] = co_await http::async_read_header(conn->sock, conn->buf, *res, nothrow);
+        rec = ec;
+        const unsigned code = ec ? 0 : res->get().result_int();
+        if (code < 100 || code >= 200 || code == 101) break;
+      }
+      if (!rec) {
+        if (res->get().result_int() == 101) co_return ending{.answer = 502, .reported = 502};
+        const auto plan = plan_response(rq, early_answer);
+        const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, plan.chunked,
+                                       opts().timeouts.response, opts().timeouts.idle);
+        co_return end_response(plan, rr, conn, g);
+      }
+    }
+    // A backend removed meanwhile did not close an idle connection: its
+    // container was stopped under this request (a drain cut by
+    // drain_timeout) after having it all along, so replaying it elsewhere
+    // would run it twice.
+    const bool stale = reused && !sent.body_started && !timed_out &&
+                       rq.svc->disp.has_backend(g.id) &&
+                       (sent.upstream_failed || rec == http::error::end_of_stream ||
+                        rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
+    if (!stale) {
+      const unsigned st = (timed_out && !sent.upstream_failed) ? 504 : 502;
+      co_return ending{.answer = st, .reported = st};
+    }
+    fresh = true;
+  }
+}
+
+std::unique_ptr<upstream_conn> session::pooled(const grant& g) {
+  auto conn = w.pool.take(g.id);
+  // Before every reuse (one non-blocking recv): a connection the backend
+  // closed, or one with bytes nobody asked for, is dropped; those bytes
+  // must never reach this client as its response.
+  if (conn && !still_open(conn->sock)) conn.reset();
+  return conn;
+}
+
+task<std::unique_ptr<upstream_conn>> session::connect(const request_state& rq, const grant& g) {
+  auto conn = std::make_unique<upstream_conn>(w.ioc);
+  const deadline_scope dl(*this, opts().timeouts.connect, conn->sock);
+  auto [ec] = co_await conn->sock.async_connect(g.endpoint, nothrow);
+  if (ec) {
+    if (!g.suspect)  // log the transition only, not every retry against a dead backend
+      spdlog::warn("lb: service '{}': connect to backend {} ({}:{}) failed: {}; marked suspect",
+                   rq.svc->name, g.id, g.endpoint.address().to_string(), g.endpoint.port(),
+                   timed_out ? std::string("timed out") : ec.message());
+    co_return nullptr;
+  }
+  error_code ig;
+  conn->sock.set_option(tcp::no_delay(true), ig);
+  conn->sock.non_blocking(true, ig);  // for write_now
+  if (g.suspect) rq.svc->disp.mark_healthy(g.id);
+  co_return conn;
+}
+
+void session::start_response() {
+  res.emplace();
+  res->body_limit(boost::none);
+  res->header_limit(64 * 1024);
+  if (head) res->skip(true);
+}
+
+// The client's body streams to the backend behind the head.
+task<session::sent_request> session::stream_request(const request_state& rq, upstream_conn& conn) {
+  const auto rr =
+      co_await relay(sock, buf, *req, conn.sock, upstream_head, rq.chunked_in, opts().timeouts.idle,
+                     opts().timeouts.response, body_deadline, !body_buf.empty());
+  if (rr.outcome == relay_outcome::read_failed) {
+    // The client's body failed: over the limit, too slow, malformed, or gone.
+    co_return sent_request{.body_started = true, .body_status = body_error_status(rr.ec)};
+  }
+  co_return sent_request{.upstream_failed = rr.outcome == relay_outcome::write_failed,
+                         .body_started = true};
+}
+
+// After an early answer the client's body was not read to its end, and the
+// backend connection is broken: neither is kept.
+session::response_plan session::plan_response(const request_state& rq, bool early_answer) {
+  response_plan plan;
+  plan.status = res->get().result_int();
+  plan.keep = rq.keep && !(early_answer && rq.body_unread);
+  plan.upstream_keep = res->keep_alive() && !early_answer;
+  plan.chunked = res->chunked() || (!res->content_length() && !res->is_done());
+  if (plan.chunked && client_version != 11) {
+    plan.chunked = false;
+    plan.keep = false;  // HTTP/1.0 client: the body is delimited by closing
+  }
+  put_response_head(head_out, res->get(), plan.chunked, plan.keep, client_version);
+  return plan;
+}
+
+ending session::end_response(const response_plan& plan, const relay_result& rr,
+                             std::unique_ptr<upstream_conn>& conn, const grant& g) {
+  const bool upstream_ok = rr.outcome != relay_outcome::read_failed;
+  const bool client_ok = rr.outcome != relay_outcome::write_failed;
+  if (!upstream_ok && !rr.head_sent) {
+    const unsigned st = rr.timed_out ? 504 : 502;
+    return {.answer = st, .reported = st};
+  }
+  if (upstream_ok && client_ok && plan.upstream_keep && res->is_done() && conn->buf.size() == 0 &&
+      !w.stopping)
+    w.pool.put(g.id, std::move(conn));
+  // Never let a truncated response look complete: drop the client connection.
+  if (!upstream_ok || !client_ok) return {.reported = upstream_ok ? plan.status : 0, .drop = true};
+  return {.reported = plan.status, .keep = plan.keep};
+}
+
+// Bytes already buffered (a body that came with its head) are parsed without
+// an asynchronous read, which would only post its completion. True when that
+// made progress or failed (`ec`); false when the socket must be read.
+template <class Parser>
+bool parse_buffered(beast::flat_buffer& from_buf, Parser& p, error_code& ec) {
+  if (from_buf.size() == 0) return false;
+  const auto used = p.put(from_buf.data(), ec);
+  from_buf.consume(used);
+  if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+  return used > 0 || p.is_done() || ec;
+}
+
+template <class Parser>
+task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p,
+                                           socket_t& to, std::string_view head, bool chunked,
+                                           std::chrono::milliseconds read_timeout,
+                                           std::chrono::milliseconds write_timeout,
+                                           clock::time_point read_deadline, bool head_first) {
+  relay_result out;
+  auto& body = p.get().body();
+  struct chunk_lease {  // relay buffers are lent per body, not owned per connection
+    worker& w;
+    std::unique_ptr<char[]> buf;
+    ~chunk_lease() { w.give_chunk(std::move(buf)); }
+  } chunk{w, w.take_chunk()};
+  constexpr std::size_t chunk_size = relay_chunk_size;
+  for (;;) {
+    if (!out.head_sent && (from_buf.size() == 0 || head_first || p.is_done())) {
+      const auto hb = asio::buffer(head.data(), head.size());
+      std::size_t n = 0;
+      auto ec = write_now(to, hb, n);
+      if (!ec && n < head.size()) {
+        const auto rest = co_await write_rest(to, hb, n, write_timeout);
+        ec = rest;
+      }
+      if (ec) {
+        out.outcome = relay_outcome::write_failed;
+        co_return out;
+      }
+      out.head_sent = true;
+    }
+    if (p.is_done()) co_return out;  // no body (or none to relay): the head was all
+    body.data = chunk.buf.get();
+    body.size = chunk_size;
+    error_code ec;
+    if (!parse_buffered(from_buf, p, ec)) {
+      const deadline_scope dl(*this, read_timeout, from, read_deadline);
+      auto [rec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
+      ec = rec;
+    }
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      out.outcome = relay_outcome::read_failed;
+      out.ec = ec;
+      out.timed_out = timed_out;
+      co_return out;
+    }
+    const std::size_t got = chunk_size - body.size;
+    const bool done = p.is_done();
+    if (got == 0 && !done) continue;
+    std::array<asio::const_buffer, 5> bufs;
+    std::size_t nb = 0;
+    if (!out.head_sent) bufs[nb++] = asio::buffer(head.data(), head.size());
+    char size_line[24];
+    if (chunked && got > 0) {
+      const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", got);
+      bufs[nb++] = asio::buffer(size_line, static_cast<std::size_t>(len));
+    }
+    if (got > 0) bufs[nb++] = asio::buffer(chunk.buf.get(), got);
+    if (chunked && got > 0) bufs[nb++] = asio::buffer("\r\n", 2);
+    if (chunked && done) bufs[nb++] = asio::buffer("0\r\n\r\n", 5);
+    const std::span<const asio::const_buffer> all(bufs.data(), nb);
+    std::size_t wn = 0;
+    auto wec = write_now(to, all, wn);
+    if (!wec && wn < asio::buffer_size(all)) {
+      const auto rest = co_await write_rest(to, all, wn, write_timeout);
+      wec = rest;
+    }
+    if (wec) {
+      out.outcome = relay_outcome::write_failed;
+      co_return out;
+    }
+    out.head_sent = true;
+    if (done) co_return out;
+  }
+}
+
+}  // namespace dockscaler::lb::detail
