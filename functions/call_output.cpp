@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "functions/init/protocol.hpp"
+#include "init/protocol.hpp"
 
 namespace dockscaler::functions {
 

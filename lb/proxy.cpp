@@ -19,7 +19,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "lb/detail/proxy_impl.hpp"
+#include "detail/proxy_impl.hpp"
 
 namespace dockscaler::lb {
 namespace detail {

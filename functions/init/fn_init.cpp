@@ -30,7 +30,7 @@
 #include <cstring>
 #include <initializer_list>
 
-#include "functions/init/protocol.hpp"
+#include "protocol.hpp"
 
 namespace {
 

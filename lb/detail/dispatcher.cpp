@@ -1,5 +1,5 @@
 // Slot, round-robin and FIFO queue logic of one service (see dispatcher.hpp).
-#include "lb/detail/dispatcher.hpp"
+#include "dispatcher.hpp"
 
 #include <algorithm>
 #include <stdexcept>

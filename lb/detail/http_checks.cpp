@@ -1,7 +1,7 @@
 // The request checks of http_rules.hpp (RFC 9110/9112) as pure functions:
 // Host, request-target, framing fields, the request line, and the watches
 // that answer at once what the parser would wait on forever.
-#include "lb/detail/http_rules.hpp"
+#include "http_rules.hpp"
 
 #include <cstring>
 

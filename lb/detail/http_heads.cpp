@@ -1,7 +1,7 @@
 // The header rules of http_rules.hpp as pure functions: the heads the proxy
 // writes (to the backend, to a function, to the client), hop-by-hop removal,
 // the forwarding fields, Date, and the proxy's own short answers.
-#include "lb/detail/http_rules.hpp"
+#include "http_rules.hpp"
 
 #include <time.h>
 

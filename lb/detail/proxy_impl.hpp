@@ -24,7 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
-#include "lb/detail/dispatcher.hpp"
+#include "dispatcher.hpp"
 #include "lb/proxy.hpp"
 #include "lb/wait_stats.hpp"
 

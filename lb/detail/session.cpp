@@ -2,7 +2,7 @@
 // and checking request heads, OPTIONS *, reading request bodies, writing the
 // proxy's own answers and closing politely. Every socket operation has a
 // deadline (deadline_scope) enforced by the worker's sweeper (proxy.cpp).
-#include "lb/detail/session.hpp"
+#include "session.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -23,9 +23,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "lb/detail/http_rules.hpp"
-#include "lb/detail/proxy_impl.hpp"
-#include "lb/detail/waiters.hpp"
+#include "http_rules.hpp"
+#include "proxy_impl.hpp"
+#include "waiters.hpp"
 
 namespace dockscaler::lb::detail {
 

@@ -13,7 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "lb/detail/session.hpp"
+#include "session.hpp"
 
 namespace dockscaler::lb::detail {
 namespace {

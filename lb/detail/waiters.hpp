@@ -10,8 +10,8 @@
 
 #include <boost/asio/post.hpp>
 
-#include "lb/detail/dispatcher.hpp"
-#include "lb/detail/proxy_impl.hpp"
+#include "dispatcher.hpp"
+#include "proxy_impl.hpp"
 
 namespace dockscaler::lb::detail {
 

@@ -6,7 +6,7 @@
 
 #include <boost/beast/core/string.hpp>
 
-#include "lb/detail/proxy_impl.hpp"
+#include "proxy_impl.hpp"
 
 namespace dockscaler::lb::detail {
 namespace {
