@@ -365,7 +365,7 @@ error transport::curl_failure(void* curl, int code_of_curl, const char* errbuf, 
     text += connected ? " (total deadline " + std::to_string(total.count()) + " ms)"
                       : " (connect or total deadline)";
   }
-  return error(code, std::move(text), static_cast<int>(status));
+  return error(code, text, static_cast<int>(status));
 }
 
 std::string transport::api_version() {

@@ -91,7 +91,7 @@ tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers,
   check(ec);
   first.listen(asio::socket_base::max_listen_connections, ec);
   check(ec);
-  const tcp::endpoint ep = first.local_endpoint();
+  tcp::endpoint ep = first.local_endpoint();
   for (std::size_t i = 1; i < workers.size(); ++i) {
     const int fd = ::fcntl(first.native_handle(), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(std::strerror(errno));

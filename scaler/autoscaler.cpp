@@ -23,7 +23,7 @@ std::shared_ptr<service_state> autoscaler::impl::make_state(const config::servic
 
 autoscaler::autoscaler(container_runtime& runtime, backend_pool& pool, const config::config& cfg,
                        autoscaler_options opts)
-    : impl_(std::make_unique<impl>(runtime, pool, opts)) {
+    : impl_(std::make_unique<impl>(runtime, pool, std::move(opts))) {
   impl_->network = cfg.docker.network;
   impl_->instance = cfg.instance;
   for (const auto& s : cfg.services) impl_->services[s.name] = impl_->make_state(s);
@@ -65,8 +65,8 @@ void autoscaler::start() {
     m.running = true;
   }
   m.pump();  // the adoptions and removals the resync asked for
-  m.loop_thread = std::jthread([&m](std::stop_token s) { m.loop(s); });
-  m.watch_thread = std::jthread([&m](std::stop_token s) { m.watch(s); });
+  m.loop_thread = std::jthread([&m](const std::stop_token& s) { m.loop(s); });
+  m.watch_thread = std::jthread([&m](const std::stop_token& s) { m.watch(s); });
 }
 
 void autoscaler::stop(bool remove_containers) {

@@ -57,7 +57,7 @@ std::vector<managed_container> docker_runtime::list_managed() {
 
 std::string docker_runtime::start(const config::service_config& svc, const std::string& network,
                                   const std::string& hash, const std::string& name) {
-  const std::string id = docker_.create_container(make_container_spec(svc, network, hash, name)).id;
+  std::string id = docker_.create_container(make_container_spec(svc, network, hash, name)).id;
   or_remove(docker_, id, [&] { docker_.start_container(id); });
   return id;
 }

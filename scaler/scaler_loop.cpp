@@ -34,7 +34,7 @@ void autoscaler::impl::tick(const std::shared_ptr<service_state>& st, clock::tim
   execute(st, name, acts);
 }
 
-void autoscaler::impl::loop(std::stop_token stop) {
+void autoscaler::impl::loop(const std::stop_token& stop) {
   auto next_full = time.now();
   auto next_resync = next_full + opts.resync_interval;
   while (!stop.stop_requested()) {
@@ -161,7 +161,7 @@ std::map<std::string, unsigned> autoscaler::impl::resync(bool at_start) {
   return p.adopted;
 }
 
-void autoscaler::impl::watch(std::stop_token stop) {
+void autoscaler::impl::watch(const std::stop_token& stop) {
   std::mutex pause_mu;
   std::condition_variable_any pause;
   while (!stop.stop_requested()) {

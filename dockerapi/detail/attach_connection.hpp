@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "curl_handles.hpp"
-#include "frame_demux.hpp"
 #include "dockerapi/types.hpp"
+#include "frame_demux.hpp"
 
 namespace dockscaler::dockerapi::detail {
 

@@ -175,7 +175,7 @@ std::vector<std::shared_ptr<waiter>> dispatcher::add_backend(clock::time_point n
   b.id = id;
   b.host = std::move(host);
   b.port = port;
-  b.endpoint = ep;
+  b.endpoint = std::move(ep);
   if (kind.one_shot) refills_ = true;
   b.kind = std::move(kind);
   unavailable_.clear();

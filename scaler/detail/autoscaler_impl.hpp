@@ -80,14 +80,14 @@ struct autoscaler::impl {
   void on_gone(const std::string& id);
 
   // ---- scaler_loop.cpp
-  void loop(std::stop_token stop);
+  void loop(const std::stop_token& stop);
   void tick(const std::shared_ptr<service_state>& st, clock::time_point now, bool full);
   // Compares what Docker runs with what we track: adopts our running
   // containers that we do not know (at start: all of them), removes dead or
   // orphaned ones, and forgets tracked ones Docker no longer has. Returns how
   // many were adopted per service.
   std::map<std::string, unsigned> resync(bool at_start);
-  void watch(std::stop_token stop);
+  void watch(const std::stop_token& stop);
   void remove_all();  // stop(true): drain, stop and remove every replica
 };
 
