@@ -58,7 +58,7 @@ class mailbox {
   // Returns after `d`, when poked (or posted to), or when `stop` is requested.
   void wait(std::stop_token stop, clock::duration d) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, stop, d, [this] { return poked_; });
+    cv_.wait_for(lock, std::move(stop), d, [this] { return poked_; });
     poked_ = false;
   }
 
