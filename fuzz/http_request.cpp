@@ -21,7 +21,8 @@
 namespace {
 
 namespace http = boost::beast::http;
-using req_parser = http::request_parser<http::buffer_body>;
+using req_parser =
+    http::request_parser<http::buffer_body, dockscaler::lb::detail::field_allocator<char>>;
 
 constexpr std::size_t max_header_bytes = 16 * 1024;         // proxy.max_header_bytes default
 constexpr std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // proxy.max_body_bytes default

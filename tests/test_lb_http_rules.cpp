@@ -14,8 +14,8 @@ using namespace dockscaler::lb::detail;
 namespace {
 
 // Parses a request head (must be complete and accepted by Beast).
-http::request<http::string_body> parse(const std::string& raw) {
-  http::request_parser<http::string_body> p;
+http::request<http::string_body, fields> parse(const std::string& raw) {
+  http::request_parser<http::string_body, field_allocator<char>> p;
   p.eager(false);
   boost::beast::error_code ec;
   p.put(boost::asio::buffer(raw), ec);
@@ -216,7 +216,7 @@ TEST_CASE("request head: framing re-made, prefix stripped, Expect dropped", "[lb
 
 TEST_CASE("response head: Date added once, no Content-Length on 1xx/204, hop-by-hop gone",
           "[lb][rules]") {
-  http::response<http::string_body> r{http::status::no_content, 11};
+  http::response<http::string_body, fields> r{http::status::no_content, 11};
   r.set(http::field::content_length, "0");
   r.set(http::field::connection, "X-Hop");
   r.set("X-Hop", "1");
@@ -227,7 +227,7 @@ TEST_CASE("response head: Date added once, no Content-Length on 1xx/204, hop-by-
   CHECK(out.find("Content-Length") == std::string::npos);
   CHECK(out.find("X-Hop") == std::string::npos);
 
-  http::response<http::string_body> d{http::status::ok, 11};
+  http::response<http::string_body, fields> d{http::status::ok, 11};
   d.set(http::field::date, "Sun, 06 Nov 1994 08:49:37 GMT");
   d.set(http::field::content_length, "5");
   put_response_head(out, d, false, false, 11);
@@ -297,4 +297,38 @@ TEST_CASE("CIDR matching, IPv4, IPv6 and IPv4-mapped", "[lb][rules][cidr]") {
   CHECK(contains(*parse_cidr("0.0.0.0/0"), v4(8, 8, 8, 8)));
   CHECK(contains_any({*parse_cidr("1.2.3.4"), net}, v4(10, 1, 0, 0)));
   CHECK_FALSE(contains_any({}, v4(10, 1, 0, 0)));
+}
+
+TEST_CASE("field_allocator hands a freed block of the same size class out again", "[lb][alloc]") {
+  field_allocator<char> a;
+  char* first = a.allocate(100);  // the 128-byte class
+  const auto kept128 = field_block_cache::kept(128);
+  a.deallocate(first, 100);
+#if !defined(__SANITIZE_ADDRESS__)  // under ASan every block is new, so a use after free shows
+  CHECK(field_block_cache::kept(100) == kept128 + 1);
+  char* again = a.allocate(120);
+  CHECK(again == first);
+  CHECK(field_block_cache::kept(120) == kept128);
+#else
+  char* again = a.allocate(120);
+  CHECK(field_block_cache::kept(120) == 0);
+#endif
+  char* other = a.allocate(30);  // the 64-byte class: a block of its own
+  CHECK(other != again);
+  a.deallocate(other, 30);
+  a.deallocate(again, 120);
+  // Beyond the largest class: straight to operator new and back, never kept.
+  char* big = a.allocate(5000);
+  big[4999] = 'x';
+  a.deallocate(big, 5000);
+  CHECK(field_block_cache::kept(5000) == 0);
+  // Heads parsed and dropped many times reuse the same blocks: the lists
+  // stay as short as one head needs.
+  for (int i = 0; i < 1000; ++i) {
+    const auto r =
+        parse("GET /a HTTP/1.1\r\nHost: h\r\nX-A: " + std::string(200, 'a') + "\r\n\r\n");
+    CHECK(r[http::field::host] == "h");
+  }
+  CHECK(field_block_cache::kept(64) < 8);
+  CHECK(field_block_cache::kept(512) < 8);
 }

@@ -22,7 +22,7 @@ namespace {
 // The status the proxy answers to a complete request head `raw` (0: it is
 // forwarded), decided the way session::read_head and check_head decide it.
 unsigned answer_to(const std::string& raw, std::uint32_t header_limit = 8192) {
-  http::request_parser<http::buffer_body> p;
+  http::request_parser<http::buffer_body, field_allocator<char>> p;
   p.header_limit(header_limit);
   boost::system::error_code ec;
   const auto used = p.put(boost::asio::buffer(raw), ec);
@@ -35,7 +35,7 @@ unsigned answer_to(const std::string& raw, std::uint32_t header_limit = 8192) {
 
 // The head a backend gets for `raw` from an untrusted client.
 std::string forwarded(const std::string& raw) {
-  http::request_parser<http::string_body> p;
+  http::request_parser<http::string_body, field_allocator<char>> p;
   boost::system::error_code ec;
   p.put(boost::asio::buffer(raw), ec);
   INFO(raw);
@@ -104,7 +104,7 @@ TEST_CASE("hop-by-hop fields stop at the proxy", "[lb][rfc9112][hop]") {
     CHECK(out.find(gone) == std::string::npos);
   CHECK(out.find("X-End: 1\r\n") != std::string::npos);
 
-  http::response<http::string_body> r{http::status::ok, 11};
+  http::response<http::string_body, fields> r{http::status::ok, 11};
   r.set(http::field::keep_alive, "timeout=5");
   r.set(http::field::upgrade, "h2c");
   r.set(http::field::transfer_encoding, "chunked");
@@ -124,7 +124,7 @@ TEST_CASE("fields named in Connection are hop-by-hop too, except Host", "[lb][rf
   CHECK(out.find("X-C: 3\r\n") != std::string::npos);
   // close and keep-alive are options, not field names; Host is never dropped.
   CHECK(forwarded(get11 + "Connection: Host\r\n\r\n").find("Host: x\r\n") != std::string::npos);
-  http::response<http::string_body> r{http::status::ok, 11};
+  http::response<http::string_body, fields> r{http::status::ok, 11};
   r.set(http::field::connection, "X-Hop, close");
   r.set("X-Hop", "1");
   r.set("X-End", "2");

@@ -143,7 +143,7 @@ bool valid_target(std::string_view target, bool options) {
   return abs && valid_host(abs->authority);
 }
 
-void to_origin_form(http::request_header<>& r) {
+void to_origin_form(request_head& r) {
   const auto abs = split_absolute_form(r.target());
   if (!abs) return;
   const std::string host(abs->authority);
@@ -154,7 +154,7 @@ void to_origin_form(http::request_header<>& r) {
   r.set(http::field::host, host);
 }
 
-unsigned check_request(const http::request_header<>& r) {
+unsigned check_request(const request_head& r) {
   if (r.version() != 10 && r.version() != 11) return 505;
   unsigned hosts = 0;
   unsigned te = 0;
@@ -328,7 +328,7 @@ chunked_watch::verdict chunked_watch::feed(std::string_view bytes) {
   return st_ == state::done ? verdict::done : verdict::more;
 }
 
-bool send_continue(const http::request_header<>& r, bool has_body, bool body_bytes_buffered) {
+bool send_continue(const request_head& r, bool has_body, bool body_bytes_buffered) {
   return has_body && !body_bytes_buffered && r.version() == 11 &&
          beast::iequals(r[http::field::expect], "100-continue");
 }

@@ -83,7 +83,7 @@ struct forwarding_seen {
 // framing and answers Expect itself), forwarding fields kept only from a
 // trusted peer, X-Forwarded-For collected instead of passed.
 template <class Put>
-forwarding_seen end_to_end_fields(const http::request_header<>& r, bool trusted, std::size_t limit,
+forwarding_seen end_to_end_fields(const request_head& r, bool trusted, std::size_t limit,
                                   Put&& put) {
   forwarding_seen seen;
   const auto named = connection_tokens(r);
@@ -147,7 +147,7 @@ std::string stripped_target(std::string_view target, std::string_view prefix) {
   return std::string(rest);
 }
 
-void put_request_head(std::string& out, const http::request_header<>& r, const forward_params& p) {
+void put_request_head(std::string& out, const request_head& r, const forward_params& p) {
   out.clear();
   const auto method = r.method_string();
   out.append(method.data(), method.size());
@@ -180,7 +180,7 @@ void put_request_head(std::string& out, const http::request_header<>& r, const f
   out.append("\r\n", 2);
 }
 
-std::vector<std::pair<std::string, std::string>> function_headers(const http::request_header<>& r,
+std::vector<std::pair<std::string, std::string>> function_headers(const request_head& r,
                                                                   const forward_params& p) {
   std::vector<std::pair<std::string, std::string>> out;
   const auto seen =
@@ -244,7 +244,7 @@ std::string format_date_field(std::int64_t epoch_seconds) {
   return std::string(text, format_date(text, sizeof text, epoch_seconds));
 }
 
-void put_response_head(std::string& out, const http::response_header<>& r, bool chunked, bool keep,
+void put_response_head(std::string& out, const response_head& r, bool chunked, bool keep,
                        unsigned client_version) {
   out.clear();
   const unsigned code = r.result_int();

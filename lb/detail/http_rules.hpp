@@ -19,9 +19,17 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/optional/optional.hpp>
 
+#include "field_allocator.hpp"
+
 namespace dockscaler::lb::detail {
 
 namespace http = boost::beast::http;
+
+// The heads the proxy parses: Beast's, with fields from the recycling
+// allocator (field_allocator.hpp).
+using fields = http::basic_fields<field_allocator<char>>;
+using request_head = http::request_header<fields>;
+using response_head = http::response_header<fields>;
 
 // ---- request checks ---------------------------------------------------------
 
@@ -30,7 +38,7 @@ namespace http = boost::beast::http;
 // Content-Length together, field names and values, the request-target (origin
 // form, or `*` for OPTIONS; ASCII only), Expect. Returns 0 when the head may
 // be forwarded, otherwise the status to answer (400, 417, 505).
-unsigned check_request(const http::request_header<>& r);
+unsigned check_request(const request_head& r);
 
 // `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2): an IP literal in
 // brackets, an IPv4 address or a reg-name, then an optional port (digits,
@@ -55,7 +63,7 @@ std::optional<absolute_target> split_absolute_form(std::string_view target);
 // scheme and authority, and Host becomes the authority (RFC 9112 §3.2.2: the
 // server "MUST ignore the received Host header field"). Anything else is
 // left as it is.
-void to_origin_form(http::request_header<>& r);
+void to_origin_form(request_head& r);
 
 // The first line of `data` (what was buffered, starting at the request
 // line, ending at its LF) as a request line: 0 when it is "method SP target
@@ -117,7 +125,7 @@ class chunked_watch {
 // request that expects it, has a body, and none of whose body has arrived
 // yet. A client that already sent body bytes does not wait for it, and an
 // interim response it does not expect could only confuse it.
-bool send_continue(const http::request_header<>& r, bool has_body, bool body_bytes_buffered);
+bool send_continue(const request_head& r, bool has_body, bool body_bytes_buffered);
 
 // ---- forwarding ----------------------------------------------------------------
 
@@ -142,11 +150,11 @@ struct forward_params {
 // The request head as the backend gets it, written into `out` (cleared):
 // HTTP/1.1, hop-by-hop fields and Expect dropped, framing re-made, the
 // forwarding fields set as `p` says, and our Via.
-void put_request_head(std::string& out, const http::request_header<>& r, const forward_params& p);
+void put_request_head(std::string& out, const request_head& r, const forward_params& p);
 
 // The end-to-end fields of a request as a function call gets them, with the
 // same forwarding fields a backend would get (Content-Length is not included).
-std::vector<std::pair<std::string, std::string>> function_headers(const http::request_header<>& r,
+std::vector<std::pair<std::string, std::string>> function_headers(const request_head& r,
                                                                   const forward_params& p);
 
 // Target for the backend when the route strips its prefix.
@@ -157,7 +165,7 @@ std::string stripped_target(std::string_view target, std::string_view prefix);
 // The response head as the client gets it, written into `out` (cleared):
 // hop-by-hop fields dropped, no Content-Length on 1xx/204 (RFC 9110 §8.6),
 // a Date when the backend sent none (RFC 9110 §6.6.1), chunked when asked.
-void put_response_head(std::string& out, const http::response_header<>& r, bool chunked, bool keep,
+void put_response_head(std::string& out, const response_head& r, bool chunked, bool keep,
                        unsigned client_version);
 
 // "HTTP/1.1 <code> <reason>\r\n"; the standard reason when `reason` is empty.

@@ -32,9 +32,9 @@ namespace dockscaler::lb::detail {
 namespace beast = boost::beast;
 using boost::system::error_code;
 
-using req_parser = http::request_parser<http::buffer_body>;
-using res_parser = http::response_parser<http::buffer_body>;
-using request = http::request<http::buffer_body>;
+using req_parser = http::request_parser<http::buffer_body, field_allocator<char>>;
+using res_parser = http::response_parser<http::buffer_body, field_allocator<char>>;
+using request = http::request<http::buffer_body, fields>;
 
 inline constexpr std::size_t max_tries = 4;  // backends tried for one request on connect failure
 
