@@ -16,21 +16,26 @@ auto counting_runtime::counted(const char* operation, F&& f) -> decltype(f()) {
   }
 }
 
-void counting_runtime::ensure_network(const std::string& network) {
-  counted("network", [&] { inner_.ensure_network(network); });
+void counting_runtime::prepare() {
+  counted("network", [&] { inner_.prepare(); });
 }
 
-std::vector<scaler::managed_container> counting_runtime::list_managed() {
-  return counted("list", [&] { return inner_.list_managed(); });
+void counting_runtime::reconfigure(const config::docker_config& docker) {
+  counted("network", [&] { inner_.reconfigure(docker); });
 }
 
-std::string counting_runtime::start(const config::service_config& svc, const std::string& network,
-                                    const std::string& hash, const std::string& name) {
-  return counted("start", [&] { return inner_.start(svc, network, hash, name); });
+std::vector<scaler::replica_info> counting_runtime::list() {
+  return counted("list", [&] { return inner_.list(); });
 }
 
-std::string counting_runtime::address(const std::string& id, const std::string& network) {
-  return counted("address", [&] { return inner_.address(id, network); });
+std::string counting_runtime::start(const config::service_config& svc, const std::string& hash,
+                                    const std::string& name) {
+  return counted("start", [&] { return inner_.start(svc, hash, name); });
+}
+
+std::optional<scaler::endpoint> counting_runtime::address(const std::string& id,
+                                                          std::uint16_t port) {
+  return counted("address", [&] { return inner_.address(id, port); });
 }
 
 void counting_runtime::stop_and_remove(const std::string& id, std::chrono::seconds grace) {

@@ -12,7 +12,6 @@
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
-#include "scaler/container_spec.hpp"
 #include "scaler/docker_runtime.hpp"
 
 namespace dockscaler::cli {
@@ -83,31 +82,27 @@ class parallel_changes {
   std::vector<std::string> failures_;
 };
 
-// The service's running replicas of this daemon's network and instance (a
+// The service's running replicas (the runtime lists only this daemon's; a
 // stdio function's per-call containers are no replicas).
-std::vector<scaler::managed_container> running_replicas(scaler::container_runtime& runtime,
-                                                        const config::config& cfg,
-                                                        const std::string& service) {
-  std::vector<scaler::managed_container> running;
-  for (auto& c : runtime.list_managed())
-    if (c.service == service && c.network == cfg.docker.network && c.instance == cfg.instance &&
-        c.running && c.role.empty())
-      running.push_back(std::move(c));
+std::vector<scaler::replica_info> running_replicas(scaler::container_runtime& runtime,
+                                                   const std::string& service) {
+  std::vector<scaler::replica_info> running;
+  for (auto& c : runtime.list())
+    if (c.service == service && c.running && c.role.empty()) running.push_back(std::move(c));
   return running;
 }
 
 // From running.size() to `replicas`: new ones started, or outdated ones
 // removed first, then the newest. Returns how many changes failed.
-std::size_t change_replicas(scaler::container_runtime& runtime, const config::config& cfg,
-                            const config::service_config& svc,
-                            std::vector<scaler::managed_container> running, unsigned replicas) {
-  const std::string hash = scaler::spec_hash(svc, cfg.docker.network);
+std::size_t change_replicas(scaler::container_runtime& runtime, const config::service_config& svc,
+                            std::vector<scaler::replica_info> running, unsigned replicas) {
+  const std::string hash = runtime.spec_hash(svc);
   const std::size_t before = running.size();
   parallel_changes work;
   if (replicas > before) {
     for (std::size_t i = before; i < replicas; ++i)
-      work.attempt([&, name = scaler::container_name(svc.name)] {
-        runtime.start(svc, cfg.docker.network, hash, name);
+      work.attempt([&, name = runtime.replica_name(svc.name)] {
+        runtime.start(svc, hash, name);
         work.say("started", name);
       });
   } else if (replicas < before) {
@@ -140,15 +135,14 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
-  scaler::docker_runtime docker_rt(docker, cfg.instance);
+  scaler::docker_runtime docker_rt(docker, cfg.docker.network, cfg.instance);
   // Containers as the daemon makes them, stdio functions' with the init program.
   functions::function_runtime runtime(docker_rt, docker);
   try {
-    runtime.ensure_network(cfg.docker.network);
-    auto running = running_replicas(runtime, cfg, service);
+    runtime.prepare();
+    auto running = running_replicas(runtime, service);
     const std::size_t before = running.size();
-    if (change_replicas(runtime, cfg, *svc, std::move(running), replicas) != 0)
-      return exit_user_error;
+    if (change_replicas(runtime, *svc, std::move(running), replicas) != 0) return exit_user_error;
     std::printf("%s: %zu -> %u running container(s) on Docker (direct)\n", service.c_str(), before,
                 replicas);
     return exit_ok;

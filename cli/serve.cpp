@@ -183,7 +183,7 @@ std::optional<int> connect_docker(const config::config& cfg,
 struct daemon_parts {
   daemon_parts(const config::config& cfg, dockerapi::client& docker)
       : proxy(proxy_options(cfg)),
-        docker_rt(docker, cfg.instance),
+        docker_rt(docker, cfg.docker.network, cfg.instance),
         fn_rt(docker_rt, docker),
         runtime(fn_rt, metrics),
         runner(docker, runner_options(cfg)),

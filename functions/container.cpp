@@ -65,10 +65,11 @@ created_container create_function_container(dockerapi::client& docker,
   return out;
 }
 
-std::string function_runtime::start(const config::service_config& svc, const std::string& network,
-                                    const std::string& hash, const std::string& name) {
-  if (svc.mode != config::service_mode::stdio) return inner_.start(svc, network, hash, name);
-  const auto made = create_function_container(docker_, svc, network, hash, name, nullptr, false);
+std::string function_runtime::start(const config::service_config& svc, const std::string& hash,
+                                    const std::string& name) {
+  if (svc.mode != config::service_mode::stdio) return inner_.start(svc, hash, name);
+  const auto made =
+      create_function_container(docker_, svc, inner_.network(), hash, name, nullptr, false);
   scaler::or_remove(docker_, made.id, [&] { docker_.start_container(made.id); });
   return made.id;
 }

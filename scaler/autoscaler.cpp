@@ -9,14 +9,14 @@
 #include <algorithm>
 
 #include "detail/autoscaler_impl.hpp"
-#include "scaler/container_spec.hpp"
 
 namespace dockscaler::scaler {
 
-std::shared_ptr<service_state> autoscaler::impl::make_state(const config::service_config& cfg) {
+std::shared_ptr<service_state> autoscaler::impl::make_state(const config::service_config& cfg,
+                                                            const std::string& hash) {
   auto st = std::make_shared<service_state>();
   st->cfg = cfg;
-  st->hash = spec_hash(cfg, network);
+  st->hash = hash;
   st->desired = cfg.has_replicas() ? cfg.replicas.initial : 0;
   return st;
 }
@@ -24,9 +24,9 @@ std::shared_ptr<service_state> autoscaler::impl::make_state(const config::servic
 autoscaler::autoscaler(container_runtime& runtime, backend_pool& pool, const config::config& cfg,
                        autoscaler_options opts)
     : impl_(std::make_unique<impl>(runtime, pool, std::move(opts))) {
-  impl_->network = cfg.docker.network;
   impl_->instance = cfg.instance;
-  for (const auto& s : cfg.services) impl_->services[s.name] = impl_->make_state(s);
+  for (const auto& s : cfg.services)
+    impl_->services[s.name] = impl_->make_state(s, runtime.spec_hash(s));
   pool.set_on_taken([m = impl_.get()](const std::string& id) { m->box.take(id); });
 }
 
@@ -44,7 +44,7 @@ void autoscaler::on_cold_start(
 void autoscaler::start() {
   impl& m = *impl_;
   if (m.running) return;
-  m.rt.ensure_network(m.network);
+  m.rt.prepare();
   const unsigned threads = std::max(1u, m.opts.workers);
   // Room for every replica of a burst of scale-ups; the loop waits beyond it.
   m.workers = std::make_unique<detail::worker_pool>(threads, 64 + 4 * threads);
@@ -101,23 +101,21 @@ void autoscaler::reload(const config::config& cfg) {
         spdlog::info("{}: removed from the config; draining its containers", name);
       }
   }
-  if (cfg.docker.network != m.network_now()) {
-    m.rt.ensure_network(cfg.docker.network);
-    auto l = m.lock();
-    m.network = cfg.docker.network;
-  }
+  // Where replicas live may change (docker.network): the hashes below follow.
+  m.rt.reconfigure(cfg.docker);
   for (const auto* svc : added) {
     m.pool.add_service(*svc);
+    const std::string hash = m.rt.spec_hash(*svc);
     auto l = m.lock();
-    m.services[svc->name] = m.make_state(*svc);
+    m.services[svc->name] = m.make_state(*svc, hash);
     m.services[svc->name]->wake = true;
     spdlog::info("{}: added", svc->name);
   }
   for (const auto* svc : changed) {
     m.pool.update_service(*svc);
+    const std::string hash = m.rt.spec_hash(*svc);
     auto l = m.lock();
     auto& st = *m.services[svc->name];
-    const std::string hash = spec_hash(*svc, m.network);
     st.cfg = *svc;
     if (hash != st.hash) {
       st.hash = hash;

@@ -1,4 +1,4 @@
-// The Docker side of the scaler (see docker_runtime.hpp).
+// The Docker side of the scaler on one host (see docker_runtime.hpp).
 #include "scaler/docker_runtime.hpp"
 
 #include "scaler/container_spec.hpp"
@@ -8,6 +8,12 @@ namespace dockscaler::scaler {
 namespace {
 
 bool is(const dockerapi::error& e, dockerapi::errc c) { return e.code() == c; }
+
+std::string label_of(const dockerapi::container_summary& c, const char* key,
+                     const char* otherwise = "") {
+  auto it = c.labels.find(key);
+  return it == c.labels.end() ? std::string(otherwise) : it->second;
+}
 
 }  // namespace
 
@@ -29,44 +35,67 @@ void docker_runtime::ensure_network(const std::string& network) {
   }
 }
 
-std::vector<managed_container> docker_runtime::list_managed() {
+std::string docker_runtime::network() const {
+  std::lock_guard lock(mu_);
+  return network_;
+}
+
+void docker_runtime::prepare() { ensure_network(network()); }
+
+void docker_runtime::reconfigure(const config::docker_config& docker) {
+  if (docker.network == network()) return;
+  ensure_network(docker.network);  // outside mu_: a Docker call
+  std::lock_guard lock(mu_);
+  network_ = docker.network;
+}
+
+std::string docker_runtime::spec_hash(const config::service_config& svc) {
+  return scaler::spec_hash(svc, network());
+}
+
+std::string docker_runtime::replica_name(const std::string& service) {
+  return container_name(service);
+}
+
+std::vector<replica_info> docker_runtime::list() {
+  const std::string network = this->network();
   dockerapi::list_containers_options opts;
   opts.all = true;
-  opts.filters["label"] = {std::string(label_managed) + "=true"};
-  std::vector<managed_container> out;
+  opts.filters["label"] = {std::string(label_managed) + "=true",
+                           std::string(label_network) + "=" + network};
+  std::vector<replica_info> out;
   for (const auto& c : docker_.list_containers(opts)) {
-    managed_container m;
-    m.id = c.id;
-    m.name = c.names.empty() ? "" : c.names[0].substr(c.names[0].front() == '/' ? 1 : 0);
-    auto it = c.labels.find(label_service);
-    if (it != c.labels.end()) m.service = it->second;
-    it = c.labels.find(label_spec);
-    if (it != c.labels.end()) m.spec_hash = it->second;
-    it = c.labels.find(label_network);
-    if (it != c.labels.end()) m.network = it->second;
-    it = c.labels.find(label_instance);
-    if (it != c.labels.end()) m.instance = it->second;
-    it = c.labels.find(label_role);
-    if (it != c.labels.end()) m.role = it->second;
-    m.running = c.state == "running";
-    m.created = c.created;
-    out.push_back(std::move(m));
+    replica_info r;
+    r.instance = label_of(c, label_instance, default_instance);
+    // Docker cannot filter on a missing label (an unlabelled container is the
+    // default instance's), and the network filter is checked again, so a
+    // daemon never touches another's containers whatever the engine answers.
+    if (r.instance != instance_ || label_of(c, label_network) != network) continue;
+    r.id = c.id;
+    r.name = c.names.empty() ? "" : c.names[0].substr(c.names[0].front() == '/' ? 1 : 0);
+    r.service = label_of(c, label_service);
+    r.spec_hash = label_of(c, label_spec);
+    r.role = label_of(c, label_role);
+    r.running = c.state == "running";
+    r.created = c.created;
+    out.push_back(std::move(r));
   }
   return out;
 }
 
-std::string docker_runtime::start(const config::service_config& svc, const std::string& network,
-                                  const std::string& hash, const std::string& name) {
-  std::string id = docker_.create_container(make_container_spec(svc, network, hash, name)).id;
+std::string docker_runtime::start(const config::service_config& svc, const std::string& hash,
+                                  const std::string& name) {
+  std::string id = docker_.create_container(make_container_spec(svc, network(), hash, name)).id;
   or_remove(docker_, id, [&] { docker_.start_container(id); });
   return id;
 }
 
-std::string docker_runtime::address(const std::string& id, const std::string& network) {
+std::optional<endpoint> docker_runtime::address(const std::string& id, std::uint16_t port) {
   const auto info = docker_.inspect_container(id);
-  if (!info.state.running) return {};
-  auto it = info.networks.find(network);
-  return it == info.networks.end() ? std::string() : it->second.ip_address;
+  if (!info.state.running) return std::nullopt;
+  auto it = info.networks.find(network());
+  if (it == info.networks.end() || it->second.ip_address.empty()) return std::nullopt;
+  return endpoint{it->second.ip_address, port};
 }
 
 void docker_runtime::stop_and_remove(const std::string& id, std::chrono::seconds grace) {

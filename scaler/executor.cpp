@@ -8,7 +8,6 @@
 
 #include "detail/autoscaler_impl.hpp"
 #include "detail/probe.hpp"
-#include "scaler/container_spec.hpp"
 
 namespace dockscaler::scaler {
 
@@ -18,8 +17,8 @@ using namespace std::chrono_literals;
 
 struct readiness {
   bool ready = false;
-  std::string address;
-  std::string failure;  // empty when not ready: given up elsewhere (planner, stop)
+  std::optional<endpoint> at;  // where the runtime says the replica is reached
+  std::string failure;         // empty when not ready: given up elsewhere (planner, stop)
 };
 
 }  // namespace
@@ -42,11 +41,6 @@ std::unique_lock<std::mutex> autoscaler::impl::lock() {
 bool autoscaler::impl::is_stopping() {
   auto l = lock();
   return stopping;
-}
-
-std::string autoscaler::impl::network_now() {
-  auto l = lock();
-  return network;
 }
 
 void autoscaler::impl::on_worker(std::function<void()> task) {
@@ -72,7 +66,7 @@ void autoscaler::impl::execute(const std::shared_ptr<service_state>& st, const s
     switch (a.what) {
       case action::kind::start:
         for (unsigned i = 0; i < a.count; ++i) {
-          std::string name = container_name(service);
+          std::string name = rt.replica_name(service);
           {
             auto l = lock();
             st->pending.insert(name);
@@ -125,16 +119,15 @@ void autoscaler::impl::execute(const std::shared_ptr<service_state>& st, const s
 // Worker: create + start, then wait for readiness.
 void autoscaler::impl::launch(const std::shared_ptr<service_state>& st, const std::string& name) {
   config::service_config cfg;
-  std::string hash, net;
+  std::string hash;
   {
     auto l = lock();
     cfg = st->cfg;
     hash = st->hash;
-    net = network;
   }
   std::string id;
   try {
-    id = rt.start(cfg, net, hash, name);
+    id = rt.start(cfg, hash, name);
   } catch (const std::exception& e) {
     {
       auto l = lock();
@@ -155,7 +148,6 @@ void autoscaler::impl::launch(const std::shared_ptr<service_state>& st, const st
 // (the planner then gives the replica up), or the replica is gone.
 void autoscaler::impl::activate(const std::shared_ptr<service_state>& st, const std::string& id) {
   config::service_config cfg;
-  std::string net;
   clock::time_point deadline;
   auto probing = [&] {
     auto l = lock();
@@ -167,14 +159,13 @@ void autoscaler::impl::activate(const std::shared_ptr<service_state>& st, const 
     auto it = st->replicas.find(id);
     if (it == st->replicas.end()) return;
     cfg = st->cfg;
-    net = network;
     deadline = readiness_deadline(*st, it->second);
   }
   readiness r;
   try {
     while (!r.ready && probing() && time.now() < deadline) {
-      if (r.address.empty()) r.address = rt.address(id, net);
-      if (r.address.empty()) {
+      if (!r.at) r.at = rt.address(id, cfg.port);
+      if (!r.at) {
         r.failure = "container is not running";
         break;
       }
@@ -184,21 +175,21 @@ void autoscaler::impl::activate(const std::shared_ptr<service_state>& st, const 
       }
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - time.now());
-      r.ready = opts.probe(r.address, cfg.port, cfg.readiness.http_get,
+      r.ready = opts.probe(r.at->host, r.at->port, cfg.readiness.http_get,
                            std::min<std::chrono::milliseconds>(left, 1s));
       if (!r.ready) time.sleep_for(opts.probe_interval);  // the probe's retry period
     }
   } catch (const std::exception& e) {
     r.failure = e.what();
   }
-  if (r.ready) return join(st, id, cfg, r.address);
+  if (r.ready) return join(st, id, cfg, *r.at);
   if (!r.failure.empty()) fail(st, id, r.failure);
 }
 
 // Worker: the replica is ready; it joins the pool (outside `mu`) unless it
 // died, its service was removed or the autoscaler stops meanwhile.
 void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std::string& id,
-                            const config::service_config& cfg, const std::string& address) {
+                            const config::service_config& cfg, const endpoint& at) {
   {
     auto l = lock();
     auto it = st->replicas.find(id);
@@ -207,7 +198,7 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
   }
   std::uint64_t backend = 0;
   try {
-    backend = pool.add(cfg.name, id, address, cfg.port);
+    backend = pool.add(cfg.name, id, at.host, at.port);
   } catch (const std::exception& e) {
     return fail(st, id, std::string("cannot add to the proxy: ") + e.what());
   }
@@ -218,7 +209,7 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
     auto it = st->replicas.find(id);
     if (it != st->replicas.end()) {
       name = it->second.name;
-      acts = joined(*st, id, address, backend, time.now());
+      acts = joined(*st, id, at.host, backend, time.now());
     }
   }
   if (name.empty()) {  // died while joining: on_gone did not find it in the pool
@@ -231,7 +222,7 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
   if (cfg.readiness.when_running)
     spdlog::debug("{}: container {} ready (pre-warmed)", cfg.name, name);
   else
-    spdlog::info("{}: container {} ready at {}:{}", cfg.name, name, address, cfg.port);
+    spdlog::info("{}: container {} ready at {}:{}", cfg.name, name, at.host, at.port);
   execute(st, cfg.name, acts);
   box.poke();
 }

@@ -81,13 +81,9 @@ struct resync_plan {
   std::map<std::string, unsigned> adopted;
 };
 
-bool is_ours(const managed_container& c, const std::string& network, const std::string& instance) {
-  return c.network == network && c.instance == instance;  // else another daemon's
-}
-
 // Under mu: what the list says about one container we do not track.
 void compare_unknown(std::map<std::string, std::shared_ptr<service_state>>& services,
-                     const managed_container& c, clock::time_point now, resync_plan& p) {
+                     const replica_info& c, clock::time_point now, resync_plan& p) {
   auto it = services.find(c.service);
   if (it == services.end() || it->second->removed || !c.running) {
     p.remove.push_back(c.id);
@@ -109,9 +105,9 @@ void compare_unknown(std::map<std::string, std::shared_ptr<service_state>>& serv
 }  // namespace
 
 std::map<std::string, unsigned> autoscaler::impl::resync(bool at_start) {
-  std::vector<managed_container> found;
+  std::vector<replica_info> found;  // only ours: the runtime leaves other daemons' out
   try {
-    found = rt.list_managed();
+    found = rt.list();
   } catch (const std::exception& e) {
     spdlog::warn("resync with Docker failed: {}", e.what());
     if (at_start) throw;
@@ -123,7 +119,6 @@ std::map<std::string, unsigned> autoscaler::impl::resync(bool at_start) {
     if (stopping) return {};
     std::set<std::string> seen;
     for (const auto& c : found) {
-      if (!is_ours(c, network, instance)) continue;
       seen.insert(c.id);
       if (used.count(c.id)) continue;  // a pre-warmed container running its call
       if (c.role == "call") {
@@ -148,8 +143,8 @@ std::map<std::string, unsigned> autoscaler::impl::resync(bool at_start) {
         if (!seen.count(id) && r.phase != replica_phase::draining) p.gone.push_back(id);
     std::erase_if(used, [&](const std::string& id) { return !seen.count(id); });
     // Tests (and operators at debug level) see each pass.
-    spdlog::debug("resync: instance {} on network {}: {} adopted, {} removed, {} gone", instance,
-                  network, p.adopt.size(), p.remove.size(), p.gone.size());
+    spdlog::debug("resync: instance {}: {} adopted, {} removed, {} gone", instance, p.adopt.size(),
+                  p.remove.size(), p.gone.size());
   }
   for (const auto& id : p.gone) on_gone(id);
   for (const auto& id : p.remove) {
@@ -185,15 +180,13 @@ void autoscaler::impl::remove_all() {
   settle();
   // Anything of ours still there: in no proxy, so nothing is lost.
   std::set<std::string> ours;
-  std::string net;
   {
     auto l = lock();
     for (auto& [name, st] : services) ours.insert(name);
-    net = network;
   }
   try {
-    for (const auto& c : rt.list_managed())
-      if (is_ours(c, net, instance) && ours.count(c.service)) stop_and_remove(c.id);
+    for (const auto& c : rt.list())
+      if (ours.count(c.service)) stop_and_remove(c.id);
   } catch (const std::exception& e) {
     spdlog::warn("cannot list containers to remove: {}", e.what());
   }

@@ -49,34 +49,50 @@ struct journal {
   }
 };
 
+// Keeps what docker_runtime keeps: each container's network, and whose it
+// is. list() returns only those of its own network and instance, as
+// docker_runtime's does (tested in test_docker_runtime.cpp), so the
+// autoscaler sees only its own.
 class fake_runtime : public container_runtime {
  public:
   explicit fake_runtime(journal& j) : j_(j) {}
 
-  void ensure_network(const std::string&) override {}
-  std::vector<managed_container> list_managed() override {
+  void prepare() override {}
+  void reconfigure(const config::docker_config& docker) override {
+    std::lock_guard lock(mu_);
+    network_ = docker.network;
+  }
+  std::string spec_hash(const config::service_config& svc) override {
+    std::lock_guard lock(mu_);
+    return scaler::spec_hash(svc, network_);
+  }
+  std::string replica_name(const std::string& service) override { return container_name(service); }
+  std::vector<replica_info> list() override {
     std::lock_guard lock(mu_);
     ++lists_;
-    std::vector<managed_container> out;
-    for (auto& [id, c] : containers_) out.push_back(c);
+    std::vector<replica_info> out;
+    for (auto& [id, c] : containers_)
+      if (c.network == network_ && c.info.instance == instance_) out.push_back(c.info);
     return out;
   }
-  std::string start(const config::service_config& svc, const std::string& network,
-                    const std::string& hash, const std::string& name) override {
+  std::string start(const config::service_config& svc, const std::string& hash,
+                    const std::string& name) override {
     std::string id;
     {
       std::lock_guard lock(mu_);
       if (!start_error_.empty()) throw std::runtime_error(start_error_);
       id = "c" + std::to_string(++next_);
-      containers_[id] = managed_container{id, name, svc.name, hash, network, true, 0, {}};
+      containers_[id] = {replica_info{id, name, svc.name, hash, instance_, {}, {}, true, 0},
+                         network_};
     }
     j_.add("start " + id);
     return id;
   }
-  std::string address(const std::string& id, const std::string&) override {
+  std::optional<endpoint> address(const std::string& id, std::uint16_t port) override {
     std::lock_guard lock(mu_);
     auto it = containers_.find(id);
-    return it != containers_.end() && it->second.running ? "ip-" + id : "";
+    if (it == containers_.end() || !it->second.info.running) return std::nullopt;
+    return endpoint{"ip-" + id, published_ ? published_ : port};
   }
   void stop_and_remove(const std::string& id, std::chrono::seconds) override {
     {
@@ -106,11 +122,32 @@ class fake_runtime : public container_runtime {
                     bool running, const std::string& network = "testnet",
                     const std::string& role = {}) {
     std::lock_guard lock(mu_);
-    containers_[id] = managed_container{id, "old-" + id, service, hash, network, running, 0, role};
+    containers_[id] = {
+        replica_info{id, "old-" + id, service, hash, default_instance, role, {}, running, 0},
+        network};
   }
   void set_instance(const std::string& id, const std::string& instance) {
     std::lock_guard lock(mu_);
-    containers_[id].instance = instance;
+    containers_[id].info.instance = instance;
+  }
+  // Replicas are reached at this port, not the one the service listens on
+  // (as a Swarm task's published port is); 0: the service's.
+  void publish_at(std::uint16_t port) {
+    std::lock_guard lock(mu_);
+    published_ = port;
+  }
+  // The daemon's own instance (config `instance`), as docker_runtime is given it.
+  void set_own_instance(const std::string& instance) {
+    std::lock_guard lock(mu_);
+    instance_ = instance;
+  }
+  // The network of every running container of `service`.
+  std::vector<std::string> networks(const std::string& service) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (auto& [id, c] : containers_)
+      if (c.info.running && c.info.service == service) out.push_back(c.network);
+    return out;
   }
   // Every start throws this while it is not empty (a missing image, say).
   void fail_starts(const std::string& error) {
@@ -129,7 +166,7 @@ class fake_runtime : public container_runtime {
   void kill(const std::string& id) {
     {
       std::lock_guard lock(mu_);
-      containers_[id].running = false;
+      containers_[id].info.running = false;
       died_.push_back(id);
     }
     cv_.notify_all();
@@ -138,15 +175,22 @@ class fake_runtime : public container_runtime {
     std::lock_guard lock(mu_);
     std::vector<std::string> out;
     for (auto& [id, c] : containers_)
-      if (c.running && c.service == service) out.push_back(id);
+      if (c.info.running && c.info.service == service) out.push_back(id);
     return out;
   }
 
  private:
+  struct container {
+    replica_info info;
+    std::string network;
+  };
   journal& j_;
   std::mutex mu_;
   std::condition_variable_any cv_;
-  std::map<std::string, managed_container> containers_;
+  std::string network_ = "testnet";  // make_config's docker.network
+  std::string instance_ = default_instance;
+  std::uint16_t published_ = 0;
+  std::map<std::string, container> containers_;
   std::vector<std::string> died_;
   int next_ = 0;
   int lists_ = 0;
@@ -164,11 +208,12 @@ class fake_pool : public backend_pool {
   void update_service(const config::service_config& s) override { j_.add("update " + s.name); }
   void remove_service(const std::string& s) override { j_.add("unservice " + s); }
   std::uint64_t add(const std::string&, const std::string&, const std::string& host,
-                    std::uint16_t) override {
+                    std::uint16_t port) override {
     if (reentry) reentry();
     std::lock_guard lock(mu_);
     const std::uint64_t b = ++next_;
     backend_host_[b] = host;
+    backend_port_[b] = port;
     j_.add("add " + host.substr(3));
     return b;
   }
@@ -233,6 +278,13 @@ class fake_pool : public backend_pool {
       if (host == "ip-" + id) return b;
     return 0;
   }
+  // The port the pool was given for container `id`'s backend (0: none).
+  std::uint16_t port_of(const std::string& id) {
+    std::lock_guard lock(mu_);
+    for (const auto& [b, host] : backend_host_)
+      if (host == "ip-" + id) return backend_port_[b];
+    return 0;
+  }
   // How often the autoscaler read the figures: once per tick of the service.
   int ticks() {
     std::lock_guard lock(mu_);
@@ -266,6 +318,7 @@ class fake_pool : public backend_pool {
   journal& j_;
   std::mutex mu_;
   std::map<std::uint64_t, std::string> backend_host_;
+  std::map<std::uint64_t, std::uint16_t> backend_port_;
   std::uint64_t next_ = 0;
   pool_figures figures_;
   int ticks_ = 0;
@@ -519,6 +572,28 @@ TEST_CASE("a container whose probe answers not ready joins the pool only once it
   a.stop(false);
 }
 
+TEST_CASE("a replica is probed and pooled where the runtime says, host and port unchanged",
+          "[autoscaler]") {
+  // A Swarm task is reached at its node and a published port, not at the
+  // port the service listens on: the scaler must not put cfg.port back.
+  rig r;
+  auto& [j, rt, pool] = r;
+  test_probe probe;
+  probe.ready = true;
+  auto opts = fast_options();
+  probe.install(opts);
+  auto cfg = make_config(1, 3, 1);
+  cfg.services[0].readiness.http_get = "/healthz";
+  rt.publish_at(30001);
+  autoscaler a(rt, pool, cfg, opts);
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  CHECK(probe.last_asked() == "ip-c1:30001/healthz");
+  CHECK(pool.port_of("c1") == 30001);
+  CHECK(a.status()[0].replicas.at(0).address == "ip-c1");
+  a.stop(false);
+}
+
 TEST_CASE("the policy scales up on a high wait_time and back down when it falls", "[autoscaler]") {
   rig r;
   auto& [j, rt, pool] = r;
@@ -643,10 +718,8 @@ TEST_CASE("reload: a new network while a container is probed moves the service t
   a.reload(cfg);
   probe.ready = true;
   REQUIRE(eventually([&] {
-    const auto all = rt.list_managed();
-    return ready_count(a) == 1 && std::any_of(all.begin(), all.end(), [](const auto& c) {
-             return c.running && c.network == "othernet";
-           });
+    const auto nets = rt.networks("svc");
+    return ready_count(a) == 1 && std::count(nets.begin(), nets.end(), "othernet") > 0;
   }));
   a.stop(false);
 }
@@ -746,6 +819,7 @@ TEST_CASE("another instance's containers on the same network are neither adopted
   auto cfg = make_config(1, 5, 1);
   cfg.instance = "blue";
   for (auto& s : cfg.services) s.instance = "blue";
+  rt.set_own_instance("blue");
   const std::string hash = spec_hash(cfg.services[0], cfg.docker.network);
   rt.add_existing("mine", "svc", hash, true);
   rt.set_instance("mine", "blue");

@@ -1,6 +1,7 @@
 // scaler::docker_runtime against a scripted fake Docker daemon (no engine):
 // the requests it makes for each step (network, list, create/start, address,
-// stop/remove, events), the labels it writes and reads back, which Docker
+// stop/remove, events), the labels it writes and reads back, which
+// containers it lists as this daemon's (its network and instance), which Docker
 // errors it absorbs (already there, already gone, already stopping) and which
 // it passes on with the daemon's own message, and the clean-up of a container
 // that was created but did not start.
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <thread>
 
+#include "scaler/container_spec.hpp"
 #include "tests/test_fake_daemon.hpp"
 
 using namespace dockscaler;
@@ -44,7 +46,7 @@ config::service_config web() {
 
 }  // namespace
 
-TEST_CASE("ensure_network creates a missing network once, labelled as ours", "[docker_runtime]") {
+TEST_CASE("prepare creates a missing network once, labelled as ours", "[docker_runtime]") {
   std::atomic<int> inspect_status{404}, create_status{201};
   scripted_daemon d([&](int, const std::string& line, const std::string&) {
     if (line == "GET /networks/net")
@@ -56,63 +58,127 @@ TEST_CASE("ensure_network creates a missing network once, labelled as ours", "[d
                  : daemon_error(create_status, "network with name net already exists");
     return daemon_error(500, "unexpected " + line);
   });
-  docker_runtime rt(d.client());
-  rt.ensure_network("net");
+  docker_runtime rt(d.client(), "net");
+  rt.prepare();
   CHECK(d.lines() == std::vector<std::string>{"GET /networks/net", "POST /networks/create"});
   const auto body = d.body_of("POST /networks/create");
   CHECK(has(body, R"("Name":"net")"));
   CHECK(has(body, R"("dockscaler.managed":"true")"));
 
   inspect_status = 200;  // there already: only looked at
-  rt.ensure_network("net");
+  rt.prepare();
   CHECK(d.count("POST /networks/create") == 1);
 
   inspect_status = 404;
   create_status = 409;  // another process made it between our look and our create
-  CHECK_NOTHROW(rt.ensure_network("net"));
+  CHECK_NOTHROW(rt.prepare());
 
   create_status = 500;
-  auto e = expect_error([&] { rt.ensure_network("net"); });
+  auto e = expect_error([&] { rt.prepare(); });
   CHECK(e.code() == api::errc::server_error);
   CHECK(e.daemon_message() == "network with name net already exists");
   inspect_status = 503;  // the look itself failed: no create, the daemon's reason
   const int creates = d.count("POST /networks/create");
-  auto e2 = expect_error([&] { rt.ensure_network("net"); });
+  auto e2 = expect_error([&] { rt.prepare(); });
   CHECK(e2.daemon_message() == "network net not found");
   CHECK(d.count("POST /networks/create") == creates);
 }
 
-TEST_CASE("list_managed asks for every managed container and reads their labels",
+TEST_CASE("reconfigure moves new replicas to another network once it is there",
           "[docker_runtime]") {
+  std::atomic<bool> create_fails{true};
+  scripted_daemon d([&](int, const std::string& line, const std::string&) {
+    if (line == "GET /networks/net2") return daemon_error(404, "network net2 not found");
+    if (line == "POST /networks/create")
+      return create_fails ? daemon_error(500, "no address pool left") : ok(201, R"({"Id":"n2"})");
+    if (line.rfind("POST /containers/create", 0) == 0) return ok(201, R"({"Id":"abc"})");
+    if (line == "POST /containers/abc/start") return ok(204, "");
+    return daemon_error(500, "unexpected " + line);
+  });
+  docker_runtime rt(d.client(), "net");
+  const auto before = rt.spec_hash(web());
+  config::docker_config moved;
+  moved.network = "net2";
+  auto e = expect_error([&] { rt.reconfigure(moved); });  // not there: still on net
+  CHECK(e.daemon_message() == "no address pool left");
+  CHECK(rt.network() == "net");
+  CHECK(rt.spec_hash(web()) == before);
+
+  create_fails = false;
+  rt.reconfigure(moved);
+  CHECK(rt.network() == "net2");
+  CHECK(rt.spec_hash(web()) != before);  // running replicas are outdated: replaced rolling
+  CHECK(rt.spec_hash(web()) == spec_hash(web(), "net2"));
+  const auto lines = d.lines().size();
+  rt.reconfigure(moved);  // the same network: nothing to do
+  CHECK(d.lines().size() == lines);
+  rt.start(web(), "h2", "web-y");
+  const auto body = d.body_of("POST /containers/create");
+  CHECK(has(body, R"("dockscaler.network":"net2")"));
+  CHECK(has(body, R"("NetworkMode":"net2")"));
+}
+
+TEST_CASE("spec_hash is the container spec's hash on the runtime's network, unchanged",
+          "[docker_runtime]") {
+  scripted_daemon d([](int, const std::string& line, const std::string&) {
+    return daemon_error(500, "unexpected " + line);
+  });
+  docker_runtime rt(d.client(), "net");
+  CHECK(rt.spec_hash(web()) == spec_hash(web(), "net"));
+  // Running containers carry this value in dockscaler.spec: a new value
+  // would replace every one of them at the first start after an upgrade.
+  CHECK(rt.spec_hash(web()) == "a3ac5998dba99971");
+  CHECK(d.lines().empty());  // no Docker call
+}
+
+TEST_CASE("list asks for the managed containers of its network and keeps its instance's",
+          "[docker_runtime]") {
+  // b2 has no instance label (made before instances existed: the default
+  // instance's); c3 is on another network (an engine that ignored the
+  // filter must not make it ours); d4 is another instance's.
   scripted_daemon d([](int, const std::string&, const std::string&) {
     return ok(200, R"([
       {"Id":"a1","Names":["/web-1"],"State":"running","Created":1700000000,
        "Labels":{"dockscaler.managed":"true","dockscaler.service":"web","dockscaler.spec":"h1",
                  "dockscaler.network":"net","dockscaler.instance":"blue"}},
       {"Id":"b2","Names":["/fn-call"],"State":"exited","Created":5,
-       "Labels":{"dockscaler.managed":"true","dockscaler.service":"fn","dockscaler.role":"call"}},
-      {"Id":"c3","Names":[],"State":"created","Labels":{}}])");
+       "Labels":{"dockscaler.managed":"true","dockscaler.service":"fn","dockscaler.role":"call",
+                 "dockscaler.network":"net"}},
+      {"Id":"c3","Names":["/web-3"],"State":"running",
+       "Labels":{"dockscaler.managed":"true","dockscaler.service":"web",
+                 "dockscaler.network":"othernet","dockscaler.instance":"blue"}},
+      {"Id":"d4","Names":["/web-4"],"State":"running",
+       "Labels":{"dockscaler.managed":"true","dockscaler.service":"web",
+                 "dockscaler.network":"net","dockscaler.instance":"green"}},
+      {"Id":"e5","Names":[],"State":"created","Labels":{"dockscaler.network":"net"}}])");
   });
-  docker_runtime rt(d.client());
-  const auto all = rt.list_managed();
+  docker_runtime blue(d.client(), "net", "blue");
+  const auto mine = blue.list();
   const auto line = url_decode(d.lines().at(0));
   CHECK(line.rfind("GET /containers/json?all=1", 0) == 0);
-  CHECK(has(line, R"("label":{"dockscaler.managed=true":true})"));
-  REQUIRE(all.size() == 3);
-  CHECK(all[0].id == "a1");
-  CHECK(all[0].name == "web-1");
-  CHECK(all[0].service == "web");
-  CHECK(all[0].spec_hash == "h1");
-  CHECK(all[0].network == "net");
-  CHECK(all[0].instance == "blue");
-  CHECK(all[0].running);
-  CHECK(all[0].created == 1700000000);
-  CHECK(all[0].role.empty());
-  CHECK_FALSE(all[1].running);
-  CHECK(all[1].role == "call");
-  CHECK(all[1].instance == default_instance);  // made before instances existed
-  CHECK(all[2].name.empty());
-  CHECK(all[2].service.empty());
+  CHECK(has(line, R"("dockscaler.managed=true":true)"));
+  CHECK(has(line, R"("dockscaler.network=net":true)"));
+  REQUIRE(mine.size() == 1);
+  CHECK(mine[0].id == "a1");
+  CHECK(mine[0].name == "web-1");
+  CHECK(mine[0].service == "web");
+  CHECK(mine[0].spec_hash == "h1");
+  CHECK(mine[0].instance == "blue");
+  CHECK(mine[0].node.empty());  // one host
+  CHECK(mine[0].running);
+  CHECK(mine[0].created == 1700000000);
+  CHECK(mine[0].role.empty());
+
+  docker_runtime plain(d.client(), "net");
+  const auto defaults = plain.list();
+  REQUIRE(defaults.size() == 2);
+  CHECK(defaults[0].id == "b2");
+  CHECK_FALSE(defaults[0].running);
+  CHECK(defaults[0].role == "call");
+  CHECK(defaults[0].instance == default_instance);
+  CHECK(defaults[1].id == "e5");
+  CHECK(defaults[1].name.empty());
+  CHECK(defaults[1].service.empty());
 }
 
 TEST_CASE("start creates a labelled container and starts it", "[docker_runtime]") {
@@ -122,8 +188,8 @@ TEST_CASE("start creates a labelled container and starts it", "[docker_runtime]"
     if (line == "POST /containers/abc/start") return ok(204, "");
     return daemon_error(500, "unexpected " + line);
   });
-  docker_runtime rt(d.client());
-  CHECK(rt.start(web(), "net", "h1", "web-x") == "abc");
+  docker_runtime rt(d.client(), "net");
+  CHECK(rt.start(web(), "h1", "web-x") == "abc");
   CHECK(d.lines() == std::vector<std::string>{"POST /containers/create?name=web-x",
                                               "POST /containers/abc/start"});
   const auto body = d.body_of("POST /containers/create");
@@ -145,8 +211,8 @@ TEST_CASE("a container that does not start is removed; the error carries the dae
     if (line.rfind("DELETE /containers/abc?force=1", 0) == 0) return ok(204, "");
     return daemon_error(500, "unexpected " + line);
   });
-  docker_runtime rt(d.client());
-  auto e = expect_error([&] { rt.start(web(), "net", "h1", "web-x"); });
+  docker_runtime rt(d.client(), "net");
+  auto e = expect_error([&] { rt.start(web(), "h1", "web-x"); });
   CHECK(e.code() == api::errc::server_error);
   CHECK(e.daemon_message() == "driver failed programming external connectivity");
   CHECK(has(e.what(), "driver failed programming external connectivity"));
@@ -154,14 +220,16 @@ TEST_CASE("a container that does not start is removed; the error carries the dae
 
   image_missing = true;  // nothing created: nothing to start or remove
   const auto before = d.lines().size();
-  auto e2 = expect_error([&] { rt.start(web(), "net", "h1", "web-y"); });
+  auto e2 = expect_error([&] { rt.start(web(), "h1", "web-y"); });
   CHECK(e2.code() == api::errc::not_found);
   CHECK(has(e2.what(), "No such image: img:1"));
   CHECK(d.lines().size() == before + 1);
 }
 
-TEST_CASE("address is the container's IP on the network, empty when not running or elsewhere",
-          "[docker_runtime]") {
+TEST_CASE(
+    "address is the container's IP on the network and the service's port; none when not "
+    "running or elsewhere",
+    "[docker_runtime]") {
   scripted_daemon d([](int, const std::string& line, const std::string&) {
     const bool running = line == "GET /containers/up/json";
     if (line == "GET /containers/gone/json") return daemon_error(404, "No such container: gone");
@@ -169,11 +237,15 @@ TEST_CASE("address is the container's IP on the network, empty when not running 
                        (running ? "true" : "false") +
                        R"(},"NetworkSettings":{"Networks":{"net":{"IPAddress":"172.18.0.5"}}}})");
   });
-  docker_runtime rt(d.client());
-  CHECK(rt.address("up", "net") == "172.18.0.5");
-  CHECK(rt.address("up", "othernet").empty());
-  CHECK(rt.address("down", "net").empty());
-  auto e = expect_error([&] { rt.address("gone", "net"); });
+  docker_runtime rt(d.client(), "net");
+  const auto at = rt.address("up", 8081);
+  REQUIRE(at);
+  CHECK(at->host == "172.18.0.5");
+  CHECK(at->port == 8081);
+  CHECK_FALSE(rt.address("down", 8081));
+  docker_runtime elsewhere(d.client(), "othernet");
+  CHECK_FALSE(elsewhere.address("up", 8081));
+  auto e = expect_error([&] { rt.address("gone", 8081); });
   CHECK(e.code() == api::errc::not_found);
   CHECK(e.daemon_message() == "No such container: gone");
 }
@@ -190,7 +262,7 @@ TEST_CASE("stop_and_remove: stop with the grace, then remove; gone is not an err
                                  : daemon_error(remove_status, "remove refused");
     return daemon_error(500, "unexpected " + line);
   });
-  docker_runtime rt(d.client());
+  docker_runtime rt(d.client(), "net");
   rt.stop_and_remove("c1", 7s);
   CHECK(d.lines() == std::vector<std::string>{"POST /containers/c1/stop?t=7",
                                               "DELETE /containers/c1?force=1&v=0"});
@@ -235,7 +307,7 @@ TEST_CASE("watch reports managed containers that die or go, of its own instance,
   });
   for (const std::string instance : {"blue", default_instance}) {
     INFO("instance " << instance);
-    docker_runtime rt(d.client(), instance);
+    docker_runtime rt(d.client(), "net", instance);
     std::mutex mu;
     std::vector<std::string> gone;
     std::stop_source stop;

@@ -311,17 +311,20 @@ namespace {
 // Fails start() with a Docker error and address() with another exception.
 class failing_runtime : public dockscaler::scaler::container_runtime {
  public:
-  void ensure_network(const std::string&) override {}
-  std::vector<dockscaler::scaler::managed_container> list_managed() override {
-    dockscaler::scaler::managed_container c;
+  void prepare() override {}
+  void reconfigure(const dockscaler::config::docker_config&) override {}
+  std::string spec_hash(const dockscaler::config::service_config&) override { return "hash"; }
+  std::string replica_name(const std::string& service) override { return service + "-1"; }
+  std::vector<dockscaler::scaler::replica_info> list() override {
+    dockscaler::scaler::replica_info c;
     c.id = "id1";
     return {c};
   }
   std::string start(const dockscaler::config::service_config&, const std::string&,
-                    const std::string&, const std::string&) override {
+                    const std::string&) override {
     throw dockscaler::dockerapi::error(dockscaler::dockerapi::errc::conflict, "name in use", 409);
   }
-  std::string address(const std::string&, const std::string&) override {
+  std::optional<dockscaler::scaler::endpoint> address(const std::string&, std::uint16_t) override {
     throw std::runtime_error("not Docker's failure");
   }
   void stop_and_remove(const std::string&, std::chrono::seconds) override {}
@@ -334,17 +337,17 @@ TEST_CASE("counting_runtime: Docker failures are counted and rethrown unchanged"
   metrics m;
   failing_runtime inner;
   dockscaler::admin::counting_runtime rt(inner, m);
-  CHECK(rt.list_managed().size() == 1);  // results pass through
+  CHECK(rt.list().size() == 1);  // results pass through
   for (int i = 0; i < 3; ++i) {
     try {
-      rt.start({}, "net", "hash", "name");
+      rt.start({}, "hash", "name");
       FAIL("start must throw");
     } catch (const dockscaler::dockerapi::error& e) {
       CHECK(e.code() == dockscaler::dockerapi::errc::conflict);
       CHECK(e.http_status() == 409);
     }
   }
-  CHECK_THROWS_AS(rt.address("id", "net"), std::runtime_error);
+  CHECK_THROWS_AS(rt.address("id", 8080), std::runtime_error);
   std::map<std::string, double> v;
   CHECK(structure_problems(m.render({}), &v).empty());
   CHECK(v["dockscaler_docker_errors_total{operation=\"start\"}"] == 3);

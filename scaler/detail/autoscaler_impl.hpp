@@ -31,10 +31,9 @@ struct autoscaler::impl {
   backend_pool& pool;
   autoscaler_options opts;
   time_source& time;
-  std::string instance;  // fixed for the daemon's life (a reload may not change it)
+  std::string instance;  // for the log: the runtime lists only this instance's replicas
 
   mutable std::mutex mu;
-  std::string network;  // guarded by mu: reload() may change it
   std::map<std::string, std::shared_ptr<service_state>> services;  // guarded by mu
   // Pre-warmed containers handed to a call: no replicas any more, and not to
   // be adopted or removed by a resync while their call runs. Guarded by mu.
@@ -56,8 +55,9 @@ struct autoscaler::impl {
   // every reader sees them gone at once.
   std::unique_lock<std::mutex> lock();
   bool is_stopping();
-  std::string network_now();
-  std::shared_ptr<service_state> make_state(const config::service_config& cfg);
+  // `hash`: rt.spec_hash(cfg), asked outside `mu`.
+  std::shared_ptr<service_state> make_state(const config::service_config& cfg,
+                                            const std::string& hash);
 
   // ---- executor.cpp: carrying out what the planner decided (never under mu)
   void execute(const std::shared_ptr<service_state>& st, const std::string& service,
@@ -72,7 +72,7 @@ struct autoscaler::impl {
   void launch(const std::shared_ptr<service_state>& st, const std::string& name);
   void activate(const std::shared_ptr<service_state>& st, const std::string& id);
   void join(const std::shared_ptr<service_state>& st, const std::string& id,
-            const config::service_config& cfg, const std::string& address);
+            const config::service_config& cfg, const endpoint& at);
   void fail(const std::shared_ptr<service_state>& st, const std::string& id,
             const std::string& what);
   void drain(const std::shared_ptr<service_state>& st, const std::string& service, const action& a);
@@ -82,10 +82,10 @@ struct autoscaler::impl {
   // ---- scaler_loop.cpp
   void loop(const std::stop_token& stop);
   void tick(const std::shared_ptr<service_state>& st, clock::time_point now, bool full);
-  // Compares what Docker runs with what we track: adopts our running
-  // containers that we do not know (at start: all of them), removes dead or
-  // orphaned ones, and forgets tracked ones Docker no longer has. Returns how
-  // many were adopted per service.
+  // Compares the runtime's list (only ours) with what we track: adopts
+  // running replicas that we do not know (at start: all of them), removes
+  // dead or orphaned ones, and forgets tracked ones the runtime no longer
+  // has. Returns how many were adopted per service.
   std::map<std::string, unsigned> resync(bool at_start);
   void watch(const std::stop_token& stop);
   void remove_all();  // stop(true): drain, stop and remove every replica

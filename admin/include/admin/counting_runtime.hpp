@@ -13,11 +13,18 @@ class counting_runtime : public scaler::container_runtime {
   // Both must outlive this object.
   counting_runtime(scaler::container_runtime& inner, metrics& m) : inner_(inner), metrics_(m) {}
 
-  void ensure_network(const std::string& network) override;
-  std::vector<scaler::managed_container> list_managed() override;
-  std::string start(const config::service_config& svc, const std::string& network,
-                    const std::string& hash, const std::string& name) override;
-  std::string address(const std::string& id, const std::string& network) override;
+  void prepare() override;
+  void reconfigure(const config::docker_config& docker) override;
+  std::string spec_hash(const config::service_config& svc) override {
+    return inner_.spec_hash(svc);
+  }
+  std::string replica_name(const std::string& service) override {
+    return inner_.replica_name(service);
+  }
+  std::vector<scaler::replica_info> list() override;
+  std::string start(const config::service_config& svc, const std::string& hash,
+                    const std::string& name) override;
+  std::optional<scaler::endpoint> address(const std::string& id, std::uint16_t port) override;
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
   void watch(const std::function<void(const std::string& id)>& on_gone,
              std::stop_token stop) override;

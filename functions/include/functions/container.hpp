@@ -16,7 +16,7 @@
 
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
-#include "scaler/runtime.hpp"
+#include "scaler/docker_runtime.hpp"
 
 namespace dockscaler::functions {
 
@@ -55,17 +55,25 @@ created_container create_function_container(dockerapi::client& docker,
                                             bool per_call);
 
 // The scaler's container runtime with stdio functions' containers made as
-// above (pre-warmed ones); everything else is passed on to `inner`.
+// above (pre-warmed ones) on the local engine, on the network `inner` puts
+// replicas on; everything else is passed on to `inner`.
 class function_runtime final : public scaler::container_runtime {
  public:
-  function_runtime(scaler::container_runtime& inner, dockerapi::client& docker)
+  function_runtime(scaler::docker_runtime& inner, dockerapi::client& docker)
       : inner_(inner), docker_(docker) {}
-  void ensure_network(const std::string& network) override { inner_.ensure_network(network); }
-  std::vector<scaler::managed_container> list_managed() override { return inner_.list_managed(); }
-  std::string start(const config::service_config& svc, const std::string& network,
-                    const std::string& hash, const std::string& name) override;
-  std::string address(const std::string& id, const std::string& network) override {
-    return inner_.address(id, network);
+  void prepare() override { inner_.prepare(); }
+  void reconfigure(const config::docker_config& docker) override { inner_.reconfigure(docker); }
+  std::string spec_hash(const config::service_config& svc) override {
+    return inner_.spec_hash(svc);
+  }
+  std::string replica_name(const std::string& service) override {
+    return inner_.replica_name(service);
+  }
+  std::vector<scaler::replica_info> list() override { return inner_.list(); }
+  std::string start(const config::service_config& svc, const std::string& hash,
+                    const std::string& name) override;
+  std::optional<scaler::endpoint> address(const std::string& id, std::uint16_t port) override {
+    return inner_.address(id, port);
   }
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
     inner_.stop_and_remove(id, grace);
@@ -76,7 +84,7 @@ class function_runtime final : public scaler::container_runtime {
   }
 
  private:
-  scaler::container_runtime& inner_;
+  scaler::docker_runtime& inner_;
   dockerapi::client& docker_;
 };
 

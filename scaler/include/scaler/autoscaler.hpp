@@ -80,9 +80,10 @@ class autoscaler {
   // decision; set before start(). Runs on a worker thread, no lock held.
   void on_cold_start(std::function<void(const std::string& service, clock::duration took)> cb);
 
-  // Ensures the network, registers the services with the pool, adopts running
-  // containers whose labels say they are ours (replacing outdated ones
-  // rolling, removing dead or foreign-service ones), then starts the loop.
+  // Prepares the runtime (on one host: the network), registers the services
+  // with the pool, adopts the running replicas the runtime lists (replacing
+  // outdated ones rolling, removing dead or foreign-service ones), then
+  // starts the loop.
   // Throws what the runtime throws when Docker cannot be reached.
   void start();
   // Stops the loop. Containers keep running for the next start unless
@@ -91,6 +92,7 @@ class autoscaler {
 
   // Applies a new config: services added, removed (drained, then removed) or
   // changed (limits at once; a changed container spec is replaced rolling).
+  // The docker section goes to the runtime (container_runtime::reconfigure).
   void reload(const config::config& cfg);
 
   // Manual scaling: sets desired replicas now and pauses the policy for

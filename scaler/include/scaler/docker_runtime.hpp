@@ -1,5 +1,8 @@
-// container_runtime on the real Docker engine, through dockerapi.
+// container_runtime on one Docker engine, through dockerapi: a replica is a
+// container on the daemon's network, reached at its address there.
 #pragma once
+
+#include <mutex>
 
 #include "dockerapi/client.hpp"
 #include "scaler/runtime.hpp"
@@ -24,22 +27,34 @@ void or_remove(dockerapi::client& docker, const std::string& id, Step&& step) {
 
 class docker_runtime : public container_runtime {
  public:
-  // `instance`: whose events watch() asks for (see label_instance).
-  explicit docker_runtime(dockerapi::client& docker, std::string instance = default_instance)
-      : docker_(docker), instance_(std::move(instance)) {}
+  // Replicas live on `network` (config docker.network) and belong to
+  // `instance` (see label_instance): list() and watch() see only those.
+  docker_runtime(dockerapi::client& docker, std::string network,
+                 std::string instance = default_instance)
+      : docker_(docker), network_(std::move(network)), instance_(std::move(instance)) {}
 
-  void ensure_network(const std::string& network) override;
-  std::vector<managed_container> list_managed() override;
-  std::string start(const config::service_config& svc, const std::string& network,
-                    const std::string& spec_hash, const std::string& name) override;
-  std::string address(const std::string& id, const std::string& network) override;
+  void prepare() override;
+  void reconfigure(const config::docker_config& docker) override;
+  std::string spec_hash(const config::service_config& svc) override;
+  std::string replica_name(const std::string& service) override;
+  std::vector<replica_info> list() override;
+  std::string start(const config::service_config& svc, const std::string& spec_hash,
+                    const std::string& name) override;
+  std::optional<endpoint> address(const std::string& id, std::uint16_t port) override;
   void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
   void watch(const std::function<void(const std::string& id)>& on_gone,
              std::stop_token stop) override;
 
+  // The network replicas are put on now (a reload may change it).
+  std::string network() const;
+
  private:
+  void ensure_network(const std::string& network);
+
   dockerapi::client& docker_;
-  std::string instance_;
+  mutable std::mutex mu_;
+  std::string network_;  // guarded by mu_: reconfigure() changes it while workers start
+  const std::string instance_;
 };
 
 }  // namespace dockscaler::scaler

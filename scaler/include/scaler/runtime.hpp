@@ -1,6 +1,7 @@
 // The two neighbours the scaler drives, as small interfaces so the reconciler
-// can be tested against fakes: the container runtime (Docker) and the backend
-// pool (the proxy). docker_runtime and proxy_pool are the real ones.
+// can be tested against fakes: the container runtime (the engine that runs
+// replicas) and the backend pool (the proxy). docker_runtime and proxy_pool
+// are the real ones.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -20,9 +22,9 @@ namespace dockscaler::scaler {
 inline constexpr const char* label_managed = "dockscaler.managed";
 inline constexpr const char* label_service = "dockscaler.service";
 inline constexpr const char* label_spec = "dockscaler.spec";
-// The Docker network the container was made for. A daemon only adopts or
-// removes containers of its own network, so two daemons on one host (with
-// different networks) never take each other's containers for orphans.
+// The Docker network the container was made for. docker_runtime lists only
+// containers of its own network, so two daemons on one host (with different
+// networks) never take each other's containers for orphans.
 inline constexpr const char* label_network = "dockscaler.network";
 // The daemon instance (config `instance`) that made the container. A daemon
 // adopts, counts and removes only its own instance's containers; one made
@@ -33,38 +35,64 @@ inline constexpr const char* default_instance = "default";
 // belongs to one request, never to the replicas the scaler counts or adopts.
 inline constexpr const char* label_role = "dockscaler.role";
 
-struct managed_container {
+// One replica as the runtime reports it, whatever runs it: a container on
+// one host, a task on Swarm.
+struct replica_info {
   std::string id;
   std::string name;
-  std::string service;    // dockscaler.service
-  std::string spec_hash;  // dockscaler.spec
-  std::string network;    // dockscaler.network
+  std::string service;                      // dockscaler.service
+  std::string spec_hash;                    // dockscaler.spec
+  std::string instance = default_instance;  // dockscaler.instance; "default" when unlabelled
+  std::string role;  // dockscaler.role: empty for a replica, "call" for a per-call container
+  std::string node;  // where it runs: empty on one host, the node's hostname on Swarm
   bool running = false;
   std::int64_t created = 0;  // unix seconds
-  std::string role;  // dockscaler.role: empty for a replica, "call" for a per-call container
-  std::string instance = default_instance;  // dockscaler.instance; "default" when unlabelled
 };
 
-// What the scaler needs from Docker. Every call may throw (dockerapi::error
-// for the Docker one); the reconciler catches, logs and retries.
+// Where the proxy connects to a replica.
+struct endpoint {
+  std::string host;  // an IP address or a host name
+  std::uint16_t port = 0;
+};
+
+// What the scaler needs from the engine that runs replicas. Where replicas
+// live (the network, the daemon's instance) and how they are named are the
+// runtime's, fixed when it is built and changed only by reconfigure(), so
+// the scaler plans in replicas of a service and never says where.
+// Every call may throw (dockerapi::error for the Docker one); the reconciler
+// catches, logs and retries.
 class container_runtime {
  public:
   virtual ~container_runtime() = default;
-  // Creates the network if it does not exist.
-  virtual void ensure_network(const std::string& network) = 0;
-  // Every container labelled dockscaler.managed=true, running or not.
-  virtual std::vector<managed_container> list_managed() = 0;
-  // Creates and starts one container named `name` for the service; returns
-  // its id. A container that was created but did not start is removed.
-  virtual std::string start(const config::service_config& svc, const std::string& network,
-                            const std::string& spec_hash, const std::string& name) = 0;
-  // The container's IPv4 address on `network`; empty when it has none or is not running.
-  virtual std::string address(const std::string& id, const std::string& network) = 0;
-  // Stops (SIGTERM, then SIGKILL after `grace`) and removes; a container that is
+  // Makes ready where replicas live (creates the network if it does not exist).
+  virtual void prepare() = 0;
+  // A reload's docker section: replicas started afterwards live where it
+  // says (prepared at once; throws, changing nothing, when that fails).
+  // Running ones stay until replaced: their spec hash differs.
+  virtual void reconfigure(const config::docker_config& docker) = 0;
+  // The hash of everything that shapes a replica of `svc` where this runtime
+  // puts it: an equal hash adopts a running replica, a different one
+  // replaces it. Thread-safe.
+  virtual std::string spec_hash(const config::service_config& svc) = 0;
+  // A fresh, unique name for a replica of `service`: the scaler knows a
+  // replica by it while start() has not returned its id. Thread-safe.
+  virtual std::string replica_name(const std::string& service) = 0;
+  // The replicas of this daemon (its instance, where it puts them), running
+  // or not, the per-call containers of stdio functions among them; never
+  // another daemon's.
+  virtual std::vector<replica_info> list() = 0;
+  // Creates and starts one replica named `name` of the service; returns its
+  // id. A replica that was created but did not start is removed.
+  virtual std::string start(const config::service_config& svc, const std::string& spec_hash,
+                            const std::string& name) = 0;
+  // Where the proxy reaches the replica whose service listens on `port`
+  // inside it; nothing when it is not running (or has no address yet).
+  virtual std::optional<endpoint> address(const std::string& id, std::uint16_t port) = 0;
+  // Stops (SIGTERM, then SIGKILL after `grace`) and removes; a replica that is
   // already gone is not an error.
   virtual void stop_and_remove(const std::string& id, std::chrono::seconds grace) = 0;
-  // Calls on_gone(container id) whenever a managed container dies or is
-  // removed, until `stop`. Reconnects by itself; returns when stopped.
+  // Calls on_gone(replica id) whenever a replica dies or is removed, until
+  // `stop`. Reconnects by itself; returns when stopped.
   virtual void watch(const std::function<void(const std::string& id)>& on_gone,
                      std::stop_token stop) = 0;
 };
