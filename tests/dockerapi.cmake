@@ -12,3 +12,7 @@ foreach(t test_docker_engine test_docker_private)
   add_dependencies(${t} dockscaler_echo)
   target_compile_definitions(${t} PRIVATE DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
 endforeach()
+# Swarm calls: JSON mapping, error mapping and the update retry loop against
+# the scripted fake daemon (no swarm needed).
+dockscaler_add_test(NAME test_dockerapi_swarm SOURCES test_dockerapi_swarm.cpp
+  LIBS dockscaler::dockerapi Threads::Threads LABELS net TIMEOUT 180)
