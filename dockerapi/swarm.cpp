@@ -128,7 +128,7 @@ std::vector<task_info> client::list_tasks(const filters& f) {
   return detail::parse_task_list(t_->perform(r).body);
 }
 
-void client::service_logs(const std::string& id, logs_options o,
+void client::service_logs(const std::string& id, const logs_options& o,
                           const std::function<void(stream_kind, std::string_view)>& on_output,
                           const std::stop_token& stop) {
   transport::request r;

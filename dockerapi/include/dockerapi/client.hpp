@@ -202,7 +202,7 @@ class client {
   std::vector<task_info> list_tasks(const filters& f = {});
   // Service logs, as the container logs calls (multiplexed unless opts.tty).
   logs_result service_logs(const std::string& id_or_name, logs_options opts = {});
-  void service_logs(const std::string& id_or_name, logs_options opts,
+  void service_logs(const std::string& id_or_name, const logs_options& opts,
                     const std::function<void(stream_kind, std::string_view)>& on_output,
                     const std::stop_token& stop = {});
 
