@@ -12,13 +12,15 @@
 
 #include "detail/attach_connection.hpp"
 #include "detail/encoding.hpp"
-#include "detail/frame_demux.hpp"
 #include "detail/json_mapping.hpp"
 #include "detail/line_splitter.hpp"
+#include "detail/log_stream.hpp"
 #include "detail/transport.hpp"
 
 namespace dockscaler::dockerapi {
 
+using detail::add_filters;
+using detail::path_arg;
 using detail::transport;
 using std::chrono::milliseconds;
 using params = std::vector<std::pair<std::string, std::string>>;
@@ -28,16 +30,6 @@ namespace {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
-}
-
-// Container/image/network references go into URL paths.
-std::string path_arg(const std::string& s, const char* what) {
-  if (s.empty()) throw error(errc::invalid_argument, std::string("dockerapi: empty ") + what);
-  return detail::url_encode(s);
-}
-
-void add_filters(params& p, const filters& f) {
-  if (auto j = detail::filters_json(f); !j.empty()) p.emplace_back("filters", std::move(j));
 }
 
 const char* bool_arg(bool b) { return b ? "1" : "0"; }
@@ -245,45 +237,17 @@ void client::logs(const std::string& id, logs_options o,
                   const std::function<void(stream_kind, std::string_view)>& on_output,
                   const std::stop_token& stop) {
   bool tty = o.tty ? *o.tty : inspect_container(id).tty;
-  params p{{"stdout", bool_arg(o.stdout_)},
-           {"stderr", bool_arg(o.stderr_)},
-           {"follow", bool_arg(o.follow)},
-           {"timestamps", bool_arg(o.timestamps)}};
-  if (o.tail) p.emplace_back("tail", *o.tail);
-  if (o.since) p.emplace_back("since", std::to_string(*o.since));
-  detail::frame_demux demux(tty);
-  std::string error_text;
   transport::request r;
   r.what = "container logs";
-  r.target = "/containers/" + path_arg(id, "container id") + "/logs" + detail::query_string(p);
-  if (o.follow) {
-    r.total = milliseconds{0};
-    r.idle = o.idle_timeout;
-  }
+  r.target = "/containers/" + path_arg(id, "container id") + "/logs";
   r.stop = stop;
-  r.on_data = [&](std::string_view data) {
-    demux.feed(data, [&](int s, std::string_view piece, bool end) {
-      if (s == 3) {  // the daemon's in-band error frame
-        error_text.append(piece);
-        if (end)
-          throw error(errc::server_error,
-                      "dockerapi: container logs: daemon reported: " + error_text, 200, error_text);
-      } else if (!piece.empty() && (s == 1 || s == 2)) {
-        on_output(static_cast<stream_kind>(s), piece);
-      }
-    });
-  };
-  auto resp = t_->perform(r);
-  if (!resp.stopped && !demux.at_boundary())
-    throw error(errc::protocol, "dockerapi: container logs: stream ended in the middle of a frame");
+  detail::stream_logs(*t_, r, o, tty, on_output);
 }
 
 logs_result client::logs(const std::string& id, logs_options o) {
   o.follow = false;
   logs_result out;
-  logs(id, o, [&](stream_kind k, std::string_view d) {
-    (k == stream_kind::stderr_ ? out.err : out.out).append(d);
-  });
+  logs(id, o, detail::collect_into(out));
   return out;
 }
 

@@ -38,6 +38,15 @@ std::string query_string(const std::vector<std::pair<std::string, std::string>>&
   return q;
 }
 
+std::string path_arg(const std::string& s, const char* what) {
+  if (s.empty()) throw error(errc::invalid_argument, std::string("dockerapi: empty ") + what);
+  return url_encode(s);
+}
+
+void add_filters(std::vector<std::pair<std::string, std::string>>& p, const filters& f) {
+  if (auto j = filters_json(f); !j.empty()) p.emplace_back("filters", std::move(j));
+}
+
 std::string filters_json(const filters& f) {
   bool any = false;
   for (const auto& [k, v] : f) any = any || !v.empty();

@@ -3,6 +3,9 @@
 
 #include <curl/curl.h>
 
+#include <optional>
+#include <utility>
+
 #include "detail/errors.hpp"
 #include "detail/json_mapping.hpp"
 
@@ -30,6 +33,12 @@ std::string_view to_string(errc code) noexcept {
       return "unsupported_version";
     case errc::invalid_argument:
       return "invalid_argument";
+    case errc::not_swarm_manager:
+      return "not_swarm_manager";
+    case errc::not_in_swarm:
+      return "not_in_swarm";
+    case errc::out_of_sequence:
+      return "out_of_sequence";
   }
   return "unknown";
 }
@@ -51,11 +60,51 @@ errc errc_from_http(long status) noexcept {
   return errc::protocol;
 }
 
+namespace {
+
+bool contains(std::string_view s, std::string_view part) {
+  return s.find(part) != std::string_view::npos;
+}
+
+// Swarm's refusals share a status (503, or 500 for a stale version) with
+// unrelated failures; only the daemon's message tells them apart. Returns the
+// code and the plain advice for the user, or nothing when it is none of them.
+std::optional<std::pair<errc, const char*>> swarm_refusal(long status, std::string_view msg) {
+  // swarmkit's sequence conflict, passed through as a gRPC "Unknown" error.
+  if (status >= 400 && contains(msg, "update out of sequence"))
+    return std::pair{errc::out_of_sequence,
+                     "the object changed since it was read (stale version): read it again and "
+                     "retry"};
+  if (status != 503) return std::nullopt;
+  // An engine outside any swarm says "not a swarm manager" too, but points at
+  // `docker swarm init`; "not part of a swarm" is what it says on a leave.
+  if (contains(msg, "not part of a swarm") ||
+      (contains(msg, "not a swarm manager") && contains(msg, "swarm init")))
+    return std::pair{errc::not_in_swarm,
+                     "this Docker engine is not part of a swarm: point dockscaler at the engine "
+                     "of a Swarm manager node, or make this one a manager (docker swarm init)"};
+  if (contains(msg, "not a swarm manager"))
+    return std::pair{errc::not_swarm_manager,
+                     "this Docker engine is a Swarm worker, not a manager, and cannot manage "
+                     "services: run dockscaler against the engine of a manager node (docker node "
+                     "ls lists them) or promote this node (docker node promote)"};
+  return std::nullopt;
+}
+
+}  // namespace
+
 error http_error(std::string_view what, long status, std::string_view body) {
   std::string msg = daemon_message(body);
-  std::string text = std::string(what) + ": HTTP " + std::to_string(status);
+  std::string text = std::string(what) + ": ";
+  errc code = errc_from_http(status);
+  if (auto swarm = swarm_refusal(status, msg)) {
+    code = swarm->first;
+    text += std::string(swarm->second) + " (daemon: ";
+  }
+  text += "HTTP " + std::to_string(status);
   if (!msg.empty()) text += ": " + msg;
-  return error(errc_from_http(status), text, static_cast<int>(status), std::move(msg));
+  if (code != errc_from_http(status)) text += ")";
+  return error(code, text, static_cast<int>(status), std::move(msg));
 }
 
 errc errc_from_curl(int curl_code) noexcept {

@@ -21,6 +21,13 @@ std::string query_string(const std::vector<std::pair<std::string, std::string>>&
 // (not yet URL-encoded); "" when there are no filters.
 std::string filters_json(const filters& f);
 
+// An object reference (container, image, network, service, node, ...) for a
+// URL path, encoded; throws error(invalid_argument) naming `what` when empty.
+std::string path_arg(const std::string& s, const char* what);
+
+// Appends the "filters" parameter for `f`, unless there are none.
+void add_filters(std::vector<std::pair<std::string, std::string>>& params, const filters& f);
+
 // A flat JSON object of strings, {"k":"v"} (build labels, build args).
 std::string labels_json(const std::map<std::string, std::string>& m);
 

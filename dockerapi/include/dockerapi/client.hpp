@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dockerapi/error.hpp"
+#include "dockerapi/swarm_types.hpp"
 #include "dockerapi/types.hpp"
 
 namespace dockscaler::dockerapi {
@@ -171,6 +172,39 @@ class client {
                        const std::vector<std::string>& aliases = {});
   void disconnect_network(const std::string& network, const std::string& container,
                           bool force = false);
+
+  // ---- swarm ---- (every call but swarm_info needs a manager's engine:
+  // not_swarm_manager on a worker, not_in_swarm outside any swarm)
+  // GET /info's Swarm part; works on any engine.
+  swarm_state swarm_info();
+  std::vector<node_info> list_nodes(const filters& f = {});  // e.g. role, label, node.label
+  node_info inspect_node(const std::string& id_or_name);
+  // POST /services/create; returns the service id. conflict when the name is taken.
+  std::string create_service(const service_spec& spec);
+  // The spec and its Version.Index (not_found for an unknown service).
+  service_info inspect_service(const std::string& id_or_name);
+  std::vector<service_info> list_services(const filters& f = {});  // e.g. label, name, id
+  // POST /services/{id}/update?version=N with the whole spec; returns the
+  // daemon's warnings. A stale version throws out_of_sequence: prefer
+  // update_service_with, which re-reads and retries.
+  std::vector<std::string> update_service(const std::string& id, std::uint64_t version,
+                                          const service_spec& spec);
+  // Reads the service, applies `change` to its spec and updates it; when
+  // another writer got in between (out_of_sequence) it reads it again and
+  // re-applies `change` after retry.backoff, up to retry.max_attempts times
+  // (then the out_of_sequence error is thrown). `change` may run several times.
+  std::vector<std::string> update_service_with(const std::string& id,
+                                               const std::function<void(service_spec&)>& change,
+                                               const update_retry& retry = {});
+  // DELETE /services/{id}. Returns false when it was already gone (404).
+  bool remove_service(const std::string& id_or_name);
+  // GET /tasks; filters: service, label, desired-state, node, name, id.
+  std::vector<task_info> list_tasks(const filters& f = {});
+  // Service logs, as the container logs calls (multiplexed unless opts.tty).
+  logs_result service_logs(const std::string& id_or_name, logs_options opts = {});
+  void service_logs(const std::string& id_or_name, const logs_options& opts,
+                    const std::function<void(stream_kind, std::string_view)>& on_output,
+                    const std::stop_token& stop = {});
 
   // ---- events ----
   // Streams events to on_event until `stop` is requested (from any thread).

@@ -19,6 +19,10 @@ enum class errc {
   protocol,             // malformed reply, truncated JSON, closed mid-stream
   unsupported_version,  // daemon API older than the minimum this library speaks
   invalid_argument,     // bad DOCKER_HOST / options / arguments (nothing sent)
+  // Swarm calls (503 from the engine, told apart by its message):
+  not_swarm_manager,  // the engine is a Swarm worker: run against a manager's engine
+  not_in_swarm,       // the engine is not part of a swarm at all
+  out_of_sequence,    // an update with a stale version (re-read and retry it)
 };
 
 // Short stable name of a code ("not_found", ...), for logs and messages.

@@ -59,6 +59,7 @@ struct healthcheck {
 struct log_config {
   std::string type;
   std::map<std::string, std::string> options;
+  bool operator==(const log_config&) const = default;
 };
 
 // What POST /containers/create needs. Unset optionals are left to the daemon.
