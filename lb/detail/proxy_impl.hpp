@@ -134,8 +134,10 @@ struct worker {
   std::shared_ptr<const route_table> routes;
   std::uint64_t routes_version = ~std::uint64_t{0};
   clock::time_point last_pool_sweep{};
+  std::size_t live = 0;  // linked sessions: when > 1, reads yield first (session.cpp serve)
 
   void link(session_base& s) {
+    ++live;
     s.next = sessions.next;
     s.prev = &sessions;
     if (sessions.next) sessions.next->prev = &s;

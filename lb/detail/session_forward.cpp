@@ -67,6 +67,10 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
       for (;;) {  // the response head, skipping interim 1xx responses
         start_response();
         const deadline_scope dl(*this, opts().timeouts.response, conn->sock);
+        // As for the client's next request (session.cpp serve): let the other
+        // sessions run before trying to read an answer the backend is still making.
+        if (w.live > 1 && conn->buf.size() == 0)
+          co_await asio::post(sock.get_executor(), asio::use_awaitable_t<executor>{});
         auto [ec, n] = co_await http::async_read_header(conn->sock, conn->buf, *res, nothrow);
         rec = ec;
         const unsigned code = ec ? 0 : res->get().result_int();
