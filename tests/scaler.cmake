@@ -37,3 +37,6 @@ dockscaler_add_test(NAME test_instances_e2e SOURCES test_instances_e2e.cpp
 add_dependencies(test_instances_e2e dockscaler hello-http)
 target_compile_definitions(test_instances_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+# swarm_runtime against the same scripted fake daemon (no swarm needed).
+dockscaler_add_test(NAME test_swarm_runtime SOURCES test_swarm_runtime.cpp
+  LIBS dockscaler::scaler dockscaler::dockerapi Threads::Threads LABELS net)
