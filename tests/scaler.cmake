@@ -40,3 +40,6 @@ target_compile_definitions(test_instances_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_F
 # swarm_runtime against the same scripted fake daemon (no swarm needed).
 dockscaler_add_test(NAME test_swarm_runtime SOURCES test_swarm_runtime.cpp
   LIBS dockscaler::scaler dockscaler::dockerapi Threads::Threads LABELS net)
+# split_runtime (Swarm for HTTP services, the local engine for stdio) over fakes.
+dockscaler_add_test(NAME test_split_runtime SOURCES test_split_runtime.cpp
+  LIBS dockscaler::scaler Threads::Threads)
