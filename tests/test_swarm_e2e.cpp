@@ -291,3 +291,21 @@ TEST_CASE("docker.swarm against an engine outside any swarm stops the start with
   CHECK(d.log().find("not in a swarm") != std::string::npos);
   CHECK(local.list_networks({{{"name", {swarm_network()}}}}).empty());  // nothing made there
 }
+
+TEST_CASE("scale --direct makes and removes Swarm services without a daemon", "[swarm][e2e]") {
+  swarm_fixture f("direct");
+  daemon_process cfg("direct", f.config("    replicas: { min: 1, max: 3 }\n"));  // never started
+  auto scale = [&](unsigned n) {
+    const std::string cmd = std::string(DOCKSCALER_BIN) + " scale " + f.name + "=" +
+                            std::to_string(n) + " --direct -c " + cfg.config_path() + " >" +
+                            cfg.dir() + "/direct.out 2>&1";
+    const int status = std::system(cmd.c_str());
+    INFO(read_file(cfg.dir() + "/direct.out"));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  REQUIRE(scale(2) == 0);
+  CHECK(f.services().size() == 2);
+  CHECK(eventually([&] { return f.running() == 2; }, 60s));
+  REQUIRE(scale(1) == 0);
+  CHECK(f.services().size() == 1);
+}
