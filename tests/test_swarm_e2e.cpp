@@ -68,11 +68,14 @@ struct swarm_fixture {
     }
   }
 
+  // Replicas on the manager: the image is built there only (no registry),
+  // whether or not a worker joined.
   std::string config(const std::string& service_body) const {
     return "docker:\n  host: " + swarm_host() + "\n  network: " + swarm_network() +
-           "\n  swarm: { reach: published }\nproxy: { listen: 127.0.0.1:" + std::to_string(port) +
-           " }\nadmin: { socket: " + admin_socket + " }\nservices:\n  " + name +
-           ":\n    image: " + swarm_hello_image() +
+           "\n  swarm: { reach: published, placement: { constraints: [node.role==manager] } "
+           "}\nproxy: { listen: 127.0.0.1:" +
+           std::to_string(port) + " }\nadmin: { socket: " + admin_socket + " }\nservices:\n  " +
+           name + ":\n    image: " + swarm_hello_image() +
            "\n    route: { path_prefix: /fn, strip_prefix: true }\n"
            "    readiness: { http_get: /healthz, timeout: 60s }\n"
            "    scale_down: { for: 10m }\n" +
@@ -290,6 +293,22 @@ TEST_CASE("docker.swarm against an engine outside any swarm stops the start with
   INFO(d.log());
   CHECK(d.log().find("not in a swarm") != std::string::npos);
   CHECK(local.list_networks({{{"name", {swarm_network()}}}}).empty());  // nothing made there
+}
+
+TEST_CASE("docker.swarm against a worker's engine stops the start: not a manager", "[swarm][e2e]") {
+  const std::string worker = swarm_worker_host();
+  if (worker.empty()) {
+    SUCCEED();
+    return;
+  }
+  swarm_fixture f("worker");
+  auto yaml = f.config("");
+  yaml.replace(yaml.find(swarm_host()), swarm_host().size(), worker);
+  daemon_process d("worker", yaml);
+  d.start();
+  CHECK(d.wait() == 1);
+  INFO(d.log());
+  CHECK(d.log().find("not a manager") != std::string::npos);
 }
 
 TEST_CASE("scale --direct makes and removes Swarm services without a daemon", "[swarm][e2e]") {

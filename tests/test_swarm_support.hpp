@@ -32,6 +32,21 @@ inline const bool skip_without_swarm = [] {
   return true;
 }();
 
+// A worker's engine (DOCKSCALER_TEST_SWARM_WORKER_HOST), or "" when there is
+// none: then the caller's worker case is not run (a warning), except under
+// CI=true, where it fails.
+inline std::string swarm_worker_host() {
+  const std::string host = env_or_empty("DOCKSCALER_TEST_SWARM_WORKER_HOST");
+  if (host.empty()) {
+    if (under_ci())
+      FAIL(
+          "DOCKSCALER_TEST_SWARM_WORKER_HOST is not set (CI=true needs a worker: "
+          "DOCKSCALER_TEST_SWARM_WORKER_HOST=$(scripts/swarm-test-node worker))");
+    WARN("no DOCKSCALER_TEST_SWARM_WORKER_HOST: the worker case is not run");
+  }
+  return host;
+}
+
 // A client of the manager's engine.
 inline dockerapi::client& swarm() {
   static dockerapi::client c = [] {
