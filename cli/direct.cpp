@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
+#include "runtimes.hpp"
 #include "scaler/docker_runtime.hpp"
 
 namespace dockscaler::cli {
@@ -135,9 +136,10 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
   dockerapi::client docker(copts);
-  scaler::docker_runtime docker_rt(docker, cfg.docker.network, cfg.instance);
-  // Containers as the daemon makes them, stdio functions' with the init program.
-  functions::function_runtime runtime(docker_rt, docker);
+  // Replicas as the daemon makes them (stdio functions' with the init
+  // program; with docker.swarm, HTTP ones as Swarm services).
+  runtimes rts(cfg, docker);
+  scaler::container_runtime& runtime = rts.chosen();
   try {
     runtime.prepare();
     auto running = running_replicas(runtime, service);

@@ -30,6 +30,7 @@
 #include "functions/runner.hpp"
 #include "instance_lock.hpp"
 #include "lb/proxy.hpp"
+#include "runtimes.hpp"
 #include "scaler/autoscaler.hpp"
 #include "scaler/docker_runtime.hpp"
 #include "scaler/proxy_pool.hpp"
@@ -121,6 +122,12 @@ void check_reload(const config::config& running, const config::config& next) {
                           next.instance + "\" differs from the running \"" + running.instance +
                           "\"; restart the daemon to change it");
   }
+  if (next.docker.swarm.has_value() != running.docker.swarm.has_value()) {
+    spdlog::error("reload refused: docker.swarm cannot be set or unset while running");
+    throw admin::rejected(
+        "reload refused, still running the previous config: docker.swarm cannot be set or unset "
+        "while running; restart the daemon to change it");
+  }
   if (next.proxy.listen != running.proxy.listen || next.proxy.threads != running.proxy.threads)
     spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
   if (next.proxy.trusted_proxies != running.proxy.trusted_proxies)
@@ -183,9 +190,8 @@ std::optional<int> connect_docker(const config::config& cfg,
 struct daemon_parts {
   daemon_parts(const config::config& cfg, dockerapi::client& docker)
       : proxy(proxy_options(cfg)),
-        docker_rt(docker, cfg.docker.network, cfg.instance),
-        fn_rt(docker_rt, docker),
-        runtime(fn_rt, metrics),
+        rts(cfg, docker),
+        runtime(rts.chosen(), metrics),
         runner(docker, runner_options(cfg)),
         http_pool(proxy),
         pool(http_pool, http_pool, runner),
@@ -217,8 +223,7 @@ struct daemon_parts {
 
   admin::metrics metrics;
   lb::proxy proxy;
-  scaler::docker_runtime docker_rt;
-  functions::function_runtime fn_rt;
+  runtimes rts;
   admin::counting_runtime runtime;
   functions::runner runner;
   scaler::proxy_pool http_pool;

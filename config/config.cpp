@@ -474,6 +474,22 @@ void read_readiness(reader& r, const YAML::Node& n, const std::string& path, ser
   }
 }
 
+void read_constraints(reader& r, const YAML::Node& n, const std::string& key,
+                      std::vector<std::string>& out);
+
+// A service's placement: Swarm only (docker.swarm, read before the services).
+void read_placement(reader& r, const YAML::Node& n, const std::string& path,
+                    const docker_config& docker, service_config& s) {
+  const YAML::Node p = n["placement"];
+  if (!r.expect_map(p, path + ".placement", {"constraints"})) return;
+  if (!docker.swarm) {
+    r.fail(p, path + ".placement",
+           "placement needs docker.swarm (replicas on one host are not placed)");
+    return;
+  }
+  read_constraints(r, p["constraints"], path + ".placement.constraints", s.placement_constraints);
+}
+
 void read_service(reader& r, const std::string& name, const YAML::Node& key_node,
                   const YAML::Node& n, config& cfg) {
   const std::string path = "services." + name;
@@ -510,7 +526,8 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
                 "timeout",
                 "max_concurrency",
                 "content_type",
-                "max_output_bytes"});
+                "max_output_bytes",
+                "placement"});
 
   auto image_node = r.scalar(n, "image", path);
   if (!image_node) {
@@ -530,6 +547,7 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   read_wait_time(r, n, path, s);
   read_readiness(r, n, path, s);
   r.get(n, "drain_timeout", path, s.drain_timeout, true);
+  read_placement(r, n, path, cfg.docker, s);
 
   cfg.services.push_back(std::move(s));
 }
@@ -603,6 +621,62 @@ void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
   r.get_int(n, "max_files", "docker.logs", out.max_files, 1, 100);
 }
 
+// placement.constraints: Swarm's own syntax (node.role==worker,
+// node.labels.zone!=b), checked for its shape here so a typo fails at load
+// rather than as a task Swarm can never place.
+void read_constraints(reader& r, const YAML::Node& n, const std::string& key,
+                      std::vector<std::string>& out) {
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsSequence()) {
+    r.fail(n, key, "expected a list of constraints, e.g. [node.role==worker]");
+    return;
+  }
+  static const std::regex form(R"(^\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S.*$)");
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string at = key + "[" + std::to_string(i) + "]";
+    if (!item.IsScalar() || !std::regex_match(item.Scalar(), form))
+      r.fail(item, at,
+             "expected ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE, e.g. node.role==worker or "
+             "node.labels.zone!=b");
+    else
+      out.push_back(item.Scalar());
+  }
+}
+
+// docker.swarm: reach and placement of the Swarm runtime.
+void read_swarm(reader& r, const YAML::Node& n, docker_config& out) {
+  if (!n.IsDefined()) return;
+  swarm_config sw;
+  if (!n.IsNull() && !r.expect_map(n, "docker.swarm", {"reach", "placement"})) return;
+  if (auto rn = r.scalar(n, "reach", "docker.swarm")) {
+    if (rn->Scalar() == "published")
+      sw.reach = swarm_config::reach_mode::published;
+    else if (rn->Scalar() == "overlay")
+      sw.reach = swarm_config::reach_mode::overlay;
+    else
+      r.fail(*rn, "docker.swarm.reach",
+             "expected published or overlay, got \"" + excerpt(rn->Scalar()) + "\"");
+  }
+  const YAML::Node p = n.IsMap() ? n["placement"] : YAML::Node();
+  if (r.expect_map(p, "docker.swarm.placement", {"constraints", "spread"})) {
+    read_constraints(r, p["constraints"], "docker.swarm.placement.constraints", sw.constraints);
+    if (auto sp = r.scalar(p, "spread", "docker.swarm.placement")) {
+      // Swarm spreads over node or engine labels only; anything else it
+      // accepts and silently ignores.
+      static const std::regex form(R"(^(node|engine)\.labels\.[A-Za-z0-9_.\-]+$)");
+      if (!std::regex_match(sp->Scalar(), form))
+        r.fail(*sp, "docker.swarm.placement.spread",
+               "expected node.labels.NAME or engine.labels.NAME (Swarm spreads over labels only), "
+               "got \"" +
+                   excerpt(sp->Scalar()) + "\"");
+      else
+        sw.spread = sp->Scalar();
+    }
+  }
+  out.swarm = std::move(sw);
+}
+
 std::string default_docker_host() {
   const char* env = std::getenv("DOCKER_HOST");
   return env && *env ? env : "unix:///var/run/docker.sock";
@@ -633,7 +707,7 @@ YAML::Node service_node(const YAML::Node& services, const std::string& name) {
 // docker: host, network, logs.
 void read_docker(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node d = root["docker"];
-  if (r.expect_map(d, "docker", {"host", "network", "logs"})) {
+  if (r.expect_map(d, "docker", {"host", "network", "logs", "swarm"})) {
     if (auto hn = r.scalar(d, "host", "docker")) {
       const std::string host = hn->Scalar();
       if (host.rfind("unix://", 0) != 0 && host.rfind("tcp://", 0) != 0)
@@ -643,6 +717,7 @@ void read_docker(reader& r, const YAML::Node& root, config& cfg) {
     }
     r.get(d, "network", "docker", cfg.docker.network);
     read_logs(r, d["logs"], cfg.docker.logs);
+    read_swarm(r, d["swarm"], cfg.docker);
   }
 }
 
@@ -883,6 +958,10 @@ const char* to_string(wait_stat s) noexcept {
       return "max";
   }
   return "?";
+}
+
+const char* to_string(swarm_config::reach_mode r) noexcept {
+  return r == swarm_config::reach_mode::overlay ? "overlay" : "published";
 }
 
 const char* to_string(service_mode m) noexcept {

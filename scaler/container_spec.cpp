@@ -56,6 +56,14 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
   return buf;
 }
 
+std::string digest(const std::vector<std::string>& parts) {
+  fnv1a f;
+  for (const auto& p : parts) f.add(p);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
+  return buf;
+}
+
 std::string random_hex(std::size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char digits[] = "0123456789abcdef";

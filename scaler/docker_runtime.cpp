@@ -71,6 +71,9 @@ std::vector<replica_info> docker_runtime::list() {
     // default instance's), and the network filter is checked again, so a
     // daemon never touches another's containers whatever the engine answers.
     if (r.instance != instance_ || label_of(c, label_network) != network) continue;
+    // A Swarm task's container on this engine (docker.swarm on a manager)
+    // carries the same labels; it is the Swarm runtime's replica, not ours.
+    if (c.labels.count("com.docker.swarm.task.id")) continue;
     r.id = c.id;
     r.name = c.names.empty() ? "" : c.names[0].substr(c.names[0].front() == '/' ? 1 : 0);
     r.service = label_of(c, label_service);

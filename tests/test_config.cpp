@@ -495,3 +495,65 @@ TEST_CASE("inverted thresholds with no scale_up section are an error, not a cras
       problems_of("services:\n  a:\n    image: x\n    scale_down: { wait_time_below: 10m }\n");
   CHECK(has_problem(ps, "services.a.scale_down.wait_time_below", 4, "thresholds inverted"));
 }
+
+TEST_CASE("docker.swarm: reach, placement and per-service constraints", "[config][swarm]") {
+  CHECK_FALSE(load_string("services:\n  a:\n    image: x\n", "t.yaml").docker.swarm);
+  auto bare = load_string("docker:\n  swarm: {}\nservices:\n  a:\n    image: x\n", "t.yaml");
+  REQUIRE(bare.docker.swarm);
+  CHECK(bare.docker.swarm->reach == swarm_config::reach_mode::published);
+  CHECK(bare.docker.swarm->constraints.empty());
+  CHECK(bare.docker.swarm->spread.empty());
+
+  auto c = load_string(
+      "docker:\n"
+      "  swarm:\n"
+      "    reach: overlay\n"
+      "    placement:\n"
+      "      constraints: [node.role==worker, \"node.labels.pool != batch\"]\n"
+      "      spread: node.labels.zone\n"
+      "services:\n"
+      "  a:\n"
+      "    image: x\n"
+      "    placement:\n"
+      "      constraints: [node.labels.gpu==yes]\n",
+      "t.yaml");
+  REQUIRE(c.docker.swarm);
+  CHECK(c.docker.swarm->reach == swarm_config::reach_mode::overlay);
+  CHECK(c.docker.swarm->constraints ==
+        std::vector<std::string>{"node.role==worker", "node.labels.pool != batch"});
+  CHECK(c.docker.swarm->spread == "node.labels.zone");
+  CHECK(c.services[0].placement_constraints == std::vector<std::string>{"node.labels.gpu==yes"});
+  CHECK(std::string(to_string(swarm_config::reach_mode::overlay)) == "overlay");
+}
+
+TEST_CASE("bad docker.swarm values and placement without Swarm name file, line and key",
+          "[config][swarm][errors]") {
+  auto ps = problems_of(
+      "docker:\n"
+      "  swarm:\n"
+      "    reach: ingress\n"
+      "    placement:\n"
+      "      constraints: [node.role]\n"
+      "      spread: node.hostname\n"
+      "      pack: yes\n"
+      "services:\n"
+      "  a:\n"
+      "    image: x\n"
+      "    placement: { constraints: worker }\n");
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "docker.swarm.reach", 3, "expected published or overlay"));
+  CHECK(has_problem(ps, "docker.swarm.placement.constraints[0]", 5, "ATTRIBUTE==VALUE"));
+  CHECK(has_problem(ps, "docker.swarm.placement.spread", 6, "node.labels.NAME"));
+  CHECK(has_problem(ps, "docker.swarm.placement.pack", 7, "unknown key"));
+  CHECK(has_problem(ps, "services.a.placement.constraints", 11, "expected a list"));
+  CHECK(std::all_of(ps.begin(), ps.end(), [](const problem& p) { return p.file == "test.yaml"; }));
+
+  auto one_host = problems_of(
+      "services:\n"
+      "  a:\n"
+      "    image: x\n"
+      "    placement:\n"
+      "      constraints: [node.role==worker]\n");
+  INFO(dump(one_host));
+  CHECK(has_problem(one_host, "services.a.placement", 5, "needs docker.swarm"));
+}

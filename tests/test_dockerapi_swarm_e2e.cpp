@@ -24,6 +24,7 @@
 #include "dockerapi/detail/swarm_mapping.hpp"
 #include "tests/test_docker_support.hpp"
 #include "tests/test_expect_error.hpp"
+#include "tests/test_swarm_support.hpp"
 
 namespace api = dockscaler::dockerapi;
 
@@ -39,57 +40,14 @@ struct StringMaker<api::service_spec> {
 using dockscaler::test::eventually;
 using dockscaler::test::expect_error;
 using dockscaler::test::run_id;
-using dockscaler::test::scratch_context;
+using dockscaler::test::swarm;
+using dockscaler::test::swarm_hello_image;
+using dockscaler::test::swarm_host;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string swarm_host() { return env_or_empty("DOCKSCALER_TEST_SWARM_HOST"); }
-
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
-}
-
-// Runs before Catch: without a swarm to test against there is nothing to run
-// here, and CTest is told so (SKIP_RETURN_CODE 77) unless CI must have one.
-const bool skip_without_swarm = [] {
-  if (swarm_host().empty() && !under_ci()) std::exit(77);
-  return true;
-}();
-
 const std::string test_label = "dockscaler.test";
-
-api::client& swarm() {
-  static api::client c = [] {
-    if (swarm_host().empty())
-      FAIL(
-          "DOCKSCALER_TEST_SWARM_HOST is not set (CI=true needs a Swarm manager: "
-          "DOCKSCALER_TEST_SWARM_HOST=$(scripts/swarm-test-node up))");
-    api::client_options o;
-    o.host = swarm_host();
-    return api::client(o);
-  }();
-  return c;
-}
-
-// The hello-http image, built on the swarm's engine itself (no registry needed).
-const std::string& hello_image() {
-  static const std::string tag = [] {
-    std::string t = "dockscaler-test-swarm-hello:" + run_id();
-    api::build_options b;
-    b.tags = {t};
-    b.labels = {{test_label, run_id()}};
-    swarm().build_image(scratch_context(DOCKSCALER_HELLO_BIN, "hello"), b);
-    return t;
-  }();
-  return tag;
-}
 
 // Removes what this run labelled (services, then, once their task containers
 // are gone, networks and the image), whatever the test's outcome.
@@ -117,7 +75,7 @@ api::service_spec hello_spec(const std::string& name, const std::string& network
   api::service_spec s;
   s.name = name;
   s.labels = {{test_label, run_id()}};
-  s.image = hello_image();
+  s.image = swarm_hello_image();
   s.env = {{"GREETING", "swarm-hi"}, {"PORT", "8080"}};
   s.container_labels = {{test_label, run_id()}, {"dockscaler.replica", "1"}};
   s.stop_grace_period = 2s;
@@ -307,13 +265,8 @@ TEST_CASE("a service runs, is reached on its published port, logs, updates and g
 }
 
 TEST_CASE("a worker's engine refuses Swarm calls with not_swarm_manager", "[swarm][e2e][errors]") {
-  const std::string host = env_or_empty("DOCKSCALER_TEST_SWARM_WORKER_HOST");
+  const std::string host = dockscaler::test::swarm_worker_host();
   if (host.empty()) {
-    if (under_ci())
-      FAIL(
-          "DOCKSCALER_TEST_SWARM_WORKER_HOST is not set (CI=true needs a worker: "
-          "DOCKSCALER_TEST_SWARM_WORKER_HOST=$(scripts/swarm-test-node worker))");
-    WARN("no DOCKSCALER_TEST_SWARM_WORKER_HOST: the worker case is not run");
     SUCCEED();
     return;
   }

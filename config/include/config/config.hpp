@@ -22,10 +22,23 @@ struct logs_config {
   unsigned max_files = 3;
 };
 
+// docker.swarm: replicas are Swarm tasks placed by Swarm (docs/swarm.md).
+struct swarm_config {
+  // How the proxy reaches a task: the port it publishes in host mode on its
+  // node (published), or its address on docker.network (overlay: the daemon
+  // itself must run attached to that network).
+  enum class reach_mode { published, overlay };
+  reach_mode reach = reach_mode::published;
+  std::vector<std::string> constraints;  // placement.constraints, e.g. node.role==worker
+  std::string spread;                    // placement.spread, e.g. node.hostname; empty: none
+  bool operator==(const swarm_config&) const = default;
+};
+
 struct docker_config {
   std::string host;                    // resolved: key, else $DOCKER_HOST, else the default socket
   std::string network = "dockscaler";  // created if missing
   logs_config logs;
+  std::optional<swarm_config> swarm;  // set: drive a Swarm (the engine must be a manager)
 };
 
 struct proxy_timeouts {
@@ -144,6 +157,8 @@ struct service_config {
   readiness_config readiness;
   duration drain_timeout = std::chrono::seconds(30);
   logs_config logs;  // docker.logs, copied into each service when the file is read
+  // placement.constraints: Swarm only, added to docker.swarm's own.
+  std::vector<std::string> placement_constraints;
   // mode: stdio only
   std::string app = "default";
   bool prewarm = false;
@@ -215,5 +230,6 @@ std::string format_duration(duration d);  // inverse of parse_duration
 
 const char* to_string(wait_stat s) noexcept;
 const char* to_string(service_mode m) noexcept;
+const char* to_string(swarm_config::reach_mode r) noexcept;
 
 }  // namespace dockscaler::config

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "dockerapi/types.hpp"
@@ -31,6 +32,10 @@ dockerapi::container_spec base_container_spec(const config::service_config& svc,
 dockerapi::container_spec make_container_spec(const config::service_config& svc,
                                               const std::string& network, const std::string& hash,
                                               const std::string& name);
+
+// A stable hex digest (FNV-1a, 64 bit) of `parts`, each kept apart from the
+// next: what a runtime adds to spec_hash for what it alone shapes.
+std::string digest(const std::vector<std::string>& parts);
 
 // Random lower-case hex digits (names, tokens); thread-safe.
 std::string random_hex(std::size_t n);
