@@ -30,6 +30,7 @@ void write_replica(writer& w, const scaler::replica_status& r) {
   str(w, "id", r.id);
   str(w, "name", r.name);
   str(w, "address", r.address);
+  if (!r.node.empty()) str(w, "node", r.node);
   str(w, "state", scaler::to_string(r.phase));
   w.Key("outdated");
   w.Bool(r.outdated);

@@ -2,8 +2,10 @@
 #include "admin/metrics.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <map>
 
 namespace dockscaler::admin {
 
@@ -274,13 +276,32 @@ void render_load(exposition& x, const std::vector<scaler::service_status>& statu
   }
 }
 
+// Whether a service's replicas run on Swarm nodes (they know their node).
+bool on_nodes(const scaler::service_status& s) {
+  return std::any_of(s.replicas.begin(), s.replicas.end(),
+                     [](const scaler::replica_status& r) { return !r.node.empty(); });
+}
+
 // Each service's containers and what the scaler wants of them.
 void render_replicas(exposition& x, const std::vector<scaler::service_status>& status) {
-  x.family("dockscaler_replicas", "Containers of a service by state.", "gauge");
+  x.family("dockscaler_replicas",
+           "Containers of a service by state (on Swarm, by node too: the node label).", "gauge");
   for (const auto& s : status) {
-    x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "ready"}}, s.ready);
-    x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "starting"}}, s.starting);
-    x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "draining"}}, s.draining);
+    if (!on_nodes(s)) {
+      x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "ready"}}, s.ready);
+      x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "starting"}}, s.starting);
+      x.sample("dockscaler_replicas", {{"service", s.name}, {"state", "draining"}}, s.draining);
+      continue;
+    }
+    // Every node that has one of its replicas gets all three states.
+    std::map<std::string, std::array<unsigned, 3>> by_node;
+    for (const auto& r : s.replicas) ++by_node[r.node][static_cast<std::size_t>(r.phase)];
+    for (const auto& [node, n] : by_node)
+      for (auto p : {scaler::replica_phase::ready, scaler::replica_phase::starting,
+                     scaler::replica_phase::draining})
+        x.sample("dockscaler_replicas",
+                 {{"service", s.name}, {"state", scaler::to_string(p)}, {"node", node}},
+                 n[static_cast<std::size_t>(p)]);
   }
 
   x.family("dockscaler_replicas_desired", "Containers the scaler wants for a service.", "gauge");

@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -259,6 +260,7 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args) {
   }
   std::vector<std::vector<std::string>> rows = {
       {"SERVICE", "CONTAINER", "NAME", "STATE", "ADDRESS", "AGE", "IN-FLIGHT"}};
+  std::vector<std::string> nodes = {"NODE"};  // Swarm: a column after ADDRESS
   for (value* s : services) {
     const std::string name = get_str(*s, "name");
     auto cs = s->FindMember("containers");
@@ -272,8 +274,11 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args) {
                       get_str(c, "address").empty() ? "-" : get_str(c, "address"),
                       age_text(static_cast<long long>(get_num(c, "age_seconds"))),
                       get_uint(c, "in_flight")});
+      nodes.push_back(get_str(c, "node").empty() ? "-" : get_str(c, "node"));
     }
   }
+  if (std::any_of(nodes.begin() + 1, nodes.end(), [](const std::string& n) { return n != "-"; }))
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].insert(rows[i].begin() + 5, nodes[i]);
   print_table(rows);
   return exit_ok;
 }

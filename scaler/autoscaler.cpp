@@ -186,6 +186,7 @@ replica_status status_of(const service_state& st, const replica_state& r, clock:
   rs.id = r.id;
   rs.name = r.name;
   rs.address = r.address;
+  rs.node = r.node;
   rs.phase = r.phase;
   rs.outdated = r.outdated;
   auto f = st.figures.in_flight_by_backend.find(r.backend);

@@ -98,7 +98,7 @@ std::optional<endpoint> docker_runtime::address(const std::string& id, std::uint
   if (!info.state.running) return std::nullopt;
   auto it = info.networks.find(network());
   if (it == info.networks.end() || it->second.ip_address.empty()) return std::nullopt;
-  return endpoint{it->second.ip_address, port};
+  return endpoint{it->second.ip_address, port, {}};  // one host: no node
 }
 
 void docker_runtime::stop_and_remove(const std::string& id, std::chrono::seconds grace) {

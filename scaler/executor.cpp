@@ -209,6 +209,7 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
     auto it = st->replicas.find(id);
     if (it != st->replicas.end()) {
       name = it->second.name;
+      it->second.node = at.node;
       acts = joined(*st, id, at.host, backend, time.now());
     }
   }

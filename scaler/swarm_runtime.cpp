@@ -201,15 +201,16 @@ std::string swarm_runtime::start(const config::service_config& svc, const std::s
   return id;
 }
 
-std::string swarm_runtime::node_address(const std::string& node_id) {
+swarm_runtime::node_place swarm_runtime::node_of(const std::string& node_id) {
   {
     std::lock_guard lock(mu_);
-    if (auto it = node_addrs_.find(node_id); it != node_addrs_.end()) return it->second;
+    if (auto it = nodes_.find(node_id); it != nodes_.end()) return it->second;
   }
-  const std::string addr = reachable_addr(docker_.inspect_node(node_id));  // outside mu_
+  const auto n = docker_.inspect_node(node_id);  // outside mu_
+  node_place place{reachable_addr(n), n.hostname};
   std::lock_guard lock(mu_);
-  if (!addr.empty()) node_addrs_[node_id] = addr;
-  return addr;
+  if (!place.addr.empty()) nodes_[node_id] = place;
+  return place;
 }
 
 std::optional<endpoint> swarm_runtime::address(const std::string& id, std::uint16_t port) {
@@ -218,14 +219,15 @@ std::optional<endpoint> swarm_runtime::address(const std::string& id, std::uint1
   const settings s = current();
   if (s.swarm.reach == config::swarm_config::reach_mode::overlay) {
     for (const auto& a : t->addresses)
-      if (a.network_name == s.network && !a.address.empty()) return endpoint{a.address, port};
+      if (a.network_name == s.network && !a.address.empty())
+        return endpoint{a.address, port, node_of(t->node_id).hostname};
     return std::nullopt;
   }
   for (const auto& p : t->ports) {
     if (p.target_port != port || p.published_port == 0) continue;
-    const std::string host = node_address(t->node_id);
-    if (host.empty()) return std::nullopt;
-    return endpoint{host, p.published_port};
+    const auto place = node_of(t->node_id);
+    if (place.addr.empty()) return std::nullopt;
+    return endpoint{place.addr, p.published_port, place.hostname};
   }
   return std::nullopt;
 }

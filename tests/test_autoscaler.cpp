@@ -92,7 +92,7 @@ class fake_runtime : public container_runtime {
     std::lock_guard lock(mu_);
     auto it = containers_.find(id);
     if (it == containers_.end() || !it->second.info.running) return std::nullopt;
-    return endpoint{"ip-" + id, published_ ? published_ : port};
+    return endpoint{"ip-" + id, published_ ? published_ : port, node_};
   }
   void stop_and_remove(const std::string& id, std::chrono::seconds) override {
     {
@@ -135,6 +135,11 @@ class fake_runtime : public container_runtime {
   void publish_at(std::uint16_t port) {
     std::lock_guard lock(mu_);
     published_ = port;
+  }
+  // The node replicas run on (a Swarm runtime's endpoint::node); empty: one host.
+  void run_on(const std::string& node) {
+    std::lock_guard lock(mu_);
+    node_ = node;
   }
   // The daemon's own instance (config `instance`), as docker_runtime is given it.
   void set_own_instance(const std::string& instance) {
@@ -190,6 +195,7 @@ class fake_runtime : public container_runtime {
   std::string network_ = "testnet";  // make_config's docker.network
   std::string instance_ = default_instance;
   std::uint16_t published_ = 0;
+  std::string node_;
   std::map<std::string, container> containers_;
   std::vector<std::string> died_;
   int next_ = 0;
@@ -591,6 +597,18 @@ TEST_CASE("a replica is probed and pooled where the runtime says, host and port 
   CHECK(probe.last_asked() == "ip-c1:30001/healthz");
   CHECK(pool.port_of("c1") == 30001);
   CHECK(a.status()[0].replicas.at(0).address == "ip-c1");
+  CHECK(a.status()[0].replicas.at(0).node.empty());  // one host: no node
+  a.stop(false);
+}
+
+TEST_CASE("a replica's status names the node the runtime says it runs on", "[autoscaler]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  rt.run_on("worker-2");
+  autoscaler a(rt, pool, make_config(1, 3, 1), fast_options());
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  CHECK(a.status()[0].replicas.at(0).node == "worker-2");
   a.stop(false);
 }
 

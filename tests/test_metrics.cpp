@@ -289,6 +289,33 @@ TEST_CASE("metrics: an empty daemon still renders a valid scrape", "[metrics]") 
   if (auto verdict = promtool_problems(text)) CHECK(*verdict == "");
 }
 
+TEST_CASE("metrics: on Swarm, replicas by state get a node label per node", "[metrics]") {
+  using dockscaler::scaler::replica_phase;
+  metrics m;
+  auto s = service("hello");
+  auto replica = [](const char* node, replica_phase p) {
+    dockscaler::scaler::replica_status r;
+    r.node = node;
+    r.phase = p;
+    return r;
+  };
+  s.replicas = {replica("n1", replica_phase::ready), replica("n1", replica_phase::ready),
+                replica("n2", replica_phase::starting)};
+  auto one_host = service("local");  // replicas without a node: no node label
+  one_host.replicas = {replica("", replica_phase::ready)};
+  const std::string text = m.render({s, one_host});
+  INFO(text);
+  std::map<std::string, double> v;
+  CHECK(structure_problems(text, &v).empty());
+  CHECK(v["dockscaler_replicas{service=\"hello\",state=\"ready\",node=\"n1\"}"] == 2);
+  CHECK(v["dockscaler_replicas{service=\"hello\",state=\"starting\",node=\"n1\"}"] == 0);
+  CHECK(v["dockscaler_replicas{service=\"hello\",state=\"starting\",node=\"n2\"}"] == 1);
+  CHECK(v["dockscaler_replicas{service=\"hello\",state=\"draining\",node=\"n2\"}"] == 0);
+  CHECK(v.count("dockscaler_replicas{service=\"hello\",state=\"ready\"}") == 0);
+  CHECK(v["dockscaler_replicas{service=\"local\",state=\"ready\"}"] == 2);  // its counts
+  if (auto verdict = promtool_problems(text)) CHECK(*verdict == "");
+}
+
 TEST_CASE("metrics: concurrent requests on new services from many threads", "[metrics]") {
   metrics m;
   std::vector<std::thread> threads;

@@ -41,7 +41,7 @@ struct fake_runtime : container_runtime {
   }
   std::optional<endpoint> address(const std::string& id, std::uint16_t port) override {
     note("address " + id);
-    return endpoint{tag, port};
+    return endpoint{tag, port, {}};
   }
   void stop_and_remove(const std::string& id, std::chrono::seconds) override { note("stop " + id); }
   void watch(const std::function<void(const std::string&)>& on_gone,

@@ -9,6 +9,7 @@
 // swarm, failed under CI=true.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -192,6 +193,24 @@ TEST_CASE("replicas are Swarm services answering through the proxy; scale up and
     answered_by.insert(r.body);
   }
   CHECK(answered_by.size() == 2);
+
+  // ps names each replica's node (its Swarm hostname); metrics count by node.
+  std::set<std::string> hostnames;
+  for (const auto& n : swarm().list_nodes()) hostnames.insert(n.hostname);
+  const std::string ps_out = "/tmp/dockscaler-e2e-" + run_id() + "-ps.out";
+  const std::string ps = std::string(DOCKSCALER_BIN) + " --admin unix://" + f.admin_socket +
+                         " ps " + f.name + " >" + ps_out + " 2>&1";
+  CHECK(std::system(ps.c_str()) == 0);
+  const std::string table = read_file(ps_out);
+  std::remove(ps_out.c_str());
+  INFO(table);
+  CHECK(table.find(" NODE ") != std::string::npos);
+  CHECK(std::any_of(hostnames.begin(), hostnames.end(), [&](const std::string& h) {
+    return table.find(" " + h + " ") != std::string::npos;
+  }));
+  const auto scrape = dockscaler::admin::request(f.admin_socket, "GET", "/metrics", {}, 30s);
+  CHECK(scrape.body.find("dockscaler_replicas{service=\"" + f.name +
+                         "\",state=\"ready\",node=\"") != std::string::npos);
 
   REQUIRE(f.scale_to(3) == 200);
   CHECK(eventually([&] { return f.settled_at(3); }, 180s));

@@ -42,6 +42,7 @@ struct autoscaler_options {
 
 struct replica_status {
   std::string id, name, address;
+  std::string node;  // on Swarm, the node it runs on; empty on one host
   replica_phase phase = replica_phase::starting;
   bool outdated = false;  // its spec hash differs from the config: replaced rolling
   std::uint32_t in_flight = 0;

@@ -33,6 +33,7 @@ struct scale_event {
 
 struct replica_state {
   std::string id, name, address, hash;
+  std::string node;  // on Swarm, the node it runs on (endpoint::node)
   replica_phase phase = replica_phase::starting;
   bool outdated = false;
   bool joining = false;  // found ready, being added to the pool: not to be timed out

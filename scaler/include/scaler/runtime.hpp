@@ -53,6 +53,7 @@ struct replica_info {
 struct endpoint {
   std::string host;  // an IP address or a host name
   std::uint16_t port = 0;
+  std::string node;  // the Swarm node it runs on (its hostname); empty on one host
 };
 
 // What the scaler needs from the engine that runs replicas. Where replicas

@@ -66,7 +66,11 @@ class swarm_runtime : public container_runtime {
   settings current() const;
   void ensure_network(const std::string& network);
   std::vector<observed> observe();
-  std::string node_address(const std::string& node_id);
+  // Where a node is reached, and its hostname (what status and metrics show).
+  struct node_place {
+    std::string addr, hostname;
+  };
+  node_place node_of(const std::string& node_id);
   // The task standing for replica (service) `id`, if it has one.
   std::optional<dockerapi::task_info> task_of(const std::string& id);
   void wait_running(const std::string& id);
@@ -75,8 +79,8 @@ class swarm_runtime : public container_runtime {
   const std::string instance_;
   const swarm_options opts_;
   mutable std::mutex mu_;
-  settings settings_;                              // guarded by mu_ (reconfigure)
-  std::map<std::string, std::string> node_addrs_;  // node id -> address; guarded by mu_
+  settings settings_;                        // guarded by mu_ (reconfigure)
+  std::map<std::string, node_place> nodes_;  // by node id; guarded by mu_
 };
 
 }  // namespace dockscaler::scaler
