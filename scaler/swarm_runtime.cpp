@@ -187,7 +187,7 @@ void swarm_runtime::wait_running(const std::string& id) {
 
 std::string swarm_runtime::start(const config::service_config& svc, const std::string& hash,
                                  const std::string& name) {
-  const std::string id = docker_.create_service(service_spec(svc, hash, name));
+  std::string id = docker_.create_service(service_spec(svc, hash, name));
   try {
     wait_running(id);
   } catch (...) {
