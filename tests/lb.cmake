@@ -8,4 +8,5 @@ dockscaler_add_test(NAME test_lb_functions SOURCES test_lb_functions.cpp LIBS do
 dockscaler_add_test(NAME test_hostile_proxy SOURCES test_hostile_proxy.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_http_rules SOURCES test_lb_http_rules.cpp LIBS dockscaler::lb)
 dockscaler_add_test(NAME test_lb_conformance SOURCES test_lb_conformance.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_dead_host SOURCES test_lb_dead_host.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_rfc9112 SOURCES test_lb_rfc9112.cpp LIBS dockscaler::lb)

@@ -2,11 +2,17 @@
 // (pooled, or new), the request sent from memory or streamed, the response
 // head read and the response relayed, streaming its body. A backend that
 // cannot be reached hands control back to handle() to try another.
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <linux/sockios.h>
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
@@ -23,6 +29,44 @@ bool still_open(socket_t& s) {
   char c;
   const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Bytes written to `s` that its peer never acknowledged (SIOCOUTQ still
+// answers after the kernel gave the connection up): the peer cannot have
+// read a request whose tail it never acknowledged.
+int unacknowledged(socket_t& s) {
+  int n = 0;
+  if (::ioctl(s.native_handle(), SIOCOUTQ, &n) != 0) return 0;
+  return n;
+}
+
+// A backend host that dies without a word (power lost, network cut) sends no
+// RST: without these a request waits for it until timeouts.response. With
+// them the kernel gives the connection up once the peer has acknowledged
+// nothing for `silent` — data it was sent, or keepalive probes while a
+// response is due (a live host's kernel answers those even while the function
+// computes). Five setsockopt per new upstream connection, none per request.
+void detect_dead_peer(socket_t& s, std::chrono::milliseconds silent) {
+  const int fd = s.native_handle();
+  const int ms = static_cast<int>(std::max<std::int64_t>(silent.count(), 1000));
+  const int on = 1, idle = ms / 1000, interval = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
+// Whether the request failed because its backend's host went silent
+// (detect_dead_peer) before acknowledging all of it: then it never reached
+// the backend, and sending it to another is safe.
+bool never_received(socket_t& s, const error_code& rec, std::string_view service, const grant& g,
+                    std::chrono::milliseconds silent) {
+  if (rec != asio::error::timed_out || unacknowledged(s) == 0) return false;
+  spdlog::warn(
+      "lb: service '{}': backend {} ({}:{}) acknowledged nothing for {} ms; marked suspect, "
+      "request sent to another",
+      service, g.id, g.endpoint.address().to_string(), g.endpoint.port(), silent.count());
+  return true;
 }
 
 }  // namespace
@@ -84,6 +128,11 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         co_return end_response(plan, rr, conn, g);
       }
     }
+    // A request its backend's host never acknowledged goes to another
+    // backend, as after a failed connect, and this one is marked suspect.
+    if (!sent.body_started && !timed_out &&
+        never_received(conn->sock, rec, rq.svc->name, g, opts().timeouts.connect))
+      co_return std::nullopt;
     // A backend removed meanwhile did not close an idle connection: its
     // container was stopped under this request (a drain cut by
     // drain_timeout) after having it all along, so replaying it elsewhere
@@ -123,6 +172,7 @@ task<std::unique_ptr<upstream_conn>> session::connect(const request_state& rq, c
   error_code ig;
   conn->sock.set_option(tcp::no_delay(true), ig);
   conn->sock.non_blocking(true, ig);  // for write_now
+  detect_dead_peer(conn->sock, opts().timeouts.connect);
   if (g.suspect) rq.svc->disp.mark_healthy(g.id);
   co_return conn;
 }
