@@ -4,7 +4,8 @@
 // the host never acknowledged goes to another backend, one it had received
 // fails with 502 once its host stops answering keepalive probes. Needs root
 // and iptables (as Docker does); without them the cases are skipped with a
-// warning, except under CI=true, where they fail.
+// warning, except under CI=true, where they fail. And a live backend that
+// reads a large body slowly must not be taken for a dead host.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -128,4 +129,39 @@ TEST_CASE("a request its host received before going silent fails with 502, not r
   }
   CHECK(b.requests == 0);  // the host had it: sending it again could run it twice
   CHECK(eventually([&] { return p.snapshot("s").in_flight == 0; }));
+}
+
+TEST_CASE("a live backend that reads a large body slowly is not taken for a dead host",
+          "[lb][net]") {
+  // The kernel gives up a peer whose window stays closed for TCP_USER_TIMEOUT:
+  // a large request must not get timeouts.connect's limit.
+  std::atomic<std::size_t> received{0};
+  backend a("a", [&](tcp::socket& s) {
+    beast::flat_buffer buf;
+    boost::system::error_code ec;
+    http::request_parser<http::string_body> p;
+    p.body_limit(boost::none);
+    http::read_header(s, buf, p, ec);
+    if (ec) return;
+    std::this_thread::sleep_for(3s);  // three times timeouts.connect: busy elsewhere
+    http::read(s, buf, p, ec);
+    if (ec) return;
+    received = p.get().body().size();
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.body() = "ok";
+    res.prepare_payload();
+    http::write(s, res, ec);
+  });
+  auto o = options();
+  o.max_body_bytes = 64 * 1024 * 1024;
+  proxy p(o);
+  p.add_service(one_service());
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  // Larger than what the socket buffers on both sides of loopback can hold.
+  const std::string body(32 * 1024 * 1024, 'x');
+  const auto got = raw_request(p.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                             std::to_string(body.size()) + "\r\n\r\n" + body);
+  CHECK(status_of(got.bytes) == 200);
+  CHECK(received == body.size());
 }

@@ -81,6 +81,9 @@ struct upstream_conn {
   socket_t sock;
   boost::beast::flat_buffer buf;
   clock::time_point idle_since;
+  // Its TCP_USER_TIMEOUT is timeouts.response (it carried a large request),
+  // not timeouts.connect: see session_forward.cpp, detect_dead_peer.
+  bool patient = false;
 };
 
 // Idle keep-alive connections to backends, per worker (so no locking).

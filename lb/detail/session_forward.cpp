@@ -40,6 +40,15 @@ int unacknowledged(socket_t& s) {
   return n;
 }
 
+int whole_ms(std::chrono::milliseconds t) {
+  return static_cast<int>(std::clamp<std::int64_t>(t.count(), 1000, 24 * 3600 * 1000));
+}
+
+void set_silence_limit(socket_t& s, std::chrono::milliseconds silent) {
+  const int ms = whole_ms(silent);
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
 // A backend host that dies without a word (power lost, network cut) sends no
 // RST: without these a request waits for it until timeouts.response. With
 // them the kernel gives the connection up once the peer has acknowledged
@@ -48,12 +57,24 @@ int unacknowledged(socket_t& s) {
 // computes). Five setsockopt per new upstream connection, none per request.
 void detect_dead_peer(socket_t& s, std::chrono::milliseconds silent) {
   const int fd = s.native_handle();
-  const int ms = static_cast<int>(std::max<std::int64_t>(silent.count(), 1000));
-  const int on = 1, idle = ms / 1000, interval = 1;
+  const int on = 1, idle = whole_ms(silent) / 1000, interval = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  set_silence_limit(s, silent);
+}
+
+// The kernel also gives up a live peer that advertises a zero window (reads
+// nothing) for that long. A request up to this size fits the backend's
+// receive buffer whether or not it reads; a larger one may wait for a backend
+// that reads slowly, so its connection gets timeouts.response, the limit its
+// writes always had (one setsockopt when a connection changes kind).
+constexpr std::size_t fits_receive_buffer = 64 * 1024;
+
+void fit_silence_limit(upstream_conn& c, bool large, const proxy_timeouts& t) {
+  if (large == c.patient) return;
+  set_silence_limit(c.sock, large ? t.response : t.connect);
+  c.patient = large;
 }
 
 // Whether the request failed because its backend's host went silent
@@ -85,6 +106,9 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
       conn = std::move(made);
     }
     if (continue_due(rq) && !co_await continue_once(rq)) co_return ending{.drop = true};
+    fit_silence_limit(
+        *conn, rq.body_unread || upstream_head.size() + body_buf.size() > fits_receive_buffer,
+        opts().timeouts);
     sent_request sent;
     if (!rq.body_unread) {  // from memory in one write (or there is no body)
       const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
