@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "scaler/container_spec.hpp"
 
 namespace dockscaler::scaler {
@@ -273,6 +275,7 @@ std::vector<swarm_runtime::observed> swarm_runtime::observe() {
     if (node != nodes.end()) o.info.node = node->second->hostname;
     o.info.running = t && t->state == "running" && !node_down;
     o.ended = t && (ended(t->state) || node_down);
+    o.node_down = node_down;
     out.push_back(std::move(o));
   }
   return out;
@@ -297,6 +300,9 @@ void swarm_runtime::watch(const std::function<void(const std::string& id)>& on_g
         if (!o.ended) {
           now_alive.insert(o.info.id);
         } else if (reported.insert(o.info.id).second) {
+          if (o.node_down)
+            spdlog::warn("{}: replica {} lost: its node {} is down", o.info.service, o.info.name,
+                         o.info.node);
           on_gone(o.info.id);
         }
       }

@@ -43,13 +43,21 @@ dockscaler_add_test(NAME test_swarm_runtime SOURCES test_swarm_runtime.cpp
 # split_runtime (Swarm for HTTP services, the local engine for stdio) over fakes.
 dockscaler_add_test(NAME test_split_runtime SOURCES test_split_runtime.cpp
   LIBS dockscaler::scaler Threads::Threads)
-# The real daemon driving a real Swarm manager, DOCKSCALER_TEST_SWARM_HOST
-# (scripts/swarm-test-node up prints one): Swarm services as replicas, scale
-# through the admin API, drain before removal, replacement, adoption.
-# Skipped (77) when unset, failed when unset under CI=true.
-dockscaler_add_test(NAME test_swarm_e2e SOURCES test_swarm_e2e.cpp
-  LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS swarm TIMEOUT 1200)
-add_dependencies(test_swarm_e2e dockscaler hello-http dockscaler_echo)
-target_compile_definitions(test_swarm_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
-  DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
-set_tests_properties(test_swarm_e2e PROPERTIES SKIP_RETURN_CODE 77)
+# A suite running the real daemon against a real Swarm manager,
+# DOCKSCALER_TEST_SWARM_HOST (scripts/swarm-test-node up prints one); label
+# swarm. Skipped (77) when unset, failed when unset under CI=true.
+function(dockscaler_swarm_daemon_test name)
+  dockscaler_add_test(NAME ${name} SOURCES ${name}.cpp
+    LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS swarm TIMEOUT 1200)
+  add_dependencies(${name} dockscaler hello-http dockscaler_echo)
+  target_compile_definitions(${name} PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+    DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77)
+endfunction()
+# Swarm services as replicas, scale through the admin API, drain before
+# removal, replacement, adoption, on the manager.
+dockscaler_swarm_daemon_test(test_swarm_e2e)
+# The same on a manager with two workers (scripts/swarm-test-node workers 2):
+# a load step spread over the nodes, adoption, a worker dying under load, a
+# rolling image change across the nodes, the example stack (reach: overlay).
+dockscaler_swarm_daemon_test(test_swarm_cluster_e2e)

@@ -91,17 +91,23 @@ struct response {
 };
 
 // A TCP connection to loopback `port` with a receive timeout; -1 when refused.
-inline int connect_loopback(std::uint16_t port, std::chrono::seconds timeout) {
+// A connection to `ip`:`port` (IPv4), or -1 (errno says why).
+inline int connect_ipv4(const std::string& ip, std::uint16_t port, std::chrono::seconds timeout) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{static_cast<time_t>(timeout.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect() too
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
   ::close(fd);
   return -1;
+}
+
+inline int connect_loopback(std::uint16_t port, std::chrono::seconds timeout) {
+  return connect_ipv4("127.0.0.1", port, timeout);
 }
 
 namespace detail {
@@ -215,13 +221,13 @@ inline bool read_http_response(int fd, std::string& in, response& r, bool to_eof
 // One request with Connection: close (and Content-Length unless a bodiless
 // GET); `extra_headers` are whole "Name: value\r\n" lines. A missing or cut
 // answer gives status 0 (`error` says which).
-inline response http_request(std::uint16_t port, const std::string& method,
-                             const std::string& target, const std::string& body = {},
-                             const std::string& extra_headers = {},
-                             std::chrono::seconds timeout = 30s) {
+inline response http_request_to(const std::string& ip, std::uint16_t port,
+                                const std::string& method, const std::string& target,
+                                const std::string& body = {}, const std::string& extra_headers = {},
+                                std::chrono::seconds timeout = 30s) {
   response r;
   const auto t0 = steady::now();
-  int fd = connect_loopback(port, timeout);
+  int fd = connect_ipv4(ip, port, timeout);
   if (fd < 0) {
     r.error = std::string("connect: ") + std::strerror(errno);
   } else {
@@ -287,6 +293,14 @@ class keep_alive_client {
   std::string in_;
   std::size_t connections_ = 0;
 };
+
+// The same on loopback.
+inline response http_request(std::uint16_t port, const std::string& method,
+                             const std::string& target, const std::string& body = {},
+                             const std::string& extra_headers = {},
+                             std::chrono::seconds timeout = 30s) {
+  return http_request_to("127.0.0.1", port, method, target, body, extra_headers, timeout);
+}
 
 inline response http_get(std::uint16_t port, const std::string& target,
                          std::chrono::seconds timeout = 30s) {
@@ -416,6 +430,7 @@ struct daemon_view {
   struct container {
     std::string id, state;
     unsigned in_flight = 0;
+    std::string node;  // its Swarm node's hostname; "" on one host
   };
   std::vector<container> containers;
   const container* in_state(const std::string& state) const {
@@ -452,8 +467,9 @@ inline daemon_view view_of(const std::string& admin_socket, const std::string& s
     v.wait_p95 = d["wait_time"]["p95"].GetDouble();
   if (d.HasMember("containers") && d["containers"].IsArray())
     for (const auto& c : d["containers"].GetArray()) {
-      v.containers.push_back({c["id"].GetString(), c["state"].GetString(),
-                              static_cast<unsigned>(uint(c, "in_flight"))});
+      v.containers.push_back(
+          {c["id"].GetString(), c["state"].GetString(), static_cast<unsigned>(uint(c, "in_flight")),
+           c.HasMember("node") && c["node"].IsString() ? c["node"].GetString() : ""});
       v.outdated += c.HasMember("outdated") && c["outdated"].IsTrue();
     }
   return v;

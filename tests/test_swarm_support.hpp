@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <string>
 
 #include "dockerapi/client.hpp"
@@ -73,6 +75,44 @@ inline const std::string& swarm_hello_image() {
     return t;
   }();
   return tag;
+}
+
+// The engines of the swarm's ready workers, by hostname: tcp://ADDR:2375 at
+// the address Swarm reports (scripts/swarm-test-node's engines listen there).
+inline std::map<std::string, std::string> swarm_worker_engines() {
+  std::map<std::string, std::string> out;
+  for (const auto& n : swarm().list_nodes())
+    if (n.role == "worker" && n.state == "ready") out[n.hostname] = "tcp://" + n.addr + ":2375";
+  return out;
+}
+
+// A client of the engine at `host`.
+inline dockerapi::client engine_at(const std::string& host) {
+  dockerapi::client_options o;
+  o.host = host;
+  return dockerapi::client(o);
+}
+
+// The workers' engines swarm_hello_image_everywhere() built the image on.
+inline std::set<std::string>& swarm_image_workers() {
+  static std::set<std::string> built;
+  return built;
+}
+
+// The hello-http image under swarm_hello_image()'s tag on every ready worker
+// too (built on each, as there is no registry); returns the engines it is on.
+inline const std::set<std::string>& swarm_hello_image_everywhere() {
+  auto& built = swarm_image_workers();
+  const std::string tag = swarm_hello_image();
+  for (const auto& [hostname, host] : swarm_worker_engines()) {
+    if (built.count(host)) continue;
+    dockerapi::build_options b;
+    b.tags = {tag};
+    b.labels = {{"dockscaler.test", run_id()}};
+    engine_at(host).build_image(scratch_context(DOCKSCALER_HELLO_BIN, "hello"), b);
+    built.insert(host);
+  }
+  return built;
 }
 
 }  // namespace dockscaler::test

@@ -62,6 +62,7 @@ class swarm_runtime : public container_runtime {
   struct observed {
     replica_info info;
     bool ended = false;
+    bool node_down = false;  // ended because Swarm reports its node down
   };
   settings current() const;
   void ensure_network(const std::string& network);
