@@ -275,10 +275,21 @@ std::vector<swarm_runtime::observed> swarm_runtime::observe() {
     if (node != nodes.end()) o.info.node = node->second->hostname;
     o.info.running = t && t->state == "running" && !node_down;
     o.ended = t && (ended(t->state) || node_down);
-    o.node_down = node_down;
+    if (node_down) log_lost(o.info, node->second->state);
     out.push_back(std::move(o));
   }
   return out;
+}
+
+// Once per replica: the scaler hears of its end as of any other (list or
+// watch, whichever sees it first), but the log says why.
+void swarm_runtime::log_lost(const replica_info& r, const std::string& node_state) {
+  {
+    std::lock_guard lock(mu_);
+    if (!lost_.insert(r.id).second) return;
+    if (lost_.size() > 10'000) lost_.clear();  // bounded; a repeat line is harmless
+  }
+  spdlog::warn("{}: replica {} lost: its node {} is {}", r.service, r.name, r.node, node_state);
 }
 
 std::vector<replica_info> swarm_runtime::list() {
@@ -300,9 +311,6 @@ void swarm_runtime::watch(const std::function<void(const std::string& id)>& on_g
         if (!o.ended) {
           now_alive.insert(o.info.id);
         } else if (reported.insert(o.info.id).second) {
-          if (o.node_down)
-            spdlog::warn("{}: replica {} lost: its node {} is down", o.info.service, o.info.name,
-                         o.info.node);
           on_gone(o.info.id);
         }
       }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "dockerapi/client.hpp"
 #include "scaler/runtime.hpp"
@@ -62,11 +63,11 @@ class swarm_runtime : public container_runtime {
   struct observed {
     replica_info info;
     bool ended = false;
-    bool node_down = false;  // ended because Swarm reports its node down
   };
   settings current() const;
   void ensure_network(const std::string& network);
   std::vector<observed> observe();
+  void log_lost(const replica_info& r, const std::string& node_state);
   // Where a node is reached, and its hostname (what status and metrics show).
   struct node_place {
     std::string addr, hostname;
@@ -82,6 +83,7 @@ class swarm_runtime : public container_runtime {
   mutable std::mutex mu_;
   settings settings_;                        // guarded by mu_ (reconfigure)
   std::map<std::string, node_place> nodes_;  // by node id; guarded by mu_
+  std::set<std::string> lost_;               // replicas logged as lost with their node; mu_
 };
 
 }  // namespace dockscaler::scaler
