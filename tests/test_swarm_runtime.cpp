@@ -4,12 +4,14 @@
 // replica), the address from the node's Addr and the task's PortStatus (or
 // its overlay address), list() mapping services and tasks to replicas with
 // their node, and watch() reporting a failed task once.
+// Several starts at once each wait for their own task, side by side.
 #include "scaler/swarm_runtime.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "scaler/container_spec.hpp"
@@ -184,6 +186,47 @@ TEST_CASE("start returns once the task runs; a task that ends first fails it and
   swarm_runtime impatient(d.client(), swarm_docker(), "blue", o);
   CHECK_THROWS_WITH(impatient.start(web(), "h", "n3"), Catch::Contains("not running after"));
   CHECK(d.count("DELETE /services/svc1") == 2);
+}
+
+// The scaler's workers start a burst of replicas at once (1 -> 6 in
+// bench/swarm); each start waits for its own task, never for another's. Here a
+// task runs only once both services exist: starts taken one at a time would
+// wait for the first task until start_timeout and fail.
+TEST_CASE("starts of several replicas overlap, each polling its own task", "[swarm_runtime]") {
+  std::atomic<int> creates{0};
+  scripted_daemon d([&](int, const std::string& line, const std::string&) {
+    if (line == "POST /services/create")
+      return ok(R"({"ID":"svc)" + std::to_string(++creates) + R"("})", 201);
+    if (line.rfind("GET /tasks", 0) == 0) {
+      const std::string svc = has(url_decode(line), "svc1") ? "svc1" : "svc2";
+      return ok("[" + task_json("t-" + svc, svc, "w1", creates < 2 ? "pending" : "running") + "]");
+    }
+    return ok(R"({"message":"unexpected"})", 500);
+  });
+  swarm_options o;  // the default poll period
+  o.start_timeout = 30s;
+  swarm_runtime rt(d.client(), swarm_docker(), "blue", o);
+  auto start = [&](const std::string& name) {
+    try {
+      return rt.start(web(), "h", name);
+    } catch (const std::exception& e) {
+      return std::string(e.what());  // fails the check below, with Swarm's reason
+    }
+  };
+  std::string second;
+  std::thread other([&] { second = start("n2"); });
+  const std::string first = start("n1");
+  other.join();
+  CHECK(std::set<std::string>{first, second} == std::set<std::string>{"svc1", "svc2"});
+  CHECK(d.count("DELETE /services/") == 0);
+}
+
+// A cold request waits for its replica's start: on average half a poll period
+// passes between the task running and start() seeing it (bench/swarm measures
+// the cold start; the filtered task list is one cheap call to the manager).
+TEST_CASE("start looks at its task every 50 ms or more often by default", "[swarm_runtime]") {
+  CHECK(swarm_options{}.start_poll <= 50ms);
+  CHECK(swarm_options{}.start_poll > 0ms);  // not a busy loop on the manager
 }
 
 TEST_CASE("address is the task's node and published port, or its overlay address, once running",
