@@ -29,3 +29,6 @@ dockscaler_add_test(NAME test_functions_pool SOURCES test_functions_pool.cpp
 # The runner's bounded pool and timer thread on their own (no Docker).
 dockscaler_add_test(NAME test_functions_concurrency SOURCES test_functions_concurrency.cpp
   LIBS dockscaler::functions Threads::Threads)
+# Hot functions' framing (format: http, json) with injected input: no container.
+dockscaler_add_test(NAME test_hot_frame SOURCES test_hot_frame.cpp
+  LIBS dockscaler::functions dockscaler::rapidjson)
