@@ -47,7 +47,7 @@ hot_container::hot_container(hot_deps deps, std::string service, std::string id,
       id_(std::move(id)),
       on_retired_(std::move(on_retired)) {}
 
-hot_container::~hot_container() { stop(); }
+hot_container::~hot_container() { stop(true); }
 
 void hot_container::start() {
   writer_ = std::thread([this] { write_loop(); });
@@ -244,15 +244,20 @@ void hot_container::on_answer(std::uint64_t seq, const config::service_config& c
   lb::function_result r = reader_->take();
   if (!has_field(r, "Content-Type")) r.headers.emplace_back("Content-Type", cfg.content_type);
   const bool extra = reader_->pending();
-  if (!finish(seq, std::move(r))) return;
   std::uint64_t calls = 0;
   {
     std::lock_guard lock(mu_);
-    calls = ++calls_;
+    calls = calls_ + 1;
+  }
+  const bool used_up = cfg.max_calls != 0 && calls >= cfg.max_calls;
+  if (!finish(seq, std::move(r), extra || used_up)) return;
+  {
+    std::lock_guard lock(mu_);
+    ++calls_;
   }
   if (extra)
     retire("it wrote more than one answer to a call", false);
-  else if (cfg.max_calls != 0 && calls >= cfg.max_calls)
+  else if (used_up)
     retire("it served max_calls (" + std::to_string(cfg.max_calls) + ")", true);
 }
 
@@ -273,27 +278,29 @@ void hot_container::on_timeout(std::uint64_t seq) {
 
 void hot_container::on_end(const std::string& why) {
   std::uint64_t seq = 0;
+  bool retired = false;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     broken_ = true;
     if (call_) seq = call_->seq;
-    if (retired_) return;  // we ended it
+    retired = retired_;
   }
-  spdlog::warn("{}: hot container {} ended ({}){}", service_, id_.substr(0, 12), why,
-               seq != 0 ? ": its call answered 502" : "");
   if (seq != 0) {
     run_end end;
     end.how = run_end::kind::failed;
     end.error = "its container ended mid-call";
     fail(seq, std::move(end));
   }
+  if (retired) return;  // we ended it
+  spdlog::warn("{}: hot container {} ended ({}){}", service_, id_.substr(0, 12), why,
+               seq != 0 ? ": its call answered 502" : "");
   // Docker's die event has the scaler replace it (counted as a failure if
   // it ran only briefly); the removal makes sure that event comes.
   if (!deps_.pool.submit([self = shared_from_this()] { self->remove(false); })) remove(false);
 }
 
-bool hot_container::finish(std::uint64_t seq, lb::function_result r) {
+bool hot_container::finish(std::uint64_t seq, lb::function_result r, bool last) {
   lb::function_callbacks cb;
   std::optional<deadline_queue::key> timer;
   {
@@ -302,6 +309,9 @@ bool hot_container::finish(std::uint64_t seq, lb::function_result r) {
     cb = std::move(call_->cb);
     timer = call_->timer;
     call_.reset();
+    // Before the answer: its client may send the next call at once, and
+    // that one must not land here.
+    if (last) broken_ = true;
   }
   if (timer) deps_.timer.cancel(*timer);
   cb.answer(std::move(r));
@@ -316,7 +326,7 @@ bool hot_container::fail(std::uint64_t seq, run_end end) {
     if (!call_ || call_->seq != seq) return false;
     cfg = call_->cfg;
   }
-  return finish(seq, answer(*cfg, std::move(end)));
+  return finish(seq, answer(*cfg, std::move(end)), true);  // a failed call ends the container
 }
 
 void hot_container::retire(const std::string& why, bool graceful) {
@@ -345,7 +355,7 @@ void hot_container::remove(bool graceful) {
   remove_function_container(deps_.docker, id_, deps_.on_docker_error);
 }
 
-void hot_container::stop() {
+void hot_container::stop(bool shutdown) {
   std::optional<pending> left;
   {
     std::lock_guard lock(mu_);
@@ -356,10 +366,16 @@ void hot_container::stop() {
     cv_.notify_all();
   }
   if (left) {
-    lb::function_result r;
-    r.status = 503;
-    r.headers = {{"Content-Type", "application/json"}};
-    r.body = "{\"message\":\"dockscaler is stopping\"}\n";
+    // Out of the rotation with a call still running: Docker reported it
+    // gone before its stream ended, or its drain timed out.
+    run_end end;
+    end.how = run_end::kind::failed;
+    end.error = "its container ended mid-call";
+    lb::function_result r = answer(*left->cfg, std::move(end));
+    if (shutdown) {  // not the function's doing
+      r.status = 503;
+      r.body = "{\"message\":\"dockscaler is stopping\"}\n";
+    }
     left->cb.answer(std::move(r));
     left->cb.released();
   }

@@ -33,7 +33,7 @@ std::shared_ptr<lb::function_backend> runner::hot(const std::string& service,
     auto& slot = hot_[container_id];
     replaced = std::exchange(slot, c);
   }
-  if (replaced) replaced->stop();  // the same container added again: one attach only
+  if (replaced) replaced->stop(false);  // the same container added again: one attach only
   c->start();
   return c;
 }
@@ -48,7 +48,7 @@ void runner::release(const std::string& container_id) {
     hot_.erase(it);
   }
   // Its threads are joined off the caller's thread (the scaler's or the proxy's).
-  if (!pool_.submit([c] { c->stop(); })) c->stop();
+  if (!pool_.submit([c] { c->stop(false); })) c->stop(false);
 }
 
 void runner::stop_hot() {
@@ -57,7 +57,7 @@ void runner::stop_hot() {
     std::lock_guard lock(mu_);
     all.swap(hot_);
   }
-  for (auto& [id, c] : all) c->stop();
+  for (auto& [id, c] : all) c->stop(true);
 }
 
 }  // namespace dockscaler::functions

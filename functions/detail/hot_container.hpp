@@ -47,7 +47,7 @@ class hot_container final : public lb::function_backend,
  public:
   hot_container(hot_deps deps, std::string service, std::string id,
                 std::function<void()> on_retired);
-  ~hot_container() override;  // stop()
+  ~hot_container() override;  // stop(true)
   hot_container(const hot_container&) = delete;
   hot_container& operator=(const hot_container&) = delete;
 
@@ -56,9 +56,11 @@ class hot_container final : public lb::function_backend,
   // Never blocks. A container that cannot take the call (busy, retired,
   // stopping) answers not_started: the proxy tries another.
   std::function<void()> call(lb::function_call c, lb::function_callbacks cb) override;
-  // Ends the threads and the attach (a call in progress is answered 503);
-  // the container itself stays (a restarted daemon adopts it). Idempotent.
-  void stop();
+  // Ends the threads and the attach; the container itself stays (a
+  // restarted daemon adopts it). A call in progress is answered 502 (it left
+  // the rotation: gone, or its drain timed out), 503 when `shutdown`.
+  // Idempotent.
+  void stop(bool shutdown);
   const std::string& id() const { return id_; }
 
  private:
@@ -79,7 +81,8 @@ class hot_container final : public lb::function_backend,
   void on_timeout(std::uint64_t seq);
   void on_end(const std::string& why);
   // Answers call `seq` if it is still the one in progress; false otherwise.
-  bool finish(std::uint64_t seq, lb::function_result r);
+  // `last`: the container takes no call after this one.
+  bool finish(std::uint64_t seq, lb::function_result r, bool last = false);
   bool fail(std::uint64_t seq, run_end end);
   // Out of rotation and of the scaler's count, then removed (stopped first
   // when `graceful`). Once.
