@@ -56,25 +56,22 @@ void hot_container::start() {
 
 std::function<void()> hot_container::call(lb::function_call c, lb::function_callbacks cb) {
   auto cfg = deps_.config_of(service_);
-  std::uint64_t seq = 0;
-  {
-    std::lock_guard lock(mu_);
-    if (cfg && !broken_ && !stopping_ && !call_) {
-      seq = ++seq_;
-      call_.emplace();
-      call_->seq = seq;
-      call_->cfg = cfg;
-      call_->cb = std::move(cb);
-      call_->head = c.method == "HEAD";
-      call_->to_write = std::move(c);
-      cv_.notify_all();
-    }
-  }
-  if (seq == 0) {
+  std::unique_lock lock(mu_);
+  if (!cfg || broken_ || stopping_ || call_) {
+    lock.unlock();
     cb.answer(not_started());
     cb.released();
     return {};
   }
+  const std::uint64_t seq = ++seq_;
+  call_.emplace();
+  call_->seq = seq;
+  call_->cfg = cfg;
+  call_->cb = std::move(cb);
+  call_->head = c.method == "HEAD";
+  call_->to_write = std::move(c);
+  cv_.notify_all();
+  lock.unlock();
   // Outside mu_: the timer runs its functions without its own lock, and on_timeout takes mu_.
   const auto key = deps_.timer.at(deadline_queue::clock::now() + cfg->call_timeout,
                                   [weak = weak_from_this(), seq] {
@@ -107,7 +104,7 @@ bool hot_container::attach() {
     return true;
   } catch (const api::error& e) {
     if (deps_.on_docker_error) deps_.on_docker_error();
-    std::optional<pending> waiting;
+    std::optional<hot_call> waiting;
     {
       std::lock_guard lock(mu_);
       attach_failed_ = broken_ = true;
@@ -356,7 +353,7 @@ void hot_container::remove(bool graceful) {
 }
 
 void hot_container::stop(bool shutdown) {
-  std::optional<pending> left;
+  std::optional<hot_call> left;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;

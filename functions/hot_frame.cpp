@@ -101,12 +101,13 @@ void put(json_writer& w, std::string_view key, std::string_view value) {
 // protocol.headers: each name once (as first sent), with all its values.
 void put_headers(json_writer& w, const lb::function_call& c) {
   std::vector<std::pair<std::string_view, std::vector<std::string_view>>> fields;
-  for (const auto& [name, value] : c.headers) {
+  for (const auto& h : c.headers) {
+    const std::string& name = h.first;
     if (hop_field(name)) continue;
     auto it = std::find_if(fields.begin(), fields.end(),
                            [&](const auto& f) { return iequals(f.first, name); });
     if (it == fields.end()) it = fields.insert(fields.end(), {name, {}});
-    it->second.push_back(value);
+    it->second.push_back(h.second);
   }
   w.Key("headers");
   w.StartObject();

@@ -42,6 +42,16 @@ struct hot_deps {
   std::function<void()> on_docker_error;
 };
 
+// The call a hot container is serving.
+struct hot_call {
+  std::uint64_t seq = 0;
+  std::shared_ptr<const config::service_config> cfg;
+  lb::function_callbacks cb;
+  std::optional<lb::function_call> to_write;  // until the writer took it
+  bool head = false;
+  std::optional<deadline_queue::key> timer;  // its timeout, once scheduled
+};
+
 class hot_container final : public lb::function_backend,
                             public std::enable_shared_from_this<hot_container> {
  public:
@@ -64,15 +74,6 @@ class hot_container final : public lb::function_backend,
   const std::string& id() const { return id_; }
 
  private:
-  struct pending {  // the call in progress
-    std::uint64_t seq = 0;
-    std::shared_ptr<const config::service_config> cfg;
-    lb::function_callbacks cb;
-    std::optional<lb::function_call> to_write;  // until the writer took it
-    bool head = false;
-    std::optional<deadline_queue::key> timer;  // its timeout, once scheduled
-  };
-
   bool attach();
   void write_loop();
   void read_loop();
@@ -99,7 +100,7 @@ class hot_container final : public lb::function_backend,
   bool attached_ = false, attach_failed_ = false, stopping_ = false;
   bool broken_ = false;   // takes no more calls
   bool retired_ = false;  // retire() ran
-  std::optional<pending> call_;
+  std::optional<hot_call> call_;
   std::uint64_t seq_ = 0;
   std::uint64_t calls_ = 0;  // answered
 
