@@ -2,6 +2,7 @@
 #include "functions/function_pool.hpp"
 
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 namespace dockscaler::functions {
@@ -170,8 +171,12 @@ void function_pool::retired(const std::string& service, const std::string& conta
     on_taken = on_taken_;
   }
   if (on_taken) on_taken(container_id);
-  inner_.remove(service, id);
   functions_.release(container_id);
+  try {
+    inner_.remove(service, id);
+  } catch (const std::invalid_argument&) {
+    // The service was removed meanwhile, its backends with it.
+  }
 }
 
 void function_pool::remove(const std::string& service, std::uint64_t backend) {
@@ -184,8 +189,8 @@ void function_pool::remove(const std::string& service, std::uint64_t backend) {
       hot_backends_.erase(it);
     }
   }
+  if (!container.empty()) functions_.release(container);  // first: the removal may throw
   inner_.remove(service, backend);
-  if (!container.empty()) functions_.release(container);
 }
 
 }  // namespace dockscaler::functions

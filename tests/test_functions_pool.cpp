@@ -257,5 +257,11 @@ TEST_CASE(
   pool.remove("fn", b2);
   CHECK(fns.lines().back() == "release h2");
   CHECK(backend_ids(proxy, "fn").empty());
+  // Retired after its service went (a reload): released, and nothing thrown
+  // into the source's thread.
+  pool.add("fn", "h3", "", 0);
+  pool.remove_service("fn");
+  CHECK_NOTHROW(fns.retirer("h3")());
+  CHECK(fns.lines().back() == "release h3");
   proxy.stop(std::chrono::milliseconds(0));
 }
