@@ -115,6 +115,11 @@ int cmd_validate(const std::vector<std::string>& args) {
       if (s.mode == config::service_mode::http)
         std::printf("replicas %u..%u (initial %u), concurrency %u\n", s.replicas.min,
                     s.replicas.max, s.replicas.initial, s.concurrency);
+      else if (s.hot())
+        std::printf("hot (format: %s) %u..%u (initial %u), idle_timeout %s, timeout %s\n",
+                    config::to_string(s.format), s.replicas.min, s.replicas.max, s.replicas.initial,
+                    config::format_duration(s.idle_timeout).c_str(),
+                    config::format_duration(s.call_timeout).c_str());
       else if (s.prewarm)
         std::printf("pre-warmed pool %u..%u (initial %u), max_concurrency %u, timeout %s\n",
                     s.replicas.min, s.replicas.max, s.replicas.initial, s.max_concurrency,

@@ -262,13 +262,43 @@ void read_mode(reader& r, const YAML::Node& n, const std::string& path, service_
   r.get_int(n, "port", path, s.port, 1, 65535);
 
   if (s.mode == service_mode::http) {
-    for (const char* k :
-         {"app", "prewarm", "timeout", "max_concurrency", "content_type", "max_output_bytes"})
+    for (const char* k : {"app", "prewarm", "timeout", "max_concurrency", "content_type",
+                          "max_output_bytes", "format", "idle_timeout", "max_calls"})
       if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: stdio");
   } else {
     // A stdio container takes one call and has no port: calls at once are max_concurrency.
     for (const char* k : {"port", "concurrency", "readiness"})
       if (n[k].IsDefined()) r.fail(n[k], reader::join(path, k), "applies only to mode: http");
+  }
+}
+
+// format, and the keys that belong to hot functions (http, json) or not.
+void read_format(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  if (s.mode != service_mode::stdio) return;  // read_mode reported the keys
+  if (auto f = r.scalar(n, "format", path)) {
+    const std::string t = f->Scalar();
+    if (t == "default")
+      s.format = function_format::default_;
+    else if (t == "http")
+      s.format = function_format::http;
+    else if (t == "json")
+      s.format = function_format::json;
+    else
+      r.fail(*f, reader::join(path, "format"),
+             "expected default, http or json, got \"" + excerpt(t) + "\"");
+  }
+  r.get(n, "idle_timeout", path, s.idle_timeout);
+  r.get_int(n, "max_calls", path, s.max_calls, 1, 1000000000);
+  if (s.hot()) {
+    // A hot container takes one call at a time: its calls at once are its replicas.
+    for (const char* k : {"prewarm", "max_concurrency"})
+      if (n[k].IsDefined())
+        r.fail(n[k], reader::join(path, k),
+               "applies only to format: default (a hot function's replicas take one call each)");
+  } else {
+    for (const char* k : {"idle_timeout", "max_calls"})
+      if (n[k].IsDefined())
+        r.fail(n[k], reader::join(path, k), "applies only to format: http or json");
   }
 }
 
@@ -285,6 +315,7 @@ void read_function_keys(reader& r, const YAML::Node& n, const std::string& path,
       (s.max_output_bytes == 0 || s.max_output_bytes > (std::uint64_t{1} << 30)))
     r.fail(n["max_output_bytes"], reader::join(path, "max_output_bytes"),
            "must be between 1 and 1g (a call's answer is held in memory)");
+  read_format(r, n, path, s);
 }
 
 // route, or the default URL shape when no path_prefix is given.
@@ -527,6 +558,9 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
                 "max_concurrency",
                 "content_type",
                 "max_output_bytes",
+                "format",
+                "idle_timeout",
+                "max_calls",
                 "placement"});
 
   auto image_node = r.scalar(n, "image", path);
@@ -966,6 +1000,21 @@ const char* to_string(swarm_config::reach_mode r) noexcept {
 
 const char* to_string(service_mode m) noexcept {
   return m == service_mode::http ? "http" : "stdio";
+}
+
+const char* to_string(function_format f) noexcept {
+  switch (f) {
+    case function_format::http:
+      return "http";
+    case function_format::json:
+      return "json";
+    default:
+      return "default";
+  }
+}
+
+std::string service_config::container_variant() const {
+  return hot() ? std::string("hot-") + to_string(format) : std::string();
 }
 
 }  // namespace dockscaler::config

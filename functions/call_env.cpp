@@ -76,6 +76,8 @@ lb::function_result answer(const config::service_config& svc, run_end end) {
       return error(502, fn + " wrote more output than allowed: " + end.error);
     case run_end::kind::failed:
       return error(502, fn + " could not run: " + end.error);
+    case run_end::kind::bad_answer:
+      return error(502, fn + " answered with something that is not a valid answer: " + end.error);
     case run_end::kind::cancelled:
       return error(499, fn + ": the client went away");
   }

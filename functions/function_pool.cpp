@@ -2,6 +2,7 @@
 #include "functions/function_pool.hpp"
 
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 namespace dockscaler::functions {
@@ -89,6 +90,7 @@ void function_pool::set_service(
   {
     std::lock_guard lock(mu_);
     stdio_[svc.name] = is_stdio(svc);
+    hot_[svc.name] = svc.hot();
   }
   set_cold_backend(svc);
 }
@@ -103,6 +105,7 @@ void function_pool::remove_service(const std::string& service) {
       stdio_.erase(it);
     }
     cold_.erase(service);
+    hot_.erase(service);
   }
   inner_.remove_service(service);
   if (stdio) functions_.remove_service(service);
@@ -111,6 +114,13 @@ void function_pool::remove_service(const std::string& service) {
 std::uint64_t function_pool::add(const std::string& service, const std::string& container_id,
                                  const std::string& host, std::uint16_t port) {
   if (!is_function(service)) return inner_.add(service, container_id, host, port);
+  bool hot = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = hot_.find(service);
+    hot = it != hot_.end() && it->second;
+  }
+  if (hot) return add_hot(service, container_id);
   std::function<void(const std::string&)> on_taken;
   {
     std::lock_guard lock(mu_);
@@ -119,6 +129,68 @@ std::uint64_t function_pool::add(const std::string& service, const std::string& 
   auto fn = std::make_shared<taken_backend>(functions_.warm(service, container_id), container_id,
                                             std::move(on_taken));
   return handlers_.add_handler(service, std::move(fn), 1, true);
+}
+
+// A hot container serves call after call: a one-slot handler that stays in
+// the rotation until the scaler drains it or the source retires it.
+std::uint64_t function_pool::add_hot(const std::string& service, const std::string& container_id) {
+  auto fn = functions_.hot(service, container_id,
+                           [this, service, container_id] { retired(service, container_id); });
+  const auto id = handlers_.add_handler(service, std::move(fn), 1, false);
+  bool early = false;
+  {
+    std::lock_guard lock(mu_);
+    early = retired_early_.erase(container_id) != 0;
+    if (!early) {
+      hot_backends_[id] = container_id;
+      hot_containers_[container_id] = id;
+    }
+  }
+  if (early) {  // retired while being added: out again at once
+    inner_.remove(service, id);
+    functions_.release(container_id);
+  }
+  return id;
+}
+
+// Runs on the source's thread, no lock held: out of the proxy, out of the
+// scaler's count (which starts a replacement), its attach ended.
+void function_pool::retired(const std::string& service, const std::string& container_id) {
+  std::function<void(const std::string&)> on_taken;
+  lb::backend_id id = 0;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = hot_containers_.find(container_id);
+    if (it == hot_containers_.end()) {
+      retired_early_.insert(container_id);
+      return;
+    }
+    id = it->second;
+    hot_containers_.erase(it);
+    hot_backends_.erase(id);
+    on_taken = on_taken_;
+  }
+  if (on_taken) on_taken(container_id);
+  functions_.release(container_id);
+  try {
+    inner_.remove(service, id);
+  } catch (const std::invalid_argument&) {
+    // The service was removed meanwhile, its backends with it.
+  }
+}
+
+void function_pool::remove(const std::string& service, std::uint64_t backend) {
+  std::string container;
+  {
+    std::lock_guard lock(mu_);
+    if (const auto it = hot_backends_.find(backend); it != hot_backends_.end()) {
+      container = it->second;
+      hot_containers_.erase(container);
+      hot_backends_.erase(it);
+    }
+  }
+  if (!container.empty()) functions_.release(container);  // first: the removal may throw
+  inner_.remove(service, backend);
 }
 
 }  // namespace dockscaler::functions

@@ -147,15 +147,7 @@ std::size_t runner::calls_in_progress() const {
 }
 
 void runner::kill(const std::string& id) {
-  try {
-    docker_.remove_container(id, true);  // kills it if running
-  } catch (const api::error& e) {
-    // Gone already, or a removal already in progress: either way it goes.
-    if (e.code() != api::errc::not_found && e.code() != api::errc::conflict) {
-      if (opts_.on_docker_error) opts_.on_docker_error();
-      spdlog::warn("cannot remove function container {}: {}", id.substr(0, 12), e.what());
-    }
-  }
+  remove_function_container(docker_, id, opts_.on_docker_error);
 }
 
 void runner::start(const std::string& service, std::string warm_id, lb::function_call c,
@@ -473,6 +465,7 @@ void runner::shutdown() {
     stopped_ = true;
     running.assign(calls_.begin(), calls_.end());
   }
+  stop_hot();
   for (auto& ctx : running)
     if (const auto id = cancel(*ctx); id && !id->empty()) kill(*id);
   pool_.shutdown();  // each run ends (answered, its container removed), then its thread

@@ -51,6 +51,8 @@ std::string spec_hash(const config::service_config& svc, const std::string& netw
     f.add(svc.app);
     f.add(svc.route.path_prefix);
   }
+  // Only for variants, so every other service's hash stays what it was.
+  if (const auto variant = svc.container_variant(); !variant.empty()) f.add(variant);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
   return buf;

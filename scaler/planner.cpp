@@ -70,7 +70,9 @@ void sample_and_decide(service_state& s, const std::optional<pool_figures>& figu
   s.last_requests = f.requests;
   s.history.push_back(
       sample{ctx.now, stat_of(f, s.cfg.wait_time.stat), f.queue_length, f.in_flight, arrivals});
-  const auto keep = std::max(s.cfg.scale_up.hold, s.cfg.scale_down.hold) + 3 * ctx.interval;
+  const auto keep = std::max({s.cfg.scale_up.hold, s.cfg.scale_down.hold,
+                              s.cfg.idle_stop().value_or(config::duration{})}) +
+                    3 * ctx.interval;
   // Drop what no rule looks back to (always keeping the newest sample).
   auto first_kept = std::find_if(s.history.begin(), s.history.end() - 1,
                                  [&](const sample& x) { return x.at >= ctx.now - keep; });

@@ -95,16 +95,19 @@ decision decide_down(const config::service_config& svc, std::span<const sample> 
   if (state.last_scale_down && (!last_event || *state.last_scale_down > *last_event))
     last_event = state.last_scale_down;
 
-  if (lo == 0) {
+  // Idle: to zero after scale_down.for (min 0), or to min after a hot
+  // function's idle_timeout.
+  const auto idle_after = svc.idle_stop();
+  if ((lo == 0 || idle_after) && cur > lo) {
     auto idle = held_for(
         history,
         [](const sample& s) { return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0; },
         now);
-    if (idle && *idle >= svc.scale_down.hold) {
+    if (idle && *idle >= idle_after.value_or(svc.scale_down.hold)) {
       d.why.held = *idle;
       if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
         return change(cur, reason_kind::cooling_down);
-      return change(0, reason_kind::idle);
+      return change(lo, reason_kind::idle);
     }
   }
 

@@ -29,3 +29,17 @@ dockscaler_add_test(NAME test_functions_pool SOURCES test_functions_pool.cpp
 # The runner's bounded pool and timer thread on their own (no Docker).
 dockscaler_add_test(NAME test_functions_concurrency SOURCES test_functions_concurrency.cpp
   LIBS dockscaler::functions Threads::Threads)
+# Hot functions' framing (format: http, json) with injected input: no container.
+dockscaler_add_test(NAME test_hot_frame SOURCES test_hot_frame.cpp
+  LIBS dockscaler::functions dockscaler::rapidjson)
+# Hot functions on the real engine: tests/hot_fn.cpp (both formats, faults on
+# request), static for a FROM scratch image, behind `dockscaler serve`.
+add_executable(dockscaler_hot_fn hot_fn.cpp)
+target_link_options(dockscaler_hot_fn PRIVATE -static)
+target_link_libraries(dockscaler_hot_fn PRIVATE dockscaler::rapidjson)
+dockscaler_add_test(NAME test_hot_functions_e2e SOURCES test_hot_functions_e2e.cpp
+  LIBS dockscaler::dockerapi dockscaler::admin Threads::Threads LABELS docker TIMEOUT 900)
+add_dependencies(test_hot_functions_e2e dockscaler dockscaler_hot_fn dockscaler_echo)
+target_compile_definitions(test_hot_functions_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_HOT_FN_BIN="$<TARGET_FILE:dockscaler_hot_fn>"
+  DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>" DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>")

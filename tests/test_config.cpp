@@ -557,3 +557,60 @@ TEST_CASE("bad docker.swarm values and placement without Swarm name file, line a
   INFO(dump(one_host));
   CHECK(has_problem(one_host, "services.a.placement", 5, "needs docker.swarm"));
 }
+
+TEST_CASE("format: hot functions (http, json) with idle_timeout and max_calls", "[config][hot]") {
+  const config c = load_string(
+      "services:\n"
+      "  h:\n    image: f\n    mode: stdio\n    format: http\n"
+      "  j:\n    image: f\n    mode: stdio\n    format: json\n    idle_timeout: 5s\n"
+      "    max_calls: 100\n    replicas: { min: 0, max: 3 }\n"
+      "  d:\n    image: f\n    mode: stdio\n    format: default\n",
+      "hot.yaml");
+  const auto& h = c.services[0];
+  CHECK(h.format == function_format::http);
+  CHECK(h.hot());
+  CHECK(h.idle_timeout == 30s);   // the default
+  CHECK(h.max_calls == 0);        // never replaced for its count
+  CHECK(h.has_replicas());        // kept by the scaler, prewarm or not
+  CHECK(h.concurrency == 1);      // one call at a time per container
+  CHECK(h.max_in_flight() == 0);  // its calls at once are its replicas
+  CHECK(h.idle_stop() == 30s);
+  CHECK(h.container_variant() == "hot-http");
+  const auto& j = c.services[1];
+  CHECK(j.format == function_format::json);
+  CHECK(j.idle_timeout == 5s);
+  CHECK(j.max_calls == 100);
+  CHECK(j.container_variant() == "hot-json");
+  const auto& d = c.services[2];
+  CHECK_FALSE(d.hot());
+  CHECK_FALSE(d.has_replicas());
+  CHECK_FALSE(d.idle_stop());
+  CHECK(d.container_variant().empty());
+  CHECK(d.max_in_flight() == 8);
+}
+
+TEST_CASE("format mistakes are errors with file, line and key", "[config][hot][errors]") {
+  const auto ps = problems_of(
+      "services:\n"
+      "  a:\n    image: f\n    mode: stdio\n    format: grpc\n"      // 5
+      "  b:\n    image: f\n    format: http\n"                       // 8
+      "  c:\n    image: f\n    mode: stdio\n    idle_timeout: 5s\n"  // 12
+      "  d:\n    image: f\n    mode: stdio\n    max_calls: 5\n"      // 16
+      "  e:\n    image: f\n    mode: stdio\n    format: json\n"
+      "    prewarm: true\n"                           // 21
+      "    max_concurrency: 2\n"                      // 22
+      "    idle_timeout: soon\n"                      // 23
+      "    max_calls: 0\n"                            // 24
+      "  g:\n    image: f\n    idle_timeout: 1s\n");  // 27
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "services.a.format", 5, "expected default, http or json"));
+  CHECK(has_problem(ps, "services.b.format", 8, "only to mode: stdio"));
+  CHECK(has_problem(ps, "services.c.idle_timeout", 12, "only to format: http or json"));
+  CHECK(has_problem(ps, "services.d.max_calls", 16, "only to format: http or json"));
+  CHECK(has_problem(ps, "services.e.prewarm", 21, "only to format: default"));
+  CHECK(has_problem(ps, "services.e.max_concurrency", 22, "only to format: default"));
+  CHECK(has_problem(ps, "services.e.idle_timeout", 23, "bad duration"));
+  CHECK(has_problem(ps, "services.e.max_calls", 24, "between 1 and"));
+  CHECK(has_problem(ps, "services.g.idle_timeout", 27, "only to mode: stdio"));
+  CHECK(ps.size() == 9);  // each mistake once
+}

@@ -41,12 +41,25 @@ class fake_functions : public functions::function_source {
     add("warm " + service + " " + id);
     return fn;
   }
+  std::shared_ptr<lb::function_backend> hot(const std::string& service, const std::string& id,
+                                            std::function<void()> on_retired) override {
+    add("hot " + service + " " + id);
+    std::lock_guard lock(mu_);
+    retire[id] = std::move(on_retired);
+    return fn;
+  }
+  void release(const std::string& id) override { add("release " + id); }
+  std::function<void()> retirer(const std::string& id) {
+    std::lock_guard lock(mu_);
+    return retire[id];
+  }
   std::vector<std::string> lines() {
     std::lock_guard lock(mu_);
     return lines_;
   }
 
   std::shared_ptr<held_function> fn = std::make_shared<held_function>();
+  std::map<std::string, std::function<void()>> retire;
 
  private:
   void add(std::string l) {
@@ -195,4 +208,60 @@ TEST_CASE("an HTTP service passes through to the inner pool; the source is never
   pool.remove_service("web");
   CHECK(p.source.lines().empty());
   CHECK(proxy.services().empty());
+}
+
+TEST_CASE(
+    "a hot container is a one-slot backend for call after call; retired, it leaves and is "
+    "reported taken",
+    "[function_pool][hot]") {
+  pools p(true);
+  auto& proxy = p.proxy;
+  auto& fns = p.source;
+  auto& pool = p.fn;
+  std::mutex mu;
+  std::vector<std::string> taken;
+  pool.set_on_taken([&](const std::string& id) {
+    std::lock_guard lock(mu);
+    taken.push_back(id);  // serving calls uses nothing up: only a retired one is taken
+  });
+  auto svc = stdio_service(false);
+  svc.format = config::function_format::http;
+  pool.add_service(svc);
+  CHECK(backend_ids(proxy, "fn").empty());  // no cold backend: its containers are replicas
+  const auto b = pool.add("fn", "h1", "", 0);
+  CHECK(fns.lines().back() == "hot fn h1");
+  // Two calls, one after the other, on the same backend: it stays in the rotation.
+  for (int i = 0; i < 2; ++i) {
+    auto reply = std::async(std::launch::async,
+                            [port = proxy.port()] { return lbtest::get_status(port, "/fn/x"); });
+    answer_at_exit answer_held{*fns.fn};
+    REQUIRE(eventually([&] { return fns.fn->calls() == 1; }));  // answered ones are forgotten
+    CHECK(proxy.snapshot("fn").backends.at(0).state == lb::backend_state::active);
+    fns.fn->answer_all();
+    CHECK(reply.get() == 200);
+  }
+  {
+    std::lock_guard lock(mu);
+    CHECK(taken.empty());  // serving calls uses nothing up
+  }
+  fns.retirer("h1")();  // the source gives it up
+  CHECK(backend_ids(proxy, "fn").empty());
+  CHECK(fns.lines().back() == "release h1");
+  {
+    std::lock_guard lock(mu);
+    CHECK(taken == std::vector<std::string>{"h1"});
+  }
+  // Leaving the rotation through the scaler releases it too, once.
+  const auto b2 = pool.add("fn", "h2", "", 0);
+  CHECK(b2 != b);
+  pool.remove("fn", b2);
+  CHECK(fns.lines().back() == "release h2");
+  CHECK(backend_ids(proxy, "fn").empty());
+  // Retired after its service went (a reload): released, and nothing thrown
+  // into the source's thread.
+  pool.add("fn", "h3", "", 0);
+  pool.remove_service("fn");
+  CHECK_NOTHROW(fns.retirer("h3")());
+  CHECK(fns.lines().back() == "release h3");
+  proxy.stop(std::chrono::milliseconds(0));
 }

@@ -159,17 +159,18 @@ TEST_CASE("cmake --install puts the binary, the unit and an example config in pl
 }
 
 TEST_CASE("every example config passes validate", "[operator][examples]") {
-  // The configs users copy first (examples/*/dockscaler.yaml): a key renamed
-  // or removed in the config reader must not leave them behind.
+  // The configs users copy first (examples/**/dockscaler.yaml, the function
+  // examples under examples/functions/ too): a key renamed or removed in the
+  // config reader must not leave them behind.
   int seen = 0;
-  for (const auto& dir :
-       std::filesystem::directory_iterator(std::string(DOCKSCALER_SOURCE_DIR) + "/examples")) {
-    const auto file = dir.path() / "dockscaler.yaml";
-    if (!std::filesystem::exists(file)) continue;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           std::string(DOCKSCALER_SOURCE_DIR) + "/examples")) {
+    const auto file = entry.path();
+    if (file.filename() != "dockscaler.yaml") continue;
     ++seen;
     const auto r = cli("validate -c " + file.string());
     INFO(file.string() << "\n" << r.out << r.err);
     CHECK(r.code == 0);
   }
-  CHECK(seen >= 2);  // examples/hello and examples/swarm at least
+  CHECK(seen >= 5);  // examples/hello, examples/swarm and the three function examples at least
 }

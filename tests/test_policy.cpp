@@ -357,3 +357,31 @@ TEST_CASE("a service whose containers fail to start is not scaled up, whatever w
   st.replicas = 1;
   CHECK(decide(s, h, st, t0 + 40s).dir == direction::up);
 }
+
+TEST_CASE("a hot function with no call for idle_timeout goes down to min, at once",
+          "[policy][hot]") {
+  auto s = make_service();
+  s.mode = config::service_mode::stdio;
+  s.format = config::function_format::http;
+  s.idle_timeout = 20s;
+  s.replicas = {2, 8, 2};
+  s.scale_down.cooldown = 0s;
+  std::vector<sample> h;
+  fill(h, 0, 10, 0.5, 0, 3, /*arrivals=*/5);  // busy, waiting
+  // Then nothing: wait_time below its threshold too, but for less than scale_down.for.
+  fill(h, 11, 40, 0.0, 0, 0, /*arrivals=*/0);
+  CHECK(decide_at(s, h, 5, 30s).dir == direction::none);  // idle 19s
+  auto d = decide_at(s, h, 5, 32s);
+  CHECK(d.desired == 2);  // min, not zero and not one step
+  CHECK(d.dir == direction::down);
+  CHECK(d.why.kind == reason_kind::idle);
+  // At min it stays: nothing to stop.
+  CHECK(decide_at(s, h, 2, 40s).dir == direction::none);
+  // One call in the span keeps them.
+  h[25].arrivals = 1;
+  CHECK(decide_at(s, h, 5, 40s).desired == 5);
+  // The same service in the default format waits for scale_down.for (60s) instead.
+  s.format = config::function_format::default_;
+  h[25].arrivals = 0;
+  CHECK(decide_at(s, h, 5, 40s).desired == 5);
+}

@@ -30,14 +30,15 @@ std::map<std::string, std::string> call_env(const config::service_config& svc,
 
 // How a run ended, and the answer it gives.
 struct run_end {
-  enum class kind { exited, timed_out, output_too_large, failed, cancelled };
+  enum class kind { exited, timed_out, output_too_large, failed, cancelled, bad_answer };
   kind how = kind::exited;
   int exit_code = 0;
   std::string stdout_data;
-  std::string error;  // for `failed`: what went wrong (the daemon's message)
+  std::string error;  // for `failed` and `bad_answer`: what went wrong
 };
 // exit 0 -> 200 with stdout and the service's content_type; exit != 0 -> 502,
-// timeout -> 504, output over the limit or a Docker failure -> 502, each with
+// timeout -> 504, output over the limit, a Docker failure or (hot) an answer
+// that is not a frame -> 502, each with
 // a JSON {"message": ...}.
 lb::function_result answer(const config::service_config& svc, run_end end);
 

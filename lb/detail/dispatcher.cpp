@@ -176,7 +176,9 @@ std::vector<std::shared_ptr<waiter>> dispatcher::add_backend(clock::time_point n
   b.host = std::move(host);
   b.port = port;
   b.endpoint = std::move(ep);
-  if (kind.one_shot) refills_ = true;
+  // Handler backends are replaced by whoever provides them (a used-up
+  // pre-warmed container, a hot one that failed): a retry waits for the next.
+  if (kind.one_shot || kind.fn) refills_ = true;
   b.kind = std::move(kind);
   unavailable_.clear();
   backends_.push_back(std::move(b));

@@ -197,7 +197,7 @@ class dispatcher {
   std::size_t cursor_ = 0;
   std::deque<std::shared_ptr<waiter>> queue_;
   std::uint32_t in_flight_ = 0;  // over the backends present
-  bool refills_ = false;         // one-shot backends: new ones keep coming, so a retry always waits
+  bool refills_ = false;         // handler backends: new ones keep coming, so a retry always waits
   std::string unavailable_;      // non-empty: no backend and none coming, and why
   bool closed_ = false;
 };

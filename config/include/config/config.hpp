@@ -71,6 +71,12 @@ struct metrics_config {
 
 enum class service_mode { http, stdio };
 
+// How a stdio function's calls reach it (docs/functions.md): `default`, one
+// container per call (body on stdin, stdout the answer); `http` and `json`,
+// hot: one container serves call after call on its stdin and stdout, each
+// call and answer framed (an HTTP/1.1 message; Fn's JSON object).
+enum class function_format { default_, http, json };
+
 struct route_config {
   std::string path_prefix;  // always set after loading (a default is derived when absent)
   bool strip_prefix = false;
@@ -167,13 +173,32 @@ struct service_config {
   std::string content_type = "text/plain";
   // stdout kept per call; beyond it the container is killed and the call gets 502.
   std::uint64_t max_output_bytes = 10 * 1024 * 1024;
+  function_format format = function_format::default_;
+  // format: http|json only: a hot container without a call for this long is
+  // stopped (down to replicas.min), and one is replaced after max_calls (0: never).
+  duration idle_timeout = std::chrono::seconds(30);
+  std::uint64_t max_calls = 0;
 
+  // A hot function: its replicas each serve one call at a time, call after call.
+  bool hot() const { return mode == service_mode::stdio && format != function_format::default_; }
   // A stdio function without prewarm runs a container per call: it has no
   // replicas for the scaler to keep (its calls' containers are the runner's).
-  bool has_replicas() const { return mode != service_mode::stdio || prewarm; }
+  bool has_replicas() const { return mode != service_mode::stdio || prewarm || hot(); }
   // Requests in flight over all its backends at once (the proxy's cap); 0: no
-  // cap. A stdio function's max_concurrency.
-  unsigned max_in_flight() const { return mode == service_mode::stdio ? max_concurrency : 0; }
+  // cap. A stdio function's max_concurrency; a hot one's calls at once are
+  // its replicas (one each).
+  unsigned max_in_flight() const {
+    return mode == service_mode::stdio && !hot() ? max_concurrency : 0;
+  }
+  // Replicas with no request at all for this long go, down to replicas.min
+  // (the policy's idle rule): a hot function's idle_timeout.
+  std::optional<duration> idle_stop() const {
+    return hot() ? std::optional<duration>(idle_timeout) : std::nullopt;
+  }
+  // What shapes its containers beyond the fields every service has (part of
+  // the spec hash): empty for all but hot functions, whose containers keep
+  // stdin open across calls.
+  std::string container_variant() const;
   // Its containers are told their app and route (a stdio function's APP_NAME
   // and ROUTE): then both shape the container, as its image does.
   bool route_shapes_container() const { return mode == service_mode::stdio; }
@@ -230,6 +255,7 @@ std::string format_duration(duration d);  // inverse of parse_duration
 
 const char* to_string(wait_stat s) noexcept;
 const char* to_string(service_mode m) noexcept;
+const char* to_string(function_format f) noexcept;
 const char* to_string(swarm_config::reach_mode r) noexcept;
 
 }  // namespace dockscaler::config

@@ -9,6 +9,7 @@
 // gets one: `docker stop` is then immediate instead of waiting for SIGKILL.
 #include <rapidjson/document.h>
 #include <unistd.h>
+#include "../hello_name.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -37,17 +38,6 @@ std::string read_all(int fd) {
     if (n <= 0) return all;
     all.append(buf, static_cast<size_t>(n));
   }
-}
-
-// IronFunctions' hello decodes {"Name": ...} over a default of "World";
-// anything else (not JSON, not an object, no string Name) keeps the default.
-std::string name_from(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return "World";
-  auto it = doc.FindMember("Name");
-  if (it == doc.MemberEnd() || !it->value.IsString()) return "World";
-  return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
 void on_signal(int sig) { ::_exit(128 + sig); }

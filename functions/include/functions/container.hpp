@@ -10,6 +10,7 @@
 // attach stream and Docker's exit code.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -53,6 +54,11 @@ created_container create_function_container(dockerapi::client& docker,
                                             const std::string& name,
                                             const std::map<std::string, std::string>* env,
                                             bool per_call);
+
+// Removes (killing it if running) a function's container; gone already or a
+// removal in progress is not an error, any other failure is logged and counted.
+void remove_function_container(dockerapi::client& docker, const std::string& id,
+                               const std::function<void()>& on_docker_error);
 
 // The scaler's container runtime with stdio functions' containers made as
 // above (pre-warmed ones) on the local engine, on the network `inner` puts

@@ -6,7 +6,11 @@
 //    replaced (the old one drained away) when the service changes;
 //  - with prewarm, each ready container as a one-call handler that reports
 //    itself taken (set_on_taken) the moment the proxy hands it its call, so
-//    the scaler stops counting it and refills the pool.
+//    the scaler stops counting it and refills the pool;
+//  - hot (format: http, json), each ready container as a one-slot handler
+//    for call after call; one the source retires (a timeout, a bad answer,
+//    max_calls) leaves the proxy and is reported taken (the scaler replaces
+//    it), and one that leaves the rotation is released by the source.
 // Everything else (HTTP services' backends, drains, figures, routes and
 // limits of every service) passes through to the inner pool unchanged.
 #pragma once
@@ -15,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "functions/function_source.hpp"
@@ -40,9 +45,7 @@ class function_pool final : public scaler::backend_pool {
              std::function<void(bool idle)> done) override {
     inner_.drain(service, backend, timeout, std::move(done));
   }
-  void remove(const std::string& service, std::uint64_t backend) override {
-    inner_.remove(service, backend);
-  }
+  void remove(const std::string& service, std::uint64_t backend) override;
   scaler::pool_figures figures(const std::string& service) override {
     return inner_.figures(service);
   }
@@ -58,6 +61,8 @@ class function_pool final : public scaler::backend_pool {
                    void (scaler::backend_pool::*change)(const config::service_config&));
   bool is_function(const std::string& service);
   void set_cold_backend(const config::service_config& svc);  // changes_mu_ held
+  std::uint64_t add_hot(const std::string& service, const std::string& container_id);
+  void retired(const std::string& service, const std::string& container_id);
 
   scaler::backend_pool& inner_;
   lb::handler_registry& handlers_;
@@ -68,6 +73,10 @@ class function_pool final : public scaler::backend_pool {
   std::mutex mu_;  // a leaf: guards the maps and on_taken_, never held across a call
   std::map<std::string, bool, std::less<>> stdio_;           // service -> is a stdio function
   std::map<std::string, lb::backend_id, std::less<>> cold_;  // service -> its cold-path handler
+  std::map<std::string, bool, std::less<>> hot_;             // service -> is a hot function
+  std::map<lb::backend_id, std::string> hot_backends_;       // hot handler -> its container
+  std::map<std::string, lb::backend_id> hot_containers_;     // and back
+  std::set<std::string> retired_early_;  // retired before add_hot knew its backend
   std::function<void(const std::string&)> on_taken_;
 };
 

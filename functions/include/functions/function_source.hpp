@@ -3,6 +3,7 @@
 // proxy; nothing outside functions/ sees this interface.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,15 @@ class function_source {
   // One call on a pre-warmed container.
   virtual std::shared_ptr<lb::function_backend> warm(const std::string& service,
                                                      const std::string& container_id) = 0;
+  // A hot container (format: http, json): call after call, one at a time.
+  // `on_retired` (must not block) runs once if the source gives the
+  // container up (replaced: a timeout, a bad answer, max_calls): it must
+  // leave the rotation and the scaler's count.
+  virtual std::shared_ptr<lb::function_backend> hot(const std::string& service,
+                                                    const std::string& container_id,
+                                                    std::function<void()> on_retired) = 0;
+  // The hot container left the rotation (drained, or gone): its attach ends.
+  virtual void release(const std::string& container_id) = 0;
 };
 
 }  // namespace dockscaler::functions

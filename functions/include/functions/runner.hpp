@@ -3,7 +3,9 @@
 // proxy handler backends (function_source, registered by function_pool):
 //  - cold: create (with the call's environment), attach, start, run, remove;
 //  - warm: attach to a pre-warmed container (started by the scaler, blocked on
-//    stdin), run, remove — only attach + run on the request path.
+//    stdin), run, remove — only attach + run on the request path;
+//  - hot (format: http, json): a container kept by the scaler that serves
+//    call after call on its stdin and stdout (detail/hot_container.hpp).
 // Calls run on a bounded pool of threads (they block on Docker), sized from
 // the services' max_concurrency so that it never holds a call back that the
 // proxy let through; one timer thread answers calls that Docker keeps
@@ -33,6 +35,8 @@
 
 namespace dockscaler::functions {
 
+class hot_container;
+
 struct runner_options {
   std::string network;  // the containers' Docker network
   // Called for every failed Docker call (for the docker_errors metric).
@@ -52,6 +56,11 @@ class runner final : public function_source {
   std::shared_ptr<lb::function_backend> cold(const std::string& service) override;
   std::shared_ptr<lb::function_backend> warm(const std::string& service,
                                              const std::string& container_id) override;
+  // Hot containers (hot_runner.cpp).
+  std::shared_ptr<lb::function_backend> hot(const std::string& service,
+                                            const std::string& container_id,
+                                            std::function<void()> on_retired) override;
+  void release(const std::string& container_id) override;
 
   // Kills the calls in progress (their clients get 503) and waits until each
   // has removed its container; calls after this get 503 at once. Idempotent.
@@ -78,12 +87,14 @@ class runner final : public function_source {
   bool read_output(call& ctx, run_state& st);
   void respond(call& ctx, run_state& st);
   void kill(const std::string& id);
+  void stop_hot();  // every hot container's attach ends (the containers stay)
 
   dockerapi::client& docker_;
   runner_options opts_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const config::service_config>> services_;
   std::set<std::shared_ptr<call>> calls_;
+  std::map<std::string, std::shared_ptr<hot_container>> hot_;  // by container id
   bool stopped_ = false;
   task_pool pool_;        // every call's run, and the kills of abandoned calls
   deadline_queue timer_;  // every call's timeout

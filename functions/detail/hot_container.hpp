@@ -1,0 +1,114 @@
+// One hot function container (format: http, json) as a handler backend: the
+// scaler keeps it like any replica; this object attaches to its stdin and
+// stdout (also after a daemon restart: adoption is a new attach) and serves
+// one call at a time over them, framed by functions/hot_frame.hpp.
+//  - a writer thread attaches, then writes each call's frame to stdin;
+//  - a reader thread reads stdout (answers) and stderr (to the log, capped
+//    per call) until the stream ends.
+// A call answers as soon as its answer frame is complete. A call that times
+// out (504), an answer that is not a frame (502), more than max_output_bytes
+// (502) or output nobody asked for retires the container: it is taken out
+// of the proxy and of the scaler's count at once (on_retired: the scaler
+// starts a replacement) and removed. So does its max_calls-th call (after
+// its answer; a graceful stop). A container that ends by itself fails its
+// call (502) and is left to Docker's die event, so a crash loop backs off.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "call_env.hpp"
+#include "config/config.hpp"
+#include "dockerapi/client.hpp"
+#include "functions/deadline_queue.hpp"
+#include "functions/hot_frame.hpp"
+#include "functions/task_pool.hpp"
+#include "lb/handler.hpp"
+
+namespace dockscaler::functions {
+
+struct hot_deps {
+  dockerapi::client& docker;
+  task_pool& pool;        // removals and the retire callback, off the reader's thread
+  deadline_queue& timer;  // the calls' timeouts
+  // The service's config as a call starts; null once the service is gone.
+  std::function<std::shared_ptr<const config::service_config>(const std::string&)> config_of;
+  std::function<void()> on_docker_error;
+};
+
+// The call a hot container is serving.
+struct hot_call {
+  std::uint64_t seq = 0;
+  std::shared_ptr<const config::service_config> cfg;
+  lb::function_callbacks cb;
+  std::optional<lb::function_call> to_write;  // until the writer took it
+  bool head = false;
+  std::optional<deadline_queue::key> timer;  // its timeout, once scheduled
+};
+
+class hot_container final : public lb::function_backend,
+                            public std::enable_shared_from_this<hot_container> {
+ public:
+  hot_container(hot_deps deps, std::string service, std::string id,
+                std::function<void()> on_retired);
+  ~hot_container() override;  // stop(true)
+  hot_container(const hot_container&) = delete;
+  hot_container& operator=(const hot_container&) = delete;
+
+  // Starts the threads (once, after construction by make_shared).
+  void start();
+  // Never blocks. A container that cannot take the call (busy, retired,
+  // stopping) answers not_started: the proxy tries another.
+  std::function<void()> call(lb::function_call c, lb::function_callbacks cb) override;
+  // Ends the threads and the attach; the container itself stays (a
+  // restarted daemon adopts it). A call in progress is answered 502 (it left
+  // the rotation: gone, or its drain timed out), 503 when `shutdown`.
+  // Idempotent.
+  void stop(bool shutdown);
+  const std::string& id() const { return id_; }
+
+ private:
+  bool attach();
+  void write_loop();
+  void read_loop();
+  void on_stdout(std::string_view data);
+  void on_answer(std::uint64_t seq, const config::service_config& cfg);
+  void on_timeout(std::uint64_t seq);
+  void on_end(const std::string& why);
+  // Answers call `seq` if it is still the one in progress; false otherwise.
+  // `last`: the container takes no call after this one.
+  bool finish(std::uint64_t seq, lb::function_result r, bool last = false);
+  bool fail(std::uint64_t seq, run_end end);
+  // Out of rotation and of the scaler's count, then removed (stopped first
+  // when `graceful`). Once.
+  void retire(const std::string& why, bool graceful);
+  void remove(bool graceful);
+
+  hot_deps deps_;
+  const std::string service_, id_;
+  const std::function<void()> on_retired_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<dockerapi::attach_stream> stream_;  // set once attached, reset after the joins
+  bool attached_ = false, attach_failed_ = false, stopping_ = false;
+  bool broken_ = false;   // takes no more calls
+  bool retired_ = false;  // retire() ran
+  std::optional<hot_call> call_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t calls_ = 0;  // answered
+
+  // The reader thread's own.
+  std::unique_ptr<answer_reader> reader_;
+  std::uint64_t reader_seq_ = 0;
+
+  std::thread writer_, reader_thread_;
+};
+
+}  // namespace dockscaler::functions

@@ -1,0 +1,384 @@
+// A hot function container serving calls over its stdin and stdout (see
+// detail/hot_container.hpp).
+#include "detail/hot_container.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "detail/stderr_log.hpp"
+#include "functions/call_output.hpp"
+#include "functions/container.hpp"
+
+namespace dockscaler::functions {
+
+namespace {
+
+namespace api = dockscaler::dockerapi;
+using namespace std::chrono_literals;
+
+// A retired container that may still be answering gets this long to stop.
+constexpr int graceful_stop_seconds = 5;
+
+lb::function_result not_started() {
+  lb::function_result r;
+  r.not_started = true;
+  return r;
+}
+
+bool has_field(const lb::function_result& r, std::string_view name) {
+  return std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& h) {
+    return h.first.size() == name.size() &&
+           std::equal(name.begin(), name.end(), h.first.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) ==
+                    std::tolower(static_cast<unsigned char>(b));
+           });
+  });
+}
+
+}  // namespace
+
+hot_container::hot_container(hot_deps deps, std::string service, std::string id,
+                             std::function<void()> on_retired)
+    : deps_(std::move(deps)),
+      service_(std::move(service)),
+      id_(std::move(id)),
+      on_retired_(std::move(on_retired)) {}
+
+hot_container::~hot_container() { stop(true); }
+
+void hot_container::start() {
+  writer_ = std::thread([this] { write_loop(); });
+  reader_thread_ = std::thread([this] { read_loop(); });
+}
+
+std::function<void()> hot_container::call(lb::function_call c, lb::function_callbacks cb) {
+  auto cfg = deps_.config_of(service_);
+  std::unique_lock lock(mu_);
+  if (!cfg || broken_ || stopping_ || call_) {
+    lock.unlock();
+    cb.answer(not_started());
+    cb.released();
+    return {};
+  }
+  const std::uint64_t seq = ++seq_;
+  call_.emplace();
+  call_->seq = seq;
+  call_->cfg = cfg;
+  call_->cb = std::move(cb);
+  call_->head = c.method == "HEAD";
+  call_->to_write = std::move(c);
+  cv_.notify_all();
+  lock.unlock();
+  // Outside mu_: the timer runs its functions without its own lock, and on_timeout takes mu_.
+  const auto key = deps_.timer.at(deadline_queue::clock::now() + cfg->call_timeout,
+                                  [weak = weak_from_this(), seq] {
+                                    if (auto self = weak.lock()) self->on_timeout(seq);
+                                  });
+  {
+    std::lock_guard lock(mu_);
+    if (call_ && call_->seq == seq) {
+      call_->timer = key;
+      return {};
+    }
+  }
+  deps_.timer.cancel(key);  // answered already
+  // A client that goes away changes nothing: the answer on the stream must
+  // still be read before the next call, so the call runs to its end.
+  return {};
+}
+
+bool hot_container::attach() {
+  api::attach_options o;
+  o.tty = false;   // ours never have one; saves the daemon a lookup
+  o.logs = false;  // output from before this attach belongs to no call of ours
+  try {
+    auto s = deps_.docker.attach(id_, o);
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    stream_.emplace(std::move(s));
+    attached_ = true;
+    cv_.notify_all();
+    return true;
+  } catch (const api::error& e) {
+    if (deps_.on_docker_error) deps_.on_docker_error();
+    std::optional<hot_call> waiting;
+    {
+      std::lock_guard lock(mu_);
+      attach_failed_ = broken_ = true;
+      waiting.swap(call_);
+      cv_.notify_all();
+    }
+    if (waiting) {  // nothing was written: another container can take it
+      waiting->cb.answer(not_started());
+      waiting->cb.released();
+    }
+    spdlog::warn("{}: cannot attach to hot container {}: {}", service_, id_.substr(0, 12),
+                 e.what());
+    retire("it cannot be attached to", false);
+    return false;
+  }
+}
+
+void hot_container::write_loop() {
+  if (!attach()) return;
+  for (;;) {
+    lb::function_call c;
+    std::shared_ptr<const config::service_config> cfg;
+    std::uint64_t seq = 0;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || (call_ && call_->to_write); });
+      if (stopping_) return;
+      c = std::move(*call_->to_write);
+      call_->to_write.reset();
+      cfg = call_->cfg;
+      seq = call_->seq;
+    }
+    call_frame_info info{new_token(), std::chrono::system_clock::now() + cfg->call_timeout};
+    try {
+      stream_->write_stdin(encode_call(cfg->format, c, info));
+    } catch (const std::exception& e) {
+      // Its stdin is gone: it ended (the reader reports that) or is ending.
+      run_end end;
+      end.how = run_end::kind::failed;
+      end.error = std::string("cannot write the call to its stdin: ") + e.what();
+      if (fail(seq, std::move(end))) retire("its stdin could not be written", false);
+    }
+  }
+}
+
+void hot_container::read_loop() {
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return stopping_ || attached_ || attach_failed_; });
+    if (!attached_ || stopping_) return;
+  }
+  std::optional<stderr_log> err;
+  std::uint64_t err_seq = 0;
+  for (;;) {
+    std::optional<api::output_chunk> chunk;
+    try {
+      chunk = stream_->read();
+    } catch (const std::exception& e) {
+      on_end(std::string("its attach stream failed: ") + e.what());
+      return;
+    }
+    if (!chunk) {
+      on_end("it exited");
+      return;
+    }
+    if (chunk->stream == api::stream_kind::stderr_) {
+      std::uint64_t seq = 0;
+      {
+        std::lock_guard lock(mu_);
+        seq = seq_;
+      }
+      if (!err || seq != err_seq) err.emplace(service_);  // the cap is per call
+      err_seq = seq;
+      err->add(chunk->data);
+      continue;
+    }
+    on_stdout(chunk->data);
+  }
+}
+
+void hot_container::on_stdout(std::string_view data) {
+  std::shared_ptr<const config::service_config> cfg;
+  std::uint64_t seq = 0;
+  bool head = false;
+  {
+    std::lock_guard lock(mu_);
+    if (retired_ || stopping_) return;  // on its way out: nothing more is read into a call
+    if (call_) {
+      seq = call_->seq;
+      cfg = call_->cfg;
+      head = call_->head;
+    }
+  }
+  if (!cfg) cfg = deps_.config_of(service_);
+  if (!cfg) return;
+  if (!reader_ || (seq != 0 && seq != reader_seq_)) {
+    if (!reader_ || !reader_->pending())
+      reader_ = std::make_unique<answer_reader>(cfg->format, cfg->max_output_bytes);
+    reader_->expect_head(head);
+    reader_seq_ = seq;
+  }
+  const auto st = reader_->add(data);
+  if (seq == 0) {
+    if (st != answer_reader::status::more || reader_->pending())
+      retire("it wrote to stdout while no call was in progress", false);
+    return;
+  }
+  switch (st) {
+    case answer_reader::status::more:
+      return;
+    case answer_reader::status::done:
+      on_answer(seq, *cfg);
+      return;
+    case answer_reader::status::too_large: {
+      run_end end;
+      end.how = run_end::kind::output_too_large;
+      end.error = reader_->error();
+      fail(seq, std::move(end));
+      retire("its answer was over max_output_bytes", false);
+      return;
+    }
+    case answer_reader::status::bad: {
+      run_end end;
+      end.how = run_end::kind::bad_answer;
+      end.error = reader_->error();
+      fail(seq, std::move(end));
+      retire("it answered with something that is not a frame: " + reader_->error(), false);
+      return;
+    }
+  }
+}
+
+void hot_container::on_answer(std::uint64_t seq, const config::service_config& cfg) {
+  lb::function_result r = reader_->take();
+  if (!has_field(r, "Content-Type")) r.headers.emplace_back("Content-Type", cfg.content_type);
+  const bool extra = reader_->pending();
+  std::uint64_t calls = 0;
+  {
+    std::lock_guard lock(mu_);
+    calls = calls_ + 1;
+  }
+  const bool used_up = cfg.max_calls != 0 && calls >= cfg.max_calls;
+  if (!finish(seq, std::move(r), extra || used_up)) return;
+  {
+    std::lock_guard lock(mu_);
+    ++calls_;
+  }
+  if (extra)
+    retire("it wrote more than one answer to a call", false);
+  else if (used_up)
+    retire("it served max_calls (" + std::to_string(cfg.max_calls) + ")", true);
+}
+
+void hot_container::on_timeout(std::uint64_t seq) {
+  std::shared_ptr<const config::service_config> cfg;
+  {
+    std::lock_guard lock(mu_);
+    if (!call_ || call_->seq != seq) return;
+    cfg = call_->cfg;
+  }
+  run_end end;
+  end.how = run_end::kind::timed_out;
+  if (!fail(seq, std::move(end))) return;
+  spdlog::warn("{}: call timed out after {}: answered 504", service_,
+               config::format_duration(cfg->call_timeout));
+  retire("its call timed out (its stream can no longer be trusted)", false);
+}
+
+void hot_container::on_end(const std::string& why) {
+  std::uint64_t seq = 0;
+  bool retired = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    broken_ = true;
+    if (call_) seq = call_->seq;
+    retired = retired_;
+  }
+  if (seq != 0) {
+    run_end end;
+    end.how = run_end::kind::failed;
+    end.error = "its container ended mid-call";
+    fail(seq, std::move(end));
+  }
+  if (retired) return;  // we ended it
+  spdlog::warn("{}: hot container {} ended ({}){}", service_, id_.substr(0, 12), why,
+               seq != 0 ? ": its call answered 502" : "");
+  // Docker's die event has the scaler replace it (counted as a failure if
+  // it ran only briefly); the removal makes sure that event comes.
+  if (!deps_.pool.submit([self = shared_from_this()] { self->remove(false); })) remove(false);
+}
+
+bool hot_container::finish(std::uint64_t seq, lb::function_result r, bool last) {
+  lb::function_callbacks cb;
+  std::optional<deadline_queue::key> timer;
+  {
+    std::lock_guard lock(mu_);
+    if (!call_ || call_->seq != seq) return false;
+    cb = std::move(call_->cb);
+    timer = call_->timer;
+    call_.reset();
+    // Before the answer: its client may send the next call at once, and
+    // that one must not land here.
+    if (last) broken_ = true;
+  }
+  if (timer) deps_.timer.cancel(*timer);
+  cb.answer(std::move(r));
+  cb.released();
+  return true;
+}
+
+bool hot_container::fail(std::uint64_t seq, run_end end) {
+  std::shared_ptr<const config::service_config> cfg;
+  {
+    std::lock_guard lock(mu_);
+    if (!call_ || call_->seq != seq) return false;
+    cfg = call_->cfg;
+  }
+  return finish(seq, answer(*cfg, std::move(end)), true);  // a failed call ends the container
+}
+
+void hot_container::retire(const std::string& why, bool graceful) {
+  {
+    std::lock_guard lock(mu_);
+    if (retired_ || stopping_) return;
+    retired_ = broken_ = true;
+  }
+  if (graceful)
+    spdlog::info("{}: replacing hot container {}: {}", service_, id_.substr(0, 12), why);
+  else
+    spdlog::warn("{}: replacing hot container {}: {}", service_, id_.substr(0, 12), why);
+  auto task = [self = shared_from_this(), graceful] {
+    if (self->on_retired_) self->on_retired_();
+    self->remove(graceful);
+  };
+  if (!deps_.pool.submit(task)) task();
+}
+
+void hot_container::remove(bool graceful) {
+  try {
+    if (graceful) deps_.docker.stop_container(id_, graceful_stop_seconds);
+  } catch (const api::error&) {
+    // Gone already, or it will be by the forced removal below.
+  }
+  remove_function_container(deps_.docker, id_, deps_.on_docker_error);
+}
+
+void hot_container::stop(bool shutdown) {
+  std::optional<hot_call> left;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = broken_ = true;
+    left.swap(call_);
+    if (attached_) stream_->abort();  // unblocks both threads
+    cv_.notify_all();
+  }
+  if (left) {
+    // Out of the rotation with a call still running: Docker reported it
+    // gone before its stream ended, or its drain timed out.
+    run_end end;
+    end.how = run_end::kind::failed;
+    end.error = "its container ended mid-call";
+    lb::function_result r = answer(*left->cfg, std::move(end));
+    if (shutdown) {  // not the function's doing
+      r.status = 503;
+      r.body = "{\"message\":\"dockscaler is stopping\"}\n";
+    }
+    left->cb.answer(std::move(r));
+    left->cb.released();
+  }
+  if (writer_.joinable()) writer_.join();
+  if (reader_thread_.joinable()) reader_thread_.join();
+  stream_.reset();
+}
+
+}  // namespace dockscaler::functions
