@@ -1,10 +1,10 @@
 // The init's hot mode (functions/init, --hot SOCKET) run directly, without
 // Docker, with the daemon's end of its socket (functions/hot_socket): the
-// function's stdin and stdout relayed over one connection at a time, the same
-// process serving on across connections (adoption), the container's own stdio
-// relayed while nobody is connected (the attach fallback), a listener that is
-// not the expected process refused, the end of the function ending the
-// connection, and SIGTERM passed on.
+// function's stdin and stdout pipes lent to one connection at a time, the
+// same process serving on across connections (adoption), the container's own
+// stdio relayed while nobody holds them (the attach fallback), a listener
+// that is not the expected process refused, the end of the function ending
+// the stream, and SIGTERM passed on.
 #include <catch2/catch.hpp>
 
 #include <signal.h>

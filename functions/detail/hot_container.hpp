@@ -2,8 +2,8 @@
 // scaler keeps it like any replica; this object connects to its stdin and
 // stdout (also after a daemon restart: adoption is a new connection) and
 // serves one call at a time over them, framed by functions/hot_frame.hpp.
-// They are reached over the container's socket (its init relays them:
-// functions/init, --hot; hot_socket.hpp), which keeps dockerd and the
+// They are reached through the container's socket (its init lends the
+// pipes: functions/init, --hot; hot_socket.hpp), which keeps dockerd and the
 // containerd shim off each call's path; Docker's attach then only carries
 // stderr. Without a reachable socket (a container made without one, or a
 // daemon that does not see the host's directory, e.g. in a container of its

@@ -16,9 +16,9 @@
 // Signals are passed on to the function; the exit code is the function's
 // (128 + signal when killed).
 // With --hot SOCKET (a hot function's container), there is no token and no
-// trailer: the function serves call after call and the init relays its stdin
-// and stdout over a Unix socket at SOCKET, so the daemon's calls bypass
-// Docker's attach (see "hot mode" below).
+// trailer: the function serves call after call and the init lends its stdin
+// and stdout pipes to the daemon over a Unix socket at SOCKET, so the
+// daemon's calls bypass Docker's attach (see "hot mode" below).
 // Usage: dockscaler-fn-init [--hot SOCKET] -- COMMAND [ARGS...]
 // Static, libc only: it is copied into every function container.
 #include <fcntl.h>
@@ -254,36 +254,37 @@ void await_token(stdin_relay& in) {
 }
 
 // ---- hot mode ---------------------------------------------------------------
-// A hot function serves call after call: the init keeps it running and
-// relays its stdin and stdout to one connection at a time on a Unix socket
-// (the daemon's; a restarted daemon connects again), bytes unchanged. With no
-// connection, the container's own stdin and stdout are relayed instead: the
-// daemon's fallback when it cannot reach the socket (Docker's attach).
+// A hot function serves call after call: the init keeps it running and lends
+// the daemon its pipes. To each connection on a Unix socket (the daemon's,
+// one at a time; a restarted daemon connects again) it sends the write end of
+// the function's stdin and the read end of its stdout (SCM_RIGHTS), so the
+// daemon writes calls and reads answers with no process in between, bytes
+// unchanged. While nobody holds them, the container's own stdin and stdout
+// are relayed instead: the daemon's fallback when it cannot reach the socket
+// (Docker's attach).
 
 struct hot_relay {
   int listener = -1;  // -1: no socket (it could not be made)
-  int conn = -1;      // the daemon's connection, one at a time
+  int conn = -1;      // the connection the pipes are lent to
   int to = -1;        // the function's stdin (write end, non-blocking)
   int from = -1;      // the function's stdout (read end)
   bool stdin_open = true;
   char buf[65536];
   size_t off = 0, len = 0;
 
+  bool lent() const { return conn >= 0; }
   void drop_conn() {
     if (conn >= 0) ::close(conn);
     conn = -1;
   }
-  // Input for the function: the connection's, else the container's stdin.
-  void read_input(int fd) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+  // The container's stdin, for the function (nobody holds the pipes).
+  void read_input() {
+    const ssize_t n = ::read(0, buf, sizeof buf);
     if (n > 0) {
       off = 0;
       len = static_cast<size_t>(n);
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-      if (fd == conn)
-        drop_conn();  // the daemon went away: wait for the next one
-      else
-        stdin_open = false;  // nothing more from there; the function's stdin stays open
+      stdin_open = false;  // nothing more from there; the function's stdin stays open
     }
   }
   void write_input() {
@@ -292,21 +293,33 @@ struct hot_relay {
     if (n < 0 && errno != EAGAIN && errno != EINTR) off = len;  // it closed its stdin: dropped
     if (off == len) off = len = 0;
   }
-  // Output of the function, to whoever is connected; false at its end.
+  // The function's output to the container's stdout; false at its end.
   bool relay_output(bool block) {
     char out[65536];
     for (;;) {
       const ssize_t n = ::read(from, out, sizeof out);
       if (n < 0 && errno == EINTR) continue;
+      // EAGAIN too when a daemon made the (shared) pipe non-blocking.
       if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-      if (conn >= 0 && !write_all(conn, out, static_cast<size_t>(n))) drop_conn();
-      if (conn < 0) write_all(1, out, static_cast<size_t>(n));
+      write_all(1, out, static_cast<size_t>(n));
       if (block) return true;
     }
   }
+  // Takes a connection and lends it the pipes.
   void accept_one() {
     const int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c >= 0) conn = c;
+    if (c < 0) return;
+    proto::pipes_message m;
+    cmsghdr* c0 = m.cmsg();
+    c0->cmsg_level = SOL_SOCKET;
+    c0->cmsg_type = SCM_RIGHTS;
+    c0->cmsg_len = proto::pipes_message::fds_len;
+    const int fds[2] = {to, from};
+    std::memcpy(CMSG_DATA(c0), fds, sizeof fds);
+    if (::sendmsg(c, &m.msg, MSG_NOSIGNAL) == 1)
+      conn = c;
+    else
+      ::close(c);
   }
 };
 
@@ -329,24 +342,38 @@ int listen_on(const char* path) {
   return fd;
 }
 
-// Relays until the function's output ends or it exits; true when it exited.
+// Lends the pipes, or relays them while nobody holds them, until the
+// function's output ends (seen only while relaying) or it exits; true when
+// it exited.
 bool run_hot(pid_t pid, hot_relay& r, int& status) {
   for (;;) {
     const bool idle = r.off == r.len;
-    const int source = r.conn >= 0 ? r.conn : (r.stdin_open ? 0 : -1);
-    pollfd p[4] = {{idle ? source : -1, POLLIN, 0},
-                   {idle ? -1 : r.to, POLLOUT, 0},
-                   {r.from, POLLIN, 0},
-                   {r.conn < 0 ? r.listener : -1, POLLIN, 0}};
+    const bool relay = !r.lent();
+    // A connection is taken only with no input half-written: its calls must
+    // not be cut into by the container's stdin.
+    pollfd p[4] = {{relay && idle && r.stdin_open ? 0 : -1, POLLIN, 0},
+                   {relay && !idle ? r.to : -1, POLLOUT, 0},
+                   {relay ? r.from : -1, POLLIN, 0},
+                   {relay ? (idle ? r.listener : -1) : r.conn, POLLIN, 0}};
     const int n = ::poll(p, 4, 50);
     if (n < 0 && errno != EINTR) return false;
-    if (n > 0 && p[0].revents) r.read_input(source);
+    if (n > 0 && p[0].revents) r.read_input();
     if (n > 0 && p[1].revents) r.write_input();
     if (n > 0 && p[2].revents && !r.relay_output(true)) return false;  // output ended
-    if (n > 0 && p[3].revents) r.accept_one();
+    if (n > 0 && p[3].revents) {
+      if (relay) {
+        r.accept_one();
+      } else {
+        char byte;  // the daemon sends nothing: readable means it went away
+        const ssize_t got = ::recv(r.conn, &byte, 1, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) r.drop_conn();
+      }
+    }
     if (::waitpid(pid, &status, WNOHANG) == pid) {
-      ::fcntl(r.from, F_SETFL, O_NONBLOCK);  // what is left in the pipe, as run_function
-      r.relay_output(false);
+      if (!r.lent()) {
+        ::fcntl(r.from, F_SETFL, O_NONBLOCK);  // what is left in the pipe, as run_function
+        r.relay_output(false);
+      }
       return true;
     }
   }
@@ -362,7 +389,7 @@ int hot_main(char** argv, int in[2], int out[2]) {
   r.from = out[0];
   int status = 0;
   bool exited = run_hot(pid, r, status);
-  r.drop_conn();  // the daemon reads the end of its stream: the function ended
+  r.drop_conn();
   if (!exited) exited = reap(pid, status);
   return exited ? code_of(status) : 1;
 }

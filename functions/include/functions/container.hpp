@@ -9,8 +9,9 @@
 // in, or a container from elsewhere) the runner falls back to the end of the
 // attach stream and Docker's exit code. A hot function's container (format:
 // http, json) runs the init in its hot mode instead: no token, no trailer,
-// the function's stdin and stdout relayed over a Unix socket in a host
-// directory of its own (label_hot_socket), so calls bypass Docker's attach.
+// the function's stdin and stdout pipes lent to the daemon over a Unix socket
+// in a host directory of its own (label_hot_socket), so calls bypass
+// Docker's attach.
 #pragma once
 
 #include <functional>
