@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
 #include <system_error>
 
 #include <spdlog/spdlog.h>
@@ -154,9 +155,24 @@ std::string function_runtime::start(const config::service_config& svc, const std
   return made.id;
 }
 
+void function_runtime::prepare() {
+  inner_.prepare();
+  if (hot_dir_.empty()) return;
+  try {
+    std::set<std::string> names;
+    for (const auto& r : inner_.list()) names.insert(r.name);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(hot_dir_, ec))
+      if (!names.count(e.path().filename().string())) std::filesystem::remove_all(e.path(), ec);
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot clean up {}: {}", hot_dir_, e.what());  // left for the next start
+  }
+}
+
 void function_runtime::stop_and_remove(const std::string& id, std::chrono::seconds grace) {
   std::string socket;  // a hot container's directory goes with it
-  if (!hot_dir_.empty()) {
+  std::error_code ec;  // no hot container here at all: no inspect to find out
+  if (!hot_dir_.empty() && !std::filesystem::is_empty(hot_dir_, ec) && !ec) {
     try {
       const auto info = docker_.inspect_container(id);
       if (const auto it = info.labels.find(label_hot_socket); it != info.labels.end())

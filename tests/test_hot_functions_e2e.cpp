@@ -258,8 +258,12 @@ TEST_CASE("hot: a restarted daemon adopts its hot containers and attaches to the
 TEST_CASE("hot: calls go over the container's socket, not Docker's attach; its directory goes",
           "[hot][functions][docker]") {
   hot_fixture f("sock");
-  f.start_both({{"k", "    replicas: { min: 0, max: 1, initial: 1 }\n"}});
   const std::string root = "/tmp/dockscaler-e2e-" + run_id() + "/hot/default/";
+  // A directory of a container removed while no daemon ran: cleaned up at start.
+  const std::string stray = root + "dockscaler-" + f.id + "-gone";
+  std::filesystem::create_directories(stray);
+  f.start_both({{"k", "    replicas: { min: 0, max: 1, initial: 1 }\n"}});
+  CHECK(eventually([&] { return !std::filesystem::exists(stray); }, 30s));
   for (const auto& fmt : formats) {
     INFO(fmt);
     const std::string s = "k-" + fmt;

@@ -87,7 +87,9 @@ class function_runtime final : public scaler::container_runtime {
   function_runtime(scaler::docker_runtime& inner, dockerapi::client& docker,
                    std::string hot_dir = {})
       : inner_(inner), docker_(docker), hot_dir_(std::move(hot_dir)) {}
-  void prepare() override { inner_.prepare(); }
+  // Also removes the socket directories of hot containers that are gone
+  // (removed while no daemon of this instance ran, or by hand).
+  void prepare() override;
   void reconfigure(const config::docker_config& docker) override { inner_.reconfigure(docker); }
   std::string spec_hash(const config::service_config& svc) override {
     return inner_.spec_hash(svc);
