@@ -10,6 +10,7 @@
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
 #include "functions/container.hpp"
+#include "instance_lock.hpp"
 #include "scaler/docker_runtime.hpp"
 #include "scaler/split_runtime.hpp"
 #include "scaler/swarm_runtime.hpp"
@@ -18,13 +19,20 @@ namespace dockscaler::cli {
 
 struct runtimes {
   runtimes(const config::config& cfg, dockerapi::client& docker)
-      : docker_rt(docker, cfg.docker.network, cfg.instance), fn_rt(docker_rt, docker) {
+      : docker_rt(docker, cfg.docker.network, cfg.instance),
+        fn_rt(docker_rt, docker, hot_directory(cfg)) {
     if (!cfg.docker.swarm) return;
     swarm_rt = std::make_unique<scaler::swarm_runtime>(docker, cfg.docker, cfg.instance);
     split_rt = std::make_unique<scaler::split_runtime>(*swarm_rt, fn_rt);
   }
   runtimes(const runtimes&) = delete;
   runtimes& operator=(const runtimes&) = delete;
+
+  // Hot functions' socket directories: beside the admin socket (the
+  // daemon's runtime directory), one tree per instance.
+  static std::string hot_directory(const config::config& cfg) {
+    return lock_directory(cfg.admin.socket) + "/hot/" + cfg.instance;
+  }
 
   // What the scaler drives.
   scaler::container_runtime& chosen() {

@@ -167,6 +167,7 @@ void write_host_limits(writer& w, const container_spec& s) {
   if (!s.cap_drop.empty()) string_array(w, "CapDrop", s.cap_drop);
   if (s.read_only_rootfs) flag(w, "ReadonlyRootfs", true);
   if (!s.tmpfs.empty()) string_object(w, "Tmpfs", s.tmpfs);
+  if (!s.binds.empty()) string_array(w, "Binds", s.binds);
 }
 
 void write_host_config(writer& w, const container_spec& s) {

@@ -21,6 +21,8 @@ using namespace std::chrono_literals;
 
 // A retired container that may still be answering gets this long to stop.
 constexpr int graceful_stop_seconds = 5;
+// How long a container just started gets to have its init listening.
+constexpr std::chrono::milliseconds socket_wait{5000};
 
 lb::function_result not_started() {
   lb::function_result r;
@@ -90,15 +92,43 @@ std::function<void()> hot_container::call(lb::function_call c, lb::function_call
   return {};
 }
 
-bool hot_container::attach() {
+std::optional<hot_socket> hot_container::open_socket() {
+  std::string path, why;
+  int pid = 0;
+  try {
+    const auto info = deps_.docker.inspect_container(id_);
+    const auto it = info.labels.find(label_hot_socket);
+    if (it == info.labels.end()) return std::nullopt;  // made without one: attach only
+    path = it->second;
+    pid = info.state.pid;
+    std::lock_guard lock(mu_);
+    socket_path_ = path;  // its directory goes with it (remove())
+  } catch (const api::error&) {
+    return std::nullopt;  // the attach that follows says what is wrong
+  }
+  auto s = hot_socket::connect(path, pid, socket_wait, why);
+  if (!s) {
+    std::lock_guard lock(mu_);
+    if (!stopping_)
+      spdlog::warn("{}: hot container {}: {}; its calls go over Docker's attach instead", service_,
+                   id_.substr(0, 12), why);
+  }
+  return s;
+}
+
+bool hot_container::connect() {
+  auto sock = open_socket();
   api::attach_options o;
   o.tty = false;   // ours never have one; saves the daemon a lookup
   o.logs = false;  // output from before this attach belongs to no call of ours
+  // Over the socket, the attach only carries stderr (to the log).
+  o.stdin_ = o.stdout_ = !sock;
   try {
     auto s = deps_.docker.attach(id_, o);
     std::lock_guard lock(mu_);
     if (stopping_) return false;
     stream_.emplace(std::move(s));
+    sock_ = std::move(sock);
     attached_ = true;
     cv_.notify_all();
     return true;
@@ -123,7 +153,7 @@ bool hot_container::attach() {
 }
 
 void hot_container::write_loop() {
-  if (!attach()) return;
+  if (!connect()) return;
   for (;;) {
     lb::function_call c;
     std::shared_ptr<const config::service_config> cfg;
@@ -139,7 +169,11 @@ void hot_container::write_loop() {
     }
     call_frame_info info{new_token(), std::chrono::system_clock::now() + cfg->call_timeout};
     try {
-      stream_->write_stdin(encode_call(cfg->format, c, info));
+      const std::string frame = encode_call(cfg->format, c, info);
+      if (sock_)
+        sock_->write(frame);
+      else
+        stream_->write_stdin(frame);
     } catch (const std::exception& e) {
       // Its stdin is gone: it ended (the reader reports that) or is ending.
       run_end end;
@@ -156,6 +190,28 @@ void hot_container::read_loop() {
     cv_.wait(lock, [&] { return stopping_ || attached_ || attach_failed_; });
     if (!attached_ || stopping_) return;
   }
+  if (!sock_) {
+    read_attach(true);
+    return;
+  }
+  stderr_thread_ = std::thread([this] { read_attach(false); });
+  for (;;) {
+    std::string data;
+    try {
+      data = sock_->read();
+    } catch (const std::exception& e) {
+      on_end(std::string("its socket failed: ") + e.what());
+      return;
+    }
+    if (data.empty()) {
+      on_end("it exited");
+      return;
+    }
+    on_stdout(data);
+  }
+}
+
+void hot_container::read_attach(bool calls) {
   std::optional<stderr_log> err;
   std::uint64_t err_seq = 0;
   for (;;) {
@@ -163,11 +219,11 @@ void hot_container::read_loop() {
     try {
       chunk = stream_->read();
     } catch (const std::exception& e) {
-      on_end(std::string("its attach stream failed: ") + e.what());
+      if (calls) on_end(std::string("its attach stream failed: ") + e.what());
       return;
     }
     if (!chunk) {
-      on_end("it exited");
+      if (calls) on_end("it exited");
       return;
     }
     if (chunk->stream == api::stream_kind::stderr_) {
@@ -181,7 +237,7 @@ void hot_container::read_loop() {
       err->add(chunk->data);
       continue;
     }
-    on_stdout(chunk->data);
+    if (calls) on_stdout(chunk->data);
   }
 }
 
@@ -350,6 +406,12 @@ void hot_container::remove(bool graceful) {
     // Gone already, or it will be by the forced removal below.
   }
   remove_function_container(deps_.docker, id_, deps_.on_docker_error);
+  std::string socket;
+  {
+    std::lock_guard lock(mu_);
+    socket = socket_path_;
+  }
+  if (!socket.empty()) remove_hot_dir(socket);
 }
 
 void hot_container::stop(bool shutdown) {
@@ -359,7 +421,8 @@ void hot_container::stop(bool shutdown) {
     if (stopping_) return;
     stopping_ = broken_ = true;
     left.swap(call_);
-    if (attached_) stream_->abort();  // unblocks both threads
+    if (attached_) stream_->abort();  // unblocks the threads
+    if (sock_) sock_->abort();
     cv_.notify_all();
   }
   if (left) {
@@ -378,7 +441,9 @@ void hot_container::stop(bool shutdown) {
   }
   if (writer_.joinable()) writer_.join();
   if (reader_thread_.joinable()) reader_thread_.join();
+  if (stderr_thread_.joinable()) stderr_thread_.join();  // started by the reader
   stream_.reset();
+  sock_.reset();
 }
 
 }  // namespace dockscaler::functions

@@ -43,3 +43,7 @@ add_dependencies(test_hot_functions_e2e dockscaler dockscaler_hot_fn dockscaler_
 target_compile_definitions(test_hot_functions_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HOT_FN_BIN="$<TARGET_FILE:dockscaler_hot_fn>"
   DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>" DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>")
+# The init's hot mode run directly (no Docker) with the daemon's end of its socket.
+dockscaler_add_test(NAME test_hot_init SOURCES test_hot_init.cpp LIBS dockscaler::functions)
+target_compile_definitions(test_hot_init PRIVATE
+  DOCKSCALER_FN_INIT_BIN="$<TARGET_FILE:dockscaler-fn-init>")

@@ -8,7 +8,8 @@
 //  - anything else: echoes the body (200), with X-Calls (its count of calls),
 //    X-Host ($HOSTNAME: which container answered) and X-Echo (the request's
 //    X-In header).
-// One stderr line per call. SIGTERM ends it (it is PID 1).
+// One stderr line per call. SIGTERM ends it (the init passes it on; without
+// the init it is PID 1, where an unhandled signal is ignored).
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>

@@ -393,6 +393,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
   s.read_only_rootfs = true;
   s.user = "1000";
   s.tmpfs = {{"/tmp", "size=16m"}};
+  s.binds = {"/run/x:/.x"};
   s.logging = api::log_config{"json-file", {{"max-size", "10485760"}, {"max-file", "3"}}};
   s.healthcheck = api::healthcheck{
       {"CMD", "/check"}, std::chrono::milliseconds(500), std::chrono::seconds(2), {}, 3};
@@ -418,6 +419,7 @@ TEST_CASE("container create body carries the scaler's settings", "[json]") {
        R"("RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3})",
        R"("EndpointsConfig":{"dockscaler":{"Aliases":["hello"]}})",
        R"("Tmpfs":{"/tmp":"size=16m"})",
+       R"("Binds":["/run/x:/.x"])",
        R"("LogConfig":{"Type":"json-file","Config":{"max-file":"3","max-size":"10485760"}})",
        R"("Healthcheck":{"Test":["CMD","/check"],"Interval":500000000,"Timeout":2000000000,"Retries":3})"}) {
     INFO(part);

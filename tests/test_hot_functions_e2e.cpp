@@ -4,11 +4,13 @@
 // formats: calls in sequence and at once through one and several hot
 // containers, bodies of 0 B to 10 MB with headers and status passed through,
 // a function that dies, answers garbage or hangs (each replaced), idle stop
-// and cold start from zero, max_calls, drain on scale-down with no error and
-// adoption after a daemon restart (the same process answers on).
+// and cold start from zero, max_calls, drain on scale-down with no error,
+// adoption after a daemon restart (the same process answers on), and calls
+// over the container's socket rather than Docker's attach.
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -251,4 +253,54 @@ TEST_CASE("hot: a restarted daemon adopts its hot containers and attaches to the
   }
   CHECK(f.containers(false) == ids);
   CHECK(f.daemon->log().find("2 adopted") != std::string::npos);
+}
+
+TEST_CASE("hot: calls go over the container's socket, not Docker's attach; its directory goes",
+          "[hot][functions][docker]") {
+  hot_fixture f("sock");
+  const std::string root = "/tmp/dockscaler-e2e-" + run_id() + "/hot/default/";
+  // A directory of a container removed while no daemon ran: cleaned up at start.
+  const std::string stray = root + "dockscaler-" + f.id + "-gone";
+  std::filesystem::create_directories(stray);
+  f.start_both({{"k", "    replicas: { min: 0, max: 1, initial: 1 }\n"}});
+  CHECK(eventually([&] { return !std::filesystem::exists(stray); }, 30s));
+  for (const auto& fmt : formats) {
+    INFO(fmt);
+    const std::string s = "k-" + fmt;
+    for (int i = 1; i <= 5; ++i) {
+      const auto r = f.call(s, "over the socket " + std::to_string(i));
+      REQUIRE(r.status == 200);
+      CHECK(r.body == "over the socket " + std::to_string(i));
+    }
+    const auto ids = f.containers(false, s);
+    REQUIRE(ids.size() == 1);
+    const auto info = f.docker.inspect_container(ids[0]);
+    const auto label = info.labels.find("dockscaler.hot-socket");
+    REQUIRE(label != info.labels.end());
+    const std::filesystem::path socket = label->second;
+    CHECK(socket.string().rfind(root, 0) == 0);  // beside the admin socket, per instance
+    CHECK(std::filesystem::is_socket(socket));
+    // Docker's attach and the container's log carry the same stdout: the five
+    // answers are not on it, so they went over the socket. Its stderr still
+    // is (the attach takes it to the daemon's log).
+    api::logs_options out;
+    out.stderr_ = false;
+    CHECK(f.docker.logs(ids[0], out).out.empty());
+    api::logs_options err;
+    err.stdout_ = false;
+    std::string errs;  // Docker's log copier runs behind the container
+    CHECK(eventually(
+        [&] { return (errs = f.docker.logs(ids[0], err).err).find("call 5") != std::string::npos; },
+        10s));
+    CAPTURE(errs);
+    // Scaled to zero: the container goes, and its socket's directory with it.
+    const auto scaled =
+        dockscaler::admin::request(f.admin_socket(), "POST", "/v1/services/" + f.name(s) + "/scale",
+                                   "{\"replicas\":0,\"hold\":\"10m\"}", 10s);
+    CHECK(scaled.status == 200);
+    CHECK(eventually([&] { return f.containers(true, s).empty(); }, 60s));
+    CHECK(eventually([&] { return !std::filesystem::exists(socket.parent_path()); }, 30s));
+  }
+  CHECK(f.daemon->log().find("go over Docker's attach") == std::string::npos);  // no fallback
+  CHECK(f.daemon->log().find("hot-fn: call") != std::string::npos);
 }

@@ -1,10 +1,17 @@
 // One hot function container (format: http, json) as a handler backend: the
-// scaler keeps it like any replica; this object attaches to its stdin and
-// stdout (also after a daemon restart: adoption is a new attach) and serves
-// one call at a time over them, framed by functions/hot_frame.hpp.
-//  - a writer thread attaches, then writes each call's frame to stdin;
-//  - a reader thread reads stdout (answers) and stderr (to the log, capped
-//    per call) until the stream ends.
+// scaler keeps it like any replica; this object connects to its stdin and
+// stdout (also after a daemon restart: adoption is a new connection) and
+// serves one call at a time over them, framed by functions/hot_frame.hpp.
+// They are reached through the container's socket (its init lends the
+// pipes: functions/init, --hot; hot_socket.hpp), which keeps dockerd and the
+// containerd shim off each call's path; Docker's attach then only carries
+// stderr. Without a reachable socket (a container made without one, or a
+// daemon that does not see the host's directory, e.g. in a container of its
+// own) the attach carries the calls too.
+//  - a writer thread connects, then writes each call's frame to stdin;
+//  - a reader thread reads stdout (answers) until the stream ends, and
+//    stderr (to the log, capped per call) from the attach, in a thread of its
+//    own when the answers come over the socket.
 // A call answers as soon as its answer frame is complete. A call that times
 // out (504), an answer that is not a frame (502), more than max_output_bytes
 // (502) or output nobody asked for retires the container: it is taken out
@@ -29,6 +36,7 @@
 #include "functions/deadline_queue.hpp"
 #include "functions/hot_frame.hpp"
 #include "functions/task_pool.hpp"
+#include "hot_socket.hpp"
 #include "lb/handler.hpp"
 
 namespace dockscaler::functions {
@@ -74,9 +82,15 @@ class hot_container final : public lb::function_backend,
   const std::string& id() const { return id_; }
 
  private:
-  bool attach();
+  // The socket (when the container has one and its init is who listens),
+  // then the attach: for stderr only over the socket, else for everything.
+  std::optional<hot_socket> open_socket();
+  bool connect();
   void write_loop();
   void read_loop();
+  // The attach stream: stderr to the log; with `calls`, stdout's answers too
+  // and its end is the container's.
+  void read_attach(bool calls);
   void on_stdout(std::string_view data);
   void on_answer(std::uint64_t seq, const config::service_config& cfg);
   void on_timeout(std::uint64_t seq);
@@ -97,6 +111,8 @@ class hot_container final : public lb::function_backend,
   std::mutex mu_;
   std::condition_variable cv_;
   std::optional<dockerapi::attach_stream> stream_;  // set once attached, reset after the joins
+  std::optional<hot_socket> sock_;                  // likewise; unset: calls over stream_
+  std::string socket_path_;                         // its host path, when it has one
   bool attached_ = false, attach_failed_ = false, stopping_ = false;
   bool broken_ = false;   // takes no more calls
   bool retired_ = false;  // retire() ran
@@ -109,6 +125,7 @@ class hot_container final : public lb::function_backend,
   std::uint64_t reader_seq_ = 0;
 
   std::thread writer_, reader_thread_;
+  std::thread stderr_thread_;  // with sock_: the attach's reader
 };
 
 }  // namespace dockscaler::functions

@@ -15,12 +15,19 @@
 //
 // Signals are passed on to the function; the exit code is the function's
 // (128 + signal when killed).
-// Usage: dockscaler-fn-init -- COMMAND [ARGS...]
+// With --hot SOCKET (a hot function's container), there is no token and no
+// trailer: the function serves call after call and the init lends its stdin
+// and stdout pipes to the daemon over a Unix socket at SOCKET, so the
+// daemon's calls bypass Docker's attach (see "hot mode" below).
+// Usage: dockscaler-fn-init [--hot SOCKET] -- COMMAND [ARGS...]
 // Static, libc only: it is copied into every function container.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,6 +188,32 @@ pid_t start_function(char** argv, int in[2], int out[2]) {
   _exit(127);
 }
 
+// Starts the function (start_function), signals that came early passed on,
+// and keeps the init's ends of the pipes; -1 when it cannot be started.
+pid_t launch(char** argv, int in[2], int out[2]) {
+  const pid_t pid = start_function(argv, in, out);
+  if (pid < 0) {
+    say("fork: ", std::strerror(errno));
+    return -1;
+  }
+  child = pid;
+  if (pending_signal) ::kill(pid, pending_signal);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+  return pid;
+}
+
+// Waits for the function to exit, reaping strays too (we are PID 1); false
+// when there is nothing left to wait for.
+bool reap(pid_t pid, int& status) {
+  for (;;) {
+    const pid_t w = ::waitpid(-1, &status, 0);
+    if (w == pid) return true;
+    if (w < 0 && errno != EINTR) return false;
+  }
+}
+
 // Relays stdin and stdout until the function's output ends or it exits;
 // true when it exited (status set).
 bool run_function(pid_t pid, int from, stdin_relay& in, int& status) {
@@ -220,12 +253,154 @@ void await_token(stdin_relay& in) {
   }
 }
 
+// ---- hot mode ---------------------------------------------------------------
+// A hot function serves call after call: the init keeps it running and lends
+// the daemon its pipes. To each connection on a Unix socket (the daemon's,
+// one at a time; a restarted daemon connects again) it sends the write end of
+// the function's stdin and the read end of its stdout (SCM_RIGHTS), so the
+// daemon writes calls and reads answers with no process in between, bytes
+// unchanged. While nobody holds them, the container's own stdin and stdout
+// are relayed instead: the daemon's fallback when it cannot reach the socket
+// (Docker's attach).
+
+struct hot_relay {
+  int listener = -1;  // -1: no socket (it could not be made)
+  int conn = -1;      // the connection the pipes are lent to
+  int to = -1;        // the function's stdin (write end, non-blocking)
+  int from = -1;      // the function's stdout (read end)
+  bool stdin_open = true;
+  char buf[65536];
+  size_t off = 0, len = 0;
+
+  bool lent() const { return conn >= 0; }
+  void drop_conn() {
+    if (conn >= 0) ::close(conn);
+    conn = -1;
+  }
+  // The container's stdin, for the function (nobody holds the pipes).
+  void read_input() {
+    const ssize_t n = ::read(0, buf, sizeof buf);
+    if (n > 0) {
+      off = 0;
+      len = static_cast<size_t>(n);
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+      stdin_open = false;  // nothing more from there; the function's stdin stays open
+    }
+  }
+  void write_input() {
+    const ssize_t n = ::write(to, buf + off, len - off);
+    if (n > 0) off += static_cast<size_t>(n);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) off = len;  // it closed its stdin: dropped
+    if (off == len) off = len = 0;
+  }
+  // The function's output to the container's stdout; false at its end.
+  bool relay_output(bool block) {
+    char out[65536];
+    for (;;) {
+      const ssize_t n = ::read(from, out, sizeof out);
+      if (n < 0 && errno == EINTR) continue;
+      // EAGAIN too when a daemon made the (shared) pipe non-blocking.
+      if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      write_all(1, out, static_cast<size_t>(n));
+      if (block) return true;
+    }
+  }
+  // Takes a connection and lends it the pipes.
+  void accept_one() {
+    const int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    proto::pipes_message m;
+    cmsghdr* c0 = m.cmsg();
+    c0->cmsg_level = SOL_SOCKET;
+    c0->cmsg_type = SCM_RIGHTS;
+    c0->cmsg_len = proto::pipes_message::fds_len;
+    const int fds[2] = {to, from};
+    std::memcpy(CMSG_DATA(c0), fds, sizeof fds);
+    if (::sendmsg(c, &m.msg, MSG_NOSIGNAL) == 1)
+      conn = c;
+    else
+      ::close(c);
+  }
+};
+
+int listen_on(const char* path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof addr.sun_path) return -1;
+  std::strcpy(addr.sun_path, path);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  ::unlink(path);
+  // The daemon may run as another user; the directory around it is what
+  // keeps others out (see functions/container.hpp).
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::chmod(path, 0666) != 0 || ::listen(fd, 4) != 0) {
+    say("cannot listen on ", path, ": ", std::strerror(errno));
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Lends the pipes, or relays them while nobody holds them, until the
+// function's output ends (seen only while relaying) or it exits; true when
+// it exited.
+bool run_hot(pid_t pid, hot_relay& r, int& status) {
+  for (;;) {
+    const bool idle = r.off == r.len;
+    const bool relay = !r.lent();
+    // A connection is taken only with no input half-written: its calls must
+    // not be cut into by the container's stdin.
+    pollfd p[4] = {{relay && idle && r.stdin_open ? 0 : -1, POLLIN, 0},
+                   {relay && !idle ? r.to : -1, POLLOUT, 0},
+                   {relay ? r.from : -1, POLLIN, 0},
+                   {relay ? (idle ? r.listener : -1) : r.conn, POLLIN, 0}};
+    const int n = ::poll(p, 4, 50);
+    if (n < 0 && errno != EINTR) return false;
+    if (n > 0 && p[0].revents) r.read_input();
+    if (n > 0 && p[1].revents) r.write_input();
+    if (n > 0 && p[2].revents && !r.relay_output(true)) return false;  // output ended
+    if (n > 0 && p[3].revents) {
+      if (relay) {
+        r.accept_one();
+      } else {
+        char byte;  // the daemon sends nothing: readable means it went away
+        const ssize_t got = ::recv(r.conn, &byte, 1, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) r.drop_conn();
+      }
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      if (!r.lent()) {
+        ::fcntl(r.from, F_SETFL, O_NONBLOCK);  // what is left in the pipe, as run_function
+        r.relay_output(false);
+      }
+      return true;
+    }
+  }
+}
+
+// dockscaler-fn-init --hot SOCKET -- COMMAND [ARGS...]
+int hot_main(char** argv, int in[2], int out[2]) {
+  hot_relay r;
+  r.listener = listen_on(argv[2]);
+  const pid_t pid = launch(argv + 4, in, out);
+  if (pid < 0) return 127;
+  r.to = in[1];
+  r.from = out[0];
+  int status = 0;
+  bool exited = run_hot(pid, r, status);
+  r.drop_conn();
+  if (!exited) exited = reap(pid, status);
+  return exited ? code_of(status) : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // first: nothing of ours is readable by the function
-  if (argc < 3 || std::strcmp(argv[1], "--") != 0) {
-    say("usage: dockscaler-fn-init -- COMMAND [ARGS...]");
+  const bool hot = argc >= 5 && std::strcmp(argv[1], "--hot") == 0;
+  if (hot ? std::strcmp(argv[3], "--") != 0 : argc < 3 || std::strcmp(argv[1], "--") != 0) {
+    say("usage: dockscaler-fn-init [--hot SOCKET] -- COMMAND [ARGS...]");
     return 127;
   }
   struct sigaction sa {};
@@ -239,28 +414,15 @@ int main(int argc, char** argv) {
     say("pipe: ", std::strerror(errno));
     return 127;
   }
-  const pid_t pid = start_function(argv + 2, in, out);
-  if (pid < 0) {
-    say("fork: ", std::strerror(errno));
-    return 127;
-  }
-  child = pid;
-  if (pending_signal) ::kill(pid, pending_signal);
-  ::close(in[0]);
-  ::close(out[1]);
+  if (hot) return hot_main(argv, in, out);
+  const pid_t pid = launch(argv + 2, in, out);
+  if (pid < 0) return 127;
   stdin_relay input;
   input.to = in[1];
-  ::fcntl(input.to, F_SETFL, O_NONBLOCK);
 
   int status = 0;
   bool exited = run_function(pid, out[0], input, status);
-  while (!exited) {
-    const pid_t w = ::waitpid(-1, &status, 0);  // reaps strays too: we are PID 1
-    if (w == pid)
-      exited = true;
-    else if (w < 0 && errno != EINTR)
-      break;
-  }
+  if (!exited) exited = reap(pid, status);
   const int code = exited ? code_of(status) : 1;
   if (input.header) await_token(input);
   if (input.token[0] == '\0') return code;  // no call's token: nobody to report to in-band

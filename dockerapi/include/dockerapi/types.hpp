@@ -97,6 +97,8 @@ struct container_spec {
   // tmpfs mounts, path -> options ("size=64m,mode=1777"; "" = defaults): a
   // writable /tmp for a read-only root filesystem.
   std::map<std::string, std::string> tmpfs;
+  // Bind mounts, "host-path:container-path[:options]" (HostConfig.Binds).
+  std::vector<std::string> binds;
   // Logging driver; unset: the daemon's default (json-file without rotation).
   std::optional<dockerapi::log_config> logging;
 };

@@ -7,13 +7,18 @@
 // function is done rather than when Docker has torn the container down.
 // Without the init (a read-only root filesystem, where it cannot be copied
 // in, or a container from elsewhere) the runner falls back to the end of the
-// attach stream and Docker's exit code.
+// attach stream and Docker's exit code. A hot function's container (format:
+// http, json) runs the init in its hot mode instead: no token, no trailer,
+// the function's stdin and stdout pipes lent to the daemon over a Unix socket
+// in a host directory of its own (label_hot_socket), so calls bypass
+// Docker's attach.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "config/config.hpp"
 #include "dockerapi/client.hpp"
@@ -28,6 +33,13 @@ inline constexpr const char* label_init_stdin_token = "stdin-token";
 // still in a pre-warmed pool is served as before, once.
 inline constexpr const char* label_exit_token = "dockscaler.exit-token";
 inline constexpr const char* init_path = "/.dockscaler-fn-init";
+// A hot container's init (--hot) listens on a Unix socket in a directory of
+// the host's, one per container (function_runtime's hot_dir / its name),
+// mounted at hot_mount; the daemon connects to it there instead of going
+// through Docker's attach. The label holds the socket's host path.
+inline constexpr const char* label_hot_socket = "dockscaler.hot-socket";
+inline constexpr const char* hot_mount = "/.dockscaler-hot";
+inline constexpr const char* hot_socket_name = "fn.sock";
 
 // The init program, embedded in the daemon at build time.
 std::string_view init_program();
@@ -46,14 +58,19 @@ struct created_container {
 
 // Creates (does not start) a container for `svc` named `name`. `env`, when
 // given, replaces the configured environment (a cold call's); `per_call`
-// labels it dockscaler.role=call. Throws dockerapi::error; a container that
-// was created but could not be prepared is removed.
+// labels it dockscaler.role=call. A hot one gets its socket directory under
+// `hot_dir` (none when empty: its calls then go over Docker's attach). Throws dockerapi::error; a
+// container that was created but could not be prepared is removed.
 created_container create_function_container(dockerapi::client& docker,
                                             const config::service_config& svc,
                                             const std::string& network, const std::string& hash,
                                             const std::string& name,
                                             const std::map<std::string, std::string>* env,
-                                            bool per_call);
+                                            bool per_call, const std::string& hot_dir = {});
+
+// Removes a hot container's socket directory (the parent of `socket_path`,
+// the value of its label_hot_socket).
+void remove_hot_dir(const std::string& socket_path);
 
 // Removes (killing it if running) a function's container; gone already or a
 // removal in progress is not an error, any other failure is logged and counted.
@@ -65,9 +82,14 @@ void remove_function_container(dockerapi::client& docker, const std::string& id,
 // replicas on; everything else is passed on to `inner`.
 class function_runtime final : public scaler::container_runtime {
  public:
-  function_runtime(scaler::docker_runtime& inner, dockerapi::client& docker)
-      : inner_(inner), docker_(docker) {}
-  void prepare() override { inner_.prepare(); }
+  // `hot_dir`: where hot containers' socket directories go (see
+  // label_hot_socket); empty: none, their calls go over Docker's attach.
+  function_runtime(scaler::docker_runtime& inner, dockerapi::client& docker,
+                   std::string hot_dir = {})
+      : inner_(inner), docker_(docker), hot_dir_(std::move(hot_dir)) {}
+  // Also removes the socket directories of hot containers that are gone
+  // (removed while no daemon of this instance ran, or by hand).
+  void prepare() override;
   void reconfigure(const config::docker_config& docker) override { inner_.reconfigure(docker); }
   std::string spec_hash(const config::service_config& svc) override {
     return inner_.spec_hash(svc);
@@ -81,9 +103,7 @@ class function_runtime final : public scaler::container_runtime {
   std::optional<scaler::endpoint> address(const std::string& id, std::uint16_t port) override {
     return inner_.address(id, port);
   }
-  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override {
-    inner_.stop_and_remove(id, grace);
-  }
+  void stop_and_remove(const std::string& id, std::chrono::seconds grace) override;
   void watch(const std::function<void(const std::string& id)>& on_gone,
              std::stop_token stop) override {
     inner_.watch(on_gone, stop);
@@ -92,6 +112,7 @@ class function_runtime final : public scaler::container_runtime {
  private:
   scaler::docker_runtime& inner_;
   dockerapi::client& docker_;
+  const std::string hot_dir_;
 };
 
 }  // namespace dockscaler::functions
