@@ -53,7 +53,7 @@ bench_start() {
   while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
   [ $# -gt 0 ] && shift
   for v in "$@"; do [ -z "${!v+x}" ] || env+=("$v=${!v}"); done
-  bench_cmd="${env[*]:+${env[*]} }bench/$bench_name/run${args[*]:+ ${args[*]}}"
+  bench_cmd="${env[*]:+${env[*]} }bench/$bench_name/$(basename "$0")${args[*]:+ ${args[*]}}"
   bench_commit_id=$(bench_commit)
   bench_date=$(date -u '+%Y-%m-%d %H:%M UTC')
   bench_load_before=$(cut -d' ' -f1-3 /proc/loadavg)
