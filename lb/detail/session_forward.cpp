@@ -54,7 +54,7 @@ void set_silence_limit(socket_t& s, std::chrono::milliseconds silent) {
 // them the kernel gives the connection up once the peer has acknowledged
 // nothing for `silent` — data it was sent, or keepalive probes while a
 // response is due (a live host's kernel answers those even while the function
-// computes). Five setsockopt per new upstream connection, none per request.
+// computes). Four setsockopt per new upstream connection, none per request.
 void detect_dead_peer(socket_t& s, std::chrono::milliseconds silent) {
   const int fd = s.native_handle();
   const int on = 1, idle = whole_ms(silent) / 1000, interval = 1;
