@@ -23,6 +23,8 @@ using namespace std::chrono_literals;
 constexpr int graceful_stop_seconds = 5;
 // How long a container just started gets to have its init listening.
 constexpr std::chrono::milliseconds socket_wait{5000};
+// Bytes of its stdout read at once.
+constexpr std::size_t read_chunk = 64 * 1024;
 
 lb::function_result not_started() {
   lb::function_result r;
@@ -52,8 +54,16 @@ hot_container::hot_container(hot_deps deps, std::string service, std::string id,
 hot_container::~hot_container() { stop(true); }
 
 void hot_container::start() {
+  // Connected before the container joins the rotation: its first call
+  // finds the socket (or the attach) there.
+  if (!connect()) return;
   writer_ = std::thread([this] { write_loop(); });
-  reader_thread_ = std::thread([this] { read_loop(); });
+  if (sock_) {
+    read_buf_ = std::make_unique<char[]>(read_chunk);
+    stderr_thread_ = std::thread([this] { read_attach(false); });
+  } else {
+    reader_thread_ = std::thread([this] { read_attach(true); });
+  }
 }
 
 std::function<void()> hot_container::call(lb::function_call c, lb::function_callbacks cb) {
@@ -71,8 +81,17 @@ std::function<void()> hot_container::call(lb::function_call c, lb::function_call
   call_->cfg = cfg;
   call_->cb = std::move(cb);
   call_->head = c.method == "HEAD";
-  call_->to_write = std::move(c);
-  cv_.notify_all();
+  lock.unlock();
+  std::string frame = encode_call(
+      cfg->format, c, {new_token(), std::chrono::system_clock::now() + cfg->call_timeout});
+  std::size_t sent = 0;
+  if (sock_ && !send_now(seq, frame, sent)) return {};
+  lock.lock();
+  if (sent < frame.size() && call_ && call_->seq == seq) {  // the rest by the writer thread
+    pending_ = frame.substr(sent);
+    pending_seq_ = seq;
+    cv_.notify_all();
+  }
   lock.unlock();
   // Outside mu_: the timer runs its functions without its own lock, and on_timeout takes mu_.
   const auto key = deps_.timer.at(deadline_queue::clock::now() + cfg->call_timeout,
@@ -90,6 +109,85 @@ std::function<void()> hot_container::call(lb::function_call c, lb::function_call
   // A client that goes away changes nothing: the answer on the stream must
   // still be read before the next call, so the call runs to its end.
   return {};
+}
+
+bool hot_container::send_now(std::uint64_t seq, std::string_view frame, std::size_t& sent) {
+  std::string why;
+  bool ended = false;
+  try {
+    // Nobody reads its stdout between calls: what is there now came unasked.
+    const long n = sock_->read_now(read_buf_.get(), 1);
+    if (n > 0) why = "it wrote to stdout while no call was in progress";
+    ended = n == 0;
+    if (ended) why = "it exited";
+  } catch (const std::exception& e) {
+    why = std::string("its socket failed: ") + e.what();
+    ended = true;
+  }
+  if (why.empty() && !wait_answer(seq)) why = "the proxy cannot wait for its answer";
+  if (why.empty()) {
+    try {
+      sent = sock_->write_now(frame);
+      return true;
+    } catch (const std::exception& e) {
+      why = std::string("cannot write the call to its stdin: ") + e.what();
+      ended = true;
+    }
+  }
+  // Nothing was written: another container can take the call.
+  lb::function_callbacks cb;
+  {
+    std::lock_guard lock(mu_);
+    broken_ = true;
+    if (call_ && call_->seq == seq) {
+      cb = std::move(call_->cb);
+      call_.reset();
+    }
+  }
+  if (cb.answer) {
+    cb.answer(not_started());
+    cb.released();
+  }
+  if (ended)
+    on_end(why);
+  else
+    retire(why, false);
+  return false;
+}
+
+bool hot_container::wait_answer(std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  if (!call_ || call_->seq != seq || stopping_) return true;  // over: nothing to wait for
+  const auto& wait = call_->cb.wait_readable;
+  return wait &&
+         wait(sock_->stdout_fd(), [self = shared_from_this(), seq] { self->on_readable(seq); });
+}
+
+void hot_container::on_readable(std::uint64_t seq) {
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (!call_ || call_->seq != seq || stopping_) return;
+    }
+    long n = 0;
+    try {
+      n = sock_->read_now(read_buf_.get(), read_chunk);
+    } catch (const std::exception& e) {
+      on_end(std::string("its socket failed: ") + e.what());
+      return;
+    }
+    if (n == 0) {
+      on_end("it exited");
+      return;
+    }
+    if (n < 0) break;
+    on_stdout(std::string_view(read_buf_.get(), static_cast<std::size_t>(n)));
+  }
+  if (wait_answer(seq)) return;
+  run_end end;
+  end.how = run_end::kind::failed;
+  end.error = "the proxy cannot wait for its answer";
+  if (fail(seq, std::move(end))) retire("the proxy cannot wait for its answers", false);
 }
 
 std::optional<hot_socket> hot_container::open_socket() {
@@ -153,27 +251,21 @@ bool hot_container::connect() {
 }
 
 void hot_container::write_loop() {
-  if (!connect()) return;
   for (;;) {
-    lb::function_call c;
-    std::shared_ptr<const config::service_config> cfg;
+    std::string bytes;
     std::uint64_t seq = 0;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || (call_ && call_->to_write); });
+      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
       if (stopping_) return;
-      c = std::move(*call_->to_write);
-      call_->to_write.reset();
-      cfg = call_->cfg;
-      seq = call_->seq;
+      bytes.swap(pending_);
+      seq = pending_seq_;
     }
-    call_frame_info info{new_token(), std::chrono::system_clock::now() + cfg->call_timeout};
     try {
-      const std::string frame = encode_call(cfg->format, c, info);
       if (sock_)
-        sock_->write(frame);
+        sock_->write(bytes);
       else
-        stream_->write_stdin(frame);
+        stream_->write_stdin(bytes);
     } catch (const std::exception& e) {
       // Its stdin is gone: it ended (the reader reports that) or is ending.
       run_end end;
@@ -181,33 +273,6 @@ void hot_container::write_loop() {
       end.error = std::string("cannot write the call to its stdin: ") + e.what();
       if (fail(seq, std::move(end))) retire("its stdin could not be written", false);
     }
-  }
-}
-
-void hot_container::read_loop() {
-  {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return stopping_ || attached_ || attach_failed_; });
-    if (!attached_ || stopping_) return;
-  }
-  if (!sock_) {
-    read_attach(true);
-    return;
-  }
-  stderr_thread_ = std::thread([this] { read_attach(false); });
-  for (;;) {
-    std::string data;
-    try {
-      data = sock_->read();
-    } catch (const std::exception& e) {
-      on_end(std::string("its socket failed: ") + e.what());
-      return;
-    }
-    if (data.empty()) {
-      on_end("it exited");
-      return;
-    }
-    on_stdout(data);
   }
 }
 
@@ -441,9 +506,10 @@ void hot_container::stop(bool shutdown) {
   }
   if (writer_.joinable()) writer_.join();
   if (reader_thread_.joinable()) reader_thread_.join();
-  if (stderr_thread_.joinable()) stderr_thread_.join();  // started by the reader
+  if (stderr_thread_.joinable()) stderr_thread_.join();
+  // sock_ stays until destruction: a session may still have its stdout
+  // registered for a wait, and a closed fd's number could be reused.
   stream_.reset();
-  sock_.reset();
 }
 
 }  // namespace dockscaler::functions

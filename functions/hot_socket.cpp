@@ -123,29 +123,47 @@ bool hot_socket::ready(int fd, short events) {
   }
 }
 
-void hot_socket::write(std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fds_[to], data.data(), data.size());
+std::size_t hot_socket::write_now(std::string_view data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fds_[to], data.data() + done, data.size() - done);
     if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
+      done += static_cast<std::size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN) throw std::runtime_error(error_text("write to its stdin"));
+    if (n < 0 && errno == EAGAIN) break;
+    throw std::runtime_error(error_text("write to its stdin"));
+  }
+  return done;
+}
+
+void hot_socket::write(std::string_view data) {
+  for (;;) {
+    data.remove_prefix(write_now(data));
+    if (data.empty()) return;
     if (!ready(fds_[to], POLLOUT)) throw std::runtime_error("the connection was shut down");
+  }
+}
+
+long hot_socket::read_now(char* buf, std::size_t size) {
+  for (;;) {
+    const ssize_t n = ::read(fds_[from], buf, size);
+    if (n >= 0) return static_cast<long>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return -1;
+    throw std::runtime_error(error_text("read from its stdout"));
   }
 }
 
 std::string hot_socket::read() {
   std::string buf(65536, '\0');
   for (;;) {
-    const ssize_t n = ::read(fds_[from], buf.data(), buf.size());
+    const long n = read_now(buf.data(), buf.size());
     if (n >= 0) {
       buf.resize(static_cast<std::size_t>(n));
       return buf;
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) throw std::runtime_error(error_text("read from its stdout"));
     if (!ready(fds_[from], POLLIN)) throw std::runtime_error("the connection was shut down");
   }
 }

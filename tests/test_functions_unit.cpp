@@ -437,7 +437,8 @@ TEST_CASE("a call gets 504 at its timeout even while Docker is stuck setting it 
     r.set_service(s);
     const auto t0 = std::chrono::steady_clock::now();
     r.cold(s.name)->call(a_call(), {[&](lb::function_result res) { answered.set_value(res); },
-                                    [&] { released.set_value(); }});
+                                    [&] { released.set_value(); },
+                                    {}});
     auto answer = answered.get_future();
     REQUIRE(answer.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500));

@@ -153,7 +153,8 @@ class outcome {
     return {[this](lb::function_result r) {
               if (answers_++ == 0) answer_.set_value(std::move(r));
             },
-            [this] { released_.set_value(); }};
+            [this] { released_.set_value(); },
+            {}};
   }
   lb::function_result answer() {
     auto f = answer_.get_future();

@@ -8,10 +8,15 @@
 // stderr. Without a reachable socket (a container made without one, or a
 // daemon that does not see the host's directory, e.g. in a container of its
 // own) the attach carries the calls too.
-//  - a writer thread connects, then writes each call's frame to stdin;
-//  - a reader thread reads stdout (answers) until the stream ends, and
-//    stderr (to the log, capped per call) from the attach, in a thread of its
-//    own when the answers come over the socket.
+// It connects (start(), before it joins the rotation), then:
+//  - over the socket, a call's frame is written to stdin on the proxy's I/O
+//    thread that makes the call, and its answer read from stdout on that
+//    thread too (function_callbacks::wait_readable), so a call crosses no
+//    thread of ours; a writer thread only writes what the pipe did not take
+//    at once (large bodies); a thread reads stderr (to the log, capped per
+//    call) from the attach;
+//  - over the attach, the writer thread writes the frames and a reader
+//    thread reads stdout (answers) and stderr until the stream ends.
 // A call answers as soon as its answer frame is complete. A call that times
 // out (504), an answer that is not a frame (502), more than max_output_bytes
 // (502) or output nobody asked for retires the container: it is taken out
@@ -28,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "call_env.hpp"
@@ -55,7 +61,6 @@ struct hot_call {
   std::uint64_t seq = 0;
   std::shared_ptr<const config::service_config> cfg;
   lb::function_callbacks cb;
-  std::optional<lb::function_call> to_write;  // until the writer took it
   bool head = false;
   std::optional<deadline_queue::key> timer;  // its timeout, once scheduled
 };
@@ -69,7 +74,9 @@ class hot_container final : public lb::function_backend,
   hot_container(const hot_container&) = delete;
   hot_container& operator=(const hot_container&) = delete;
 
-  // Starts the threads (once, after construction by make_shared).
+  // Connects and starts the threads (once, after construction by
+  // make_shared). Blocks for the connection (an inspect, the socket and an
+  // attach): called before the container joins the rotation.
   void start();
   // Never blocks. A container that cannot take the call (busy, retired,
   // stopping) answers not_started: the proxy tries another.
@@ -86,8 +93,15 @@ class hot_container final : public lb::function_backend,
   // then the attach: for stderr only over the socket, else for everything.
   std::optional<hot_socket> open_socket();
   bool connect();
+  // Over the socket: the frame, as much as the pipe takes now (`sent`),
+  // once the answer is waited for. False when the call was not started
+  // (answered not_started; the container is retired or ended).
+  bool send_now(std::uint64_t seq, std::string_view frame, std::size_t& sent);
+  // Has the proxy wait for stdout for call `seq`; false when it cannot.
+  bool wait_answer(std::uint64_t seq);
+  // On the proxy's thread: stdout is readable during call `seq`.
+  void on_readable(std::uint64_t seq);
   void write_loop();
-  void read_loop();
   // The attach stream: stderr to the log; with `calls`, stdout's answers too
   // and its end is the container's.
   void read_attach(bool calls);
@@ -117,15 +131,19 @@ class hot_container final : public lb::function_backend,
   bool broken_ = false;   // takes no more calls
   bool retired_ = false;  // retire() ran
   std::optional<hot_call> call_;
+  std::string pending_;  // for the writer thread: what is left to write of call pending_seq_
+  std::uint64_t pending_seq_ = 0;
   std::uint64_t seq_ = 0;
   std::uint64_t calls_ = 0;  // answered
 
-  // The reader thread's own.
+  // Whoever reads stdout (the proxy's thread of the call, or the reader
+  // thread): one at a time, ordered by mu_.
   std::unique_ptr<answer_reader> reader_;
   std::uint64_t reader_seq_ = 0;
+  std::unique_ptr<char[]> read_buf_;  // over the socket
 
   std::thread writer_, reader_thread_;
-  std::thread stderr_thread_;  // with sock_: the attach's reader
+  std::thread stderr_thread_;  // with sock_: the attach's reader (stderr)
 };
 
 }  // namespace dockscaler::functions

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,14 @@ class hot_socket {
   // The next bytes of its stdout; empty at its end. Throws std::runtime_error
   // after abort().
   std::string read();
+  // Without waiting: what its stdin takes now (0 when its pipe is full).
+  // Throws std::runtime_error when it is closed.
+  std::size_t write_now(std::string_view data);
+  // Without waiting: bytes of its stdout into `buf` (> 0), 0 at its end, -1
+  // when none is there yet. Throws std::runtime_error on an error.
+  long read_now(char* buf, std::size_t size);
+  // What to wait on for read_now (stays open until destruction, also after abort()).
+  int stdout_fd() const { return fds_[from]; }
   // From any thread: a read or write in progress fails at once, and so does
   // every later one. The connection stays until destruction (the init lends
   // the pipes to the next connection only once it is closed).

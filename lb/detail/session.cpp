@@ -38,6 +38,7 @@ session::~session() {
     call_->timer = nullptr;
     call_->detach();
   }
+  if (watch_) watch_->stop();
   w.owner.connections.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -141,6 +141,7 @@ struct session : session_base {
   timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
   std::shared_ptr<call_waiter> call_;  // the function call being awaited, if any
+  std::shared_ptr<fd_watch> watch_;    // the fd its backend has us wait on (made on first use)
   std::string client_ip;
   std::size_t head_fields = SIZE_MAX;  // fields of the current head; any after came in a trailer
   bool trusted = false;           // the peer is in trusted_proxies: its forwarding fields are kept
@@ -304,6 +305,8 @@ struct session : session_base {
   task<call_outcome> call_function(function_backend& fn, const std::string& service,
                                    std::string& body, bool keep, unsigned& status);
   function_call make_call(const std::string& service, const std::string& body) const;
+  // function_callbacks::wait_readable for call `cw` of this session.
+  bool wait_readable(call_waiter& cw, int fd, std::function<void()> ready);
   // Waits for the answer, looking every 100 ms whether the client is still
   // there (and cancelling the call when it is not). Returns whether it left.
   task<bool> await_answer(call_waiter& cw, const std::function<void()>& cancel);

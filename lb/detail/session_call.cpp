@@ -54,7 +54,10 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   try {
     cancel = fn.call(
         make_call(service, body),
-        {[cw](function_result res) { cw->complete(std::move(res)); }, [cw] { cw->release(); }});
+        {[cw](function_result res) { cw->complete(std::move(res)); }, [cw] { cw->release(); },
+         [this, cw](int fd, std::function<void()> ready) {
+           return wait_readable(*cw, fd, std::move(ready));
+         }});
   } catch (const std::exception& e) {
     spdlog::error("lb: service '{}': function call failed to start: {}", service, e.what());
     function_result res;
@@ -65,6 +68,7 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
     cw->release();
   }
   const bool gone = co_await await_answer(*cw, cancel);
+  if (watch_) watch_->stop();  // answered (or given up): its fd is not ours to wait on any more
   const function_result& res = cw->result;
   call_outcome outcome = call_outcome::answered;
   if (res.not_started) {
@@ -84,6 +88,14 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   cw->timer = nullptr;
   call_.reset();
   co_return outcome;
+}
+
+bool session::wait_readable(call_waiter& cw, int fd, std::function<void()> ready) {
+  // Checked first: off this thread, or once the call is over, the session
+  // may be gone.
+  if (!cw.on_session_thread()) return false;
+  if (!watch_) watch_ = std::make_shared<fd_watch>(sock.get_executor());
+  return watch_->start(fd, std::move(ready));
 }
 
 task<bool> session::await_answer(call_waiter& cw, const std::function<void()>& cancel) {

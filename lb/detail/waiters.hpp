@@ -5,9 +5,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
 #include "dispatcher.hpp"
@@ -56,6 +58,10 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
   void wake() noexcept {
     std::lock_guard lock(mu_);
     if (detached_) return;
+    if (ex_.running_in_this_thread()) {  // answered on the session's own thread: no hop
+      if (timer) timer->cancel();
+      return;
+    }
     try {
       asio::post(ex_, [self = shared_from_this()] {
         if (self->timer) self->timer->cancel();
@@ -70,6 +76,11 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
     std::lock_guard lock(mu_);
     detached_ = true;
   }
+  // The session is there to be used from this thread: waiting, on its thread.
+  bool on_session_thread() noexcept {
+    std::lock_guard lock(mu_);
+    return !detached_ && !done.load(std::memory_order_acquire) && ex_.running_in_this_thread();
+  }
   timer_t* timer = nullptr;           // null once the session stopped waiting
   std::atomic<bool> done{false};      // the answer is in `result`
   std::atomic<bool> released{false};  // the call holds nothing any more
@@ -79,6 +90,43 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
   executor ex_;
   std::mutex mu_;
   bool detached_ = false;
+};
+
+// A file descriptor a function backend has the session wait on
+// (function_callbacks::wait_readable): registered with the session's
+// io_context for one wait, and released (never closed: the backend owns the
+// fd) before its `ready` runs, when the call ends, or with the session. The
+// pending handler keeps this alive, not the session.
+class fd_watch final : public std::enable_shared_from_this<fd_watch> {
+ public:
+  explicit fd_watch(executor ex) : d_(std::move(ex)) {}
+  ~fd_watch() { stop(); }
+  fd_watch(const fd_watch&) = delete;
+  fd_watch& operator=(const fd_watch&) = delete;
+
+  bool start(int fd, std::function<void()> ready) {
+    if (d_.is_open()) return false;
+    boost::system::error_code ec;
+    d_.assign(fd, ec);
+    if (ec) return false;
+    d_.async_wait(descriptor::wait_read, [self = shared_from_this(), gen = gen_,
+                                          ready = std::move(ready)](boost::system::error_code ec) {
+      if (ec || gen != self->gen_) return;  // stopped
+      self->stop();                         // before `ready`, which may wait again
+      ready();
+    });
+    return true;
+  }
+  // Ends a pending wait; its `ready` will not run.
+  void stop() noexcept {
+    ++gen_;
+    if (d_.is_open()) d_.release();
+  }
+
+ private:
+  using descriptor = asio::posix::basic_stream_descriptor<executor>;
+  descriptor d_;
+  unsigned gen_ = 0;
 };
 
 }  // namespace dockscaler::lb::detail

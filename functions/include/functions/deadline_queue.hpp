@@ -40,6 +40,9 @@ class deadline_queue {
   std::condition_variable cv_;
   std::map<key, std::function<void()>> due_;
   std::uint64_t next_ = 0;
+  // When the thread looks at due_ next (max: only when notified; min: it is
+  // looking now), so at() wakes it only for a function due before that.
+  clock::time_point wake_at_ = clock::time_point::min();
   bool stopping_ = false;
   std::thread thread_;  // last: starts once the members above exist
 };

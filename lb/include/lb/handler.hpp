@@ -47,6 +47,16 @@ struct function_callbacks {
   // service's max_in_flight bounds what really runs, while the client has
   // its answer as soon as it is known.
   std::function<void()> released;
+  // Set by the proxy: has the I/O thread of the call's session wait until
+  // `fd` is readable, then run `ready` on that thread (once; a `ready` may
+  // ask again). A backend whose answer arrives on a file descriptor (a hot
+  // container's stdout) reads it where it is relayed, with no thread of its
+  // own in between. Only from that thread: inside call() or a `ready`, while
+  // the call is unanswered. False when it cannot (another thread, the call
+  // answered, a wait already pending): then wait some other way. The fd
+  // must stay open while a wait is pending (keep its owner alive in
+  // `ready`); it is never closed by the proxy.
+  std::function<bool(int fd, std::function<void()> ready)> wait_readable;
 };
 
 class function_backend {
