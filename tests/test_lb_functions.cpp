@@ -4,10 +4,15 @@
 // the service-wide cap and one-call backends. Real sockets, no Docker.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "lb/proxy.hpp"
@@ -285,4 +290,92 @@ TEST_CASE("a function call gets the same forwarding fields a backend would", "[l
       CHECK(header(fn->last, "X-Forwarded-Host") == "test.local");
     }
   }
+}
+
+namespace {
+
+// Answers from a pipe the proxy waits on (function_callbacks::wait_readable),
+// as a hot container does: a thread of the test writes the answer in two
+// pieces; `ready` reads on the proxy's thread and waits again until it has
+// it all. Records where each step ran and what the proxy allowed.
+class pipe_function : public function_backend {
+ public:
+  ~pipe_function() override {
+    if (writer_.joinable()) writer_.join();
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+
+  std::function<void()> call(function_call, function_callbacks cb) override {
+    REQUIRE(::pipe2(fds_, O_NONBLOCK | O_CLOEXEC) == 0);
+    call_thread = std::this_thread::get_id();
+    cb_ = std::move(cb);
+    // Not from another thread: the session is only the proxy thread's to use.
+    std::thread([this] { off_thread_refused = !cb_.wait_readable(fds_[0], [] {}); }).join();
+    armed = wait_again();
+    if (!armed) {  // nobody would read the answer: fail the request rather than hang
+      function_result r;
+      r.status = 500;
+      cb_.answer(std::move(r));
+      cb_.released();
+      return {};
+    }
+    writer_ = std::thread([this] {
+      write_piece("HEL");
+      std::this_thread::sleep_for(50ms);  // the proxy waits in between
+      write_piece("LO");
+    });
+    return {};
+  }
+
+  std::thread::id call_thread, ready_thread;
+  bool armed = false, off_thread_refused = false, after_answer_refused = false;
+  int readies = 0;
+
+ private:
+  bool wait_again() {
+    return cb_.wait_readable(fds_[0], [this] { on_ready(); });
+  }
+  void on_ready() {
+    ++readies;
+    ready_thread = std::this_thread::get_id();
+    char buf[16];
+    for (long n; (n = ::read(fds_[0], buf, sizeof buf)) > 0;) got_.append(buf, n);
+    if (got_.size() < 5) {
+      REQUIRE(wait_again());
+      return;
+    }
+    function_result r;
+    r.body = got_;
+    cb_.answer(std::move(r));
+    cb_.released();
+    after_answer_refused = !cb_.wait_readable(fds_[0], [] {});
+  }
+  void write_piece(std::string_view s) { REQUIRE(::write(fds_[1], s.data(), s.size()) > 0); }
+
+  int fds_[2] = {-1, -1};
+  function_callbacks cb_;
+  std::string got_;
+  std::thread writer_;
+};
+
+}  // namespace
+
+TEST_CASE("a function backend can have the proxy's thread wait for its answer on an fd",
+          "[lb][net]") {
+  auto fn = std::make_shared<pipe_function>();
+  proxy p(options());
+  p.add_service(fn_service());
+  p.add_function_backend("fn", fn, 1);
+  p.start();
+  client c(p.port());
+  auto r = c.request(http::verb::post, "/r/app/fn", "x");
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == "HELLO");
+  CHECK(fn->armed);
+  CHECK(fn->readies >= 2);  // woken, waited again, woken
+  CHECK(fn->ready_thread == fn->call_thread);
+  CHECK(fn->off_thread_refused);
+  CHECK(fn->after_answer_refused);
+  p.stop(1s);
 }
