@@ -15,6 +15,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "scaler/container_spec.hpp"
@@ -919,6 +920,21 @@ autoscaler_options clocked(fake_time& t) {
   return o;
 }
 
+// What the loop and the runtime did, for a failure message: the service's
+// counts and the journal from the start after the first `from_start`.
+std::string loop_state(autoscaler& a, journal& j, int from_start) {
+  const auto st = a.status().at(0);
+  std::ostringstream out;
+  out << "desired " << st.desired << ", ready " << st.ready << ", starting " << st.starting
+      << ", draining " << st.draining << ", failures " << st.consecutive_failures
+      << ", reconcile passes " << st.reconcile_passes << "; journal from start #" << from_start
+      << ":";
+  int starts = 0;
+  for (const auto& l : j.copy())
+    if ((starts += l.rfind("start ", 0) == 0) >= from_start) out << " [" << l << "]";
+  return out.str();
+}
+
 // Moves the fake clock one interval and waits for the loop to tick on it.
 void tick_once(rig& r, fake_time& t, std::chrono::milliseconds interval) {
   t.advance(interval);
@@ -947,8 +963,8 @@ TEST_CASE("a crash loop's back-off runs on the injected clock: no start until it
     for (int i = 0; i < 9; ++i) tick_once(r, t, opts.interval);
     CHECK(j.count_prefix("start ") == starts);
     t.advance(backoff - 9 * opts.interval);  // the back-off is over
-    REQUIRE(
-        eventually([&] { return j.count_prefix("start ") == starts + 1 && ready_count(a) == 1; }));
+    if (!eventually([&] { return j.count_prefix("start ") == starts + 1 && ready_count(a) == 1; }))
+      FAIL("no single start after failure " << failures << ": " << loop_state(a, j, starts));
   }
   a.stop(false);
 }
