@@ -23,14 +23,6 @@ using namespace std::chrono_literals;
 constexpr int graceful_stop_seconds = 5;
 // How long a container just started gets to have its init listening.
 constexpr std::chrono::milliseconds socket_wait{5000};
-// Bytes of its stdout read at once.
-constexpr std::size_t read_chunk = 64 * 1024;
-
-lb::function_result not_started() {
-  lb::function_result r;
-  r.not_started = true;
-  return r;
-}
 
 bool has_field(const lb::function_result& r, std::string_view name) {
   return std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& h) {
@@ -111,85 +103,6 @@ std::function<void()> hot_container::call(lb::function_call c, lb::function_call
   return {};
 }
 
-bool hot_container::send_now(std::uint64_t seq, std::string_view frame, std::size_t& sent) {
-  std::string why;
-  bool ended = false;
-  try {
-    // Nobody reads its stdout between calls: what is there now came unasked.
-    const long n = sock_->read_now(read_buf_.get(), 1);
-    if (n > 0) why = "it wrote to stdout while no call was in progress";
-    ended = n == 0;
-    if (ended) why = "it exited";
-  } catch (const std::exception& e) {
-    why = std::string("its socket failed: ") + e.what();
-    ended = true;
-  }
-  if (why.empty() && !wait_answer(seq)) why = "the proxy cannot wait for its answer";
-  if (why.empty()) {
-    try {
-      sent = sock_->write_now(frame);
-      return true;
-    } catch (const std::exception& e) {
-      why = std::string("cannot write the call to its stdin: ") + e.what();
-      ended = true;
-    }
-  }
-  // Nothing was written: another container can take the call.
-  lb::function_callbacks cb;
-  {
-    std::lock_guard lock(mu_);
-    broken_ = true;
-    if (call_ && call_->seq == seq) {
-      cb = std::move(call_->cb);
-      call_.reset();
-    }
-  }
-  if (cb.answer) {
-    cb.answer(not_started());
-    cb.released();
-  }
-  if (ended)
-    on_end(why);
-  else
-    retire(why, false);
-  return false;
-}
-
-bool hot_container::wait_answer(std::uint64_t seq) {
-  std::lock_guard lock(mu_);
-  if (!call_ || call_->seq != seq || stopping_) return true;  // over: nothing to wait for
-  const auto& wait = call_->cb.wait_readable;
-  return wait &&
-         wait(sock_->stdout_fd(), [self = shared_from_this(), seq] { self->on_readable(seq); });
-}
-
-void hot_container::on_readable(std::uint64_t seq) {
-  for (;;) {
-    {
-      std::lock_guard lock(mu_);
-      if (!call_ || call_->seq != seq || stopping_) return;
-    }
-    long n = 0;
-    try {
-      n = sock_->read_now(read_buf_.get(), read_chunk);
-    } catch (const std::exception& e) {
-      on_end(std::string("its socket failed: ") + e.what());
-      return;
-    }
-    if (n == 0) {
-      on_end("it exited");
-      return;
-    }
-    if (n < 0) break;
-    on_stdout(std::string_view(read_buf_.get(), static_cast<std::size_t>(n)));
-  }
-  if (wait_answer(seq)) return;
-  run_end end;
-  end.how = run_end::kind::failed;
-  end.error = "the proxy cannot wait for its answer";
-  if (fail(seq, std::move(end))) retire("the proxy cannot wait for its answers", false);
-}
-
 std::optional<hot_socket> hot_container::open_socket() {
   std::string path, why;
   int pid = 0;
@@ -268,10 +181,9 @@ void hot_container::write_loop() {
         stream_->write_stdin(bytes);
     } catch (const std::exception& e) {
       // Its stdin is gone: it ended (the reader reports that) or is ending.
-      run_end end;
-      end.how = run_end::kind::failed;
-      end.error = std::string("cannot write the call to its stdin: ") + e.what();
-      if (fail(seq, std::move(end))) retire("its stdin could not be written", false);
+      if (fail(seq, run_end::kind::failed,
+               std::string("cannot write the call to its stdin: ") + e.what()))
+        retire("its stdin could not be written", false);
     }
   }
 }
@@ -339,20 +251,14 @@ void hot_container::on_stdout(std::string_view data) {
     case answer_reader::status::done:
       on_answer(seq, *cfg);
       return;
-    case answer_reader::status::too_large: {
-      run_end end;
-      end.how = run_end::kind::output_too_large;
-      end.error = reader_->error();
-      fail(seq, std::move(end));
-      retire("its answer was over max_output_bytes", false);
-      return;
-    }
+    case answer_reader::status::too_large:
     case answer_reader::status::bad: {
-      run_end end;
-      end.how = run_end::kind::bad_answer;
-      end.error = reader_->error();
-      fail(seq, std::move(end));
-      retire("it answered with something that is not a frame: " + reader_->error(), false);
+      const bool large = st == answer_reader::status::too_large;
+      fail(seq, large ? run_end::kind::output_too_large : run_end::kind::bad_answer,
+           reader_->error());
+      retire(large ? "its answer was over max_output_bytes"
+                   : "it answered with something that is not a frame: " + reader_->error(),
+             false);
       return;
     }
   }
@@ -386,9 +292,7 @@ void hot_container::on_timeout(std::uint64_t seq) {
     if (!call_ || call_->seq != seq) return;
     cfg = call_->cfg;
   }
-  run_end end;
-  end.how = run_end::kind::timed_out;
-  if (!fail(seq, std::move(end))) return;
+  if (!fail(seq, run_end::kind::timed_out)) return;
   spdlog::warn("{}: call timed out after {}: answered 504", service_,
                config::format_duration(cfg->call_timeout));
   retire("its call timed out (its stream can no longer be trusted)", false);
@@ -405,10 +309,7 @@ void hot_container::on_end(const std::string& why) {
     retired = retired_;
   }
   if (seq != 0) {
-    run_end end;
-    end.how = run_end::kind::failed;
-    end.error = "its container ended mid-call";
-    fail(seq, std::move(end));
+    fail(seq, run_end::kind::failed, "its container ended mid-call");
   }
   if (retired) return;  // we ended it
   spdlog::warn("{}: hot container {} ended ({}){}", service_, id_.substr(0, 12), why,
@@ -437,7 +338,10 @@ bool hot_container::finish(std::uint64_t seq, lb::function_result r, bool last) 
   return true;
 }
 
-bool hot_container::fail(std::uint64_t seq, run_end end) {
+bool hot_container::fail(std::uint64_t seq, run_end::kind how, std::string error) {
+  run_end end;
+  end.how = how;
+  end.error = std::move(error);
   std::shared_ptr<const config::service_config> cfg;
   {
     std::lock_guard lock(mu_);

@@ -112,11 +112,19 @@ class hot_container final : public lb::function_backend,
   // Answers call `seq` if it is still the one in progress; false otherwise.
   // `last`: the container takes no call after this one.
   bool finish(std::uint64_t seq, lb::function_result r, bool last = false);
-  bool fail(std::uint64_t seq, run_end end);
+  // Call `seq` failed (answered as runner.cpp answers a failed run).
+  bool fail(std::uint64_t seq, run_end::kind how, std::string error = {});
   // Out of rotation and of the scaler's count, then removed (stopped first
   // when `graceful`). Once.
   void retire(const std::string& why, bool graceful);
   void remove(bool graceful);
+
+  static constexpr std::size_t read_chunk = 64 * 1024;  // bytes of its stdout read at once
+  static lb::function_result not_started() {
+    lb::function_result r;
+    r.not_started = true;
+    return r;
+  }
 
   hot_deps deps_;
   const std::string service_, id_;
