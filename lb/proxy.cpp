@@ -27,8 +27,14 @@ namespace {
 
 constexpr auto sweep_interval = std::chrono::milliseconds(50);
 
-// "host:port" or "[v6]:port".
-std::pair<std::string, std::uint16_t> split_host_port(const std::string& s) {
+constexpr std::string_view https_scheme = "https://";
+
+// A listen entry for TLS connections ("https://host:port").
+bool tls_listen(std::string_view s) { return s.substr(0, https_scheme.size()) == https_scheme; }
+
+// "host:port" or "[v6]:port", with or without "https://" before.
+std::pair<std::string, std::uint16_t> split_host_port(std::string s) {
+  if (tls_listen(s)) s.erase(0, https_scheme.size());
   std::string host;
   std::string port;
   if (!s.empty() && s.front() == '[') {
@@ -76,8 +82,8 @@ std::string to_string(const tcp::endpoint& ep) {
 // SO_REUSEPORT: with it, a second process of the same user could bind the
 // same address and silently take half of the connections; without it, the
 // bind fails when anything else holds the address. Returns the bound endpoint.
-tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers,
-                          const tcp::endpoint& want) {
+tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers, const tcp::endpoint& want,
+                          bool tls) {
   auto check = [](const boost::system::error_code& ec) {
     if (ec) throw std::runtime_error(ec.message());
   };
@@ -99,14 +105,15 @@ tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers,
     acc.assign(ep.protocol(), fd, ec);
     if (ec) ::close(fd);
     check(ec);
-    workers[i]->acceptors.push_back(std::move(acc));
+    workers[i]->acceptors.push_back({std::move(acc), tls});
   }
-  workers.front()->acceptors.push_back(std::move(first));
+  workers.front()->acceptors.push_back({std::move(first), tls});
   return ep;
 }
 
-task<void> accept_loop(worker& w, acceptor_t& acc) {
+task<void> accept_loop(worker& w, listener& l) {
   timer_t backoff(w.ioc.get_executor());
+  acceptor_t& acc = l.acc;
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(nothrow);
     if (ec) {
@@ -123,7 +130,7 @@ task<void> accept_loop(worker& w, acceptor_t& acc) {
       sock.close(ig);
       continue;
     }
-    asio::co_spawn(w.ioc.get_executor(), run_session(w, std::move(sock)), asio::detached);
+    asio::co_spawn(w.ioc.get_executor(), run_session(w, std::move(sock), l.tls), asio::detached);
   }
 }
 
@@ -162,7 +169,23 @@ proxy::impl::impl(proxy_options o)
     throw std::invalid_argument("max_header_bytes must be at least 256");
   if (opts.timeouts.body.count() <= 0)
     throw std::invalid_argument("the body timeout must be positive");
-  for (const auto& l : opts.listen) detail::split_host_port(l);  // validates
+  for (const auto& l : opts.listen) {
+    detail::split_host_port(l);  // validates
+    if (detail::tls_listen(l) && !opts.tls)
+      throw std::invalid_argument("listen address '" + l + "' needs TLS certificates");
+  }
+  tls = opts.tls;
+}
+
+std::shared_ptr<const tls_store> proxy::impl::current_tls() const {
+  std::lock_guard lock(tls_mu);
+  return tls;
+}
+
+void proxy::set_tls(std::shared_ptr<const tls_store> certs) {
+  if (!certs) throw std::invalid_argument("set_tls needs certificates");
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->tls = std::move(certs);
 }
 
 proxy::impl::~impl() = default;
@@ -235,7 +258,8 @@ void bind_listeners(proxy::impl& m) {
   for (const auto& l : m.opts.listen) {
     auto [host, port] = detail::split_host_port(l);
     try {
-      const auto ep = detail::bind_shared(m.workers, detail::resolve(host, port));
+      const auto ep =
+          detail::bind_shared(m.workers, detail::resolve(host, port), detail::tls_listen(l));
       m.bound.push_back(detail::to_string(ep));
     } catch (const std::exception& e) {
       m.workers.clear();
@@ -283,7 +307,7 @@ void proxy::stop(std::chrono::milliseconds grace) {
     detail::asio::post(w->ioc, [wp = w.get()] {
       wp->stopping = true;
       boost::system::error_code ig;
-      for (auto& a : wp->acceptors) a.close(ig);
+      for (auto& a : wp->acceptors) a.acc.close(ig);
       for (detail::session_base* s = wp->sessions.next; s; s = s->next)
         if (s->idle && s->client) s->client->cancel(ig);
     });

@@ -171,7 +171,8 @@ void put_request_head(std::string& out, const request_head& r, const forward_par
   out.append("X-Forwarded-For: ");
   append_xff(out, seen, p.client_ip);
   out.append("\r\n", 2);
-  if (!seen.xfp) out.append("X-Forwarded-Proto: http\r\n");
+  if (!seen.xfp)
+    out.append(p.https ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
   if (!seen.xfh) put_field(out, "X-Forwarded-Host", p.host);
   if (!seen.real_ip) put_field(out, "X-Real-IP", p.client_ip);
   // RFC 9110 §7.6.3: a gateway MUST send Via in each inbound request (a
@@ -190,7 +191,7 @@ std::vector<std::pair<std::string, std::string>> function_headers(const request_
   std::string xff;
   append_xff(xff, seen, p.client_ip);
   out.emplace_back("X-Forwarded-For", std::move(xff));
-  if (!seen.xfp) out.emplace_back("X-Forwarded-Proto", "http");
+  if (!seen.xfp) out.emplace_back("X-Forwarded-Proto", p.https ? "https" : "http");
   if (!seen.xfh) out.emplace_back("X-Forwarded-Host", std::string(p.host));
   if (!seen.real_ip) out.emplace_back("X-Real-IP", std::string(p.client_ip));
   return out;
@@ -306,6 +307,11 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
   s += "\r\n";
   if (!head) s += body;
   return s;
+}
+
+std::string plain_http_on_tls_port() {
+  return simple_response(400, true, false, false, false,
+                         "this port speaks HTTPS: send the request with https://");
 }
 
 std::string options_asterisk_response(bool keep, unsigned client_version) {

@@ -145,6 +145,7 @@ struct forward_params {
   // (RFC 9110 §6.5.1), e.g. when a buffered chunked body goes on with a
   // Content-Length.
   std::size_t header_fields = SIZE_MAX;
+  bool https = false;  // the client came over TLS: X-Forwarded-Proto: https
 };
 
 // The request head as the backend gets it, written into `out` (cleared):
@@ -185,5 +186,8 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
                             bool head, std::string_view message = {});
 // The answer to "OPTIONS * HTTP/1.x": 200 with Allow, no body.
 std::string options_asterisk_response(bool keep, unsigned client_version);
+// What a TLS listener answers, in plain HTTP, to a client that did not start
+// with a TLS handshake: 400, closing.
+std::string plain_http_on_tls_port();
 
 }  // namespace dockscaler::lb::detail

@@ -112,6 +112,12 @@ struct session_base {
   socket_t* client = nullptr;
 };
 
+// A listening socket of a worker, and whether it is a TLS one.
+struct listener {
+  acceptor_t acc;
+  bool tls = false;
+};
+
 struct worker {
   // UNSAFE_IO: no per-socket locking in the reactor. Safe because every socket
   // is created, used, cancelled and closed on this worker's thread only; other
@@ -129,7 +135,7 @@ struct worker {
   session_base sessions;  // list head (sentinel)
   std::vector<std::unique_ptr<char[]>> spare_chunks;
   asio::io_context ioc;
-  std::vector<acceptor_t> acceptors;
+  std::vector<listener> acceptors;
   std::thread thread;
   timer_t sweep_timer;
   upstream_pool pool;
@@ -186,6 +192,9 @@ struct proxy::impl {
   std::shared_ptr<const detail::route_table> routes;
   std::atomic<std::uint64_t> routes_version{0};
   std::atomic<backend_id> next_backend{1};
+  mutable std::mutex tls_mu;
+  std::shared_ptr<const tls_store> tls;  // for new TLS connections (set_tls)
+  std::shared_ptr<const tls_store> current_tls() const;
 
   void rebuild_routes();  // mu held
   std::shared_ptr<detail::service> find_service(std::string_view name) const;
@@ -199,5 +208,5 @@ struct proxy::impl {
 
 namespace dockscaler::lb::detail {
 // The data path of one client connection (session.hpp).
-task<void> run_session(worker& w, socket_t sock);
+task<void> run_session(worker& w, socket_t sock, bool tls);
 }  // namespace dockscaler::lb::detail

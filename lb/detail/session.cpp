@@ -24,8 +24,8 @@ bool peer_closed(socket_t& s) {
   return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-session::session(worker& wk, socket_t s)
-    : w(wk), sock(std::move(s)), queue_timer(wk.ioc.get_executor()) {
+session::session(worker& wk, socket_t s, bool tls_listener)
+    : w(wk), sock(std::move(s)), on_tls(tls_listener), queue_timer(wk.ioc.get_executor()) {
   client = &sock;
   w.link(*this);
 }
@@ -52,6 +52,7 @@ task<void> session::serve() {
     client_ip = ep.address().to_string();
     trusted = peer_trusted(ep.address());
   }
+  if (on_tls && !co_await start_tls()) co_return;
   for (;;) {
     skip_empty_lines();
     if (buf.size() == 0) {
@@ -65,7 +66,7 @@ task<void> session::serve() {
       // syscall), which most often gives the client the time to send.
       // docs/benchmarks.md "Counting them" has the figures.
       if (w.live > 1) co_await asio::post(sock.get_executor(), asio::use_awaitable_t<executor>{});
-      auto [ec, n] = co_await sock.async_read_some(buf.prepare(4096), nothrow);
+      auto [ec, n] = co_await client_read(buf.prepare(4096));
       idle = false;
       if (ec) co_return;
       buf.commit(n);
@@ -134,8 +135,7 @@ task<unsigned> session::read_head() {
       const std::string_view rest(static_cast<const char*>(buf.data().data()), buf.size());
       if (const unsigned st = watch.status(rest, line_done)) co_return st;
     }
-    auto [ec, n] =
-        co_await sock.async_read_some(buf.prepare(beast::read_size(buf, 65536)), nothrow);
+    auto [ec, n] = co_await client_read(buf.prepare(beast::read_size(buf, 65536)));
     if (ec) co_return timed_out ? 408 : 1;
     buf.commit(n);
   }
@@ -166,13 +166,32 @@ task<bool> session::answer_options(clock::time_point arrival) {
 }
 
 task<bool> session::write_raw(std::string_view data) {
-  const auto b = asio::buffer(data.data(), data.size());
-  std::size_t n = 0;
-  auto ec = write_now(sock, b, n);
-  if (!ec && n < data.size()) {
-    const auto rest = co_await write_rest(sock, b, n, opts().timeouts.idle);
-    ec = rest;
+  const auto ec =
+      co_await client_write(asio::buffer(data.data(), data.size()), opts().timeouts.idle);
+  co_return !ec;
+}
+
+task<bool> session::start_tls() {
+  certs = w.owner.current_tls();
+  {
+    const deadline_scope dl(*this, opts().timeouts.header, sock);
+    auto [ec] = co_await sock.async_wait(socket_t::wait_read, nothrow);
+    if (ec) co_return false;
   }
+  unsigned char first = 0;
+  if (::recv(sock.native_handle(), &first, 1, MSG_PEEK) != 1) co_return false;
+  if (first != tls_handshake_record) {
+    // Most likely plain HTTP sent to the TLS port: say so in plain HTTP
+    // (as nginx does) rather than leave the client with garbage or nothing.
+    co_await write_raw(plain_http_on_tls_port());
+    co_await lingering_close();
+    co_return false;
+  }
+  SSL* ssl = SSL_new(certs->context(0));  // its SNI callback picks the right one
+  if (!ssl) co_return false;
+  tls.emplace(sock, ssl);
+  const deadline_scope dl(*this, opts().timeouts.header, sock);
+  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
   co_return !ec;
 }
 
@@ -226,8 +245,8 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
     }
     if (need_more) {
       const deadline_scope dl(*this, opts().timeouts.idle, sock, body_deadline);
-      auto [ec, n] = co_await sock.async_read_some(buf.prepare(relay_chunk_size), nothrow);
-      if (ec == asio::error::eof) {
+      auto [ec, n] = co_await client_read(buf.prepare(relay_chunk_size));
+      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         req->put_eof(ec);
         if (!ec) ec = http::error::partial_message;
       }
@@ -264,8 +283,8 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
   co_return 0;
 }
 
-task<void> run_session(worker& w, socket_t sock) {
-  session s(w, std::move(sock));
+task<void> run_session(worker& w, socket_t sock, bool tls) {
+  session s(w, std::move(sock), tls);
   try {
     co_await s.serve();
   } catch (const std::exception&) {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <utility>
 
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -37,6 +38,9 @@ using res_parser = http::response_parser<http::buffer_body, field_allocator<char
 using request = http::request<http::buffer_body, fields>;
 
 inline constexpr std::size_t max_tries = 4;  // backends tried for one request on connect failure
+// A TLS client connection: the session's socket under OpenSSL (Asio's SSL stream).
+using tls_stream = asio::ssl::stream<socket_t&>;
+inline constexpr unsigned char tls_handshake_record = 0x16;  // what a TLS client sends first
 
 // The deadline of the socket operations awaited within this scope: `d` from
 // now, but no later than `cap`. The worker's sweeper (proxy.cpp) cancels the
@@ -132,11 +136,14 @@ struct ending {
 bool peer_closed(socket_t& s);
 
 struct session : session_base {
-  session(worker& wk, socket_t s);
+  session(worker& wk, socket_t s, bool tls_listener);
   ~session();
 
   worker& w;
   socket_t sock;
+  const bool on_tls;                       // accepted by a TLS listener
+  std::shared_ptr<const tls_store> certs;  // its certificates, kept for the connection
+  std::optional<tls_stream> tls;           // set by the handshake: all client I/O goes through it
   beast::flat_buffer buf;
   timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
@@ -171,19 +178,44 @@ struct session : session_base {
     if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
     return ec;
   }
-  // The rest of `b` after its first `skip` bytes, within `timeout`.
+  // Over TLS the bytes are encrypted first, by the asynchronous write.
   template <class Buffers>
-  task<error_code> write_rest(socket_t& s, const Buffers& b, std::size_t skip,
+  static error_code write_now(tls_stream&, const Buffers&, std::size_t& n) {
+    n = 0;
+    return {};
+  }
+  static socket_t& lowest(socket_t& s) { return s; }
+  static socket_t& lowest(tls_stream& s) { return s.next_layer(); }
+  // The rest of `b` after its first `skip` bytes, within `timeout`.
+  template <class Stream, class Buffers>
+  task<error_code> write_rest(Stream& s, const Buffers& b, std::size_t skip,
                               std::chrono::milliseconds timeout) {
     beast::buffers_suffix<Buffers> rest(b);
     rest.consume(skip);
-    const deadline_scope dl(*this, timeout, s);
+    const deadline_scope dl(*this, timeout, lowest(s));
     auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
     co_return ec;
+  }
+  // What the client sent next (through TLS when it has it).
+  template <class Buffers>
+  auto client_read(const Buffers& b) {
+    return tls ? tls->async_read_some(b, nothrow) : sock.async_read_some(b, nothrow);
+  }
+  // All of `b` to the client, within `timeout`.
+  template <class Buffers>
+  task<error_code> client_write(const Buffers& b, std::chrono::milliseconds timeout) {
+    if (tls) co_return co_await write_rest(*tls, b, 0, timeout);
+    std::size_t n = 0;
+    const auto ec = write_now(sock, b, n);
+    if (ec || n == asio::buffer_size(b)) co_return ec;
+    co_return co_await write_rest(sock, b, n, timeout);
   }
 
   // ---- the connection and request heads (session.cpp) ----
   task<void> serve();
+  // A TLS listener's connection: its handshake (within timeouts.header);
+  // plain HTTP gets a plain 400. False: the connection is over.
+  task<bool> start_tls();
   bool peer_trusted(const asio::ip::address& a) const;
   void skip_empty_lines();
   // Reads the next request head into *req: Beast parses, this loop watches
@@ -289,8 +321,8 @@ struct session : session_base {
   // they are (Content-Length or close-delimited). Every read ends by
   // `read_deadline` at the latest (a request body's whole-body deadline).
   // `head_first`: write `head` at once (it carries body bytes already).
-  template <class Parser>
-  task<relay_result> relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p, socket_t& to,
+  template <class Parser, class From, class To>
+  task<relay_result> relay(From& from, beast::flat_buffer& from_buf, Parser& p, To& to,
                            std::string_view head, bool chunked,
                            std::chrono::milliseconds read_timeout,
                            std::chrono::milliseconds write_timeout,

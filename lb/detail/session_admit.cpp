@@ -139,14 +139,14 @@ void session::make_upstream_head(const request_state& rq) {
   const request& r = req->get();
   const std::string_view prefix = rq.strip ? std::string_view(route_prefix) : std::string_view{};
   if (rq.has_body && !rq.body_unread) {
-    put_request_head(
-        upstream_head, r,
-        {prefix, rq.raw_host, client_ip, trusted, false, body_buf.size(), head_fields});
+    put_request_head(upstream_head, r,
+                     {prefix, rq.raw_host, client_ip, trusted, false, body_buf.size(), head_fields,
+                      tls.has_value()});
     return;
   }
   put_request_head(upstream_head, r,
                    {prefix, rq.raw_host, client_ip, trusted, req->chunked(), req->content_length(),
-                    head_fields});
+                    head_fields, tls.has_value()});
   if (!body_buf.empty()) {
     char size_line[24];
     const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());

@@ -39,8 +39,8 @@ function_call session::make_call(const std::string& service, const std::string& 
   c.host.assign(host.data(), host.size());
   c.route_prefix = route_prefix;
   c.client_ip = client_ip;
-  c.headers =
-      function_headers(r, {{}, c.host, client_ip, trusted, false, boost::none, head_fields});
+  c.headers = function_headers(
+      r, {{}, c.host, client_ip, trusted, false, boost::none, head_fields, tls.has_value()});
   c.body = body;  // kept: a call that did not start is retried with it
   return c;
 }
@@ -125,13 +125,9 @@ task<bool> session::write_answer(const function_result& res, bool keep) {
   put_connection(head_out, keep, client_version);
   head_out.append("\r\n", 2);
   const std::array<asio::const_buffer, 2> bufs{asio::buffer(head_out), asio::buffer(res.body)};
-  bool ok = false;
-  {
-    const deadline_scope dl(*this, opts().timeouts.idle, sock);
-    auto [ec, n] = co_await asio::async_write(
-        sock, std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2), nothrow);
-    ok = !ec;
-  }
+  const auto ec = co_await client_write(
+      std::span<const asio::const_buffer>(bufs.data(), head ? 1 : 2), opts().timeouts.idle);
+  const bool ok = !ec;
   answered_at = clock::now();
   co_return ok;
 }

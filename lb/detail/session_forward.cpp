@@ -147,8 +147,11 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
       if (!rec) {
         if (res->get().result_int() == 101) co_return ending{.answer = 502, .reported = 502};
         const auto plan = plan_response(rq, early_answer);
-        const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, plan.chunked,
-                                       opts().timeouts.response, opts().timeouts.idle);
+        const auto rr =
+            tls ? co_await relay(conn->sock, conn->buf, *res, *tls, head_out, plan.chunked,
+                                 opts().timeouts.response, opts().timeouts.idle)
+                : co_await relay(conn->sock, conn->buf, *res, sock, head_out, plan.chunked,
+                                 opts().timeouts.response, opts().timeouts.idle);
         co_return end_response(plan, rr, conn, g);
       }
     }
@@ -210,9 +213,12 @@ void session::start_response() {
 
 // The client's body streams to the backend behind the head.
 task<session::sent_request> session::stream_request(const request_state& rq, upstream_conn& conn) {
-  const auto rr =
-      co_await relay(sock, buf, *req, conn.sock, upstream_head, rq.chunked_in, opts().timeouts.idle,
-                     opts().timeouts.response, body_deadline, !body_buf.empty());
+  const auto rr = tls ? co_await relay(*tls, buf, *req, conn.sock, upstream_head, rq.chunked_in,
+                                       opts().timeouts.idle, opts().timeouts.response,
+                                       body_deadline, !body_buf.empty())
+                      : co_await relay(sock, buf, *req, conn.sock, upstream_head, rq.chunked_in,
+                                       opts().timeouts.idle, opts().timeouts.response,
+                                       body_deadline, !body_buf.empty());
   if (rr.outcome == relay_outcome::read_failed) {
     // The client's body failed: over the limit, too slow, malformed, or gone.
     co_return sent_request{.body_started = true, .body_status = body_error_status(rr.ec)};
@@ -265,9 +271,9 @@ bool parse_buffered(beast::flat_buffer& from_buf, Parser& p, error_code& ec) {
   return used > 0 || p.is_done() || ec;
 }
 
-template <class Parser>
-task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& from_buf, Parser& p,
-                                           socket_t& to, std::string_view head, bool chunked,
+template <class Parser, class From, class To>
+task<session::relay_result> session::relay(From& from, beast::flat_buffer& from_buf, Parser& p,
+                                           To& to, std::string_view head, bool chunked,
                                            std::chrono::milliseconds read_timeout,
                                            std::chrono::milliseconds write_timeout,
                                            clock::time_point read_deadline, bool head_first) {
@@ -299,7 +305,7 @@ task<session::relay_result> session::relay(socket_t& from, beast::flat_buffer& f
     body.size = chunk_size;
     error_code ec;
     if (!parse_buffered(from_buf, p, ec)) {
-      const deadline_scope dl(*this, read_timeout, from, read_deadline);
+      const deadline_scope dl(*this, read_timeout, lowest(from), read_deadline);
       auto [rec, n] = co_await http::async_read_some(from, from_buf, p, nothrow);
       ec = rec;
     }

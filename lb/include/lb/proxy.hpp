@@ -16,6 +16,7 @@
 
 #include "lb/cidr.hpp"
 #include "lb/handler.hpp"
+#include "lb/tls.hpp"
 #include "lb/wait_stats.hpp"
 
 namespace dockscaler::lb {
@@ -44,10 +45,14 @@ struct proxy_timeouts {
 };
 
 struct proxy_options {
-  std::vector<std::string> listen{"127.0.0.1:8080"};  // "host:port", "[v6]:port"; port 0 = any
-  unsigned threads = 1;                               // I/O threads, each with its own io_context
-  std::size_t max_header_bytes = 16 * 1024;           // request line + headers (431 above)
-  std::uint64_t max_body_bytes = 10 * 1024 * 1024;    // request body (413 above)
+  // "host:port", "[v6]:port" (port 0 = any); "https://host:port" is a TLS
+  // listener (needs `tls`).
+  std::vector<std::string> listen{"127.0.0.1:8080"};
+  // The certificates of the TLS listeners; set_tls() replaces them.
+  std::shared_ptr<const tls_store> tls;
+  unsigned threads = 1;                             // I/O threads, each with its own io_context
+  std::size_t max_header_bytes = 16 * 1024;         // request line + headers (431 above)
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // request body (413 above)
   // A request body of at most this many bytes is read completely before the
   // request queues or takes a slot (then sent from memory); larger ones are
   // streamed once a slot is granted. Capped at max_body_bytes.
@@ -134,6 +139,10 @@ class proxy {
   // Stops accepting, lets requests in progress finish for up to `grace`, then
   // closes everything and joins the threads. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  // New TLS connections use these certificates; connections already up keep
+  // theirs. Throws std::invalid_argument for null.
+  void set_tls(std::shared_ptr<const tls_store> certs);
 
   // Actual listening endpoints ("127.0.0.1:41234"), valid after start().
   std::vector<std::string> endpoints() const;

@@ -1,0 +1,162 @@
+// The proxy's TLS listeners against real clients: curl with the test's own
+// CA, a keep-alive HTTPS connection that outlives a certificate swap while
+// new connections get the new certificate, SNI, a body both ways, and plain
+// HTTP sent to the TLS port. Certificates are made by the openssl CLI.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/ssl.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "lb/proxy.hpp"
+#include "tests/test_lb_support.hpp"
+#include "tests/test_tls_support.hpp"
+
+using namespace dockscaler::lb;
+using namespace lbtest;
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+// An HTTPS client on one keep-alive connection, verifying the proxy's
+// certificate for `name` against the test's CA.
+class tls_client {
+ public:
+  tls_client(std::uint16_t port, const std::string& name, const std::string& ca)
+      : name_(name), stream_(ioc_, ctx_) {
+    ctx_.load_verify_file(ca);
+    stream_.set_verify_mode(ssl::verify_peer);
+    stream_.set_verify_callback(ssl::host_name_verification(name));
+    SSL_set_tlsext_host_name(stream_.native_handle(), name.c_str());
+    stream_.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    set_socket_timeout(stream_.next_layer(), 15s);
+    stream_.handshake(ssl::stream_base::client);
+  }
+  http::response<http::string_body> request(http::verb method, const std::string& target,
+                                            const std::string& body = {}) {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, name_);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream_, req);
+    http::response_parser<http::string_body> p;
+    p.body_limit(boost::none);
+    http::read(stream_, buf_, p);
+    return p.release();
+  }
+  // The subject CN of the certificate the proxy showed.
+  std::string peer_cn() {
+    X509* c = SSL_get1_peer_certificate(stream_.native_handle());
+    char cn[256] = {};
+    if (c) X509_NAME_get_text_by_NID(X509_get_subject_name(c), NID_commonName, cn, sizeof cn);
+    X509_free(c);
+    return cn;
+  }
+
+ private:
+  std::string name_;
+  asio::io_context ioc_;
+  ssl::context ctx_{ssl::context::tls_client};
+  ssl::stream<tcp::socket> stream_;
+  beast::flat_buffer buf_;
+};
+
+struct tls_proxy {
+  tlstest::test_ca ca;
+  tlstest::test_ca::leaf a = ca.issue("a", "a.test", "DNS:a.test");
+  tlstest::test_ca::leaf b = ca.issue("b", "b.test", "DNS:b.test");
+  backend be{"b1"};
+  std::unique_ptr<proxy> p;
+
+  tls_proxy() {
+    proxy_options o;
+    o.listen = {"https://127.0.0.1:0", "127.0.0.1:0"};
+    o.threads = 2;
+    o.tls = tls_store::load({{a.cert, a.key}, {b.cert, b.key}});
+    p = std::make_unique<proxy>(o);
+    service_options s;
+    s.name = "svc";
+    p->add_service(s);
+    p->add_backend("svc", "127.0.0.1", be.port());
+    p->start();
+  }
+  std::uint16_t tls_port() const { return port_of(0); }
+  std::uint16_t plain_port() const { return port_of(1); }
+
+ private:
+  std::uint16_t port_of(std::size_t i) const {
+    const auto e = p->endpoints().at(i);
+    return static_cast<std::uint16_t>(std::stoi(e.substr(e.rfind(':') + 1)));
+  }
+};
+
+// What curl prints (the status line and headers, then the body) for `url`.
+std::string curl(const std::string& args) {
+  std::string out;
+  FILE* f = ::popen(("curl -sS --max-time 20 -D - " + args + " 2>&1").c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a TLS listener serves HTTPS to curl, and tells the backend so", "[lb][tls][net]") {
+  tls_proxy t;
+  const std::string port = std::to_string(t.tls_port());
+  const auto out = curl("--cacert " + t.ca.ca_file() + " --resolve a.test:" + port +
+                        ":127.0.0.1 https://a.test:" + port + "/hello");
+  CHECK_THAT(out, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(out, Catch::Contains("X-Seen-XFP: https"));
+  CHECK_THAT(out, Catch::Contains("hello from b1"));
+  // The plain listener beside it still says http.
+  client c(t.plain_port());
+  CHECK(c.get("/hello")["X-Seen-XFP"] == "http");
+}
+
+TEST_CASE("a TLS client gets the certificate of the name it asks for, and bodies pass both ways",
+          "[lb][tls][net]") {
+  tls_proxy t;
+  tls_client a(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(a.peer_cn() == "a.test");
+  tls_client b(t.tls_port(), "b.test", t.ca.ca_file());
+  CHECK(b.peer_cn() == "b.test");
+  const std::string big(3 * 1024 * 1024 + 17, 'x');  // over request_buffer: streamed
+  for (int i = 0; i < 3; ++i) {                      // keep-alive: the same connection each time
+    const auto r = b.request(http::verb::post, "/echo", big);
+    CHECK(r.result_int() == 200);
+    CHECK(r.body() == big);
+  }
+  const auto r = b.request(http::verb::get, "/big/1000000");
+  CHECK(r.body().size() == 1000000);
+}
+
+TEST_CASE("new certificates reach new TLS connections; one already up keeps working",
+          "[lb][tls][net]") {
+  tls_proxy t;
+  tls_client before(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(before.request(http::verb::get, "/x").result_int() == 200);
+  CHECK(before.peer_cn() == "a.test");
+  const auto a2 = t.ca.issue("a2", "a2.test", "DNS:a.test");
+  t.p->set_tls(tls_store::load({{a2.cert, a2.key}}));
+  CHECK(before.request(http::verb::get, "/x").result_int() == 200);  // the same connection
+  tls_client after(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(after.peer_cn() == "a2.test");
+  CHECK(after.request(http::verb::get, "/x").result_int() == 200);
+}
+
+TEST_CASE("plain HTTP sent to a TLS port gets a plain 400 saying so, and the proxy serves on",
+          "[lb][tls][net]") {
+  tls_proxy t;
+  const auto raw = raw_exchange(t.tls_port(), "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  CHECK(status_of(raw) == 400);
+  CHECK_THAT(raw, Catch::Contains("https://"));
+  // Garbage that is not a TLS handshake either: closed, nothing else harmed.
+  raw_exchange(t.tls_port(), std::string(64, '\x16') + "junk", 3s);
+  tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(c.request(http::verb::get, "/x").result_int() == 200);
+}
