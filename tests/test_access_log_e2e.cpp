@@ -122,7 +122,8 @@ TEST_CASE("access log: a file that cannot be opened stops the start, naming it",
   CHECK(f.containers(true).empty());
 }
 
-TEST_CASE("access log: rotation by SIGUSR1 under load loses no line", "[e2e][docker]") {
+TEST_CASE("access log: rotation by SIGUSR1 (and by a reload) under load loses no line",
+          "[e2e][docker]") {
   service_fixture f("alogrot");
   const std::string dir = "/tmp/dockscaler-e2e-" + run_id();
   const std::string file = dir + "/alogrot-access.log";
@@ -136,9 +137,10 @@ TEST_CASE("access log: rotation by SIGUSR1 under load loses no line", "[e2e][doc
   for (int i = 1; i <= 5; ++i) {
     const std::size_t before = l.results().size();
     REQUIRE(eventually([&] { return l.results().size() >= before + 20; }));
-    // logrotate's way: move the file, then tell the daemon (postrotate).
+    // logrotate's way: move the file, then tell the daemon (postrotate);
+    // the last time by a reload, which reopens it too.
     REQUIRE(::rename(file.c_str(), (file + "." + std::to_string(i)).c_str()) == 0);
-    d.kill(SIGUSR1);
+    d.kill(i == 5 ? SIGHUP : SIGUSR1);
     REQUIRE(eventually([&] { return ::access(file.c_str(), F_OK) == 0; }));  // reopened
   }
   const std::size_t before = l.results().size();
