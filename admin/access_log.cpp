@@ -349,9 +349,12 @@ access_log::~access_log() {
 }
 
 void access_log::record(const lb::request_outcome& o) noexcept {
-  // Logged as of its arrival: the time a reader looks a request up by.
-  const auto arrived =
-      wall_clock::now() - std::chrono::duration_cast<wall_clock::duration>(o.duration);
+  // Logged as of its arrival: the time a reader looks a request up by (a
+  // function's outcome is reported only once its container let go).
+  const auto since = o.arrival == std::chrono::steady_clock::time_point{}
+                         ? std::chrono::steady_clock::duration(0)
+                         : std::chrono::steady_clock::now() - o.arrival;
+  const auto arrived = wall_clock::now() - std::chrono::duration_cast<wall_clock::duration>(since);
   bool crossed_half = false;
   if (!queue_.push(arrived, o, &crossed_half)) {
     drop(1);

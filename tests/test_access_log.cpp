@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -231,6 +232,30 @@ TEST_CASE("the log writes lines to its file; a full buffer drops and counts", "[
   CHECK(lines_of(file).size() == 100);
   CHECK_THROWS_WITH(access_log({.path = (dir.path / "no" / "such.log").string()}),
                     Catch::Contains("cannot open access log") && Catch::Contains("no/such.log"));
+}
+
+TEST_CASE("a line's time is when its request arrived, not when it was reported", "[access_log]") {
+  temp_dir dir;
+  const fs::path file = dir.path / "access.log";
+  {
+    access_log log({.path = file.string()});
+    auto o = numbered(1);
+    o.arrival = std::chrono::steady_clock::now() - 3h;  // e.g. reported after a long teardown
+    o.duration = 1s;
+    log.record(o);
+    log.record(numbered(2));  // no arrival: now
+  }
+  const auto lines = lines_of(file);
+  REQUIRE(lines.size() == 2);
+  auto seconds_of = [](const std::string& line) {
+    const auto d = parse_line(line + "\n");
+    std::tm tm{};
+    REQUIRE(::strptime(d["time"].GetString(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+    return static_cast<long>(::timegm(&tm));
+  };
+  const long gap = seconds_of(lines[1]) - seconds_of(lines[0]);
+  CHECK(gap >= 3 * 3600 - 60);
+  CHECK(gap <= 3 * 3600 + 60);
 }
 
 TEST_CASE("reopen: after a rename, later lines go to a new file; none is lost", "[access_log]") {

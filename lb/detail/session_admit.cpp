@@ -294,6 +294,7 @@ void session::report(const request_state& rq, const ending& e, std::uint64_t ans
   request_outcome o{rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported,
                     rq.wait, end - rq.arrival};
   o.refused = e.why;
+  o.arrival = rq.arrival;
   o.upstream_status = e.upstream;
   o.bytes_in = rq.bytes_in;
   o.bytes_out = e.bytes_out + answered;
@@ -307,6 +308,7 @@ void session::report_early(unsigned status, refusal why, clock::duration took,
   if (!opts().on_request) return;
   request_outcome o{{}, status, {}, took};
   o.refused = why;
+  if (took.count() > 0) o.arrival = clock::now() - took;
   o.bytes_out = answered;
   std::string backend;
   if (opts().detailed_outcomes) describe(o, nullptr, backend);

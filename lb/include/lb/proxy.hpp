@@ -96,6 +96,9 @@ struct request_outcome {
   std::string_view user_agent{};
   std::string_view backend{};  // the backend's label, else "host:port"; empty if none was used
   unsigned version = 11;       // HTTP version of the request (11: HTTP/1.1)
+  // When the head was complete (the start of `duration`); the epoch when no
+  // head was (a request refused while its head was read).
+  std::chrono::steady_clock::time_point arrival{};
 };
 
 struct proxy_timeouts {
