@@ -218,6 +218,10 @@ void metrics::on_docker_error(std::string_view operation) noexcept {
   }
 }
 
+void metrics::on_access_log_dropped(std::uint64_t lines) noexcept {
+  access_log_dropped_.fetch_add(lines, std::memory_order_relaxed);
+}
+
 // The proxy's counters and histograms, per service (and "" for no route).
 void metrics::render_requests(exposition& x) const {
   const table& t = *current_.load(std::memory_order_acquire);
@@ -350,6 +354,11 @@ void metrics::render_events(exposition& x) const {
            "counter");
   for (const auto& [op, n] : docker_errors_)
     x.sample("dockscaler_docker_errors_total", {{"operation", op}}, static_cast<double>(n));
+
+  x.family("dockscaler_access_log_dropped_total",
+           "Access log lines lost: its buffer was full, or a write failed.", "counter");
+  x.sample("dockscaler_access_log_dropped_total", {},
+           static_cast<double>(access_log_dropped_.load(std::memory_order_relaxed)));
 }
 
 std::string metrics::render(const std::vector<scaler::service_status>& status) const {

@@ -647,6 +647,34 @@ void read_trusted_proxies(reader& r, const YAML::Node& n, std::vector<std::strin
   }
 }
 
+// proxy.access_log: where (a file, or - for standard output) and in which format.
+void read_access_log(reader& r, const YAML::Node& n, std::optional<access_log_config>& out) {
+  const std::string key = "proxy.access_log";
+  if (!n.IsDefined()) return;
+  if (n.IsNull() || !n.IsMap()) {
+    r.fail(n, key, "expected a mapping, e.g. { path: /var/log/dockscaler/access.log }");
+    return;
+  }
+  if (!r.expect_map(n, key, {"path", "format"})) return;
+  access_log_config log;
+  if (auto pn = r.scalar(n, "path", key)) {
+    log.path = pn->Scalar();
+    if (log.path.empty()) r.fail(*pn, key + ".path", "must be a file, or - for standard output");
+  } else {
+    r.fail(n, key + ".path", "missing: a file, or - for standard output");
+  }
+  if (auto fn = r.scalar(n, "format", key)) {
+    if (fn->Scalar() == "json")
+      log.fmt = access_log_config::format::json;
+    else if (fn->Scalar() == "combined")
+      log.fmt = access_log_config::format::combined;
+    else
+      r.fail(*fn, key + ".format",
+             "expected json or combined, got \"" + excerpt(fn->Scalar()) + "\"");
+  }
+  out = std::move(log);
+}
+
 void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
   if (!r.expect_map(n, "docker.logs", {"max_size", "max_files"})) return;
   r.get_size(n, "max_size", "docker.logs", out.max_size_bytes);
@@ -760,7 +788,7 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node p = root["proxy"];
   if (r.expect_map(p, "proxy",
                    {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
-                    "timeouts", "request_buffer", "trusted_proxies"})) {
+                    "timeouts", "request_buffer", "trusted_proxies", "access_log"})) {
     r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
@@ -787,6 +815,7 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
         cfg.proxy.request_buffer = cfg.proxy.max_body_bytes;
     }
     read_trusted_proxies(r, p["trusted_proxies"], cfg.proxy.trusted_proxies);
+    read_access_log(r, p["access_log"], cfg.proxy.access_log);
   }
 }
 

@@ -370,12 +370,16 @@ std::vector<std::string> proxy::services() const {
   return out;
 }
 
-backend_id proxy::add_backend(std::string_view service, const std::string& host,
-                              std::uint16_t port) {
+backend_id proxy::add_backend(std::string_view service, const std::string& host, std::uint16_t port,
+                              std::string_view label) {
   auto svc = impl_->find_service(service);
   const auto ep = detail::resolve(host, port);
   const backend_id id = impl_->next_backend.fetch_add(1);
-  auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep);
+  detail::backend_kind kind;
+  // Without an access log nobody reads it: no copy per request.
+  if (impl_->opts.detailed_outcomes && !label.empty())
+    kind.label = std::make_shared<const std::string>(label);
+  auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep, std::move(kind));
   notify_all(woken);
   return id;
 }

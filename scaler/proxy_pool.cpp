@@ -35,8 +35,8 @@ void proxy_pool::set_unavailable(const std::string& service, const std::string& 
 
 std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id,
                               const std::string& host, std::uint16_t port) {
-  (void)container_id;  // the proxy knows a backend by its address
-  return proxy_.add_backend(service, host, port);
+  // The access log names the container (Docker's short id), not just its address.
+  return proxy_.add_backend(service, host, port, std::string_view(container_id).substr(0, 12));
 }
 
 lb::backend_id proxy_pool::add_handler(std::string_view service,

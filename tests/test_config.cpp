@@ -459,6 +459,37 @@ TEST_CASE("proxy.trusted_proxies: CIDRs, IPv4 and IPv6, none by default", "[conf
         std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.168.1.7", "::1"});
 }
 
+TEST_CASE("proxy.access_log: off by default; a path and a format", "[config]") {
+  CHECK_FALSE(load_string("services: {}\n", "t.yaml").proxy.access_log.has_value());
+  const config c = load_string("proxy:\n  access_log: { path: /var/log/a.log }\n", "t.yaml");
+  REQUIRE(c.proxy.access_log.has_value());
+  CHECK(c.proxy.access_log->path == "/var/log/a.log");
+  CHECK(c.proxy.access_log->fmt == access_log_config::format::json);
+  const config d =
+      load_string("proxy:\n  access_log: { path: \"-\", format: combined }\n", "t.yaml");
+  CHECK(d.proxy.access_log->path == "-");
+  CHECK(d.proxy.access_log->fmt == access_log_config::format::combined);
+}
+
+TEST_CASE("a bad proxy.access_log is an error at its line with its key path", "[config][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                // 1
+      "  access_log:\n"         // 2
+      "    path: /tmp/a.log\n"  // 3
+      "    format: xml\n"       // 4
+      "    colour: red\n");     // 5
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.access_log.format", 4, "expected json or combined"));
+  CHECK(has_problem(ps, "proxy.access_log.colour", 5, "unknown key"));
+  CHECK(ps.size() == 2);
+  CHECK(has_problem(problems_of("proxy:\n  access_log: { format: json }\n"),
+                    "proxy.access_log.path", 2, "missing"));
+  CHECK(has_problem(problems_of("proxy:\n  access_log: { path: \"\" }\n"), "proxy.access_log.path",
+                    2, "must be a file"));
+  CHECK(has_problem(problems_of("proxy:\n  access_log: /tmp/a.log\n"), "proxy.access_log", 2,
+                    "expected a mapping"));
+}
+
 TEST_CASE("a bad trusted_proxies entry is an error at its line with its key path",
           "[config][errors]") {
   const auto ps = problems_of(

@@ -223,6 +223,8 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   m.on_cold_start("hello", 1500ms);
   m.on_docker_error("start");
   m.on_docker_error("start");
+  m.on_access_log_dropped(3);
+  m.on_access_log_dropped(1);
 
   auto held = service("other");
   held.hold_left = 60s;
@@ -264,12 +266,13 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   CHECK(v["dockscaler_cold_start_seconds_bucket{service=\"hello\",le=\"2\"}"] == 1);
   CHECK(v["dockscaler_docker_errors_total{operation=\"start\"}"] == 2);
   CHECK(v["dockscaler_docker_errors_total{operation=\"list\"}"] == 0);
+  CHECK(v["dockscaler_access_log_dropped_total"] == 4);
   for (const char* family :
        {"dockscaler_requests_total", "dockscaler_wait_time_seconds",
         "dockscaler_request_duration_seconds", "dockscaler_queue_length", "dockscaler_in_flight",
         "dockscaler_requests_rejected_total", "dockscaler_replicas", "dockscaler_replicas_desired",
         "dockscaler_scale_events_total", "dockscaler_cold_start_seconds",
-        "dockscaler_docker_errors_total"})
+        "dockscaler_docker_errors_total", "dockscaler_access_log_dropped_total"})
     CHECK(text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
 
   if (auto verdict = promtool_problems(text)) {

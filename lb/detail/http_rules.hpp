@@ -183,6 +183,12 @@ std::string format_date_field(std::int64_t epoch_seconds);
 // `message` a JSON body {"message": ...} that says why.
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
                             bool head, std::string_view message = {});
+// The body bytes of a whole response the proxy made (simple_response): what
+// follows its head.
+inline std::uint64_t body_size(std::string_view response) {
+  const auto end = response.find("\r\n\r\n");
+  return end == std::string_view::npos ? 0 : response.size() - end - 4;
+}
 // The answer to "OPTIONS * HTTP/1.x": 200 with Allow, no body.
 std::string options_asterisk_response(bool keep, unsigned client_version);
 

@@ -189,9 +189,8 @@ struct proxy::impl {
 
   void rebuild_routes();  // mu held
   std::shared_ptr<detail::service> find_service(std::string_view name) const;
-  void report(std::string_view service, unsigned status, std::chrono::nanoseconds wait,
-              std::chrono::nanoseconds duration) const {
-    if (opts.on_request) opts.on_request(request_outcome{service, status, wait, duration});
+  void report(const request_outcome& o) const {
+    if (opts.on_request) opts.on_request(o);
   }
 };
 

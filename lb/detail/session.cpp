@@ -16,6 +16,17 @@
 #include "lb/cidr.hpp"
 
 namespace dockscaler::lb::detail {
+namespace {
+
+// Why a request is refused on its head alone (a declared body over
+// max_body_bytes included).
+refusal head_refusal(unsigned st) {
+  if (st == 408) return refusal::header_timeout;
+  if (st == 413) return refusal::body_too_large;
+  return refusal::bad_request;
+}
+
+}  // namespace
 
 bool peer_closed(socket_t& s) {
   char c;
@@ -78,16 +89,16 @@ task<void> session::serve() {
     head = false;
     if (const unsigned st = co_await read_head()) {
       if (st == 1) co_return;  // the client went away
-      co_await reply(st, true);
-      w.owner.report({}, st, {}, {});
+      const auto sent = co_await reply(st, true);
+      report_early(st, head_refusal(st), {}, sent);
       co_return;
     }
     const auto arrival = clock::now();
     client_version = req->get().version();
     head = req->get().method() == http::verb::head;
     if (const unsigned bad = check_head()) {
-      co_await reply(bad, true);
-      w.owner.report({}, bad, {}, clock::now() - arrival);
+      const auto sent = co_await reply(bad, true);
+      report_early(bad, head_refusal(bad), clock::now() - arrival, sent);
       co_return;
     }
     if (req->get().target() == "*") {  // OPTIONS * (check_request allows no other method)
@@ -159,7 +170,7 @@ task<bool> session::answer_options(clock::time_point arrival) {
   const bool keep = req->keep_alive() && !has_body && !w.stopping;  // a body is not read: close
   const std::string answer = options_asterisk_response(keep, client_version);
   const bool ok = co_await write_raw(answer);
-  w.owner.report({}, 200, {}, clock::now() - arrival);
+  report_early(200, refusal::none, clock::now() - arrival, 0);
   if (!ok) co_return false;
   if (!keep) co_await lingering_close();
   co_return keep;
@@ -192,11 +203,12 @@ task<void> session::lingering_close() {
   sock.close(ig);
 }
 
-task<void> session::reply(unsigned status, bool close) {
+task<std::uint64_t> session::reply(unsigned status, bool close) {
   const std::string answer =
       simple_response(status, close, !close && client_version == 10, false, head);
   const bool ok = co_await write_raw(answer);
   if (close && ok) co_await lingering_close();
+  co_return ok ? body_size(answer) : 0;
 }
 
 unsigned session::body_error_status(const error_code& ec) const {

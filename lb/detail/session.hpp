@@ -114,6 +114,9 @@ struct request_state {
   bool sent_continue = false;
   std::array<backend_id, max_tries> tried{};  // backends that could not take it
   std::size_t ntried = 0;
+  std::uint64_t bytes_in = 0;                        // of the body, read from the client
+  std::shared_ptr<const std::string> backend_label;  // its label, for a detailed outcome
+  asio::ip::tcp::endpoint backend_ep;                // its address, for a detailed outcome
 };
 
 // How a request ends, once its slot is handed back: what the proxy still
@@ -124,9 +127,18 @@ struct ending {
   bool keep = false;      // the connection stays open for the next request
   bool drop = false;      // closed at once: a truncated answer must never look complete
   bool retry_after = false;
-  std::string message{};    // why, in the answer's body
-  clock::time_point end{};  // when the answer was complete (default: when concluded)
+  std::string message{};        // why, in the answer's body
+  clock::time_point end{};      // when the answer was complete (default: when concluded)
+  refusal why = refusal::none;  // why the proxy answered itself (for on_request)
+  unsigned upstream = 0;        // the backend's status, when it answered
+  std::uint64_t bytes_out = 0;  // response body bytes relayed to the client
 };
+
+// The reason a body that could not be read (read_body()'s status) is refused for.
+constexpr refusal body_refusal(unsigned st) {
+  return st == 408 ? refusal::body_timeout
+                   : (st == 413 ? refusal::body_too_large : refusal::bad_request);
+}
 
 // Whether the peer closed (or reset) the connection; pending input is not.
 bool peer_closed(socket_t& s);
@@ -147,6 +159,7 @@ struct session : session_base {
   bool trusted = false;           // the peer is in trusted_proxies: its forwarding fields are kept
   std::string route_prefix;       // of the current request's route
   clock::time_point answered_at;  // a function call's answer was written
+  std::uint64_t answered_bytes = 0;  // the body bytes of that answer
   std::optional<req_parser> req;
   std::optional<res_parser> res;
   std::string upstream_head;  // serialized request header for the backend, reused
@@ -201,7 +214,8 @@ struct session : session_base {
   // destroy the response before the client has read it.
   task<void> lingering_close();
   // Answers with a short text response; closes when asked to.
-  task<void> reply(unsigned status, bool close);
+  // Returns the bytes of its body written.
+  task<std::uint64_t> reply(unsigned status, bool close);
   // Appends the rest of the request body to `out`, until it is complete or
   // `out` holds more than `limit` bytes, within the body deadline. Returns 0
   // (then req->is_done() says which), the status to answer (413, 408, 400),
@@ -242,8 +256,15 @@ struct session : session_base {
   task<bool> continue_once(request_state& rq);
   // A body that could not be read (read_body()'s status): what to answer.
   ending body_failed(service& svc, unsigned st);
-  // on_request for the request as `e` ended it.
-  void report(const request_state& rq, const ending& e) const;
+  // on_request for the request as `e` ended it; `answered`: body bytes of
+  // the proxy's own answer.
+  void report(const request_state& rq, const ending& e, std::uint64_t answered = 0) const;
+  // on_request for a request answered before it was routed (session.cpp).
+  void report_early(unsigned status, refusal why, clock::duration took,
+                    std::uint64_t answered) const;
+  // The request's strings, for proxy_options::detailed_outcomes; `backend`
+  // holds the backend's text when it has no label.
+  void describe(request_outcome& o, const request_state* rq, std::string& backend) const;
   // Answers, reports and keeps or closes the connection; returns whether it stays open.
   task<bool> conclude(const request_state& rq, const ending& e);
 
@@ -258,6 +279,7 @@ struct session : session_base {
     bool upstream_failed = false;  // the write to the backend failed
     bool body_started = false;     // the client's body was streamed (it cannot be replayed)
     unsigned body_status = 0;      // the client's body failed: read_body()'s status
+    std::uint64_t body_bytes = 0;  // of the client's body, streamed
   };
   task<sent_request> stream_request(const request_state& rq, upstream_conn& conn);
   // A fresh parser in *res for the next response head.
@@ -268,6 +290,7 @@ struct session : session_base {
     error_code ec;
     bool timed_out = false;
     bool head_sent = false;
+    std::uint64_t body_bytes = 0;  // message body bytes relayed (before any re-framing)
   };
   // What the client gets of the response: its head (into head_out), framing
   // and whether either connection is kept.

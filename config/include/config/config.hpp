@@ -49,6 +49,13 @@ struct proxy_timeouts {
   duration body = std::chrono::seconds(60);  // header parsed -> request body complete (408)
 };
 
+// proxy.access_log: one line per request (docs/proxy.md "Access log").
+struct access_log_config {
+  enum class format { json, combined };
+  std::string path;  // "-": standard output
+  format fmt = format::json;
+};
+
 struct proxy_config {
   std::string listen = "127.0.0.1:8080";
   unsigned threads = 2;
@@ -59,6 +66,7 @@ struct proxy_config {
   proxy_timeouts timeouts;
   // CIDRs ("10.0.0.0/8", "::1") whose forwarding headers are believed; validated at load.
   std::vector<std::string> trusted_proxies;
+  std::optional<access_log_config> access_log;  // unset: no access log
 };
 
 struct admin_config {

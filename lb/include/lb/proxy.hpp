@@ -20,8 +20,60 @@
 
 namespace dockscaler::lb {
 
-// Per-request outcome handed to the observer (for metrics). `service` is empty
-// when no route matched or the request was rejected before routing.
+// Why the proxy answered a request itself instead of relaying a backend's
+// answer (none: relayed, or the client went away). The access log prints
+// refusal_name(); each refusing path sets its own reason.
+enum class refusal : std::uint8_t {
+  none,
+  bad_request,     // a malformed or unsupported request head (400, 414, 431, 501, 505)
+  header_timeout,  // the head did not arrive within timeouts.header (408)
+  no_route,        // no service matches (404)
+  body_timeout,    // the body did not arrive within timeouts.body (408)
+  body_too_large,  // over max_body_bytes (413)
+  queue_full,      // 503
+  queue_timeout,   // 503
+  no_replicas,     // 503: the service has no backend and none is coming, or went away
+  timed_out,       // the backend did not answer within timeouts.response (504)
+  upstream_error,  // the backend could not be reached or broke off (502)
+  unauthorized,    // 401
+  rate_limited,    // 429
+};
+
+constexpr std::string_view refusal_name(refusal r) noexcept {
+  switch (r) {
+    case refusal::none:
+      return "";
+    case refusal::bad_request:
+      return "bad_request";
+    case refusal::header_timeout:
+      return "header_timeout";
+    case refusal::no_route:
+      return "no_route";
+    case refusal::body_timeout:
+      return "body_timeout";
+    case refusal::body_too_large:
+      return "body_too_large";
+    case refusal::queue_full:
+      return "queue_full";
+    case refusal::queue_timeout:
+      return "queue_timeout";
+    case refusal::no_replicas:
+      return "no_replicas";
+    case refusal::timed_out:
+      return "timed_out";
+    case refusal::upstream_error:
+      return "upstream_error";
+    case refusal::unauthorized:
+      return "unauthorized";
+    case refusal::rate_limited:
+      return "rate_limited";
+  }
+  return "";
+}
+
+// Per-request outcome handed to the observer (for metrics and the access
+// log). `service` is empty when no route matched or the request was rejected
+// before routing. Every string_view is valid during the callback only.
 struct request_outcome {
   std::string_view service;
   unsigned status = 0;  // status sent to the client (0: connection closed mid-response)
@@ -31,6 +83,22 @@ struct request_outcome {
   std::chrono::nanoseconds wait{0};
   std::chrono::nanoseconds duration{
       0};  // arrival (header parsed) -> response fully relayed (or rejected)
+  refusal refused = refusal::none;
+  unsigned upstream_status = 0;  // the backend's (or function's) status; 0: none answered
+  std::uint64_t bytes_in = 0;    // request body bytes read from the client
+  std::uint64_t bytes_out = 0;   // response body bytes written to the client
+  // Set only with proxy_options::detailed_outcomes (empty otherwise), so a
+  // proxy without an access log looks none of them up.
+  std::string_view client{};   // the client's address (its peer address)
+  std::string_view method{};   // as sent
+  std::string_view target{};   // as sent (origin form)
+  std::string_view referer{};  // the Referer field, if any
+  std::string_view user_agent{};
+  std::string_view backend{};  // the backend's label, else "host:port"; empty if none was used
+  unsigned version = 11;       // HTTP version of the request (11: HTTP/1.1)
+  // When the head was complete (the start of `duration`); the epoch when no
+  // head was (a request refused while its head was read).
+  std::chrono::steady_clock::time_point arrival{};
 };
 
 struct proxy_timeouts {
@@ -62,6 +130,9 @@ struct proxy_options {
   // Called on an I/O thread once per request that got an answer (or lost its
   // connection); must be cheap, thread-safe and must not throw. Set before start().
   std::function<void(const request_outcome&)> on_request;
+  // Fill the request's strings in request_outcome (client, method, target,
+  // referer, user_agent, backend): for an access log. Off, none is looked up.
+  bool detailed_outcomes = false;
 };
 
 // How requests reach a service. A request matches when its Host (without port,
@@ -149,7 +220,10 @@ class proxy {
 
   // Backends. add resolves host (numeric addresses never block) and joins the
   // rotation at once; queued requests are dispatched to it immediately.
-  backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port);
+  // `label` names the backend in request_outcome::backend (e.g. its
+  // container); kept only with proxy_options::detailed_outcomes.
+  backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port,
+                         std::string_view label = {});
   // A function backend with `slots` calls at once (0: the service's
   // concurrency). A `one_shot` backend takes one call only: it leaves the
   // rotation (as if drained) the moment it is granted.
