@@ -538,6 +538,18 @@ TEST_CASE("a service's timeouts, max_body_bytes, rate_limit and auth load", "[co
   CHECK_FALSE(c.auth);
 }
 
+TEST_CASE("an auth file is read again at each load (a reload sees its new content)",
+          "[config][admission]") {
+  const temp_file tokens("first\n", "reread");
+  const std::string yaml =
+      "services:\n  a:\n    image: x\n    auth: { bearer_tokens_file: " + tokens.path + " }\n";
+  CHECK(load_string(yaml, "test.yaml").services[0].auth->tokens ==
+        std::vector<std::string>{"first"});
+  std::ofstream(tokens.path) << "second\nthird\n";
+  CHECK(load_string(yaml, "test.yaml").services[0].auth->tokens ==
+        std::vector<std::string>{"second", "third"});
+}
+
 TEST_CASE("mistakes in a service's proxy rules name file, line and key",
           "[config][admission][errors]") {
   const temp_file empty("# nobody yet\n\n", "empty");

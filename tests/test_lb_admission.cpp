@@ -343,5 +343,8 @@ TEST_CASE("auth: 401 without valid credentials, 200 with, Authorization kept fro
     r.p.update_service(tok);
     CHECK(status("/tok/x", "Bearer t0ken-a") == 401);
     CHECK(status("/tok/x", "Bearer t0ken-new") == 200);
+    tok.auth->tokens.clear();  // nothing to accept: refused, the service unchanged
+    CHECK_THROWS_AS(r.p.update_service(tok), std::invalid_argument);
+    CHECK(status("/tok/x", "Bearer t0ken-new") == 200);
   }
 }
