@@ -1,7 +1,8 @@
 // One client connection of the proxy, as one C++20 coroutine per connection
 // (run_session in proxy_impl.hpp starts it). A request goes through named
-// steps: read and check its head (session.cpp), route it, read a small body
-// ahead and admit it (a slot, or a wait in the queue, held as a slot_lease;
+// steps: read and check its head (session.cpp), route it, check its
+// service's own rules (session_policy.cpp), read a small body ahead and
+// admit it (a slot, or a wait in the queue, held as a slot_lease;
 // session_admit.cpp), then either forward it to an HTTP backend and relay the
 // answer (session_forward.cpp) or call an in-process handler
 // (session_call.cpp), and conclude (answer, report, keep or close).

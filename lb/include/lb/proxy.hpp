@@ -171,8 +171,9 @@ class proxy {
   std::uint16_t port() const;  // port of the first listener
 
   // Services. add throws on a duplicate name or invalid options; update keeps
-  // backends, queue and statistics (only route/concurrency/queue limits change;
-  // wait_window is fixed at add). remove answers queued requests with 503.
+  // backends, queue and statistics (route, concurrency, queue limits, timeouts,
+  // body limit, rate limit and auth change; an unchanged rate limit keeps its
+  // buckets; wait_window is fixed at add). remove answers queued requests with 503.
   void add_service(service_options options);
   void update_service(service_options options);
   void remove_service(std::string_view name);
