@@ -274,7 +274,9 @@ void render_load(exposition& x, const std::vector<scaler::service_status>& statu
     for (const auto& [reason, n] : {std::pair{"queue_full", f.rejected_queue_full},
                                     std::pair{"queue_timeout", f.rejected_queue_timeout},
                                     std::pair{"body_timeout", f.rejected_body_timeout},
-                                    std::pair{"no_replicas", f.rejected_no_replicas}})
+                                    std::pair{"no_replicas", f.rejected_no_replicas},
+                                    std::pair{"rate_limited", f.rejected_rate_limited},
+                                    std::pair{"unauthorized", f.rejected_unauthorized}})
       x.sample("dockscaler_requests_rejected_total", {{"service", s.name}, {"reason", reason}},
                static_cast<double>(n));
   }

@@ -169,6 +169,7 @@ proxy::impl::~impl() = default;
 
 void proxy::impl::rebuild_routes() {
   auto t = std::make_shared<detail::route_table>();
+  std::uint64_t max_body = opts.max_body_bytes;
   for (const auto& [name, so] : service_opts) {
     detail::route_entry e;
     e.host = so.route.host;
@@ -177,6 +178,8 @@ void proxy::impl::rebuild_routes() {
     while (e.prefix.size() > 1 && e.prefix.back() == '/') e.prefix.pop_back();
     e.strip = so.route.strip_prefix;
     e.svc = services.at(name);
+    e.policy = e.svc->policy;
+    max_body = std::max(max_body, detail::body_limit(opts, e.policy.get()));
     t->entries.push_back(std::move(e));
   }
   std::sort(t->entries.begin(), t->entries.end(), [](const auto& a, const auto& b) {
@@ -185,7 +188,18 @@ void proxy::impl::rebuild_routes() {
     return a.svc->name < b.svc->name;
   });
   routes = std::move(t);
+  max_body_any.store(max_body, std::memory_order_relaxed);
   routes_version.fetch_add(1, std::memory_order_release);
+}
+
+void proxy::impl::set_policy(detail::service& svc, const service_options& o) {
+  try {
+    svc.policy = detail::make_policy(opts, o, svc.policy.get());
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("service '" + o.name + "': " + e.what());
+  }
+  if (o.auth && o.auth->type == auth_options::scheme::basic && !verify_pool)
+    verify_pool = std::make_unique<boost::asio::thread_pool>(2);
 }
 
 std::shared_ptr<detail::service> proxy::impl::find_service(std::string_view name) const {
@@ -323,6 +337,7 @@ void proxy::add_service(service_options o) {
     throw std::invalid_argument("service '" + o.name + "' already exists");
   auto svc = std::make_shared<detail::service>(
       o, detail::limits{o.concurrency, o.queue.max_length, o.max_in_flight});
+  m.set_policy(*svc, o);
   m.services.emplace(o.name, svc);
   m.service_opts.emplace(o.name, std::move(o));
   m.rebuild_routes();
@@ -337,6 +352,7 @@ void proxy::update_service(service_options o) {
     auto it = m.services.find(o.name);
     if (it == m.services.end()) throw std::invalid_argument("unknown service '" + o.name + "'");
     auto& svc = *it->second;
+    m.set_policy(svc, o);  // first: it may throw, and then nothing has changed
     svc.queue_timeout_ns.store(std::chrono::nanoseconds(o.queue.timeout).count());
     woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length, o.max_in_flight});
     m.service_opts[o.name] = std::move(o);
@@ -455,6 +471,8 @@ service_snapshot proxy::snapshot(std::string_view service) const {
   s.rejected_timeout = svc->rejected_timeout.load(std::memory_order_relaxed);
   s.rejected_body_timeout = svc->rejected_body_timeout.load(std::memory_order_relaxed);
   s.rejected_unavailable = svc->rejected_unavailable.load(std::memory_order_relaxed);
+  s.rejected_rate_limited = svc->rejected_rate_limited.load(std::memory_order_relaxed);
+  s.rejected_unauthorized = svc->rejected_unauthorized.load(std::memory_order_relaxed);
   for (auto& b : v.backends)
     s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
                           b.draining ? backend_state::draining : backend_state::active, b.suspect});

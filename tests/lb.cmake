@@ -12,3 +12,6 @@ dockscaler_add_test(NAME test_lb_dead_host SOURCES test_lb_dead_host.cpp LIBS do
 dockscaler_add_test(NAME test_lb_rfc9112 SOURCES test_lb_rfc9112.cpp LIBS dockscaler::lb)
 dockscaler_add_test(NAME test_lb_tls SOURCES test_lb_tls.cpp LIBS dockscaler::lb OpenSSL::SSL)
 dockscaler_add_test(NAME test_lb_outcome SOURCES test_lb_outcome.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_rate_limiter SOURCES test_lb_rate_limiter.cpp LIBS dockscaler::lb)
+dockscaler_add_test(NAME test_lb_admission SOURCES test_lb_admission.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_auth SOURCES test_lb_auth.cpp LIBS dockscaler::lb ${LIBCRYPT_LIBRARY})

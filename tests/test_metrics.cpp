@@ -140,6 +140,8 @@ dockscaler::scaler::service_status service(const std::string& name) {
   s.figures.in_flight = 8;
   s.figures.rejected_queue_timeout = 4;
   s.figures.rejected_body_timeout = 2;
+  s.figures.rejected_rate_limited = 9;
+  s.figures.rejected_unauthorized = 3;
   return s;
 }
 
@@ -250,6 +252,8 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"body_timeout\"}"] == 2);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"queue_full\"}"] == 0);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"no_replicas\"}"] == 0);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"rate_limited\"}"] == 9);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"unauthorized\"}"] == 3);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"ready\"}"] == 2);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"starting\"}"] == 1);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"draining\"}"] == 0);

@@ -285,7 +285,7 @@ std::string json_message(std::string_view text) {
 }
 
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head, std::string_view message) {
+                            bool head, std::string_view message, std::string_view fields) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   std::string body;
   if (message.empty()) {
@@ -302,6 +302,7 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
   s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   s += date_field();
   if (retry_after) s += "Retry-After: 1\r\n";
+  s += fields;
   put_connection(s, !close, keep_alive_10 ? 10 : 11);
   s += "\r\n";
   if (!head) s += body;

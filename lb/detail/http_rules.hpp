@@ -180,9 +180,10 @@ std::string_view date_field();
 std::string format_date_field(std::int64_t epoch_seconds);
 
 // The proxy's own short answer (error statuses): the status as text, or with
-// `message` a JSON body {"message": ...} that says why.
+// `message` a JSON body {"message": ...} that says why. `fields`: more
+// header fields, each ending in CRLF (a Retry-After there replaces the usual one).
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head, std::string_view message = {});
+                            bool head, std::string_view message = {}, std::string_view fields = {});
 // The body bytes of a whole response the proxy made (simple_response): what
 // follows its head.
 inline std::uint64_t body_size(std::string_view response) {

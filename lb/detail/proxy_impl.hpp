@@ -21,12 +21,14 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "dispatcher.hpp"
 #include "lb/proxy.hpp"
 #include "lb/wait_stats.hpp"
+#include "service_policy.hpp"
 
 namespace dockscaler::lb::detail {
 
@@ -60,6 +62,9 @@ struct service {
   std::atomic<std::uint64_t> rejected_timeout{0};
   std::atomic<std::uint64_t> rejected_body_timeout{0};
   std::atomic<std::uint64_t> rejected_unavailable{0};
+  std::atomic<std::uint64_t> rejected_rate_limited{0};
+  std::atomic<std::uint64_t> rejected_unauthorized{0};
+  std::shared_ptr<const service_policy> policy;  // guarded by proxy::impl::mu; null: none
 };
 
 struct route_entry {
@@ -67,6 +72,7 @@ struct route_entry {
   std::string prefix;  // "/" or "/a" (no trailing slash)
   bool strip = false;
   std::shared_ptr<service> svc;
+  std::shared_ptr<const service_policy> policy;  // the service's, as published with this table
 };
 
 // Immutable once published; workers keep a copy of the shared_ptr and refresh
@@ -186,8 +192,17 @@ struct proxy::impl {
   std::shared_ptr<const detail::route_table> routes;
   std::atomic<std::uint64_t> routes_version{0};
   std::atomic<backend_id> next_backend{1};
+  // The largest body any service allows: the parser's limit until the
+  // request is routed (then the service's own applies). Set with the routes.
+  std::atomic<std::uint64_t> max_body_any{0};
+  // Runs bcrypt for Basic auth off the I/O threads; made with the first
+  // service that needs it (mu held), never replaced. Declared after workers:
+  // it is joined before their io_contexts go.
+  std::unique_ptr<boost::asio::thread_pool> verify_pool;
 
   void rebuild_routes();  // mu held
+  // Makes the service's policy from `o` (mu held). Throws std::invalid_argument.
+  void set_policy(detail::service& svc, const service_options& o);
   std::shared_ptr<detail::service> find_service(std::string_view name) const;
   void report(const request_outcome& o) const {
     if (opts.on_request) opts.on_request(o);

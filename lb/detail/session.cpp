@@ -36,7 +36,7 @@ bool peer_closed(socket_t& s) {
 }
 
 session::session(worker& wk, socket_t s)
-    : w(wk), sock(std::move(s)), queue_timer(wk.ioc.get_executor()) {
+    : w(wk), sock(std::move(s)), queue_timer(wk.ioc.get_executor()), opts_(&wk.owner.opts) {
   client = &sock;
   w.link(*this);
 }
@@ -81,10 +81,12 @@ task<void> session::serve() {
       if (ec) co_return;
       buf.commit(n);
     }
+    if (policy_) set_policy(nullptr);  // the proxy's rules until the request is routed
     req.emplace();
     req->header_limit(
         static_cast<std::uint32_t>(std::min<std::size_t>(opts().max_header_bytes, UINT32_MAX)));
-    req->body_limit(opts().max_body_bytes);
+    parse_body_limit = w.owner.max_body_any.load(std::memory_order_relaxed);
+    req->body_limit(parse_body_limit);
     client_version = 11;
     head = false;
     if (const unsigned st = co_await read_head()) {

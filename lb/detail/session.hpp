@@ -1,7 +1,8 @@
 // One client connection of the proxy, as one C++20 coroutine per connection
 // (run_session in proxy_impl.hpp starts it). A request goes through named
-// steps: read and check its head (session.cpp), route it, read a small body
-// ahead and admit it (a slot, or a wait in the queue, held as a slot_lease;
+// steps: read and check its head (session.cpp), route it, check its
+// service's own rules (session_policy.cpp), read a small body ahead and
+// admit it (a slot, or a wait in the queue, held as a slot_lease;
 // session_admit.cpp), then either forward it to an HTTP backend and relay the
 // answer (session_forward.cpp) or call an in-process handler
 // (session_call.cpp), and conclude (answer, report, keep or close).
@@ -132,6 +133,7 @@ struct ending {
   refusal why = refusal::none;  // why the proxy answered itself (for on_request)
   unsigned upstream = 0;        // the backend's status, when it answered
   std::uint64_t bytes_out = 0;  // response body bytes relayed to the client
+  std::string fields{};         // more header fields of the answer, each ending in CRLF
 };
 
 // The reason a body that could not be read (read_body()'s status) is refused for.
@@ -170,7 +172,14 @@ struct session : session_base {
   bool head = false;             // current request is HEAD
   chunked_watch body_watch;      // the current chunked body's framing, byte by byte as it arrives
 
-  const proxy_options& opts() const { return w.owner.opts; }
+  // The proxy's options, or the current request's service's (its timeouts
+  // and body limit) once it is routed to a service with a policy. The
+  // keep-alive wait after a request is that service's too.
+  const proxy_options& opts() const { return *opts_; }
+  const proxy_options* opts_;
+  std::shared_ptr<const service_policy> policy_;  // of the current (or last) request's service
+  std::uint64_t parse_body_limit = 0;             // the parser's body limit before routing
+  std::string rate_key_;                          // the client address a rate limit counts
 
   // Writes what the socket takes at once without waiting (its user-level
   // non-blocking mode is on): most heads and small bodies fit the socket
@@ -236,6 +245,23 @@ struct session : session_base {
   task<std::optional<ending>> read_ahead(request_state& rq);
   // The request header for the backend, into upstream_head.
   void make_upstream_head(const request_state& rq);
+  // ---- a service's own rules: body limit, rate limit, auth (session_policy.cpp) ----
+  void set_policy(std::shared_ptr<const service_policy> p) {
+    opts_ = p ? &p->opts : &w.owner.opts;
+    policy_ = std::move(p);
+  }
+  // Whether screen() has anything to check for this request: a null check
+  // (and a compare) for a service without a policy.
+  bool screened() const { return policy_ || parse_body_limit != opts().max_body_bytes; }
+  // The service's body limit, rate limit and auth, in that order; the
+  // ending when the request is refused.
+  task<std::optional<ending>> screen(request_state& rq);
+  std::optional<ending> check_body_limit(const request_state& rq);
+  std::optional<ending> check_rate(const request_state& rq);
+  task<std::optional<ending>> check_auth(const request_state& rq);
+  // The client address the rate limit counts: the peer, or for a trusted
+  // peer the last address in X-Forwarded-For that is not a trusted proxy.
+  std::string_view rate_key();
   // A free slot at once (an empty lease when the request must queue).
   slot_lease try_admit(request_state& rq);
   // A slot after a wait in the queue; the ending when refused.

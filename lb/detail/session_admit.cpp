@@ -37,6 +37,9 @@ task<bool> session::handle(clock::time_point arrival) {
         .answer = 404, .reported = 404, .keep = rq.keep && !rq.has_body, .why = refusal::no_route};
     co_return co_await conclude(rq, not_found);
   }
+  if (screened()) {
+    if (const auto refused = co_await screen(rq)) co_return co_await conclude(rq, *refused);
+  }
   struct body_scope {  // an idle keep-alive connection keeps no large buffer
     std::string& body;
     std::string& head;  // holds the part of a chunked body read ahead, if any
@@ -90,6 +93,7 @@ bool session::route(request_state& rq) {
   if (!route) return false;
   rq.svc = route->svc;
   rq.svc->requests.fetch_add(1, std::memory_order_relaxed);
+  if (route->policy) set_policy(route->policy);
   // Copied while `route` is surely alive (the worker's route table may be
   // replaced during a later co_await).
   route_prefix.assign(route->prefix);
@@ -342,7 +346,7 @@ task<bool> session::conclude(const request_state& rq, const ending& e) {
   std::uint64_t answered = 0;
   if (e.answer) {
     const std::string answer = simple_response(e.answer, !e.keep, e.keep && client_version == 10,
-                                               e.retry_after, head, e.message);
+                                               e.retry_after, head, e.message, e.fields);
     const bool written = co_await write_raw(answer);
     ok = written;
     if (ok) answered = body_size(answer);

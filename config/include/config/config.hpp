@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dockscaler::config {
@@ -150,6 +151,29 @@ struct readiness_config {
   bool when_running = false;
 };
 
+// A service's own proxy rules (docs/proxy.md): overrides of proxy.timeouts,
+// a rate limit, and who may call it.
+struct service_timeouts {
+  std::optional<duration> response;  // unset: proxy.timeouts.response
+  std::optional<duration> idle;      // unset: proxy.timeouts.idle
+};
+
+struct rate_limit_config {
+  enum class key { client_ip, service };
+  double rps = 0;
+  unsigned burst = 1;
+  key by = key::client_ip;
+};
+
+struct auth_config {
+  enum class scheme { bearer, basic };
+  scheme type = scheme::bearer;
+  std::string file;                 // bearer_tokens_file or basic_htpasswd, as resolved
+  bool forward = false;             // pass Authorization on to the backend
+  std::vector<std::string> tokens;  // read from `file` at load
+  std::vector<std::pair<std::string, std::string>> users;  // user, bcrypt hash
+};
+
 struct service_config {
   std::string name;
   // The top-level `instance`, copied by the loader: the dockscaler.instance
@@ -186,6 +210,11 @@ struct service_config {
   // stopped (down to replicas.min), and one is replaced after max_calls (0: never).
   duration idle_timeout = std::chrono::seconds(30);
   std::uint64_t max_calls = 0;
+  // Proxy rules of this service (timeouts, max_body_bytes, rate_limit, auth keys).
+  service_timeouts timeouts;
+  std::optional<std::uint64_t> max_body_bytes;  // unset: proxy.max_body_bytes
+  std::optional<rate_limit_config> rate_limit;
+  std::optional<auth_config> auth;
 
   // A hot function: its replicas each serve one call at a time, call after call.
   bool hot() const { return mode == service_mode::stdio && format != function_format::default_; }

@@ -10,8 +10,10 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lb/cidr.hpp"
@@ -151,6 +153,26 @@ struct queue_limits {
   std::chrono::milliseconds timeout{30'000};  // a request queued this long gets 503
 };
 
+// A token bucket per service or per client address: `rps` tokens a second,
+// at most `burst` at once; a request takes one or is answered 429.
+struct rate_limit_options {
+  enum class key { client_ip, service };
+  double rps = 0;
+  std::uint32_t burst = 1;
+  key by = key::client_ip;
+  bool operator==(const rate_limit_options&) const = default;
+};
+
+// Who may call a service: a bearer token among `tokens`, or a user of
+// `users` (name, bcrypt hash as htpasswd -B writes it) with its password.
+struct auth_options {
+  enum class scheme { bearer, basic };
+  scheme type = scheme::bearer;
+  std::vector<std::string> tokens;
+  std::vector<std::pair<std::string, std::string>> users;
+  bool forward = false;  // the Authorization field goes on to the backend
+};
+
 struct service_options {
   std::string name;
   route_rule route;
@@ -158,6 +180,13 @@ struct service_options {
   std::uint32_t max_in_flight = 0;  // requests in flight over all backends; 0 = no cap
   queue_limits queue;
   std::chrono::nanoseconds wait_window = std::chrono::seconds(10);  // wait_time statistics window
+  // Overrides of the proxy's timeouts.response, timeouts.idle (keep-alive
+  // after a request to this service) and max_body_bytes; unset: the proxy's.
+  std::optional<std::chrono::milliseconds> response_timeout;
+  std::optional<std::chrono::milliseconds> idle_timeout;
+  std::optional<std::uint64_t> max_body_bytes;
+  std::optional<rate_limit_options> rate_limit;  // 429 beyond it
+  std::optional<auth_options> auth;              // 401 without valid credentials
 };
 
 enum class backend_state { active, draining };
@@ -181,6 +210,8 @@ struct service_snapshot {
   std::uint64_t rejected_timeout = 0;       // 503: queue timeout
   std::uint64_t rejected_body_timeout = 0;  // 408: the body did not arrive within timeouts.body
   std::uint64_t rejected_unavailable = 0;   // 503 at once: set_unavailable
+  std::uint64_t rejected_rate_limited = 0;  // 429: over rate_limit
+  std::uint64_t rejected_unauthorized = 0;  // 401: no valid credentials (auth)
   std::vector<backend_snapshot> backends;
 };
 
@@ -211,8 +242,9 @@ class proxy {
   std::uint16_t port() const;  // port of the first listener
 
   // Services. add throws on a duplicate name or invalid options; update keeps
-  // backends, queue and statistics (only route/concurrency/queue limits change;
-  // wait_window is fixed at add). remove answers queued requests with 503.
+  // backends, queue and statistics (route, concurrency, queue limits, timeouts,
+  // body limit, rate limit and auth change; an unchanged rate limit keeps its
+  // buckets; wait_window is fixed at add). remove answers queued requests with 503.
   void add_service(service_options options);
   void update_service(service_options options);
   void remove_service(std::string_view name);

@@ -108,6 +108,8 @@ struct pool_figures {
   // timeout, body not complete within timeouts.body, no replica can start.
   std::uint64_t rejected_queue_full = 0, rejected_queue_timeout = 0, rejected_body_timeout = 0,
                 rejected_no_replicas = 0;
+  // Refused by the service's own rules: over its rate_limit (429), no valid credentials (401).
+  std::uint64_t rejected_rate_limited = 0, rejected_unauthorized = 0;
   std::map<std::uint64_t, std::uint32_t> in_flight_by_backend;
 };
 
