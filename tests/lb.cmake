@@ -10,3 +10,4 @@ dockscaler_add_test(NAME test_lb_http_rules SOURCES test_lb_http_rules.cpp LIBS 
 dockscaler_add_test(NAME test_lb_conformance SOURCES test_lb_conformance.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_dead_host SOURCES test_lb_dead_host.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_rfc9112 SOURCES test_lb_rfc9112.cpp LIBS dockscaler::lb)
+dockscaler_add_test(NAME test_lb_tunnel SOURCES test_lb_tunnel.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)

@@ -114,6 +114,10 @@ struct request_state {
   bool sent_continue = false;
   std::array<backend_id, max_tries> tried{};  // backends that could not take it
   std::size_t ntried = 0;
+  // An upgrade the service lets through was asked for; the tunnel, if it
+  // comes, keeps the slot.
+  bool upgrade = false;
+  bool hold_slot = false;
 };
 
 // How a request ends, once its slot is handed back: what the proxy still
@@ -155,6 +159,9 @@ struct session : session_base {
   unsigned client_version = 11;  // of the current request, before rewriting
   bool head = false;             // current request is HEAD
   chunked_watch body_watch;      // the current chunked body's framing, byte by byte as it arrives
+  // The backend connection of an accepted upgrade, from its 101 until the
+  // tunnel takes it (session_tunnel.cpp).
+  std::unique_ptr<upstream_conn> tunnel_up;
 
   const proxy_options& opts() const { return w.owner.opts; }
 
@@ -295,6 +302,18 @@ struct session : session_base {
                            std::chrono::milliseconds write_timeout,
                            clock::time_point read_deadline = clock::time_point::max(),
                            bool head_first = false);
+
+  // ---- upgraded connections (session_tunnel.cpp) ----
+  // Whether the upgrade the request asks for goes through (rq.upgrade).
+  void plan_upgrade(request_state& rq) const;
+  // The backend accepted the upgrade: its connection is kept for the tunnel
+  // (never pooled again) and the 101 head made for the client.
+  ending upgraded(std::unique_ptr<upstream_conn>& conn, const grant& g);
+  // Relays the 101, then bytes both ways until both sides closed, either
+  // failed, tunnel_idle passed without a byte, or a drain cut it.
+  task<void> tunnel(const request_state& rq);
+  // One direction: `pre` (bytes its parser read past the head) first.
+  task<void> pump(socket_t& from, beast::flat_buffer& pre, socket_t& to);
 
   // ---- an in-process handler (session_call.cpp) ----
   // nullopt: the function did not start (try another).

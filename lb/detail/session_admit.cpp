@@ -36,6 +36,8 @@ task<bool> session::handle(clock::time_point arrival) {
     const ending not_found{.answer = 404, .reported = 404, .keep = rq.keep && !rq.has_body};
     co_return co_await conclude(rq, not_found);
   }
+  // Connection: upgrade (rare): one flag the parser set is all the usual request pays.
+  if (req->upgrade()) plan_upgrade(rq);
   struct body_scope {  // an idle keep-alive connection keeps no large buffer
     std::string& body;
     std::string& head;  // holds the part of a chunked body read ahead, if any
@@ -70,7 +72,9 @@ task<bool> session::handle(clock::time_point arrival) {
       auto none = co_await retry(rq, lease);
       if (none) e.emplace(std::move(*none));
     }
+    if (tunnel_up && rq.hold_slot) co_await tunnel(rq);  // the tunnel is load on its backend
   }
+  if (tunnel_up) co_await tunnel(rq);
   if (!e->answer && e->keep && !e->drop) {  // the usual end: nothing left to write
     report(rq, *e);
     co_return true;
@@ -146,7 +150,7 @@ void session::make_upstream_head(const request_state& rq) {
   }
   put_request_head(upstream_head, r,
                    {prefix, rq.raw_host, client_ip, trusted, req->chunked(), req->content_length(),
-                    head_fields});
+                    head_fields, rq.upgrade});
   if (!body_buf.empty()) {
     char size_line[24];
     const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());
