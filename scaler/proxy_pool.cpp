@@ -16,6 +16,8 @@ lb::service_options to_proxy_service(const config::service_config& svc) {
   o.queue.max_length = svc.queue.max_length;
   o.queue.timeout = svc.queue.timeout;
   o.wait_window = svc.wait_time.window;
+  o.upgrade.enabled = svc.upgrade.enabled;
+  o.upgrade.hold_slot = svc.upgrade.hold_slot;
   return o;
 }
 
@@ -65,6 +67,7 @@ pool_figures proxy_pool::figures(const std::string& service) {
   f.wait_max = s.wait.max;
   f.queue_length = s.queue_length;
   f.in_flight = s.in_flight;
+  f.tunnels = s.tunnels;
   f.requests = s.requests;
   f.rejected_queue_full = s.rejected_full;
   f.rejected_queue_timeout = s.rejected_timeout;

@@ -47,6 +47,8 @@ struct proxy_timeouts {
   duration response = std::chrono::seconds(60);
   duration idle = std::chrono::seconds(60);
   duration body = std::chrono::seconds(60);  // header parsed -> request body complete (408)
+  // An upgraded connection (WebSocket tunnel) with no byte either way is closed.
+  duration tunnel_idle = std::chrono::hours(1);
 };
 
 struct proxy_config {
@@ -142,6 +144,12 @@ struct readiness_config {
   bool when_running = false;
 };
 
+// Connection upgrades (WebSocket) to an HTTP service: the `upgrade` key.
+struct upgrade_config {
+  bool enabled = true;    // false: forwarded as plain HTTP, without the upgrade fields
+  bool hold_slot = true;  // an open tunnel keeps its slot (load the scaler sees)
+};
+
 struct service_config {
   std::string name;
   // The top-level `instance`, copied by the loader: the dockscaler.instance
@@ -162,6 +170,7 @@ struct service_config {
   wait_time_config wait_time;
   readiness_config readiness;
   duration drain_timeout = std::chrono::seconds(30);
+  upgrade_config upgrade;
   logs_config logs;  // docker.logs, copied into each service when the file is read
   // placement.constraints: Swarm only, added to docker.swarm's own.
   std::vector<std::string> placement_constraints;
