@@ -251,3 +251,22 @@ TEST_CASE("upgrade enabled false forwards the request as plain HTTP, without the
   CHECK(r.be.upgrades == 0);
   CHECK_THROWS(ws_client(r.p.port()));  // the handshake fails: no 101
 }
+
+TEST_CASE("a 101 to a request that asked for no upgrade is still a 502", "[lb][net][tunnel]") {
+  backend rogue("rogue", [](tcp::socket& s) {
+    beast::flat_buffer buf;
+    http::request<http::string_body> req;
+    boost::system::error_code ec;
+    http::read(s, buf, req, ec);
+    asio::write(s,
+                asio::buffer(std::string("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                                         "Connection: upgrade\r\n\r\n")),
+                ec);
+  });
+  proxy p(tunnel_options());
+  p.add_service(ws_service());
+  p.add_backend("ws", "127.0.0.1", rogue.port());
+  p.start();
+  CHECK(get_status(p.port(), "/") == 502);
+  CHECK(p.snapshot("ws").tunnels == 0);
+}
