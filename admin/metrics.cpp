@@ -265,6 +265,13 @@ void render_load(exposition& x, const std::vector<scaler::service_status>& statu
     x.sample("dockscaler_in_flight", {{"service", s.name}},
              static_cast<double>(s.figures.in_flight));
 
+  x.family("dockscaler_tunnels",
+           "Upgraded connections (WebSocket tunnels) open now; each holds its slot unless the "
+           "service sets upgrade.hold_slot: false.",
+           "gauge");
+  for (const auto& s : status)
+    x.sample("dockscaler_tunnels", {{"service", s.name}}, static_cast<double>(s.figures.tunnels));
+
   x.family("dockscaler_requests_rejected_total",
            "Requests the proxy refused before a container took them, by reason (also counted in "
            "dockscaler_requests_total under their status code).",

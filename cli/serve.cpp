@@ -53,6 +53,7 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   o.timeouts.response = p.timeouts.response;
   o.timeouts.idle = p.timeouts.idle;
   o.timeouts.body = p.timeouts.body;
+  o.timeouts.tunnel_idle = p.timeouts.tunnel_idle;
   for (const auto& c : p.trusted_proxies)
     if (auto range = lb::parse_cidr(c)) o.trusted_proxies.push_back(*range);  // validated at load
   o.detailed_outcomes = p.access_log.has_value();

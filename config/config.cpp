@@ -508,6 +508,17 @@ void read_readiness(reader& r, const YAML::Node& n, const std::string& path, ser
   }
 }
 
+// upgrade: { enabled, hold_slot }; HTTP services only (a function has no
+// connection to upgrade).
+void read_upgrade(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node u = n["upgrade"];
+  const std::string key = path + ".upgrade";
+  if (!r.expect_map(u, key, {"enabled", "hold_slot"})) return;
+  if (s.mode != service_mode::http) r.fail(u, key, "applies to mode: http services only");
+  r.get(u, "enabled", key, s.upgrade.enabled);
+  r.get(u, "hold_slot", key, s.upgrade.hold_slot);
+}
+
 void read_constraints(reader& r, const YAML::Node& n, const std::string& key,
                       std::vector<std::string>& out);
 
@@ -658,7 +669,8 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
                 "timeouts",
                 "max_body_bytes",
                 "rate_limit",
-                "auth"});
+                "auth",
+                "upgrade"});
 
   auto image_node = r.scalar(n, "image", path);
   if (!image_node) {
@@ -678,6 +690,7 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   read_wait_time(r, n, path, s);
   read_readiness(r, n, path, s);
   r.get(n, "drain_timeout", path, s.drain_timeout, true);
+  read_upgrade(r, n, path, s);
   read_placement(r, n, path, cfg.docker, s);
   read_proxy_rules(r, n, path, s);
 
@@ -894,12 +907,14 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
     r.get_size(p, "request_buffer", "proxy", cfg.proxy.request_buffer);
     r.get_int(p, "max_connections", "proxy", cfg.proxy.max_connections, 1, 1000000);
     const YAML::Node t = p["timeouts"];
-    if (r.expect_map(t, "proxy.timeouts", {"header", "connect", "response", "idle", "body"})) {
+    if (r.expect_map(t, "proxy.timeouts",
+                     {"header", "connect", "response", "idle", "body", "tunnel_idle"})) {
       r.get(t, "header", "proxy.timeouts", cfg.proxy.timeouts.header);
       r.get(t, "connect", "proxy.timeouts", cfg.proxy.timeouts.connect);
       r.get(t, "response", "proxy.timeouts", cfg.proxy.timeouts.response);
       r.get(t, "idle", "proxy.timeouts", cfg.proxy.timeouts.idle);
       r.get(t, "body", "proxy.timeouts", cfg.proxy.timeouts.body);
+      r.get(t, "tunnel_idle", "proxy.timeouts", cfg.proxy.timeouts.tunnel_idle);
     }
     if (cfg.proxy.max_header_bytes < 1024)
       r.fail(p["max_header_bytes"], "proxy.max_header_bytes", "must be at least 1k");

@@ -138,7 +138,10 @@ task<void> sweeper(worker& w) {
         s->timed_out = true;
         s->deadline = clock::time_point::max();
         boost::system::error_code ig;
-        s->watched->cancel(ig);  // the pending operation completes with operation_aborted
+        if (s->tunnel_peer)  // idle for timeouts.tunnel_idle: both ways end
+          cut_tunnel(*s);
+        else
+          s->watched->cancel(ig);  // the pending operation completes with operation_aborted
       }
     }
     if (now - w.last_pool_sweep >= std::chrono::milliseconds(500)) {
@@ -162,6 +165,8 @@ proxy::impl::impl(proxy_options o)
     throw std::invalid_argument("max_header_bytes must be at least 256");
   if (opts.timeouts.body.count() <= 0)
     throw std::invalid_argument("the body timeout must be positive");
+  if (opts.timeouts.tunnel_idle.count() <= 0)
+    throw std::invalid_argument("the tunnel_idle timeout must be positive");
   for (const auto& l : opts.listen) detail::split_host_port(l);  // validates
 }
 
@@ -354,6 +359,8 @@ void proxy::update_service(service_options o) {
     auto& svc = *it->second;
     m.set_policy(svc, o);  // first: it may throw, and then nothing has changed
     svc.queue_timeout_ns.store(std::chrono::nanoseconds(o.queue.timeout).count());
+    svc.upgrade_enabled.store(o.upgrade.enabled);
+    svc.upgrade_hold_slot.store(o.upgrade.hold_slot);
     woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length, o.max_in_flight});
     m.service_opts[o.name] = std::move(o);
     m.rebuild_routes();
@@ -423,12 +430,20 @@ void proxy::drain_backend(std::string_view service, backend_id id,
   // The timer lives on worker 0 and is created there: I/O objects of a worker
   // are touched by its own thread only (see the concurrency hint in worker).
   auto& ioc = impl_->workers.front()->ioc;
-  detail::asio::post(ioc, [&ioc, timeout, weak = std::weak_ptr<detail::service>(svc), id] {
+  auto* m = impl_.get();
+  detail::asio::post(ioc, [m, &ioc, timeout, weak = std::weak_ptr<detail::service>(svc), id] {
     auto timer = std::make_shared<detail::timer_t>(ioc.get_executor(), timeout);
-    timer->async_wait([timer, weak, id](boost::system::error_code ec) {
+    timer->async_wait([m, timer, weak, id](boost::system::error_code ec) {
       if (ec) return;
-      if (auto s = weak.lock())
-        if (auto cb = s->disp.take_drain_callback(id)) cb(false);
+      auto s = weak.lock();
+      auto cb = s ? s->disp.take_drain_callback(id) : nullptr;
+      if (!cb) return;
+      // Tunnels hold the backend past its drain: they are cut before the
+      // caller (the scaler) stops its container. The workers outlive this
+      // timer (stop() joins worker 0 before clearing them).
+      for (auto& w : m->workers)
+        detail::asio::post(w->ioc, [wp = w.get(), id] { wp->cut_tunnels(id); });
+      cb(false);
     });
   });
 }
@@ -473,6 +488,7 @@ service_snapshot proxy::snapshot(std::string_view service) const {
   s.rejected_unavailable = svc->rejected_unavailable.load(std::memory_order_relaxed);
   s.rejected_rate_limited = svc->rejected_rate_limited.load(std::memory_order_relaxed);
   s.rejected_unauthorized = svc->rejected_unauthorized.load(std::memory_order_relaxed);
+  s.tunnels = svc->tunnels.load(std::memory_order_relaxed);
   for (auto& b : v.backends)
     s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
                           b.draining ? backend_state::draining : backend_state::active, b.suspect});

@@ -33,6 +33,8 @@ lb::service_options to_proxy_service(const config::service_config& svc) {
                                   : lb::auth_options::scheme::bearer,
                               a.tokens, a.users, a.forward};
   }
+  o.upgrade.enabled = svc.upgrade.enabled;
+  o.upgrade.hold_slot = svc.upgrade.hold_slot;
   return o;
 }
 
@@ -82,6 +84,7 @@ pool_figures proxy_pool::figures(const std::string& service) {
   f.wait_max = s.wait.max;
   f.queue_length = s.queue_length;
   f.in_flight = s.in_flight;
+  f.tunnels = s.tunnels;
   f.requests = s.requests;
   f.rejected_queue_full = s.rejected_full;
   f.rejected_queue_timeout = s.rejected_timeout;

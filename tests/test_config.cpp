@@ -772,3 +772,41 @@ TEST_CASE("format mistakes are errors with file, line and key", "[config][hot][e
   CHECK(has_problem(ps, "services.g.idle_timeout", 27, "only to mode: stdio"));
   CHECK(ps.size() == 9);  // each mistake once
 }
+
+TEST_CASE("upgrade: enabled and hold_slot per HTTP service, tunnel_idle on the proxy",
+          "[config][tunnel]") {
+  const config d = load_string("services:\n  web:\n    image: nginx\n", "t.yaml");
+  CHECK(d.proxy.timeouts.tunnel_idle == 1h);
+  CHECK(d.services[0].upgrade.enabled);
+  CHECK(d.services[0].upgrade.hold_slot);
+  const config c = load_string(
+      "proxy: { timeouts: { tunnel_idle: 90s } }\n"
+      "services:\n  web:\n    image: nginx\n    upgrade: { enabled: false, hold_slot: no }\n",
+      "t.yaml");
+  CHECK(c.proxy.timeouts.tunnel_idle == 90s);
+  CHECK_FALSE(c.services[0].upgrade.enabled);
+  CHECK_FALSE(c.services[0].upgrade.hold_slot);
+}
+
+TEST_CASE("upgrade mistakes are errors with file, line and key", "[config][tunnel][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                                    // 1
+      "  timeouts: { tunnel_idle: 0s }\n"           // 2
+      "services:\n"                                 // 3
+      "  web:\n"                                    // 4
+      "    image: nginx\n"                          // 5
+      "    upgrade: { enabled: maybe, slot: 1 }\n"  // 6
+      "  fn:\n"                                     // 7
+      "    image: alpine\n"                         // 8
+      "    mode: stdio\n"                           // 9
+      "    upgrade: { enabled: true }\n"            // 10
+      "  odd:\n"                                    // 11
+      "    image: nginx\n"                          // 12
+      "    upgrade: yes\n");                        // 13
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.timeouts.tunnel_idle", 2, "longer than 0"));
+  CHECK(has_problem(ps, "services.web.upgrade.enabled", 6, "expected true or false"));
+  CHECK(has_problem(ps, "services.web.upgrade.slot", 6, "unknown key"));
+  CHECK(has_problem(ps, "services.fn.upgrade", 10, "mode: http services only"));
+  CHECK(has_problem(ps, "services.odd.upgrade", 13, "expected a mapping"));
+}

@@ -161,6 +161,10 @@ void put_request_head(std::string& out, const request_head& r, const forward_par
   const auto seen =
       end_to_end_fields(r, p.trusted, p.header_fields,
                         [&](std::string_view n, std::string_view v) { put_field(out, n, v); });
+  if (p.upgrade) {
+    put_field(out, "Upgrade", r[http::field::upgrade]);
+    out.append("Connection: upgrade\r\n");
+  }
   if (p.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (p.length) {
@@ -262,7 +266,12 @@ void put_response_head(std::string& out, const response_head& r, bool chunked, b
   }
   if (!dated) out.append(date_field());
   if (chunked) out.append("Transfer-Encoding: chunked\r\n");
-  put_connection(out, keep, client_version);
+  if (code == 101) {  // only ever relayed to a request that asked for it
+    put_field(out, "Upgrade", r[http::field::upgrade]);
+    out.append("Connection: upgrade\r\n");
+  } else {
+    put_connection(out, keep, client_version);
+  }
   out.append("\r\n", 2);
 }
 

@@ -145,6 +145,9 @@ struct forward_params {
   // (RFC 9110 §6.5.1), e.g. when a buffered chunked body goes on with a
   // Content-Length.
   std::size_t header_fields = SIZE_MAX;
+  // The request asks for an upgrade the proxy lets through: its Upgrade
+  // field goes on, with `Connection: upgrade` (both are hop-by-hop).
+  bool upgrade = false;
 };
 
 // The request head as the backend gets it, written into `out` (cleared):
@@ -165,6 +168,7 @@ std::string stripped_target(std::string_view target, std::string_view prefix);
 // The response head as the client gets it, written into `out` (cleared):
 // hop-by-hop fields dropped, no Content-Length on 1xx/204 (RFC 9110 §8.6),
 // a Date when the backend sent none (RFC 9110 §6.6.1), chunked when asked.
+// A 101 keeps its Upgrade field and says `Connection: upgrade`.
 void put_response_head(std::string& out, const response_head& r, bool chunked, bool keep,
                        unsigned client_version);
 

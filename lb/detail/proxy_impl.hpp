@@ -51,7 +51,9 @@ struct service {
       : name(std::move(o.name)),
         disp(l),
         stats(o.wait_window),
-        queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()) {}
+        queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()),
+        upgrade_enabled(o.upgrade.enabled),
+        upgrade_hold_slot(o.upgrade.hold_slot) {}
 
   const std::string name;
   dispatcher disp;
@@ -65,6 +67,9 @@ struct service {
   std::atomic<std::uint64_t> rejected_rate_limited{0};
   std::atomic<std::uint64_t> rejected_unauthorized{0};
   std::shared_ptr<const service_policy> policy;  // guarded by proxy::impl::mu; null: none
+  std::atomic<bool> upgrade_enabled;
+  std::atomic<bool> upgrade_hold_slot;
+  std::atomic<std::uint32_t> tunnels{0};  // open now
 };
 
 struct route_entry {
@@ -116,7 +121,23 @@ struct session_base {
   bool timed_out = false;
   bool idle = false;  // waiting for the first byte of a request
   socket_t* client = nullptr;
+  // Set while the session is a tunnel (session_tunnel.cpp): its upstream
+  // socket and backend, so the sweeper (tunnel_idle) and a drain's timeout
+  // can cut it.
+  socket_t* tunnel_peer = nullptr;
+  backend_id tunnel_backend = 0;
 };
+
+// Ends a tunnel from outside its coroutines: both sockets shut down (so a
+// read completing later sees end of stream, not data) and their pending
+// operations cancelled. Its pumps then end and the session closes both.
+inline void cut_tunnel(session_base& s) {
+  boost::system::error_code ig;
+  for (socket_t* sk : {s.client, s.tunnel_peer}) {
+    sk->shutdown(socket_t::shutdown_both, ig);
+    sk->cancel(ig);
+  }
+}
 
 struct worker {
   // UNSAFE_IO: no per-socket locking in the reactor. Safe because every socket
@@ -169,6 +190,11 @@ struct worker {
     if (c && spare_chunks.size() < 256) spare_chunks.push_back(std::move(c));
   }
   const route_table& current_routes();
+  // Cuts this worker's tunnels to backend `id` (its drain timed out).
+  void cut_tunnels(backend_id id) {
+    for (session_base* s = sessions.next; s; s = s->next)
+      if (s->tunnel_peer && s->tunnel_backend == id) cut_tunnel(*s);
+  }
 };
 
 }  // namespace dockscaler::lb::detail

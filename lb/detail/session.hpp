@@ -118,6 +118,10 @@ struct request_state {
   std::uint64_t bytes_in = 0;                        // of the body, read from the client
   std::shared_ptr<const std::string> backend_label;  // its label, for a detailed outcome
   asio::ip::tcp::endpoint backend_ep;                // its address, for a detailed outcome
+  // An upgrade the service lets through was asked for; the tunnel, if it
+  // comes, keeps the slot.
+  bool upgrade = false;
+  bool hold_slot = false;
 };
 
 // How a request ends, once its slot is handed back: what the proxy still
@@ -171,6 +175,9 @@ struct session : session_base {
   unsigned client_version = 11;  // of the current request, before rewriting
   bool head = false;             // current request is HEAD
   chunked_watch body_watch;      // the current chunked body's framing, byte by byte as it arrives
+  // The backend connection of an accepted upgrade, from its 101 until the
+  // tunnel takes it (session_tunnel.cpp).
+  std::unique_ptr<upstream_conn> tunnel_up;
 
   // The proxy's options, or the current request's service's (its timeouts
   // and body limit) once it is routed to a service with a policy. The
@@ -345,6 +352,18 @@ struct session : session_base {
                            std::chrono::milliseconds write_timeout,
                            clock::time_point read_deadline = clock::time_point::max(),
                            bool head_first = false);
+
+  // ---- upgraded connections (session_tunnel.cpp) ----
+  // Whether the upgrade the request asks for goes through (rq.upgrade).
+  void plan_upgrade(request_state& rq) const;
+  // The backend accepted the upgrade: its connection is kept for the tunnel
+  // (never pooled again) and the 101 head made for the client.
+  ending upgraded(std::unique_ptr<upstream_conn>& conn, const grant& g);
+  // Relays the 101, then bytes both ways until both sides closed, either
+  // failed, tunnel_idle passed without a byte, or a drain cut it.
+  task<void> tunnel(const request_state& rq);
+  // One direction: `pre` (bytes its parser read past the head) first.
+  task<void> pump(socket_t& from, beast::flat_buffer& pre, socket_t& to);
 
   // ---- an in-process handler (session_call.cpp) ----
   // nullopt: the function did not start (try another).

@@ -40,6 +40,8 @@ task<bool> session::handle(clock::time_point arrival) {
   if (screened()) {
     if (const auto refused = co_await screen(rq)) co_return co_await conclude(rq, *refused);
   }
+  // Connection: upgrade (rare): one flag the parser set is all the usual request pays.
+  if (req->upgrade()) plan_upgrade(rq);
   struct body_scope {  // an idle keep-alive connection keeps no large buffer
     std::string& body;
     std::string& head;  // holds the part of a chunked body read ahead, if any
@@ -74,7 +76,9 @@ task<bool> session::handle(clock::time_point arrival) {
       auto none = co_await retry(rq, lease);
       if (none) e.emplace(std::move(*none));
     }
+    if (tunnel_up && rq.hold_slot) co_await tunnel(rq);  // the tunnel is load on its backend
   }
+  if (tunnel_up) co_await tunnel(rq);
   if (!e->answer && e->keep && !e->drop) {  // the usual end: nothing left to write
     report(rq, *e);
     co_return true;
@@ -152,7 +156,7 @@ void session::make_upstream_head(const request_state& rq) {
   }
   put_request_head(upstream_head, r,
                    {prefix, rq.raw_host, client_ip, trusted, req->chunked(), req->content_length(),
-                    head_fields});
+                    head_fields, rq.upgrade});
   if (!body_buf.empty()) {
     char size_line[24];
     const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());

@@ -151,8 +151,11 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         if (code < 100 || code >= 200 || code == 101) break;
       }
       if (!rec) {
-        if (res->get().result_int() == 101)
-          co_return ending{.answer = 502, .reported = 502, .why = refusal::upstream_error};
+        if (res->get().result_int() == 101) {  // switching protocols: only when asked to
+          if (!rq.upgrade)
+            co_return ending{.answer = 502, .reported = 502, .why = refusal::upstream_error};
+          co_return upgraded(conn, g);
+        }
         const auto plan = plan_response(rq, early_answer);
         const auto rr = co_await relay(conn->sock, conn->buf, *res, sock, head_out, plan.chunked,
                                        opts().timeouts.response, opts().timeouts.idle);

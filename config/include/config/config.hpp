@@ -48,6 +48,8 @@ struct proxy_timeouts {
   duration response = std::chrono::seconds(60);
   duration idle = std::chrono::seconds(60);
   duration body = std::chrono::seconds(60);  // header parsed -> request body complete (408)
+  // An upgraded connection (WebSocket tunnel) with no byte either way is closed.
+  duration tunnel_idle = std::chrono::hours(1);
 };
 
 // proxy.access_log: one line per request (docs/proxy.md "Access log").
@@ -174,6 +176,12 @@ struct auth_config {
   std::vector<std::pair<std::string, std::string>> users;  // user, bcrypt hash
 };
 
+// Connection upgrades (WebSocket) to an HTTP service: the `upgrade` key.
+struct upgrade_config {
+  bool enabled = true;    // false: forwarded as plain HTTP, without the upgrade fields
+  bool hold_slot = true;  // an open tunnel keeps its slot (load the scaler sees)
+};
+
 struct service_config {
   std::string name;
   // The top-level `instance`, copied by the loader: the dockscaler.instance
@@ -194,6 +202,7 @@ struct service_config {
   wait_time_config wait_time;
   readiness_config readiness;
   duration drain_timeout = std::chrono::seconds(30);
+  upgrade_config upgrade;
   logs_config logs;  // docker.logs, copied into each service when the file is read
   // placement.constraints: Swarm only, added to docker.swarm's own.
   std::vector<std::string> placement_constraints;

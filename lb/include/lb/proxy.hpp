@@ -111,6 +111,9 @@ struct proxy_timeouts {
   std::chrono::milliseconds upstream_idle{
       4'000};                              // pooled upstream connections are closed after this
   std::chrono::milliseconds body{60'000};  // header parsed -> request body complete (408)
+  // An upgraded connection (a WebSocket tunnel) with no byte either way for
+  // this long is closed.
+  std::chrono::milliseconds tunnel_idle{3'600'000};
 };
 
 struct proxy_options {
@@ -173,6 +176,18 @@ struct auth_options {
   bool forward = false;  // the Authorization field goes on to the backend
 };
 
+// Connection upgrades (WebSocket): a request with `Connection: upgrade` and
+// an Upgrade field is forwarded with both; a 101 from the backend turns the
+// connection into a byte tunnel. Disabled: the two fields are removed and the
+// request goes on as plain HTTP (as nginx does), so the backend answers it as
+// it answers any request without them.
+struct upgrade_options {
+  bool enabled = true;
+  // The tunnel keeps its backend's slot (the scaler sees it as load, a drain
+  // waits for it); false: the slot is handed back once the 101 arrives.
+  bool hold_slot = true;
+};
+
 struct service_options {
   std::string name;
   route_rule route;
@@ -187,6 +202,7 @@ struct service_options {
   std::optional<std::uint64_t> max_body_bytes;
   std::optional<rate_limit_options> rate_limit;  // 429 beyond it
   std::optional<auth_options> auth;              // 401 without valid credentials
+  upgrade_options upgrade;
 };
 
 enum class backend_state { active, draining };
@@ -212,6 +228,7 @@ struct service_snapshot {
   std::uint64_t rejected_unavailable = 0;   // 503 at once: set_unavailable
   std::uint64_t rejected_rate_limited = 0;  // 429: over rate_limit
   std::uint64_t rejected_unauthorized = 0;  // 401: no valid credentials (auth)
+  std::uint32_t tunnels = 0;                // upgraded connections open now
   std::vector<backend_snapshot> backends;
 };
 
@@ -266,7 +283,8 @@ class proxy {
   // (the timeout needs a started proxy). `done` runs at most once — on an I/O
   // thread, inside this call if already idle, or inside remove_backend (with
   // the backend's idleness) — and must not block. Throws std::invalid_argument
-  // for an unknown service or backend.
+  // for an unknown service or backend. At the timeout, the backend's open
+  // tunnels (upgraded connections) are closed.
   void drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
                      std::function<void(bool idle)> done);
   std::future<bool> drain_backend(std::string_view service, backend_id id,

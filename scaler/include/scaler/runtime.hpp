@@ -103,6 +103,7 @@ struct pool_figures {
   double wait_mean = 0, wait_p50 = 0, wait_p90 = 0, wait_p95 = 0, wait_p99 = 0, wait_max = 0;
   std::uint64_t queue_length = 0;
   std::uint64_t in_flight = 0;
+  std::uint64_t tunnels = 0;   // upgraded connections (WebSocket) open now
   std::uint64_t requests = 0;  // routed to the service since it was added (monotonic)
   // Requests the proxy refused, by reason (monotonic): queue full, queue
   // timeout, body not complete within timeouts.body, no replica can start.
