@@ -218,6 +218,10 @@ void metrics::on_docker_error(std::string_view operation) noexcept {
   }
 }
 
+void metrics::on_access_log_dropped(std::uint64_t lines) noexcept {
+  access_log_dropped_.fetch_add(lines, std::memory_order_relaxed);
+}
+
 // The proxy's counters and histograms, per service (and "" for no route).
 void metrics::render_requests(exposition& x) const {
   const table& t = *current_.load(std::memory_order_acquire);
@@ -261,6 +265,13 @@ void render_load(exposition& x, const std::vector<scaler::service_status>& statu
     x.sample("dockscaler_in_flight", {{"service", s.name}},
              static_cast<double>(s.figures.in_flight));
 
+  x.family("dockscaler_tunnels",
+           "Upgraded connections (WebSocket tunnels) open now; each holds its slot unless the "
+           "service sets upgrade.hold_slot: false.",
+           "gauge");
+  for (const auto& s : status)
+    x.sample("dockscaler_tunnels", {{"service", s.name}}, static_cast<double>(s.figures.tunnels));
+
   x.family("dockscaler_requests_rejected_total",
            "Requests the proxy refused before a container took them, by reason (also counted in "
            "dockscaler_requests_total under their status code).",
@@ -270,7 +281,9 @@ void render_load(exposition& x, const std::vector<scaler::service_status>& statu
     for (const auto& [reason, n] : {std::pair{"queue_full", f.rejected_queue_full},
                                     std::pair{"queue_timeout", f.rejected_queue_timeout},
                                     std::pair{"body_timeout", f.rejected_body_timeout},
-                                    std::pair{"no_replicas", f.rejected_no_replicas}})
+                                    std::pair{"no_replicas", f.rejected_no_replicas},
+                                    std::pair{"rate_limited", f.rejected_rate_limited},
+                                    std::pair{"unauthorized", f.rejected_unauthorized}})
       x.sample("dockscaler_requests_rejected_total", {{"service", s.name}, {"reason", reason}},
                static_cast<double>(n));
   }
@@ -350,6 +363,11 @@ void metrics::render_events(exposition& x) const {
            "counter");
   for (const auto& [op, n] : docker_errors_)
     x.sample("dockscaler_docker_errors_total", {{"operation", op}}, static_cast<double>(n));
+
+  x.family("dockscaler_access_log_dropped_total",
+           "Access log lines lost: its buffer was full, or a write failed.", "counter");
+  x.sample("dockscaler_access_log_dropped_total", {},
+           static_cast<double>(access_log_dropped_.load(std::memory_order_relaxed)));
 }
 
 std::string metrics::render(const std::vector<scaler::service_status>& status) const {

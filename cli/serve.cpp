@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 
+#include "admin/access_log.hpp"
 #include "admin/api.hpp"
 #include "admin/counting_runtime.hpp"
 #include "admin/metrics.hpp"
@@ -52,8 +53,10 @@ lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   o.timeouts.response = p.timeouts.response;
   o.timeouts.idle = p.timeouts.idle;
   o.timeouts.body = p.timeouts.body;
+  o.timeouts.tunnel_idle = p.timeouts.tunnel_idle;
   for (const auto& c : p.trusted_proxies)
     if (auto range = lb::parse_cidr(c)) o.trusted_proxies.push_back(*range);  // validated at load
+  o.detailed_outcomes = p.access_log.has_value();
   return o;
 }
 
@@ -132,6 +135,10 @@ void check_reload(const config::config& running, const config::config& next) {
     spdlog::warn("proxy.listen and proxy.threads take effect at the next start");
   if (next.proxy.trusted_proxies != running.proxy.trusted_proxies)
     spdlog::warn("proxy.trusted_proxies takes effect at the next start");
+  const auto& na = next.proxy.access_log;
+  const auto& ra = running.proxy.access_log;
+  if (na.has_value() != ra.has_value() || (na && (na->path != ra->path || na->fmt != ra->fmt)))
+    spdlog::warn("proxy.access_log takes effect at the next start (the file is reopened now)");
   if (next.admin.socket != running.admin.socket || next.metrics.listen != running.metrics.listen)
     spdlog::warn("admin.socket and metrics.listen take effect at the next start");
 }
@@ -158,6 +165,7 @@ sigset_t block_signals() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   return signals;
@@ -211,6 +219,7 @@ struct daemon_parts {
     lb::proxy_options o = to_proxy_options(cfg.proxy);
     o.on_request = [this](const lb::request_outcome& r) {
       metrics.on_request(r.service, r.status, r.wait, r.duration);
+      if (access_log) access_log->record(r);  // set before the proxy starts, if at all
     };
     return o;
   }
@@ -222,6 +231,7 @@ struct daemon_parts {
   }
 
   admin::metrics metrics;
+  std::unique_ptr<admin::access_log> access_log;  // open_access_log()
   lb::proxy proxy;
   runtimes rts;
   admin::counting_runtime runtime;
@@ -230,6 +240,31 @@ struct daemon_parts {
   functions::function_pool pool;
   scaler::autoscaler scaler;
 };
+
+// proxy.access_log, before the proxy starts; the exit code when the file
+// cannot be opened.
+std::optional<int> open_access_log(const config::config& cfg, daemon_parts& d) {
+  if (!cfg.proxy.access_log) return std::nullopt;
+  admin::access_log_options o;
+  o.path = cfg.proxy.access_log->path;
+  o.format = cfg.proxy.access_log->fmt == config::access_log_config::format::combined
+                 ? admin::access_log_format::combined
+                 : admin::access_log_format::json;
+  o.on_drop = [&m = d.metrics](std::uint64_t lines) { m.on_access_log_dropped(lines); };
+  try {
+    d.access_log = std::make_unique<admin::access_log>(std::move(o));
+  } catch (const std::exception& e) {
+    spdlog::error("not starting: {}", e.what());
+    return exit_user_error;
+  }
+  return std::nullopt;
+}
+
+// SIGUSR1 (logrotate's postrotate) and every reload: a reopen failure is
+// logged by the log, which keeps its previous file.
+void reopen_access_log(daemon_parts& d) {
+  if (d.access_log) d.access_log->reopen();
+}
 
 // SIGHUP and POST /v1/reload: re-read the file; a bad one changes nothing.
 // One at a time (`mu`, tried, not waited for).
@@ -261,6 +296,7 @@ std::string reload_config(const std::string& path, config::config& cfg, daemon_p
   check_reload(cfg, next);
   d.scaler.reload(next);
   d.runner.set_network(next.docker.network);
+  reopen_access_log(d);
   cfg = std::move(next);
   spdlog::info("reloaded: {} service(s)", cfg.services.size());
   return "reloaded " + path + ": " + std::to_string(cfg.services.size()) + " service(s)";
@@ -344,9 +380,10 @@ void stop(const config::config& cfg, const serve_options& opts, daemon_parts& d,
                                     : "stopped; containers left running for the next start");
 }
 
-// Takes the blocked signals until SIGTERM or SIGINT: SIGHUP reloads; the
-// same wait paces the systemd watchdog pings.
-void run_until_stopped(const sigset_t& signals, const std::function<std::string()>& reload) {
+// Takes the blocked signals until SIGTERM or SIGINT: SIGHUP reloads, SIGUSR1
+// reopens the access log; the same wait paces the systemd watchdog pings.
+void run_until_stopped(const sigset_t& signals, const std::function<std::string()>& reload,
+                       const std::function<void()>& reopen_log) {
   std::uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   const auto wait_step =
@@ -366,6 +403,8 @@ void run_until_stopped(const sigset_t& signals, const std::function<std::string(
         // Logged by reload(); a failure leaves the previous config running.
         if (!dynamic_cast<const admin::rejected*>(&e)) spdlog::error("reload failed: {}", e.what());
       }
+    } else if (sig == SIGUSR1) {
+      reopen_log();
     } else if (sig == SIGTERM || sig == SIGINT) {
       sd_notify(0, "STOPPING=1");
       spdlog::info("{}: stopping; finishing requests in flight",
@@ -393,6 +432,7 @@ int serve(const serve_options& opts) {
   if (const auto code = connect_docker(cfg, docker)) return *code;
 
   daemon_parts d(cfg, *docker);
+  if (const auto code = open_access_log(cfg, d)) return *code;
   std::mutex reload_mu;
   const std::function<std::string()> reload = [&] {
     return reload_config(opts.config_path, cfg, d, reload_mu);
@@ -403,7 +443,7 @@ int serve(const serve_options& opts) {
   if (const auto code = start_serving(cfg, d, servers)) return *code;
   log_started(cfg, d, servers);
   sd_notify(0, "READY=1");
-  run_until_stopped(signals, reload);
+  run_until_stopped(signals, reload, [&d] { reopen_access_log(d); });
   stop(cfg, opts, d, servers);
   return exit_ok;
 }

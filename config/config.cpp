@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/credential_files.hpp"
 #include "lb/cidr.hpp"
 
 #include <algorithm>
@@ -203,6 +204,8 @@ class reader {
     }
     out = t;
   }
+
+  const std::string& file() const { return file_; }
 
  private:
   std::string file_;
@@ -505,6 +508,17 @@ void read_readiness(reader& r, const YAML::Node& n, const std::string& path, ser
   }
 }
 
+// upgrade: { enabled, hold_slot }; HTTP services only (a function has no
+// connection to upgrade).
+void read_upgrade(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node u = n["upgrade"];
+  const std::string key = path + ".upgrade";
+  if (!r.expect_map(u, key, {"enabled", "hold_slot"})) return;
+  if (s.mode != service_mode::http) r.fail(u, key, "applies to mode: http services only");
+  r.get(u, "enabled", key, s.upgrade.enabled);
+  r.get(u, "hold_slot", key, s.upgrade.hold_slot);
+}
+
 void read_constraints(reader& r, const YAML::Node& n, const std::string& key,
                       std::vector<std::string>& out);
 
@@ -519,6 +533,96 @@ void read_placement(reader& r, const YAML::Node& n, const std::string& path,
     return;
   }
   read_constraints(r, p["constraints"], path + ".placement.constraints", s.placement_constraints);
+}
+
+// rate_limit: rps, burst, by.
+void read_rate_limit(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node rl = n["rate_limit"];
+  const std::string at = path + ".rate_limit";
+  if (!r.expect_map(rl, at, {"rps", "burst", "by"})) return;
+  rate_limit_config c;
+  if (!rl["rps"].IsDefined()) r.fail(rl, at + ".rps", "is required");
+  r.get(rl, "rps", at, c.rps, 0.001, 1e6);
+  r.get_int(rl, "burst", at, c.burst, 1, 1000000);
+  std::string by = "client_ip";
+  r.get(rl, "by", at, by);
+  if (by == "service")
+    c.by = rate_limit_config::key::service;
+  else if (by != "client_ip")
+    r.fail(rl["by"], at + ".by", "expected client_ip or service, got \"" + excerpt(by) + "\"");
+  s.rate_limit = c;
+}
+
+// The whole of a file auth names, or a problem at `node` naming it.
+std::optional<std::string> read_auth_file(reader& r, const YAML::Node& node, const std::string& key,
+                                          const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    r.fail(node, key, "cannot read " + file + ": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// auth: bearer_tokens_file | basic_htpasswd, forward. The file is read now
+// (and again at each reload); a relative path is relative to the config file.
+void read_auth(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node a = n["auth"];
+  const std::string at = path + ".auth";
+  if (!r.expect_map(a, at, {"bearer_tokens_file", "basic_htpasswd", "forward"})) return;
+  auth_config c;
+  r.get(a, "forward", at, c.forward);
+  const bool bearer = a["bearer_tokens_file"].IsDefined();
+  if (bearer == a["basic_htpasswd"].IsDefined()) {
+    r.fail(a, at, "expected one of bearer_tokens_file or basic_htpasswd");
+    return;
+  }
+  const char* key = bearer ? "bearer_tokens_file" : "basic_htpasswd";
+  c.type = bearer ? auth_config::scheme::bearer : auth_config::scheme::basic;
+  r.get(a, key, at, c.file);
+  if (c.file.empty()) {
+    r.fail(a[key], reader::join(at, key), "expected a file name");
+    return;
+  }
+  if (c.file.front() != '/' && r.file().find('/') != std::string::npos)
+    c.file = r.file().substr(0, r.file().rfind('/') + 1) + c.file;
+  const auto text = read_auth_file(r, a[key], reader::join(at, key), c.file);
+  if (!text) return;
+  std::vector<file_problem> problems;
+  if (bearer)
+    c.tokens = parse_token_file(*text, problems);
+  else
+    c.users = parse_htpasswd(*text, problems);
+  for (const auto& p : problems)
+    r.fail(a[key], reader::join(at, key), c.file + ":" + std::to_string(p.line) + ": " + p.message);
+  if (problems.empty() && c.tokens.empty() && c.users.empty())
+    r.fail(a[key], reader::join(at, key), c.file + " has no " + (bearer ? "token" : "user"));
+  s.auth = std::move(c);
+}
+
+// The service's own proxy rules: timeouts, max_body_bytes, rate_limit, auth.
+void read_proxy_rules(reader& r, const YAML::Node& n, const std::string& path, service_config& s) {
+  const YAML::Node t = n["timeouts"];
+  if (r.expect_map(t, path + ".timeouts", {"response", "idle"})) {
+    duration d{};
+    if (t["response"].IsDefined() && (r.get(t, "response", path + ".timeouts", d), d.count() > 0))
+      s.timeouts.response = d;
+    d = {};
+    if (t["idle"].IsDefined() && (r.get(t, "idle", path + ".timeouts", d), d.count() > 0))
+      s.timeouts.idle = d;
+  }
+  if (n["max_body_bytes"].IsDefined()) {
+    std::uint64_t v = 0;
+    r.get_size(n, "max_body_bytes", path, v);
+    if (v > 0)
+      s.max_body_bytes = v;
+    else if (r.scalar(n, "max_body_bytes", path) && parse_size(n["max_body_bytes"].Scalar()))
+      r.fail(n["max_body_bytes"], path + ".max_body_bytes", "must be at least 1");
+  }
+  read_rate_limit(r, n, path, s);
+  read_auth(r, n, path, s);
 }
 
 void read_service(reader& r, const std::string& name, const YAML::Node& key_node,
@@ -561,7 +665,12 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
                 "format",
                 "idle_timeout",
                 "max_calls",
-                "placement"});
+                "placement",
+                "timeouts",
+                "max_body_bytes",
+                "rate_limit",
+                "auth",
+                "upgrade"});
 
   auto image_node = r.scalar(n, "image", path);
   if (!image_node) {
@@ -581,7 +690,9 @@ void read_service(reader& r, const std::string& name, const YAML::Node& key_node
   read_wait_time(r, n, path, s);
   read_readiness(r, n, path, s);
   r.get(n, "drain_timeout", path, s.drain_timeout, true);
+  read_upgrade(r, n, path, s);
   read_placement(r, n, path, cfg.docker, s);
+  read_proxy_rules(r, n, path, s);
 
   cfg.services.push_back(std::move(s));
 }
@@ -645,6 +756,34 @@ void read_trusted_proxies(reader& r, const YAML::Node& n, std::vector<std::strin
       out.push_back(item.Scalar());
     }
   }
+}
+
+// proxy.access_log: where (a file, or - for standard output) and in which format.
+void read_access_log(reader& r, const YAML::Node& n, std::optional<access_log_config>& out) {
+  const std::string key = "proxy.access_log";
+  if (!n.IsDefined()) return;
+  if (n.IsNull() || !n.IsMap()) {
+    r.fail(n, key, "expected a mapping, e.g. { path: /var/log/dockscaler/access.log }");
+    return;
+  }
+  if (!r.expect_map(n, key, {"path", "format"})) return;
+  access_log_config log;
+  if (auto pn = r.scalar(n, "path", key)) {
+    log.path = pn->Scalar();
+    if (log.path.empty()) r.fail(*pn, key + ".path", "must be a file, or - for standard output");
+  } else {
+    r.fail(n, key + ".path", "missing: a file, or - for standard output");
+  }
+  if (auto fn = r.scalar(n, "format", key)) {
+    if (fn->Scalar() == "json")
+      log.fmt = access_log_config::format::json;
+    else if (fn->Scalar() == "combined")
+      log.fmt = access_log_config::format::combined;
+    else
+      r.fail(*fn, key + ".format",
+             "expected json or combined, got \"" + excerpt(fn->Scalar()) + "\"");
+  }
+  out = std::move(log);
 }
 
 void read_logs(reader& r, const YAML::Node& n, logs_config& out) {
@@ -760,7 +899,7 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node p = root["proxy"];
   if (r.expect_map(p, "proxy",
                    {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
-                    "timeouts", "request_buffer", "trusted_proxies"})) {
+                    "timeouts", "request_buffer", "trusted_proxies", "access_log"})) {
     r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
@@ -768,12 +907,14 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
     r.get_size(p, "request_buffer", "proxy", cfg.proxy.request_buffer);
     r.get_int(p, "max_connections", "proxy", cfg.proxy.max_connections, 1, 1000000);
     const YAML::Node t = p["timeouts"];
-    if (r.expect_map(t, "proxy.timeouts", {"header", "connect", "response", "idle", "body"})) {
+    if (r.expect_map(t, "proxy.timeouts",
+                     {"header", "connect", "response", "idle", "body", "tunnel_idle"})) {
       r.get(t, "header", "proxy.timeouts", cfg.proxy.timeouts.header);
       r.get(t, "connect", "proxy.timeouts", cfg.proxy.timeouts.connect);
       r.get(t, "response", "proxy.timeouts", cfg.proxy.timeouts.response);
       r.get(t, "idle", "proxy.timeouts", cfg.proxy.timeouts.idle);
       r.get(t, "body", "proxy.timeouts", cfg.proxy.timeouts.body);
+      r.get(t, "tunnel_idle", "proxy.timeouts", cfg.proxy.timeouts.tunnel_idle);
     }
     if (cfg.proxy.max_header_bytes < 1024)
       r.fail(p["max_header_bytes"], "proxy.max_header_bytes", "must be at least 1k");
@@ -787,6 +928,7 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
         cfg.proxy.request_buffer = cfg.proxy.max_body_bytes;
     }
     read_trusted_proxies(r, p["trusted_proxies"], cfg.proxy.trusted_proxies);
+    read_access_log(r, p["access_log"], cfg.proxy.access_log);
   }
 }
 

@@ -145,7 +145,10 @@ task<void> sweeper(worker& w) {
         s->timed_out = true;
         s->deadline = clock::time_point::max();
         boost::system::error_code ig;
-        s->watched->cancel(ig);  // the pending operation completes with operation_aborted
+        if (s->tunnel_peer)  // idle for timeouts.tunnel_idle: both ways end
+          cut_tunnel(*s);
+        else
+          s->watched->cancel(ig);  // the pending operation completes with operation_aborted
       }
     }
     if (now - w.last_pool_sweep >= std::chrono::milliseconds(500)) {
@@ -169,6 +172,8 @@ proxy::impl::impl(proxy_options o)
     throw std::invalid_argument("max_header_bytes must be at least 256");
   if (opts.timeouts.body.count() <= 0)
     throw std::invalid_argument("the body timeout must be positive");
+  if (opts.timeouts.tunnel_idle.count() <= 0)
+    throw std::invalid_argument("the tunnel_idle timeout must be positive");
   for (const auto& l : opts.listen) {
     detail::split_host_port(l);  // validates
     if (detail::tls_listen(l) && !opts.tls)
@@ -192,6 +197,7 @@ proxy::impl::~impl() = default;
 
 void proxy::impl::rebuild_routes() {
   auto t = std::make_shared<detail::route_table>();
+  std::uint64_t max_body = opts.max_body_bytes;
   for (const auto& [name, so] : service_opts) {
     detail::route_entry e;
     e.host = so.route.host;
@@ -200,6 +206,8 @@ void proxy::impl::rebuild_routes() {
     while (e.prefix.size() > 1 && e.prefix.back() == '/') e.prefix.pop_back();
     e.strip = so.route.strip_prefix;
     e.svc = services.at(name);
+    e.policy = e.svc->policy;
+    max_body = std::max(max_body, detail::body_limit(opts, e.policy.get()));
     t->entries.push_back(std::move(e));
   }
   std::sort(t->entries.begin(), t->entries.end(), [](const auto& a, const auto& b) {
@@ -208,7 +216,18 @@ void proxy::impl::rebuild_routes() {
     return a.svc->name < b.svc->name;
   });
   routes = std::move(t);
+  max_body_any.store(max_body, std::memory_order_relaxed);
   routes_version.fetch_add(1, std::memory_order_release);
+}
+
+void proxy::impl::set_policy(detail::service& svc, const service_options& o) {
+  try {
+    svc.policy = detail::make_policy(opts, o, svc.policy.get());
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("service '" + o.name + "': " + e.what());
+  }
+  if (o.auth && o.auth->type == auth_options::scheme::basic && !verify_pool)
+    verify_pool = std::make_unique<boost::asio::thread_pool>(2);
 }
 
 std::shared_ptr<detail::service> proxy::impl::find_service(std::string_view name) const {
@@ -347,6 +366,7 @@ void proxy::add_service(service_options o) {
     throw std::invalid_argument("service '" + o.name + "' already exists");
   auto svc = std::make_shared<detail::service>(
       o, detail::limits{o.concurrency, o.queue.max_length, o.max_in_flight});
+  m.set_policy(*svc, o);
   m.services.emplace(o.name, svc);
   m.service_opts.emplace(o.name, std::move(o));
   m.rebuild_routes();
@@ -361,7 +381,10 @@ void proxy::update_service(service_options o) {
     auto it = m.services.find(o.name);
     if (it == m.services.end()) throw std::invalid_argument("unknown service '" + o.name + "'");
     auto& svc = *it->second;
+    m.set_policy(svc, o);  // first: it may throw, and then nothing has changed
     svc.queue_timeout_ns.store(std::chrono::nanoseconds(o.queue.timeout).count());
+    svc.upgrade_enabled.store(o.upgrade.enabled);
+    svc.upgrade_hold_slot.store(o.upgrade.hold_slot);
     woken = svc.disp.set_limits(clock::now(), {o.concurrency, o.queue.max_length, o.max_in_flight});
     m.service_opts[o.name] = std::move(o);
     m.rebuild_routes();
@@ -394,12 +417,16 @@ std::vector<std::string> proxy::services() const {
   return out;
 }
 
-backend_id proxy::add_backend(std::string_view service, const std::string& host,
-                              std::uint16_t port) {
+backend_id proxy::add_backend(std::string_view service, const std::string& host, std::uint16_t port,
+                              std::string_view label) {
   auto svc = impl_->find_service(service);
   const auto ep = detail::resolve(host, port);
   const backend_id id = impl_->next_backend.fetch_add(1);
-  auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep);
+  detail::backend_kind kind;
+  // Without an access log nobody reads it: no copy per request.
+  if (impl_->opts.detailed_outcomes && !label.empty())
+    kind.label = std::make_shared<const std::string>(label);
+  auto woken = svc->disp.add_backend(clock::now(), id, host, port, ep, std::move(kind));
   notify_all(woken);
   return id;
 }
@@ -427,12 +454,20 @@ void proxy::drain_backend(std::string_view service, backend_id id,
   // The timer lives on worker 0 and is created there: I/O objects of a worker
   // are touched by its own thread only (see the concurrency hint in worker).
   auto& ioc = impl_->workers.front()->ioc;
-  detail::asio::post(ioc, [&ioc, timeout, weak = std::weak_ptr<detail::service>(svc), id] {
+  auto* m = impl_.get();
+  detail::asio::post(ioc, [m, &ioc, timeout, weak = std::weak_ptr<detail::service>(svc), id] {
     auto timer = std::make_shared<detail::timer_t>(ioc.get_executor(), timeout);
-    timer->async_wait([timer, weak, id](boost::system::error_code ec) {
+    timer->async_wait([m, timer, weak, id](boost::system::error_code ec) {
       if (ec) return;
-      if (auto s = weak.lock())
-        if (auto cb = s->disp.take_drain_callback(id)) cb(false);
+      auto s = weak.lock();
+      auto cb = s ? s->disp.take_drain_callback(id) : nullptr;
+      if (!cb) return;
+      // Tunnels hold the backend past its drain: they are cut before the
+      // caller (the scaler) stops its container. The workers outlive this
+      // timer (stop() joins worker 0 before clearing them).
+      for (auto& w : m->workers)
+        detail::asio::post(w->ioc, [wp = w.get(), id] { wp->cut_tunnels(id); });
+      cb(false);
     });
   });
 }
@@ -475,6 +510,9 @@ service_snapshot proxy::snapshot(std::string_view service) const {
   s.rejected_timeout = svc->rejected_timeout.load(std::memory_order_relaxed);
   s.rejected_body_timeout = svc->rejected_body_timeout.load(std::memory_order_relaxed);
   s.rejected_unavailable = svc->rejected_unavailable.load(std::memory_order_relaxed);
+  s.rejected_rate_limited = svc->rejected_rate_limited.load(std::memory_order_relaxed);
+  s.rejected_unauthorized = svc->rejected_unauthorized.load(std::memory_order_relaxed);
+  s.tunnels = svc->tunnels.load(std::memory_order_relaxed);
   for (auto& b : v.backends)
     s.backends.push_back({b.id, std::move(b.host), b.port, b.in_flight,
                           b.draining ? backend_state::draining : backend_state::active, b.suspect});

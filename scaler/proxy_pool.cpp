@@ -16,6 +16,25 @@ lb::service_options to_proxy_service(const config::service_config& svc) {
   o.queue.max_length = svc.queue.max_length;
   o.queue.timeout = svc.queue.timeout;
   o.wait_window = svc.wait_time.window;
+  o.response_timeout = svc.timeouts.response;
+  o.idle_timeout = svc.timeouts.idle;
+  o.max_body_bytes = svc.max_body_bytes;
+  if (svc.rate_limit) {
+    using key = lb::rate_limit_options::key;
+    const auto& rl = *svc.rate_limit;
+    o.rate_limit = lb::rate_limit_options{
+        rl.rps, rl.burst,
+        rl.by == config::rate_limit_config::key::service ? key::service : key::client_ip};
+  }
+  if (svc.auth) {
+    const auto& a = *svc.auth;
+    o.auth = lb::auth_options{a.type == config::auth_config::scheme::basic
+                                  ? lb::auth_options::scheme::basic
+                                  : lb::auth_options::scheme::bearer,
+                              a.tokens, a.users, a.forward};
+  }
+  o.upgrade.enabled = svc.upgrade.enabled;
+  o.upgrade.hold_slot = svc.upgrade.hold_slot;
   return o;
 }
 
@@ -35,8 +54,8 @@ void proxy_pool::set_unavailable(const std::string& service, const std::string& 
 
 std::uint64_t proxy_pool::add(const std::string& service, const std::string& container_id,
                               const std::string& host, std::uint16_t port) {
-  (void)container_id;  // the proxy knows a backend by its address
-  return proxy_.add_backend(service, host, port);
+  // The access log names the container (Docker's short id), not just its address.
+  return proxy_.add_backend(service, host, port, std::string_view(container_id).substr(0, 12));
 }
 
 lb::backend_id proxy_pool::add_handler(std::string_view service,
@@ -65,11 +84,14 @@ pool_figures proxy_pool::figures(const std::string& service) {
   f.wait_max = s.wait.max;
   f.queue_length = s.queue_length;
   f.in_flight = s.in_flight;
+  f.tunnels = s.tunnels;
   f.requests = s.requests;
   f.rejected_queue_full = s.rejected_full;
   f.rejected_queue_timeout = s.rejected_timeout;
   f.rejected_body_timeout = s.rejected_body_timeout;
   f.rejected_no_replicas = s.rejected_unavailable;
+  f.rejected_rate_limited = s.rejected_rate_limited;
+  f.rejected_unauthorized = s.rejected_unauthorized;
   for (const auto& b : s.backends) f.in_flight_by_backend[b.id] = b.in_flight;
   return f;
 }

@@ -1,6 +1,7 @@
 // Unit tests of the configuration loader: defaults, every form of value, and
 // that each kind of mistake is reported with its line, column and key path.
 #include "config/config.hpp"
+#include "config/credential_files.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -459,6 +460,37 @@ TEST_CASE("proxy.trusted_proxies: CIDRs, IPv4 and IPv6, none by default", "[conf
         std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.168.1.7", "::1"});
 }
 
+TEST_CASE("proxy.access_log: off by default; a path and a format", "[config]") {
+  CHECK_FALSE(load_string("services: {}\n", "t.yaml").proxy.access_log.has_value());
+  const config c = load_string("proxy:\n  access_log: { path: /var/log/a.log }\n", "t.yaml");
+  REQUIRE(c.proxy.access_log.has_value());
+  CHECK(c.proxy.access_log->path == "/var/log/a.log");
+  CHECK(c.proxy.access_log->fmt == access_log_config::format::json);
+  const config d =
+      load_string("proxy:\n  access_log: { path: \"-\", format: combined }\n", "t.yaml");
+  CHECK(d.proxy.access_log->path == "-");
+  CHECK(d.proxy.access_log->fmt == access_log_config::format::combined);
+}
+
+TEST_CASE("a bad proxy.access_log is an error at its line with its key path", "[config][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                // 1
+      "  access_log:\n"         // 2
+      "    path: /tmp/a.log\n"  // 3
+      "    format: xml\n"       // 4
+      "    colour: red\n");     // 5
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.access_log.format", 4, "expected json or combined"));
+  CHECK(has_problem(ps, "proxy.access_log.colour", 5, "unknown key"));
+  CHECK(ps.size() == 2);
+  CHECK(has_problem(problems_of("proxy:\n  access_log: { format: json }\n"),
+                    "proxy.access_log.path", 2, "missing"));
+  CHECK(has_problem(problems_of("proxy:\n  access_log: { path: \"\" }\n"), "proxy.access_log.path",
+                    2, "must be a file"));
+  CHECK(has_problem(problems_of("proxy:\n  access_log: /tmp/a.log\n"), "proxy.access_log", 2,
+                    "expected a mapping"));
+}
+
 TEST_CASE("a bad trusted_proxies entry is an error at its line with its key path",
           "[config][errors]") {
   const auto ps = problems_of(
@@ -477,6 +509,132 @@ TEST_CASE("a bad trusted_proxies entry is an error at its line with its key path
   CHECK(ps.size() == 4);
   const auto scalar = problems_of("proxy:\n  trusted_proxies: 10.0.0.0/8\n");
   CHECK(has_problem(scalar, "proxy.trusted_proxies", 2, "expected a list"));
+}
+
+namespace {
+
+// A file for a service's auth, removed at the end of the test.
+struct temp_file {
+  explicit temp_file(const std::string& text, const std::string& tag = "auth")
+      : path("/tmp/dockscaler-test-" + tag + "-" + std::to_string(::getpid())) {
+    std::ofstream(path) << text;
+  }
+  ~temp_file() { std::remove(path.c_str()); }
+  std::string path;
+};
+
+const std::string bcrypt_entry = "$2y$05$abcdefghijklmnopqrstuu5Z6JqUuGgBD3vB4y1WmqL1.aLbJWA6K";
+
+}  // namespace
+
+TEST_CASE("a service's timeouts, max_body_bytes, rate_limit and auth load", "[config][admission]") {
+  const temp_file tokens("# deploy tokens\n\ntok-one\n  tok-two  \r\n", "tokens");
+  const temp_file users("alice:" + bcrypt_entry + "\n", "users");
+  const auto cfg = load_string(
+      "services:\n"
+      "  a:\n    image: x\n    timeouts: { response: 2s, idle: 500ms }\n    max_body_bytes: 100m\n"
+      "    rate_limit: { rps: 50, burst: 5, by: service }\n"
+      "    auth: { bearer_tokens_file: " +
+          tokens.path +
+          " }\n"
+          "  b:\n    image: x\n    rate_limit: { rps: 0.5 }\n"
+          "    auth: { basic_htpasswd: " +
+          users.path +
+          ", forward: true }\n"
+          "  c:\n    image: x\n",
+      "test.yaml");
+  const auto& a = cfg.services[0];
+  CHECK(a.timeouts.response == 2s);
+  CHECK(a.timeouts.idle == 500ms);
+  CHECK(a.max_body_bytes == 100u * 1024 * 1024);
+  REQUIRE(a.rate_limit);
+  CHECK(a.rate_limit->rps == 50);
+  CHECK(a.rate_limit->burst == 5);
+  CHECK(a.rate_limit->by == rate_limit_config::key::service);
+  REQUIRE(a.auth);
+  CHECK(a.auth->type == auth_config::scheme::bearer);
+  CHECK(a.auth->tokens == std::vector<std::string>{"tok-one", "tok-two"});
+  CHECK_FALSE(a.auth->forward);
+  const auto& b = cfg.services[1];
+  CHECK(b.rate_limit->burst == 1);
+  CHECK(b.rate_limit->by == rate_limit_config::key::client_ip);
+  REQUIRE(b.auth);
+  CHECK(b.auth->type == auth_config::scheme::basic);
+  CHECK(b.auth->users == std::vector<std::pair<std::string, std::string>>{{"alice", bcrypt_entry}});
+  CHECK(b.auth->forward);
+  const auto& c = cfg.services[2];
+  CHECK_FALSE(c.timeouts.response);
+  CHECK_FALSE(c.max_body_bytes);
+  CHECK_FALSE(c.rate_limit);
+  CHECK_FALSE(c.auth);
+}
+
+TEST_CASE("an auth file is read again at each load (a reload sees its new content)",
+          "[config][admission]") {
+  const temp_file tokens("first\n", "reread");
+  const std::string yaml =
+      "services:\n  a:\n    image: x\n    auth: { bearer_tokens_file: " + tokens.path + " }\n";
+  CHECK(load_string(yaml, "test.yaml").services[0].auth->tokens ==
+        std::vector<std::string>{"first"});
+  std::ofstream(tokens.path) << "second\nthird\n";
+  CHECK(load_string(yaml, "test.yaml").services[0].auth->tokens ==
+        std::vector<std::string>{"second", "third"});
+}
+
+TEST_CASE("mistakes in a service's proxy rules name file, line and key",
+          "[config][admission][errors]") {
+  const temp_file empty("# nobody yet\n\n", "empty");
+  const temp_file bad_users("alice:plaintext\nbob\n", "bad");
+  const std::string tokens_of_b = "    auth: { bearer_tokens_file: " + empty.path + " }\n";
+  const std::string users_of_c = "    auth: { basic_htpasswd: " + bad_users.path + " }\n";
+  const auto ps = problems_of(
+      "services:\n"
+      "  a:\n    image: x\n    timeouts: { response: soon, tunnel: 1s }\n"  // 4
+      "    max_body_bytes: lots\n"                                          // 5
+      "    rate_limit: { burst: 0, by: host }\n"                            // 6
+      "    auth: { bearer_tokens_file: /nonexistent/tokens }\n"             // 7
+      "  b:\n    image: x\n" +
+      tokens_of_b +                                          // 10
+      "  c:\n    image: x\n" + users_of_c +                  // 13
+      "  d:\n    image: x\n    auth: { forward: true }\n");  // 16
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "services.a.timeouts.response", 4, "bad duration"));
+  CHECK(has_problem(ps, "services.a.timeouts.tunnel", 4, "unknown key"));
+  CHECK(has_problem(ps, "services.a.max_body_bytes", 5, "bad size"));
+  CHECK(has_problem(ps, "services.a.rate_limit.rps", 6, "is required"));
+  CHECK(has_problem(ps, "services.a.rate_limit.burst", 6, "between 1 and"));
+  CHECK(has_problem(ps, "services.a.rate_limit.by", 6, "expected client_ip or service"));
+  CHECK(
+      has_problem(ps, "services.a.auth.bearer_tokens_file", 7, "cannot read /nonexistent/tokens"));
+  CHECK(has_problem(ps, "services.b.auth.bearer_tokens_file", 10, empty.path + " has no token"));
+  CHECK(has_problem(ps, "services.c.auth.basic_htpasswd", 13, bad_users.path + ":1: user 'alice'"));
+  CHECK(has_problem(ps, "services.c.auth.basic_htpasswd", 13,
+                    bad_users.path + ":2: expected user:hash"));
+  CHECK(has_problem(ps, "services.d.auth", 16, "one of bearer_tokens_file or basic_htpasswd"));
+  CHECK(ps.size() == 11);
+}
+
+TEST_CASE("token and htpasswd files: comments, blanks, and what is refused",
+          "[config][admission]") {
+  std::vector<file_problem> ps;
+  CHECK(parse_token_file("a\n# b\n\n  c \r\n#\n", ps) == std::vector<std::string>{"a", "c"});
+  CHECK(ps.empty());
+  CHECK(parse_token_file("good\nhas space\nx\x01y\n", ps) == std::vector<std::string>{"good"});
+  REQUIRE(ps.size() == 2);
+  CHECK(ps[0].line == 2);
+  CHECK(ps[1].line == 3);
+  ps.clear();
+  const auto users =
+      parse_htpasswd("# users\nalice:" + bcrypt_entry + "\n\nbob:{SHA}abc=\n:" + bcrypt_entry +
+                         "\nalice:" + bcrypt_entry + "\n",
+                     ps);
+  CHECK(users == std::vector<std::pair<std::string, std::string>>{{"alice", bcrypt_entry}});
+  REQUIRE(ps.size() == 3);
+  CHECK(ps[0].line == 4);
+  CHECK(ps[0].message.find("only bcrypt") != std::string::npos);
+  CHECK(ps[1].line == 5);
+  CHECK(ps[2].line == 6);
+  CHECK(ps[2].message.find("listed twice") != std::string::npos);
 }
 
 TEST_CASE("a service named three times, first not as a mapping, is an error, not a crash",
@@ -613,4 +771,42 @@ TEST_CASE("format mistakes are errors with file, line and key", "[config][hot][e
   CHECK(has_problem(ps, "services.e.max_calls", 24, "between 1 and"));
   CHECK(has_problem(ps, "services.g.idle_timeout", 27, "only to mode: stdio"));
   CHECK(ps.size() == 9);  // each mistake once
+}
+
+TEST_CASE("upgrade: enabled and hold_slot per HTTP service, tunnel_idle on the proxy",
+          "[config][tunnel]") {
+  const config d = load_string("services:\n  web:\n    image: nginx\n", "t.yaml");
+  CHECK(d.proxy.timeouts.tunnel_idle == 1h);
+  CHECK(d.services[0].upgrade.enabled);
+  CHECK(d.services[0].upgrade.hold_slot);
+  const config c = load_string(
+      "proxy: { timeouts: { tunnel_idle: 90s } }\n"
+      "services:\n  web:\n    image: nginx\n    upgrade: { enabled: false, hold_slot: no }\n",
+      "t.yaml");
+  CHECK(c.proxy.timeouts.tunnel_idle == 90s);
+  CHECK_FALSE(c.services[0].upgrade.enabled);
+  CHECK_FALSE(c.services[0].upgrade.hold_slot);
+}
+
+TEST_CASE("upgrade mistakes are errors with file, line and key", "[config][tunnel][errors]") {
+  const auto ps = problems_of(
+      "proxy:\n"                                    // 1
+      "  timeouts: { tunnel_idle: 0s }\n"           // 2
+      "services:\n"                                 // 3
+      "  web:\n"                                    // 4
+      "    image: nginx\n"                          // 5
+      "    upgrade: { enabled: maybe, slot: 1 }\n"  // 6
+      "  fn:\n"                                     // 7
+      "    image: alpine\n"                         // 8
+      "    mode: stdio\n"                           // 9
+      "    upgrade: { enabled: true }\n"            // 10
+      "  odd:\n"                                    // 11
+      "    image: nginx\n"                          // 12
+      "    upgrade: yes\n");                        // 13
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.timeouts.tunnel_idle", 2, "longer than 0"));
+  CHECK(has_problem(ps, "services.web.upgrade.enabled", 6, "expected true or false"));
+  CHECK(has_problem(ps, "services.web.upgrade.slot", 6, "unknown key"));
+  CHECK(has_problem(ps, "services.fn.upgrade", 10, "mode: http services only"));
+  CHECK(has_problem(ps, "services.odd.upgrade", 13, "expected a mapping"));
 }

@@ -180,6 +180,7 @@ class backend {
     res.set("X-Seen-XFF", std::string(req["X-Forwarded-For"]));
     res.set("X-Seen-XFP", std::string(req["X-Forwarded-Proto"]));
     res.set("X-Seen-XFH", std::string(req["X-Forwarded-Host"]));
+    res.set("X-Seen-Authorization", std::string(req["Authorization"]));
     const bool hop = req.count(http::field::keep_alive) ||
                      req.count(http::field::proxy_connection) || req.count(http::field::te) ||
                      req.count(http::field::upgrade) || req.count("X-Hop") ||

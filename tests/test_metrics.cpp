@@ -138,8 +138,11 @@ dockscaler::scaler::service_status service(const std::string& name) {
   s.max = 5;
   s.figures.queue_length = 7;
   s.figures.in_flight = 8;
+  s.figures.tunnels = 3;
   s.figures.rejected_queue_timeout = 4;
   s.figures.rejected_body_timeout = 2;
+  s.figures.rejected_rate_limited = 9;
+  s.figures.rejected_unauthorized = 3;
   return s;
 }
 
@@ -223,6 +226,8 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   m.on_cold_start("hello", 1500ms);
   m.on_docker_error("start");
   m.on_docker_error("start");
+  m.on_access_log_dropped(3);
+  m.on_access_log_dropped(1);
 
   auto held = service("other");
   held.hold_left = 60s;
@@ -244,10 +249,13 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   CHECK(v["dockscaler_request_duration_seconds_count{service=\"hello\"}"] == 4);
   CHECK(v["dockscaler_queue_length{service=\"hello\"}"] == 7);
   CHECK(v["dockscaler_in_flight{service=\"hello\"}"] == 8);
+  CHECK(v["dockscaler_tunnels{service=\"hello\"}"] == 3);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"queue_timeout\"}"] == 4);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"body_timeout\"}"] == 2);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"queue_full\"}"] == 0);
   CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"no_replicas\"}"] == 0);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"rate_limited\"}"] == 9);
+  CHECK(v["dockscaler_requests_rejected_total{service=\"hello\",reason=\"unauthorized\"}"] == 3);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"ready\"}"] == 2);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"starting\"}"] == 1);
   CHECK(v["dockscaler_replicas{service=\"hello\",state=\"draining\"}"] == 0);
@@ -264,12 +272,14 @@ TEST_CASE("metrics: every documented metric, by service, in a well-formed scrape
   CHECK(v["dockscaler_cold_start_seconds_bucket{service=\"hello\",le=\"2\"}"] == 1);
   CHECK(v["dockscaler_docker_errors_total{operation=\"start\"}"] == 2);
   CHECK(v["dockscaler_docker_errors_total{operation=\"list\"}"] == 0);
+  CHECK(v["dockscaler_access_log_dropped_total"] == 4);
   for (const char* family :
        {"dockscaler_requests_total", "dockscaler_wait_time_seconds",
         "dockscaler_request_duration_seconds", "dockscaler_queue_length", "dockscaler_in_flight",
-        "dockscaler_requests_rejected_total", "dockscaler_replicas", "dockscaler_replicas_desired",
-        "dockscaler_scale_events_total", "dockscaler_cold_start_seconds",
-        "dockscaler_docker_errors_total"})
+        "dockscaler_tunnels", "dockscaler_requests_rejected_total", "dockscaler_replicas",
+        "dockscaler_replicas_desired", "dockscaler_scale_events_total",
+        "dockscaler_cold_start_seconds", "dockscaler_docker_errors_total",
+        "dockscaler_access_log_dropped_total"})
     CHECK(text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
 
   if (auto verdict = promtool_problems(text)) {

@@ -39,6 +39,27 @@ TEST_CASE("a service's config becomes the proxy's service options", "[proxy_pool
   CHECK(f.max_in_flight == 9);
 }
 
+TEST_CASE("a service's own proxy rules reach the proxy's service options", "[proxy_pool]") {
+  auto svc = http_service();
+  CHECK_FALSE(to_proxy_service(svc).rate_limit);  // none unless set
+  CHECK_FALSE(to_proxy_service(svc).auth);
+  svc.timeouts.response = std::chrono::seconds(3);
+  svc.timeouts.idle = std::chrono::seconds(4);
+  svc.max_body_bytes = 5000;
+  svc.rate_limit = config::rate_limit_config{2.5, 7, config::rate_limit_config::key::service};
+  svc.auth = config::auth_config{config::auth_config::scheme::basic, "/f", true, {}, {{"u", "h"}}};
+  const auto o = to_proxy_service(svc);
+  CHECK(o.response_timeout == std::chrono::seconds(3));
+  CHECK(o.idle_timeout == std::chrono::seconds(4));
+  CHECK(o.max_body_bytes == 5000u);
+  REQUIRE(o.rate_limit);
+  CHECK(*o.rate_limit == lb::rate_limit_options{2.5, 7, lb::rate_limit_options::key::service});
+  REQUIRE(o.auth);
+  CHECK(o.auth->type == lb::auth_options::scheme::basic);
+  CHECK(o.auth->users == std::vector<std::pair<std::string, std::string>>{{"u", "h"}});
+  CHECK(o.auth->forward);
+}
+
 TEST_CASE("an HTTP service's containers join, drain and leave the proxy", "[proxy_pool]") {
   lb::proxy proxy(local_proxy());
   proxy_pool pool(proxy);

@@ -176,3 +176,31 @@ TEST_CASE("a bad config: exit 1 with line numbers, no container touched", "[e2e]
   CHECK(log.find("min (3) is greater than max (1)") != std::string::npos);
   CHECK(f.containers(true).empty());
 }
+
+TEST_CASE("a service's auth comes from its config file; a reload re-reads the token file",
+          "[e2e][docker][admission]") {
+  service_fixture f("auth");
+  const std::string tokens = "/tmp/dockscaler-e2e-" + run_id() + "/auth.tokens";
+  const std::string yaml = f.config("    auth: { bearer_tokens_file: " + tokens + " }\n");
+  daemon_process d("auth", yaml);
+  std::ofstream(tokens) << "# who may call\nfirst-token\n";
+  d.start();
+  REQUIRE(f.proxy_up());
+  const auto with = [&](const std::string& token) {
+    return http_request(f.port, "GET", "/fn/", {}, "Authorization: Bearer " + token + "\r\n");
+  };
+  INFO(d.log());
+  REQUIRE(eventually([&] { return with("first-token").status == 200; }, 60s));
+  const auto missing = http_get(f.port, "/fn/");
+  CHECK(missing.status == 401);
+  CHECK(missing.head.find("\r\nWWW-Authenticate: Bearer realm=\"" + f.name + "\"\r\n") !=
+        std::string::npos);
+  CHECK(with("second-token").status == 401);
+
+  std::ofstream(tokens) << "second-token\n";
+  d.kill(SIGHUP);
+  REQUIRE(eventually([&] { return with("first-token").status == 401; }, 30s));
+  CHECK(with("second-token").status == 200);
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+}

@@ -60,6 +60,7 @@ void dispatcher::take(int index, grant& out) {
   out.endpoint = b.endpoint;
   out.suspect = b.suspect;
   out.fn = b.kind.fn;
+  out.label = b.kind.label;
 }
 
 bool dispatcher::try_acquire(grant& out) {

@@ -32,8 +32,9 @@ using backend_id = std::uint64_t;
 struct grant {
   backend_id id = 0;
   boost::asio::ip::tcp::endpoint endpoint;
-  bool suspect = false;                  // the backend's last connect failed
-  std::shared_ptr<function_backend> fn;  // set for a function backend (no endpoint)
+  bool suspect = false;                      // the backend's last connect failed
+  std::shared_ptr<function_backend> fn;      // set for a function backend (no endpoint)
+  std::shared_ptr<const std::string> label;  // null unless detailed outcomes are on
 };
 
 // A request waiting in the queue. The dispatcher fills in the grant and flips
@@ -73,6 +74,7 @@ struct backend_kind {
   std::shared_ptr<function_backend> fn;  // null: an HTTP backend at the endpoint
   std::uint32_t slots = 0;               // 0: limits::concurrency
   bool one_shot = false;                 // leaves rotation when granted, is forgotten when released
+  std::shared_ptr<const std::string> label{};  // proxy::add_backend's label, if kept
 };
 
 struct backend_view {

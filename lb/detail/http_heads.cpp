@@ -161,6 +161,10 @@ void put_request_head(std::string& out, const request_head& r, const forward_par
   const auto seen =
       end_to_end_fields(r, p.trusted, p.header_fields,
                         [&](std::string_view n, std::string_view v) { put_field(out, n, v); });
+  if (p.upgrade) {
+    put_field(out, "Upgrade", r[http::field::upgrade]);
+    out.append("Connection: upgrade\r\n");
+  }
   if (p.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (p.length) {
@@ -263,7 +267,12 @@ void put_response_head(std::string& out, const response_head& r, bool chunked, b
   }
   if (!dated) out.append(date_field());
   if (chunked) out.append("Transfer-Encoding: chunked\r\n");
-  put_connection(out, keep, client_version);
+  if (code == 101) {  // only ever relayed to a request that asked for it
+    put_field(out, "Upgrade", r[http::field::upgrade]);
+    out.append("Connection: upgrade\r\n");
+  } else {
+    put_connection(out, keep, client_version);
+  }
   out.append("\r\n", 2);
 }
 
@@ -286,7 +295,7 @@ std::string json_message(std::string_view text) {
 }
 
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head, std::string_view message) {
+                            bool head, std::string_view message, std::string_view fields) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   std::string body;
   if (message.empty()) {
@@ -303,6 +312,7 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
   s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   s += date_field();
   if (retry_after) s += "Retry-After: 1\r\n";
+  s += fields;
   put_connection(s, !close, keep_alive_10 ? 10 : 11);
   s += "\r\n";
   if (!head) s += body;

@@ -146,6 +146,9 @@ struct forward_params {
   // Content-Length.
   std::size_t header_fields = SIZE_MAX;
   bool https = false;  // the client came over TLS: X-Forwarded-Proto: https
+  // The request asks for an upgrade the proxy lets through: its Upgrade
+  // field goes on, with `Connection: upgrade` (both are hop-by-hop).
+  bool upgrade = false;
 };
 
 // The request head as the backend gets it, written into `out` (cleared):
@@ -166,6 +169,7 @@ std::string stripped_target(std::string_view target, std::string_view prefix);
 // The response head as the client gets it, written into `out` (cleared):
 // hop-by-hop fields dropped, no Content-Length on 1xx/204 (RFC 9110 §8.6),
 // a Date when the backend sent none (RFC 9110 §6.6.1), chunked when asked.
+// A 101 keeps its Upgrade field and says `Connection: upgrade`.
 void put_response_head(std::string& out, const response_head& r, bool chunked, bool keep,
                        unsigned client_version);
 
@@ -181,9 +185,16 @@ std::string_view date_field();
 std::string format_date_field(std::int64_t epoch_seconds);
 
 // The proxy's own short answer (error statuses): the status as text, or with
-// `message` a JSON body {"message": ...} that says why.
+// `message` a JSON body {"message": ...} that says why. `fields`: more
+// header fields, each ending in CRLF (a Retry-After there replaces the usual one).
 std::string simple_response(unsigned status, bool close, bool keep_alive_10, bool retry_after,
-                            bool head, std::string_view message = {});
+                            bool head, std::string_view message = {}, std::string_view fields = {});
+// The body bytes of a whole response the proxy made (simple_response): what
+// follows its head.
+inline std::uint64_t body_size(std::string_view response) {
+  const auto end = response.find("\r\n\r\n");
+  return end == std::string_view::npos ? 0 : response.size() - end - 4;
+}
 // The answer to "OPTIONS * HTTP/1.x": 200 with Allow, no body.
 std::string options_asterisk_response(bool keep, unsigned client_version);
 // What a TLS listener answers, in plain HTTP, to a client that did not start

@@ -21,12 +21,14 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "dispatcher.hpp"
 #include "lb/proxy.hpp"
 #include "lb/wait_stats.hpp"
+#include "service_policy.hpp"
 
 namespace dockscaler::lb::detail {
 
@@ -49,7 +51,9 @@ struct service {
       : name(std::move(o.name)),
         disp(l),
         stats(o.wait_window),
-        queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()) {}
+        queue_timeout_ns(std::chrono::nanoseconds(o.queue.timeout).count()),
+        upgrade_enabled(o.upgrade.enabled),
+        upgrade_hold_slot(o.upgrade.hold_slot) {}
 
   const std::string name;
   dispatcher disp;
@@ -60,6 +64,12 @@ struct service {
   std::atomic<std::uint64_t> rejected_timeout{0};
   std::atomic<std::uint64_t> rejected_body_timeout{0};
   std::atomic<std::uint64_t> rejected_unavailable{0};
+  std::atomic<std::uint64_t> rejected_rate_limited{0};
+  std::atomic<std::uint64_t> rejected_unauthorized{0};
+  std::shared_ptr<const service_policy> policy;  // guarded by proxy::impl::mu; null: none
+  std::atomic<bool> upgrade_enabled;
+  std::atomic<bool> upgrade_hold_slot;
+  std::atomic<std::uint32_t> tunnels{0};  // open now
 };
 
 struct route_entry {
@@ -67,6 +77,7 @@ struct route_entry {
   std::string prefix;  // "/" or "/a" (no trailing slash)
   bool strip = false;
   std::shared_ptr<service> svc;
+  std::shared_ptr<const service_policy> policy;  // the service's, as published with this table
 };
 
 // Immutable once published; workers keep a copy of the shared_ptr and refresh
@@ -110,6 +121,11 @@ struct session_base {
   bool timed_out = false;
   bool idle = false;  // waiting for the first byte of a request
   socket_t* client = nullptr;
+  // Set while the session is a tunnel (session_tunnel.cpp): its upstream
+  // socket and backend, so the sweeper (tunnel_idle) and a drain's timeout
+  // can cut it.
+  socket_t* tunnel_peer = nullptr;
+  backend_id tunnel_backend = 0;
 };
 
 // A listening socket of a worker, and whether it is a TLS one.
@@ -117,6 +133,17 @@ struct listener {
   acceptor_t acc;
   bool tls = false;
 };
+
+// Ends a tunnel from outside its coroutines: both sockets shut down (so a
+// read completing later sees end of stream, not data) and their pending
+// operations cancelled. Its pumps then end and the session closes both.
+inline void cut_tunnel(session_base& s) {
+  boost::system::error_code ig;
+  for (socket_t* sk : {s.client, s.tunnel_peer}) {
+    sk->shutdown(socket_t::shutdown_both, ig);
+    sk->cancel(ig);
+  }
+}
 
 struct worker {
   // UNSAFE_IO: no per-socket locking in the reactor. Safe because every socket
@@ -169,6 +196,11 @@ struct worker {
     if (c && spare_chunks.size() < 256) spare_chunks.push_back(std::move(c));
   }
   const route_table& current_routes();
+  // Cuts this worker's tunnels to backend `id` (its drain timed out).
+  void cut_tunnels(backend_id id) {
+    for (session_base* s = sessions.next; s; s = s->next)
+      if (s->tunnel_peer && s->tunnel_backend == id) cut_tunnel(*s);
+  }
 };
 
 }  // namespace dockscaler::lb::detail
@@ -195,12 +227,20 @@ struct proxy::impl {
   mutable std::mutex tls_mu;
   std::shared_ptr<const tls_store> tls;  // for new TLS connections (set_tls)
   std::shared_ptr<const tls_store> current_tls() const;
+  // The largest body any service allows: the parser's limit until the
+  // request is routed (then the service's own applies). Set with the routes.
+  std::atomic<std::uint64_t> max_body_any{0};
+  // Runs bcrypt for Basic auth off the I/O threads; made with the first
+  // service that needs it (mu held), never replaced. Declared after workers:
+  // it is joined before their io_contexts go.
+  std::unique_ptr<boost::asio::thread_pool> verify_pool;
 
   void rebuild_routes();  // mu held
+  // Makes the service's policy from `o` (mu held). Throws std::invalid_argument.
+  void set_policy(detail::service& svc, const service_options& o);
   std::shared_ptr<detail::service> find_service(std::string_view name) const;
-  void report(std::string_view service, unsigned status, std::chrono::nanoseconds wait,
-              std::chrono::nanoseconds duration) const {
-    if (opts.on_request) opts.on_request(request_outcome{service, status, wait, duration});
+  void report(const request_outcome& o) const {
+    if (opts.on_request) opts.on_request(o);
   }
 };
 

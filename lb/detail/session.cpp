@@ -16,6 +16,17 @@
 #include "lb/cidr.hpp"
 
 namespace dockscaler::lb::detail {
+namespace {
+
+// Why a request is refused on its head alone (a declared body over
+// max_body_bytes included).
+refusal head_refusal(unsigned st) {
+  if (st == 408) return refusal::header_timeout;
+  if (st == 413) return refusal::body_too_large;
+  return refusal::bad_request;
+}
+
+}  // namespace
 
 bool peer_closed(socket_t& s) {
   char c;
@@ -25,7 +36,11 @@ bool peer_closed(socket_t& s) {
 }
 
 session::session(worker& wk, socket_t s, bool tls_listener)
-    : w(wk), sock(std::move(s)), on_tls(tls_listener), queue_timer(wk.ioc.get_executor()) {
+    : w(wk),
+      sock(std::move(s)),
+      on_tls(tls_listener),
+      queue_timer(wk.ioc.get_executor()),
+      opts_(&wk.owner.opts) {
   client = &sock;
   w.link(*this);
 }
@@ -71,24 +86,26 @@ task<void> session::serve() {
       if (ec) co_return;
       buf.commit(n);
     }
+    if (policy_) set_policy(nullptr);  // the proxy's rules until the request is routed
     req.emplace();
     req->header_limit(
         static_cast<std::uint32_t>(std::min<std::size_t>(opts().max_header_bytes, UINT32_MAX)));
-    req->body_limit(opts().max_body_bytes);
+    parse_body_limit = w.owner.max_body_any.load(std::memory_order_relaxed);
+    req->body_limit(parse_body_limit);
     client_version = 11;
     head = false;
     if (const unsigned st = co_await read_head()) {
       if (st == 1) co_return;  // the client went away
-      co_await reply(st, true);
-      w.owner.report({}, st, {}, {});
+      const auto sent = co_await reply(st, true);
+      report_early(st, head_refusal(st), {}, sent);
       co_return;
     }
     const auto arrival = clock::now();
     client_version = req->get().version();
     head = req->get().method() == http::verb::head;
     if (const unsigned bad = check_head()) {
-      co_await reply(bad, true);
-      w.owner.report({}, bad, {}, clock::now() - arrival);
+      const auto sent = co_await reply(bad, true);
+      report_early(bad, head_refusal(bad), clock::now() - arrival, sent);
       co_return;
     }
     if (req->get().target() == "*") {  // OPTIONS * (check_request allows no other method)
@@ -159,7 +176,7 @@ task<bool> session::answer_options(clock::time_point arrival) {
   const bool keep = req->keep_alive() && !has_body && !w.stopping;  // a body is not read: close
   const std::string answer = options_asterisk_response(keep, client_version);
   const bool ok = co_await write_raw(answer);
-  w.owner.report({}, 200, {}, clock::now() - arrival);
+  report_early(200, refusal::none, clock::now() - arrival, 0);
   if (!ok) co_return false;
   if (!keep) co_await lingering_close();
   co_return keep;
@@ -211,11 +228,12 @@ task<void> session::lingering_close() {
   sock.close(ig);
 }
 
-task<void> session::reply(unsigned status, bool close) {
+task<std::uint64_t> session::reply(unsigned status, bool close) {
   const std::string answer =
       simple_response(status, close, !close && client_version == 10, false, head);
   const bool ok = co_await write_raw(answer);
   if (close && ok) co_await lingering_close();
+  co_return ok ? body_size(answer) : 0;
 }
 
 unsigned session::body_error_status(const error_code& ec) const {

@@ -1,7 +1,8 @@
 // One client connection of the proxy, as one C++20 coroutine per connection
 // (run_session in proxy_impl.hpp starts it). A request goes through named
-// steps: read and check its head (session.cpp), route it, read a small body
-// ahead and admit it (a slot, or a wait in the queue, held as a slot_lease;
+// steps: read and check its head (session.cpp), route it, check its
+// service's own rules (session_policy.cpp), read a small body ahead and
+// admit it (a slot, or a wait in the queue, held as a slot_lease;
 // session_admit.cpp), then either forward it to an HTTP backend and relay the
 // answer (session_forward.cpp) or call an in-process handler
 // (session_call.cpp), and conclude (answer, report, keep or close).
@@ -118,6 +119,13 @@ struct request_state {
   bool sent_continue = false;
   std::array<backend_id, max_tries> tried{};  // backends that could not take it
   std::size_t ntried = 0;
+  std::uint64_t bytes_in = 0;                        // of the body, read from the client
+  std::shared_ptr<const std::string> backend_label;  // its label, for a detailed outcome
+  asio::ip::tcp::endpoint backend_ep;                // its address, for a detailed outcome
+  // An upgrade the service lets through was asked for; the tunnel, if it
+  // comes, keeps the slot.
+  bool upgrade = false;
+  bool hold_slot = false;
 };
 
 // How a request ends, once its slot is handed back: what the proxy still
@@ -128,9 +136,19 @@ struct ending {
   bool keep = false;      // the connection stays open for the next request
   bool drop = false;      // closed at once: a truncated answer must never look complete
   bool retry_after = false;
-  std::string message{};    // why, in the answer's body
-  clock::time_point end{};  // when the answer was complete (default: when concluded)
+  std::string message{};        // why, in the answer's body
+  clock::time_point end{};      // when the answer was complete (default: when concluded)
+  refusal why = refusal::none;  // why the proxy answered itself (for on_request)
+  unsigned upstream = 0;        // the backend's status, when it answered
+  std::uint64_t bytes_out = 0;  // response body bytes relayed to the client
+  std::string fields{};         // more header fields of the answer, each ending in CRLF
 };
+
+// The reason a body that could not be read (read_body()'s status) is refused for.
+constexpr refusal body_refusal(unsigned st) {
+  return st == 408 ? refusal::body_timeout
+                   : (st == 413 ? refusal::body_too_large : refusal::bad_request);
+}
 
 // Whether the peer closed (or reset) the connection; pending input is not.
 bool peer_closed(socket_t& s);
@@ -154,6 +172,7 @@ struct session : session_base {
   bool trusted = false;           // the peer is in trusted_proxies: its forwarding fields are kept
   std::string route_prefix;       // of the current request's route
   clock::time_point answered_at;  // a function call's answer was written
+  std::uint64_t answered_bytes = 0;  // the body bytes of that answer
   std::optional<req_parser> req;
   std::optional<res_parser> res;
   std::string upstream_head;  // serialized request header for the backend, reused
@@ -163,8 +182,18 @@ struct session : session_base {
   unsigned client_version = 11;  // of the current request, before rewriting
   bool head = false;             // current request is HEAD
   chunked_watch body_watch;      // the current chunked body's framing, byte by byte as it arrives
+  // The backend connection of an accepted upgrade, from its 101 until the
+  // tunnel takes it (session_tunnel.cpp).
+  std::unique_ptr<upstream_conn> tunnel_up;
 
-  const proxy_options& opts() const { return w.owner.opts; }
+  // The proxy's options, or the current request's service's (its timeouts
+  // and body limit) once it is routed to a service with a policy. The
+  // keep-alive wait after a request is that service's too.
+  const proxy_options& opts() const { return *opts_; }
+  const proxy_options* opts_;
+  std::shared_ptr<const service_policy> policy_;  // of the current (or last) request's service
+  std::uint64_t parse_body_limit = 0;             // the parser's body limit before routing
+  std::string rate_key_;                          // the client address a rate limit counts
 
   // Writes what the socket takes at once without waiting (its user-level
   // non-blocking mode is on): most heads and small bodies fit the socket
@@ -233,7 +262,8 @@ struct session : session_base {
   // destroy the response before the client has read it.
   task<void> lingering_close();
   // Answers with a short text response; closes when asked to.
-  task<void> reply(unsigned status, bool close);
+  // Returns the bytes of its body written.
+  task<std::uint64_t> reply(unsigned status, bool close);
   // Appends the rest of the request body to `out`, until it is complete or
   // `out` holds more than `limit` bytes, within the body deadline. Returns 0
   // (then req->is_done() says which), the status to answer (413, 408, 400),
@@ -254,6 +284,23 @@ struct session : session_base {
   task<std::optional<ending>> read_ahead(request_state& rq);
   // The request header for the backend, into upstream_head.
   void make_upstream_head(const request_state& rq);
+  // ---- a service's own rules: body limit, rate limit, auth (session_policy.cpp) ----
+  void set_policy(std::shared_ptr<const service_policy> p) {
+    opts_ = p ? &p->opts : &w.owner.opts;
+    policy_ = std::move(p);
+  }
+  // Whether screen() has anything to check for this request: a null check
+  // (and a compare) for a service without a policy.
+  bool screened() const { return policy_ || parse_body_limit != opts().max_body_bytes; }
+  // The service's body limit, rate limit and auth, in that order; the
+  // ending when the request is refused.
+  task<std::optional<ending>> screen(request_state& rq);
+  std::optional<ending> check_body_limit(const request_state& rq);
+  std::optional<ending> check_rate(const request_state& rq);
+  task<std::optional<ending>> check_auth(const request_state& rq);
+  // The client address the rate limit counts: the peer, or for a trusted
+  // peer the last address in X-Forwarded-For that is not a trusted proxy.
+  std::string_view rate_key();
   // A free slot at once (an empty lease when the request must queue).
   slot_lease try_admit(request_state& rq);
   // A slot after a wait in the queue; the ending when refused.
@@ -274,8 +321,15 @@ struct session : session_base {
   task<bool> continue_once(request_state& rq);
   // A body that could not be read (read_body()'s status): what to answer.
   ending body_failed(service& svc, unsigned st);
-  // on_request for the request as `e` ended it.
-  void report(const request_state& rq, const ending& e) const;
+  // on_request for the request as `e` ended it; `answered`: body bytes of
+  // the proxy's own answer.
+  void report(const request_state& rq, const ending& e, std::uint64_t answered = 0) const;
+  // on_request for a request answered before it was routed (session.cpp).
+  void report_early(unsigned status, refusal why, clock::duration took,
+                    std::uint64_t answered) const;
+  // The request's strings, for proxy_options::detailed_outcomes; `backend`
+  // holds the backend's text when it has no label.
+  void describe(request_outcome& o, const request_state* rq, std::string& backend) const;
   // Answers, reports and keeps or closes the connection; returns whether it stays open.
   task<bool> conclude(const request_state& rq, const ending& e);
 
@@ -290,6 +344,7 @@ struct session : session_base {
     bool upstream_failed = false;  // the write to the backend failed
     bool body_started = false;     // the client's body was streamed (it cannot be replayed)
     unsigned body_status = 0;      // the client's body failed: read_body()'s status
+    std::uint64_t body_bytes = 0;  // of the client's body, streamed
   };
   task<sent_request> stream_request(const request_state& rq, upstream_conn& conn);
   // A fresh parser in *res for the next response head.
@@ -300,6 +355,7 @@ struct session : session_base {
     error_code ec;
     bool timed_out = false;
     bool head_sent = false;
+    std::uint64_t body_bytes = 0;  // message body bytes relayed (before any re-framing)
   };
   // What the client gets of the response: its head (into head_out), framing
   // and whether either connection is kept.
@@ -328,6 +384,19 @@ struct session : session_base {
                            std::chrono::milliseconds write_timeout,
                            clock::time_point read_deadline = clock::time_point::max(),
                            bool head_first = false);
+
+  // ---- upgraded connections (session_tunnel.cpp) ----
+  // Whether the upgrade the request asks for goes through (rq.upgrade).
+  void plan_upgrade(request_state& rq) const;
+  // The backend accepted the upgrade: its connection is kept for the tunnel
+  // (never pooled again) and the 101 head made for the client.
+  ending upgraded(std::unique_ptr<upstream_conn>& conn, const grant& g);
+  // Relays the 101, then bytes both ways until both sides closed, either
+  // failed, tunnel_idle passed without a byte, or a drain cut it.
+  task<void> tunnel(const request_state& rq);
+  // One direction: `pre` (bytes its parser read past the head) first.
+  template <class From, class To>  // socket_t or tls_stream
+  task<void> pump(From& from, beast::flat_buffer& pre, To& to);
 
   // ---- an in-process handler (session_call.cpp) ----
   // nullopt: the function did not start (try another).

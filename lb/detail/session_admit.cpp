@@ -33,9 +33,15 @@ task<bool> session::handle(clock::time_point arrival) {
   rq.has_body = req->chunked() || req->content_length().value_or(0) > 0;
   rq.keep = req->keep_alive() && !w.stopping;
   if (!route(rq)) {
-    const ending not_found{.answer = 404, .reported = 404, .keep = rq.keep && !rq.has_body};
+    const ending not_found{
+        .answer = 404, .reported = 404, .keep = rq.keep && !rq.has_body, .why = refusal::no_route};
     co_return co_await conclude(rq, not_found);
   }
+  if (screened()) {
+    if (const auto refused = co_await screen(rq)) co_return co_await conclude(rq, *refused);
+  }
+  // Connection: upgrade (rare): one flag the parser set is all the usual request pays.
+  if (req->upgrade()) plan_upgrade(rq);
   struct body_scope {  // an idle keep-alive connection keeps no large buffer
     std::string& body;
     std::string& head;  // holds the part of a chunked body read ahead, if any
@@ -70,7 +76,9 @@ task<bool> session::handle(clock::time_point arrival) {
       auto none = co_await retry(rq, lease);
       if (none) e.emplace(std::move(*none));
     }
+    if (tunnel_up && rq.hold_slot) co_await tunnel(rq);  // the tunnel is load on its backend
   }
+  if (tunnel_up) co_await tunnel(rq);
   if (!e->answer && e->keep && !e->drop) {  // the usual end: nothing left to write
     report(rq, *e);
     co_return true;
@@ -89,6 +97,7 @@ bool session::route(request_state& rq) {
   if (!route) return false;
   rq.svc = route->svc;
   rq.svc->requests.fetch_add(1, std::memory_order_relaxed);
+  if (route->policy) set_policy(route->policy);
   // Copied while `route` is surely alive (the worker's route table may be
   // replaced during a later co_await).
   route_prefix.assign(route->prefix);
@@ -127,6 +136,7 @@ task<std::optional<ending>> session::read_ahead(request_state& rq) {
   if (const unsigned st = co_await read_body(body_buf, opts().request_buffer))
     co_return body_failed(*rq.svc, st);
   rq.body_unread = !req->is_done();
+  rq.bytes_in = body_buf.size();
   // Queueing starts now: the upload is the client's time, not a wait for
   // capacity, so it counts neither in wait_time nor against the queue timeout.
   rq.ready = clock::now();
@@ -146,7 +156,7 @@ void session::make_upstream_head(const request_state& rq) {
   }
   put_request_head(upstream_head, r,
                    {prefix, rq.raw_host, client_ip, trusted, req->chunked(), req->content_length(),
-                    head_fields, tls.has_value()});
+                    head_fields, tls.has_value(), rq.upgrade});
   if (!body_buf.empty()) {
     char size_line[24];
     const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body_buf.size());
@@ -229,16 +239,24 @@ ending session::refused(request_state& rq, queue_result qr) {
   ending e{.answer = 503, .reported = 503, .keep = rq.keep && !rq.body_unread, .retry_after = true};
   if (qr == queue_result::timeout) {
     svc.rejected_timeout.fetch_add(1, std::memory_order_relaxed);
+    e.why = refusal::queue_timeout;
   } else if (qr == queue_result::unavailable) {
     svc.rejected_unavailable.fetch_add(1, std::memory_order_relaxed);
     e.message = svc.disp.unavailable_reason();
+    e.why = refusal::no_replicas;
   } else {
     svc.rejected_full.fetch_add(1, std::memory_order_relaxed);
+    // A closed queue: the service was removed meanwhile.
+    e.why = qr == queue_result::closed ? refusal::no_replicas : refusal::queue_full;
   }
   return e;
 }
 
 task<std::optional<ending>> session::use(request_state& rq, const grant& g) {
+  if (opts().detailed_outcomes) {  // the access log names the backend
+    rq.backend_label = g.label;
+    rq.backend_ep = g.endpoint;
+  }
   // Not a conditional inside the co_await: GCC 12 destroys that temporary twice.
   if (g.fn) return call(rq, g);
   return forward(rq, g);
@@ -259,8 +277,11 @@ task<std::optional<ending>> session::retry(request_state& rq, slot_lease& lease)
   }
   if (qr == queue_result::gone) co_return ending{.drop = true};
   const unsigned st = qr == queue_result::timeout ? 503 : 502;
-  co_return ending{
-      .answer = st, .reported = st, .keep = rq.keep && !rq.body_unread, .retry_after = st == 503};
+  co_return ending{.answer = st,
+                   .reported = st,
+                   .keep = rq.keep && !rq.body_unread,
+                   .retry_after = st == 503,
+                   .why = st == 503 ? refusal::queue_timeout : refusal::upstream_error};
 }
 
 task<bool> session::continue_once(request_state& rq) {
@@ -272,24 +293,69 @@ task<bool> session::continue_once(request_state& rq) {
 ending session::body_failed(service& svc, unsigned st) {
   if (st == 408) svc.rejected_body_timeout.fetch_add(1, std::memory_order_relaxed);
   if (st == 1) return {.drop = true};  // the client went away
-  return {.answer = st, .reported = st};
+  return {.answer = st, .reported = st, .why = body_refusal(st)};
 }
 
-void session::report(const request_state& rq, const ending& e) const {
+void session::report(const request_state& rq, const ending& e, std::uint64_t answered) const {
+  if (!opts().on_request) return;
   const auto end = e.end == clock::time_point{} ? clock::now() : e.end;
-  w.owner.report(rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported, rq.wait,
-                 end - rq.arrival);
+  request_outcome o{rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported,
+                    rq.wait, end - rq.arrival};
+  o.refused = e.why;
+  o.arrival = rq.arrival;
+  o.upstream_status = e.upstream;
+  o.bytes_in = rq.bytes_in;
+  o.bytes_out = e.bytes_out + answered;
+  std::string backend;
+  if (opts().detailed_outcomes) describe(o, &rq, backend);
+  w.owner.report(o);
+}
+
+void session::report_early(unsigned status, refusal why, clock::duration took,
+                           std::uint64_t answered) const {
+  if (!opts().on_request) return;
+  request_outcome o{{}, status, {}, took};
+  o.refused = why;
+  if (took.count() > 0) o.arrival = clock::now() - took;
+  o.bytes_out = answered;
+  std::string backend;
+  if (opts().detailed_outcomes) describe(o, nullptr, backend);
+  w.owner.report(o);
+}
+
+void session::describe(request_outcome& o, const request_state* rq, std::string& backend) const {
+  o.client = client_ip;
+  if (req) {  // what the parser got of the head (nothing of one it could not parse)
+    const request& r = req->get();
+    o.method = r.method_string();
+    o.target = r.target();
+    o.referer = r[http::field::referer];
+    o.user_agent = r[http::field::user_agent];
+    o.version = client_version;
+  }
+  if (!rq) return;
+  if (rq->backend_label) {
+    o.backend = *rq->backend_label;
+  } else if (rq->backend_ep.port() != 0) {
+    const auto a = rq->backend_ep.address();
+    backend = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+    backend += ':';
+    backend += std::to_string(rq->backend_ep.port());
+    o.backend = backend;
+  }
 }
 
 task<bool> session::conclude(const request_state& rq, const ending& e) {
   bool ok = true;
+  std::uint64_t answered = 0;
   if (e.answer) {
     const std::string answer = simple_response(e.answer, !e.keep, e.keep && client_version == 10,
-                                               e.retry_after, head, e.message);
+                                               e.retry_after, head, e.message, e.fields);
     const bool written = co_await write_raw(answer);
     ok = written;
+    if (ok) answered = body_size(answer);
   }
-  report(rq, e);
+  report(rq, e, answered);
   if (e.drop) {
     error_code ig;
     sock.close(ig);

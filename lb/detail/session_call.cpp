@@ -19,13 +19,18 @@ task<std::optional<ending>> session::call(request_state& rq, const grant& g) {
     if (const unsigned st = co_await read_body(body_buf, UINT64_MAX))
       co_return body_failed(*rq.svc, st);
     rq.body_unread = false;
+    rq.bytes_in = body_buf.size();
   }
   unsigned status = 0;
   const auto outcome = co_await call_function(*g.fn, rq.svc->name, body_buf, rq.keep, status);
   if (outcome == call_outcome::not_started) co_return std::nullopt;  // the body is read already
   if (outcome != call_outcome::answered) co_return ending{.drop = true};
   // Reported when answered, not after the container's teardown.
-  co_return ending{.reported = status, .keep = rq.keep, .end = answered_at};
+  co_return ending{.reported = status,
+                   .keep = rq.keep,
+                   .end = answered_at,
+                   .upstream = status,
+                   .bytes_out = answered_bytes};
 }
 
 function_call session::make_call(const std::string& service, const std::string& body) const {
@@ -70,6 +75,7 @@ task<session::call_outcome> session::call_function(function_backend& fn, const s
   const bool gone = co_await await_answer(*cw, cancel);
   if (watch_) watch_->stop();  // answered (or given up): its fd is not ours to wait on any more
   const function_result& res = cw->result;
+  answered_bytes = head ? 0 : res.body.size();
   call_outcome outcome = call_outcome::answered;
   if (res.not_started) {
     outcome = call_outcome::not_started;

@@ -90,6 +90,11 @@ bool never_received(socket_t& s, const error_code& rec, std::string_view service
   return true;
 }
 
+// What a 502 or 504 the proxy answers for its backend is refused for.
+refusal gateway_refusal(unsigned st) {
+  return st == 504 ? refusal::timed_out : refusal::upstream_error;
+}
+
 }  // namespace
 
 // The hot path (a pooled connection, a body in memory) awaits only the
@@ -123,6 +128,7 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
     } else {
       auto streamed = co_await stream_request(rq, *conn);
       sent = streamed;
+      rq.bytes_in = body_buf.size() + sent.body_bytes;
     }
     if (sent.body_status) co_return body_failed(*rq.svc, sent.body_status);
     // When sending the request failed on a fresh connection, the backend may
@@ -145,7 +151,11 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         if (code < 100 || code >= 200 || code == 101) break;
       }
       if (!rec) {
-        if (res->get().result_int() == 101) co_return ending{.answer = 502, .reported = 502};
+        if (res->get().result_int() == 101) {  // switching protocols: only when asked to
+          if (!rq.upgrade)
+            co_return ending{.answer = 502, .reported = 502, .why = refusal::upstream_error};
+          co_return upgraded(conn, g);
+        }
         const auto plan = plan_response(rq, early_answer);
         const auto rr =
             tls ? co_await relay(conn->sock, conn->buf, *res, *tls, head_out, plan.chunked,
@@ -170,7 +180,7 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
                         rec == asio::error::connection_reset || rec == asio::error::broken_pipe);
     if (!stale) {
       const unsigned st = (timed_out && !sent.upstream_failed) ? 504 : 502;
-      co_return ending{.answer = st, .reported = st};
+      co_return ending{.answer = st, .reported = st, .why = gateway_refusal(st)};
     }
     fresh = true;
   }
@@ -221,10 +231,12 @@ task<session::sent_request> session::stream_request(const request_state& rq, ups
                                        body_deadline, !body_buf.empty());
   if (rr.outcome == relay_outcome::read_failed) {
     // The client's body failed: over the limit, too slow, malformed, or gone.
-    co_return sent_request{.body_started = true, .body_status = body_error_status(rr.ec)};
+    co_return sent_request{
+        .body_started = true, .body_status = body_error_status(rr.ec), .body_bytes = rr.body_bytes};
   }
   co_return sent_request{.upstream_failed = rr.outcome == relay_outcome::write_failed,
-                         .body_started = true};
+                         .body_started = true,
+                         .body_bytes = rr.body_bytes};
 }
 
 // After an early answer the client's body was not read to its end, and the
@@ -249,14 +261,21 @@ ending session::end_response(const response_plan& plan, const relay_result& rr,
   const bool client_ok = rr.outcome != relay_outcome::write_failed;
   if (!upstream_ok && !rr.head_sent) {
     const unsigned st = rr.timed_out ? 504 : 502;
-    return {.answer = st, .reported = st};
+    return {.answer = st, .reported = st, .why = gateway_refusal(st), .upstream = plan.status};
   }
   if (upstream_ok && client_ok && plan.upstream_keep && res->is_done() && conn->buf.size() == 0 &&
       !w.stopping)
     w.pool.put(g.id, std::move(conn));
   // Never let a truncated response look complete: drop the client connection.
-  if (!upstream_ok || !client_ok) return {.reported = upstream_ok ? plan.status : 0, .drop = true};
-  return {.reported = plan.status, .keep = plan.keep};
+  if (!upstream_ok || !client_ok)
+    return {.reported = upstream_ok ? plan.status : 0,
+            .drop = true,
+            .upstream = plan.status,
+            .bytes_out = rr.body_bytes};
+  return {.reported = plan.status,
+          .keep = plan.keep,
+          .upstream = plan.status,
+          .bytes_out = rr.body_bytes};
 }
 
 // Bytes already buffered (a body that came with its head) are parsed without
@@ -317,6 +336,7 @@ task<session::relay_result> session::relay(From& from, beast::flat_buffer& from_
       co_return out;
     }
     const std::size_t got = chunk_size - body.size;
+    out.body_bytes += got;
     const bool done = p.is_done();
     if (got == 0 && !done) continue;
     std::array<asio::const_buffer, 5> bufs;

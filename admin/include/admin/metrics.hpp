@@ -94,6 +94,8 @@ class metrics {
   void on_cold_start(const std::string& service, std::chrono::nanoseconds took) noexcept;
   // A failed Docker call; `operation` is a short name (start, list, ...).
   void on_docker_error(std::string_view operation) noexcept;
+  // Access log lines lost (admin::access_log_options::on_drop).
+  void on_access_log_dropped(std::uint64_t lines) noexcept;
 
   // The whole scrape; gauges come from `status` (autoscaler::status()).
   std::string render(const std::vector<scaler::service_status>& status) const;
@@ -117,6 +119,7 @@ class metrics {
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t>
       scale_events_;                                                 // under mu_
   std::map<std::string, std::uint64_t, std::less<>> docker_errors_;  // under mu_
+  std::atomic<std::uint64_t> access_log_dropped_{0};
 };
 
 }  // namespace dockscaler::admin

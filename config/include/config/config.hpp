@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dockscaler::config {
@@ -47,6 +48,15 @@ struct proxy_timeouts {
   duration response = std::chrono::seconds(60);
   duration idle = std::chrono::seconds(60);
   duration body = std::chrono::seconds(60);  // header parsed -> request body complete (408)
+  // An upgraded connection (WebSocket tunnel) with no byte either way is closed.
+  duration tunnel_idle = std::chrono::hours(1);
+};
+
+// proxy.access_log: one line per request (docs/proxy.md "Access log").
+struct access_log_config {
+  enum class format { json, combined };
+  std::string path;  // "-": standard output
+  format fmt = format::json;
 };
 
 struct proxy_config {
@@ -59,6 +69,7 @@ struct proxy_config {
   proxy_timeouts timeouts;
   // CIDRs ("10.0.0.0/8", "::1") whose forwarding headers are believed; validated at load.
   std::vector<std::string> trusted_proxies;
+  std::optional<access_log_config> access_log;  // unset: no access log
 };
 
 struct admin_config {
@@ -142,6 +153,35 @@ struct readiness_config {
   bool when_running = false;
 };
 
+// A service's own proxy rules (docs/proxy.md): overrides of proxy.timeouts,
+// a rate limit, and who may call it.
+struct service_timeouts {
+  std::optional<duration> response;  // unset: proxy.timeouts.response
+  std::optional<duration> idle;      // unset: proxy.timeouts.idle
+};
+
+struct rate_limit_config {
+  enum class key { client_ip, service };
+  double rps = 0;
+  unsigned burst = 1;
+  key by = key::client_ip;
+};
+
+struct auth_config {
+  enum class scheme { bearer, basic };
+  scheme type = scheme::bearer;
+  std::string file;                 // bearer_tokens_file or basic_htpasswd, as resolved
+  bool forward = false;             // pass Authorization on to the backend
+  std::vector<std::string> tokens;  // read from `file` at load
+  std::vector<std::pair<std::string, std::string>> users;  // user, bcrypt hash
+};
+
+// Connection upgrades (WebSocket) to an HTTP service: the `upgrade` key.
+struct upgrade_config {
+  bool enabled = true;    // false: forwarded as plain HTTP, without the upgrade fields
+  bool hold_slot = true;  // an open tunnel keeps its slot (load the scaler sees)
+};
+
 struct service_config {
   std::string name;
   // The top-level `instance`, copied by the loader: the dockscaler.instance
@@ -162,6 +202,7 @@ struct service_config {
   wait_time_config wait_time;
   readiness_config readiness;
   duration drain_timeout = std::chrono::seconds(30);
+  upgrade_config upgrade;
   logs_config logs;  // docker.logs, copied into each service when the file is read
   // placement.constraints: Swarm only, added to docker.swarm's own.
   std::vector<std::string> placement_constraints;
@@ -178,6 +219,11 @@ struct service_config {
   // stopped (down to replicas.min), and one is replaced after max_calls (0: never).
   duration idle_timeout = std::chrono::seconds(30);
   std::uint64_t max_calls = 0;
+  // Proxy rules of this service (timeouts, max_body_bytes, rate_limit, auth keys).
+  service_timeouts timeouts;
+  std::optional<std::uint64_t> max_body_bytes;  // unset: proxy.max_body_bytes
+  std::optional<rate_limit_config> rate_limit;
+  std::optional<auth_config> auth;
 
   // A hot function: its replicas each serve one call at a time, call after call.
   bool hot() const { return mode == service_mode::stdio && format != function_format::default_; }

@@ -10,8 +10,10 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lb/cidr.hpp"
@@ -21,8 +23,60 @@
 
 namespace dockscaler::lb {
 
-// Per-request outcome handed to the observer (for metrics). `service` is empty
-// when no route matched or the request was rejected before routing.
+// Why the proxy answered a request itself instead of relaying a backend's
+// answer (none: relayed, or the client went away). The access log prints
+// refusal_name(); each refusing path sets its own reason.
+enum class refusal : std::uint8_t {
+  none,
+  bad_request,     // a malformed or unsupported request head (400, 414, 431, 501, 505)
+  header_timeout,  // the head did not arrive within timeouts.header (408)
+  no_route,        // no service matches (404)
+  body_timeout,    // the body did not arrive within timeouts.body (408)
+  body_too_large,  // over max_body_bytes (413)
+  queue_full,      // 503
+  queue_timeout,   // 503
+  no_replicas,     // 503: the service has no backend and none is coming, or went away
+  timed_out,       // the backend did not answer within timeouts.response (504)
+  upstream_error,  // the backend could not be reached or broke off (502)
+  unauthorized,    // 401
+  rate_limited,    // 429
+};
+
+constexpr std::string_view refusal_name(refusal r) noexcept {
+  switch (r) {
+    case refusal::none:
+      return "";
+    case refusal::bad_request:
+      return "bad_request";
+    case refusal::header_timeout:
+      return "header_timeout";
+    case refusal::no_route:
+      return "no_route";
+    case refusal::body_timeout:
+      return "body_timeout";
+    case refusal::body_too_large:
+      return "body_too_large";
+    case refusal::queue_full:
+      return "queue_full";
+    case refusal::queue_timeout:
+      return "queue_timeout";
+    case refusal::no_replicas:
+      return "no_replicas";
+    case refusal::timed_out:
+      return "timed_out";
+    case refusal::upstream_error:
+      return "upstream_error";
+    case refusal::unauthorized:
+      return "unauthorized";
+    case refusal::rate_limited:
+      return "rate_limited";
+  }
+  return "";
+}
+
+// Per-request outcome handed to the observer (for metrics and the access
+// log). `service` is empty when no route matched or the request was rejected
+// before routing. Every string_view is valid during the callback only.
 struct request_outcome {
   std::string_view service;
   unsigned status = 0;  // status sent to the client (0: connection closed mid-response)
@@ -32,6 +86,22 @@ struct request_outcome {
   std::chrono::nanoseconds wait{0};
   std::chrono::nanoseconds duration{
       0};  // arrival (header parsed) -> response fully relayed (or rejected)
+  refusal refused = refusal::none;
+  unsigned upstream_status = 0;  // the backend's (or function's) status; 0: none answered
+  std::uint64_t bytes_in = 0;    // request body bytes read from the client
+  std::uint64_t bytes_out = 0;   // response body bytes written to the client
+  // Set only with proxy_options::detailed_outcomes (empty otherwise), so a
+  // proxy without an access log looks none of them up.
+  std::string_view client{};   // the client's address (its peer address)
+  std::string_view method{};   // as sent
+  std::string_view target{};   // as sent (origin form)
+  std::string_view referer{};  // the Referer field, if any
+  std::string_view user_agent{};
+  std::string_view backend{};  // the backend's label, else "host:port"; empty if none was used
+  unsigned version = 11;       // HTTP version of the request (11: HTTP/1.1)
+  // When the head was complete (the start of `duration`); the epoch when no
+  // head was (a request refused while its head was read).
+  std::chrono::steady_clock::time_point arrival{};
 };
 
 struct proxy_timeouts {
@@ -42,6 +112,9 @@ struct proxy_timeouts {
   std::chrono::milliseconds upstream_idle{
       4'000};                              // pooled upstream connections are closed after this
   std::chrono::milliseconds body{60'000};  // header parsed -> request body complete (408)
+  // An upgraded connection (a WebSocket tunnel) with no byte either way for
+  // this long is closed.
+  std::chrono::milliseconds tunnel_idle{3'600'000};
 };
 
 struct proxy_options {
@@ -67,6 +140,9 @@ struct proxy_options {
   // Called on an I/O thread once per request that got an answer (or lost its
   // connection); must be cheap, thread-safe and must not throw. Set before start().
   std::function<void(const request_outcome&)> on_request;
+  // Fill the request's strings in request_outcome (client, method, target,
+  // referer, user_agent, backend): for an access log. Off, none is looked up.
+  bool detailed_outcomes = false;
 };
 
 // How requests reach a service. A request matches when its Host (without port,
@@ -85,6 +161,38 @@ struct queue_limits {
   std::chrono::milliseconds timeout{30'000};  // a request queued this long gets 503
 };
 
+// A token bucket per service or per client address: `rps` tokens a second,
+// at most `burst` at once; a request takes one or is answered 429.
+struct rate_limit_options {
+  enum class key { client_ip, service };
+  double rps = 0;
+  std::uint32_t burst = 1;
+  key by = key::client_ip;
+  bool operator==(const rate_limit_options&) const = default;
+};
+
+// Who may call a service: a bearer token among `tokens`, or a user of
+// `users` (name, bcrypt hash as htpasswd -B writes it) with its password.
+struct auth_options {
+  enum class scheme { bearer, basic };
+  scheme type = scheme::bearer;
+  std::vector<std::string> tokens;
+  std::vector<std::pair<std::string, std::string>> users;
+  bool forward = false;  // the Authorization field goes on to the backend
+};
+
+// Connection upgrades (WebSocket): a request with `Connection: upgrade` and
+// an Upgrade field is forwarded with both; a 101 from the backend turns the
+// connection into a byte tunnel. Disabled: the two fields are removed and the
+// request goes on as plain HTTP (as nginx does), so the backend answers it as
+// it answers any request without them.
+struct upgrade_options {
+  bool enabled = true;
+  // The tunnel keeps its backend's slot (the scaler sees it as load, a drain
+  // waits for it); false: the slot is handed back once the 101 arrives.
+  bool hold_slot = true;
+};
+
 struct service_options {
   std::string name;
   route_rule route;
@@ -92,6 +200,14 @@ struct service_options {
   std::uint32_t max_in_flight = 0;  // requests in flight over all backends; 0 = no cap
   queue_limits queue;
   std::chrono::nanoseconds wait_window = std::chrono::seconds(10);  // wait_time statistics window
+  // Overrides of the proxy's timeouts.response, timeouts.idle (keep-alive
+  // after a request to this service) and max_body_bytes; unset: the proxy's.
+  std::optional<std::chrono::milliseconds> response_timeout;
+  std::optional<std::chrono::milliseconds> idle_timeout;
+  std::optional<std::uint64_t> max_body_bytes;
+  std::optional<rate_limit_options> rate_limit;  // 429 beyond it
+  std::optional<auth_options> auth;              // 401 without valid credentials
+  upgrade_options upgrade;
 };
 
 enum class backend_state { active, draining };
@@ -115,6 +231,9 @@ struct service_snapshot {
   std::uint64_t rejected_timeout = 0;       // 503: queue timeout
   std::uint64_t rejected_body_timeout = 0;  // 408: the body did not arrive within timeouts.body
   std::uint64_t rejected_unavailable = 0;   // 503 at once: set_unavailable
+  std::uint64_t rejected_rate_limited = 0;  // 429: over rate_limit
+  std::uint64_t rejected_unauthorized = 0;  // 401: no valid credentials (auth)
+  std::uint32_t tunnels = 0;                // upgraded connections open now
   std::vector<backend_snapshot> backends;
 };
 
@@ -149,8 +268,9 @@ class proxy {
   std::uint16_t port() const;  // port of the first listener
 
   // Services. add throws on a duplicate name or invalid options; update keeps
-  // backends, queue and statistics (only route/concurrency/queue limits change;
-  // wait_window is fixed at add). remove answers queued requests with 503.
+  // backends, queue and statistics (route, concurrency, queue limits, timeouts,
+  // body limit, rate limit and auth change; an unchanged rate limit keeps its
+  // buckets; wait_window is fixed at add). remove answers queued requests with 503.
   void add_service(service_options options);
   void update_service(service_options options);
   void remove_service(std::string_view name);
@@ -158,7 +278,10 @@ class proxy {
 
   // Backends. add resolves host (numeric addresses never block) and joins the
   // rotation at once; queued requests are dispatched to it immediately.
-  backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port);
+  // `label` names the backend in request_outcome::backend (e.g. its
+  // container); kept only with proxy_options::detailed_outcomes.
+  backend_id add_backend(std::string_view service, const std::string& host, std::uint16_t port,
+                         std::string_view label = {});
   // A function backend with `slots` calls at once (0: the service's
   // concurrency). A `one_shot` backend takes one call only: it leaves the
   // rotation (as if drained) the moment it is granted.
@@ -169,7 +292,8 @@ class proxy {
   // (the timeout needs a started proxy). `done` runs at most once — on an I/O
   // thread, inside this call if already idle, or inside remove_backend (with
   // the backend's idleness) — and must not block. Throws std::invalid_argument
-  // for an unknown service or backend.
+  // for an unknown service or backend. At the timeout, the backend's open
+  // tunnels (upgraded connections) are closed.
   void drain_backend(std::string_view service, backend_id id, std::chrono::milliseconds timeout,
                      std::function<void(bool idle)> done);
   std::future<bool> drain_backend(std::string_view service, backend_id id,

@@ -103,11 +103,14 @@ struct pool_figures {
   double wait_mean = 0, wait_p50 = 0, wait_p90 = 0, wait_p95 = 0, wait_p99 = 0, wait_max = 0;
   std::uint64_t queue_length = 0;
   std::uint64_t in_flight = 0;
+  std::uint64_t tunnels = 0;   // upgraded connections (WebSocket) open now
   std::uint64_t requests = 0;  // routed to the service since it was added (monotonic)
   // Requests the proxy refused, by reason (monotonic): queue full, queue
   // timeout, body not complete within timeouts.body, no replica can start.
   std::uint64_t rejected_queue_full = 0, rejected_queue_timeout = 0, rejected_body_timeout = 0,
                 rejected_no_replicas = 0;
+  // Refused by the service's own rules: over its rate_limit (429), no valid credentials (401).
+  std::uint64_t rejected_rate_limited = 0, rejected_unauthorized = 0;
   std::map<std::uint64_t, std::uint32_t> in_flight_by_backend;
 };
 
