@@ -105,7 +105,9 @@ int cmd_validate(const std::vector<std::string>& args) {
     const config::config c = config::load_file(path);
     std::printf("%s: OK, %zu service%s\n", path.c_str(), c.services.size(),
                 c.services.size() == 1 ? "" : "s");
-    std::printf("  proxy on %s, %u thread%s; Docker at %s, network %s\n", c.proxy.listen.c_str(),
+    std::string listen;
+    for (const auto& l : c.proxy.listen) listen += (listen.empty() ? "" : ", ") + l;
+    std::printf("  proxy on %s, %u thread%s; Docker at %s, network %s\n", listen.c_str(),
                 c.proxy.threads, c.proxy.threads == 1 ? "" : "s", c.docker.host.c_str(),
                 c.docker.network.c_str());
     for (const auto& s : c.services) {

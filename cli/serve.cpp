@@ -40,9 +40,19 @@ namespace dockscaler::cli {
 
 namespace {
 
+// The TLS certificates of `p` loaded (null when it has none). Throws
+// std::runtime_error naming the file that cannot be used.
+std::shared_ptr<const lb::tls_store> load_tls(const config::proxy_config& p) {
+  if (p.tls.empty()) return nullptr;
+  std::vector<lb::tls_certificate> certs;
+  for (const auto& f : p.tls) certs.push_back({f.cert, f.key});
+  return lb::tls_store::load(certs);
+}
+
 lb::proxy_options to_proxy_options(const config::proxy_config& p) {
   lb::proxy_options o;
-  o.listen = {p.listen};
+  o.listen = p.listen;
+  o.tls = load_tls(p);
   o.threads = p.threads;
   o.max_header_bytes = p.max_header_bytes;
   o.max_body_bytes = p.max_body_bytes;
@@ -294,6 +304,17 @@ std::string reload_config(const std::string& path, config::config& cfg, daemon_p
     throw admin::rejected(msg);
   }
   check_reload(cfg, next);
+  // Certificates are read again (renewed in place, or new files): new TLS
+  // connections get them, those up keep theirs. Unusable ones refuse the reload.
+  std::shared_ptr<const lb::tls_store> certs;
+  try {
+    certs = load_tls(next.proxy);
+  } catch (const std::exception& e) {
+    spdlog::error("reload refused: {}; still running the previous config", e.what());
+    throw admin::rejected(std::string("reload refused, still running the previous config: ") +
+                          e.what());
+  }
+  if (certs) d.proxy.set_tls(std::move(certs));
   d.scaler.reload(next);
   d.runner.set_network(next.docker.network);
   reopen_access_log(d);

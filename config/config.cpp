@@ -196,13 +196,16 @@ class reader {
     auto n = scalar(parent, key, path);
     if (!n) return;
     const std::string t = n->Scalar();
-    static const std::regex form(R"(^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$)");
-    std::smatch m;
-    if (!std::regex_match(t, m, form) || std::stoi(m[2].str()) > 65535) {
+    if (!host_port(t)) {
       fail(*n, join(path, key), "expected HOST:PORT, got \"" + t + "\"");
       return;
     }
     out = t;
+  }
+  static bool host_port(const std::string& t) {
+    static const std::regex form(R"(^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$)");
+    std::smatch m;
+    return std::regex_match(t, m, form) && std::stoi(m[2].str()) <= 65535;
   }
 
   const std::string& file() const { return file_; }
@@ -894,13 +897,79 @@ void read_docker(reader& r, const YAML::Node& root, config& cfg) {
   }
 }
 
+constexpr std::string_view https_prefix = "https://";
+
+// proxy.listen: one address or a list; "https://HOST:PORT" is a TLS listener.
+void read_listen(reader& r, const YAML::Node& n, std::vector<std::string>& out) {
+  const std::string key = "proxy.listen";
+  if (!n.IsDefined() || n.IsNull()) return;
+  std::vector<YAML::Node> items;
+  if (n.IsSequence())
+    for (std::size_t i = 0; i < n.size(); ++i) items.push_back(n[i]);
+  else
+    items.push_back(n);
+  if (items.empty()) return r.fail(n, key, "expected HOST:PORT or a list of them");
+  std::vector<std::string> got;
+  for (const auto& item : items) {
+    const std::string t = item.IsScalar() ? item.Scalar() : std::string();
+    const bool tls = t.rfind(https_prefix, 0) == 0;
+    if (!reader::host_port(tls ? t.substr(https_prefix.size()) : t))
+      r.fail(item, key, "expected HOST:PORT or https://HOST:PORT, got \"" + t + "\"");
+    else if (std::find(got.begin(), got.end(), t) != got.end())
+      r.fail(item, key, "\"" + t + "\" is listed twice");
+    else
+      got.push_back(t);
+  }
+  if (got.size() == items.size()) out = std::move(got);
+}
+
+// proxy.tls: {cert, key} or a list of them; relative paths are relative to
+// the config file; the files must be readable (their contents are checked
+// when the daemon loads them).
+void read_tls(reader& r, const YAML::Node& n, std::vector<tls_files>& out) {
+  if (!n.IsDefined() || n.IsNull()) return;
+  std::vector<YAML::Node> items;
+  if (n.IsSequence())
+    for (std::size_t i = 0; i < n.size(); ++i) items.push_back(n[i]);
+  else
+    items.push_back(n);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string at = n.IsSequence() ? "proxy.tls[" + std::to_string(i) + "]" : "proxy.tls";
+    if (!r.expect_map(items[i], at, {"cert", "key"})) continue;
+    tls_files f;
+    bool ok = true;
+    for (auto [name, dest] : {std::pair{"cert", &f.cert}, std::pair{"key", &f.key}}) {
+      r.get(items[i], name, at, *dest);
+      if (dest->empty()) {
+        r.fail(items[i], reader::join(at, name), "expected a PEM file name");
+        ok = false;
+        continue;
+      }
+      if (dest->front() != '/' && r.file().find('/') != std::string::npos)
+        *dest = r.file().substr(0, r.file().rfind('/') + 1) + *dest;
+      if (!std::ifstream(*dest)) {
+        r.fail(items[i][name], reader::join(at, name),
+               "cannot read " + *dest + ": " + std::strerror(errno));
+        ok = false;
+      }
+    }
+    if (ok) out.push_back(std::move(f));
+  }
+}
+
 // proxy: listen, threads, limits, timeouts, trusted_proxies.
 void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
   const YAML::Node p = root["proxy"];
   if (r.expect_map(p, "proxy",
                    {"listen", "threads", "max_header_bytes", "max_body_bytes", "max_connections",
-                    "timeouts", "request_buffer", "trusted_proxies", "access_log"})) {
-    r.get_listen(p, "listen", "proxy", cfg.proxy.listen);
+                    "timeouts", "request_buffer", "trusted_proxies", "access_log", "tls"})) {
+    read_listen(r, p["listen"], cfg.proxy.listen);
+    read_tls(r, p["tls"], cfg.proxy.tls);
+    const bool https =
+        std::any_of(cfg.proxy.listen.begin(), cfg.proxy.listen.end(),
+                    [](const std::string& l) { return l.rfind(https_prefix, 0) == 0; });
+    if (https && cfg.proxy.tls.empty() && !p["tls"].IsDefined())
+      r.fail(p["listen"], "proxy.listen", "an https:// address needs proxy.tls (cert and key)");
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
     r.get_size(p, "max_body_bytes", "proxy", cfg.proxy.max_body_bytes);

@@ -5,6 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <unistd.h>
 #include <algorithm>
 #include <cstdio>
@@ -151,7 +156,8 @@ TEST_CASE("defaults fill what a minimal service leaves out", "[config]") {
   CHECK(s.replicas.min == 1);
   CHECK(s.replicas.initial == 1);
   CHECK(s.resources.pids > 0);
-  CHECK(c.proxy.listen == "127.0.0.1:8080");
+  CHECK(c.proxy.listen == std::vector<std::string>{"127.0.0.1:8080"});
+  CHECK(c.proxy.tls.empty());
   CHECK_FALSE(c.docker.host.empty());
 }
 
@@ -809,4 +815,49 @@ TEST_CASE("upgrade mistakes are errors with file, line and key", "[config][tunne
   CHECK(has_problem(ps, "services.web.upgrade.slot", 6, "unknown key"));
   CHECK(has_problem(ps, "services.fn.upgrade", 10, "mode: http services only"));
   CHECK(has_problem(ps, "services.odd.upgrade", 13, "expected a mapping"));
+}
+
+TEST_CASE("proxy.listen takes one address or a list; https:// ones need proxy.tls",
+          "[config][tls]") {
+  char tmpl[] = "/tmp/dockscaler-config-tls-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  std::ofstream(dir + "/a.pem") << "x";
+  std::ofstream(dir + "/a.key") << "x";
+  std::ofstream(dir + "/b.pem") << "x";
+  std::ofstream(dir + "/b.key") << "x";
+  const config one = load_string("proxy: { listen: 0.0.0.0:80 }\n", "t.yaml");
+  CHECK(one.proxy.listen == std::vector<std::string>{"0.0.0.0:80"});
+  const config c = load_string(
+      "proxy:\n"
+      "  listen: [127.0.0.1:8080, \"https://0.0.0.0:8443\"]\n"
+      "  tls:\n"
+      "    - { cert: " +
+          dir + "/a.pem, key: " + dir +
+          "/a.key }\n"
+          "    - { cert: " +
+          dir + "/b.pem, key: " + dir + "/b.key }\n",
+      "t.yaml");
+  CHECK(c.proxy.listen == std::vector<std::string>{"127.0.0.1:8080", "https://0.0.0.0:8443"});
+  REQUIRE(c.proxy.tls.size() == 2);
+  CHECK(c.proxy.tls[1] == tls_files{dir + "/b.pem", dir + "/b.key"});
+  const config m = load_string("proxy:\n  listen: \"https://[::1]:8443\"\n  tls: { cert: " + dir +
+                                   "/a.pem, key: " + dir + "/a.key }\n",
+                               "t.yaml");
+  CHECK(m.proxy.tls.size() == 1);
+
+  auto ps = problems_of("proxy:\n  listen: \"https://0.0.0.0:8443\"\n");
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "proxy.listen", 2, "needs proxy.tls"));
+  ps = problems_of("proxy:\n  listen: [127.0.0.1:80, \"http://x:1\", 127.0.0.1:80]\n");
+  CHECK(has_problem(ps, "proxy.listen", 2, "https://HOST:PORT, got \"http://x:1\""));
+  CHECK(has_problem(ps, "proxy.listen", 2, "listed twice"));
+  ps = problems_of("proxy:\n  listen: \"https://0.0.0.0:8443\"\n  tls: { cert: " + dir +
+                   "/none.pem, key: " + dir + "/a.key }\n");
+  CHECK(has_problem(ps, "proxy.tls.cert", 3, "cannot read " + dir + "/none.pem"));
+  ps = problems_of("proxy:\n  tls: { cert: " + dir + "/a.pem }\n");
+  CHECK(has_problem(ps, "proxy.tls.key", 2, "expected a PEM file name"));
+  ps = problems_of("proxy:\n  tls: { cert: a, key: b, chain: c }\n");
+  CHECK(has_problem(ps, "proxy.tls.chain", 2, "unknown key"));
+  std::filesystem::remove_all(dir);
 }

@@ -59,8 +59,19 @@ struct access_log_config {
   format fmt = format::json;
 };
 
+// A TLS certificate of the proxy: PEM files, as resolved at load.
+struct tls_files {
+  std::string cert;  // the certificate, then its intermediates
+  std::string key;
+  bool operator==(const tls_files&) const = default;
+};
+
 struct proxy_config {
-  std::string listen = "127.0.0.1:8080";
+  // "host:port" (plain HTTP) or "https://host:port" (TLS, with `tls`).
+  std::vector<std::string> listen{"127.0.0.1:8080"};
+  // The TLS listeners' certificates, chosen per connection by SNI; the first
+  // for clients that send no name. Read again at each reload.
+  std::vector<tls_files> tls;
   unsigned threads = 2;
   std::uint64_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
