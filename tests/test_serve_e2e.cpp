@@ -4,9 +4,12 @@
 // network, and is removed at the end. Helpers: test_daemon_support.hpp.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "test_daemon_support.hpp"
+#include "test_tls_support.hpp"
 
 using namespace dockscaler::test;
 
@@ -201,6 +204,75 @@ TEST_CASE("a service's auth comes from its config file; a reload re-reads the to
   d.kill(SIGHUP);
   REQUIRE(eventually([&] { return with("first-token").status == 401; }, 30s));
   CHECK(with("second-token").status == 200);
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+}
+
+namespace {
+
+// curl's verbose output for `url` over TLS, trusting `ca`, `name` resolved
+// to 127.0.0.1 (the certificate's subject is on a "subject:" line).
+std::string curl_tls(const std::string& ca, const std::string& name, std::uint16_t port,
+                     const std::string& path) {
+  const std::string p = std::to_string(port);
+  std::string out;
+  FILE* f = ::popen(("curl -sS -v --max-time 20 --cacert " + ca + " --resolve " + name + ":" + p +
+                     ":127.0.0.1 https://" + name + ":" + p + path + " 2>&1")
+                        .c_str(),
+                    "r");
+  if (!f) return out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("an https listener from the config serves TLS; a reload renews its certificate",
+          "[e2e][docker][tls]") {
+  service_fixture f("tls");
+  tlstest::test_ca ca;
+  const auto first = ca.issue("site", "a.test", "DNS:a.test");
+  const std::uint16_t tls_port = free_port();
+  std::string yaml = f.config("");
+  const std::string plain = "proxy: { listen: 127.0.0.1:" + std::to_string(f.port) + " }";
+  REQUIRE(yaml.find(plain) != std::string::npos);
+  yaml.replace(yaml.find(plain), plain.size(),
+               "proxy:\n  listen: [127.0.0.1:" + std::to_string(f.port) +
+                   ", \"https://127.0.0.1:" + std::to_string(tls_port) +
+                   "\"]\n  tls: { cert: " + first.cert + ", key: " + first.key + " }");
+  daemon_process d("tls", yaml);
+  d.start();
+  REQUIRE(f.proxy_up());
+  INFO(d.log());
+  REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }, 60s));
+  auto out = curl_tls(ca.ca_file(), "a.test", tls_port, "/fn/");
+  INFO(out);
+  CHECK(out.find("< HTTP/1.1 200") != std::string::npos);
+  CHECK(out.find("subject: CN=a.test") != std::string::npos);
+
+  // Renewed in place (same paths), then SIGHUP: new connections get it.
+  std::filesystem::copy_file(first.key, first.key + ".bak");  // for the bad reload below
+  const auto renewed = ca.issue("renewed", "a-renewed.test", "DNS:a.test");
+  std::filesystem::copy_file(renewed.cert, first.cert,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(renewed.key, first.key,
+                             std::filesystem::copy_options::overwrite_existing);
+  d.kill(SIGHUP);
+  REQUIRE(eventually([&] {
+    return curl_tls(ca.ca_file(), "a.test", tls_port, "/fn/").find("CN=a-renewed.test") !=
+           std::string::npos;
+  }));
+  // A key that does not match refuses the reload; TLS goes on as it was.
+  std::filesystem::copy_file(first.key + ".bak", first.key,
+                             std::filesystem::copy_options::overwrite_existing);
+  d.kill(SIGHUP);
+  REQUIRE(
+      eventually([&] { return d.log().find("reload refused: the TLS key") != std::string::npos; }));
+  out = curl_tls(ca.ca_file(), "a.test", tls_port, "/fn/");
+  CHECK(out.find("< HTTP/1.1 200") != std::string::npos);
+  CHECK(out.find("CN=a-renewed.test") != std::string::npos);
   d.kill(SIGTERM);
   CHECK(d.wait() == 0);
 }
