@@ -1,12 +1,13 @@
 // Benchmark driver for the lb proxy: one service at path prefix "/" over the
 // given backends, run until SIGINT/SIGTERM. Used by bench/proxy/run.
 //   dockscaler-bench-proxy --listen 127.0.0.1:PORT --threads N --concurrency C
-//                          --queue-max N --backend HOST:PORT [--backend ...]
+//                          --queue-max N [--tls CERT,KEY] --backend HOST:PORT [--backend ...]
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ namespace {
       stderr,
       "dockscaler-bench-proxy: %s\n"
       "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
-      "                              [--queue-max N] --backend HOST:PORT [--backend ...]\n",
+      "                              [--queue-max N] [--tls CERT,KEY]\n"
+      "                              --backend HOST:PORT [--backend ...]\n",
       msg);
   std::exit(2);
 }
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   svc.name = "bench";
   svc.route.path_prefix = "/";
   std::vector<std::pair<std::string, std::uint16_t>> backends;
+  std::optional<dockscaler::lb::tls_certificate> tls;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") usage("help");
@@ -54,6 +57,11 @@ int main(int argc, char** argv) {
       svc.concurrency = static_cast<std::uint32_t>(number("--concurrency", v));
     } else if (a == "--queue-max") {
       svc.queue.max_length = number("--queue-max", v);
+    } else if (a == "--tls") {  // CERT.pem,KEY.pem: the listener speaks TLS
+      const std::string t = v;
+      const auto c = t.find(',');
+      if (c == std::string::npos) usage("--tls wants CERT,KEY");
+      tls = {t.substr(0, c), t.substr(c + 1)};
     } else if (a == "--backend") {
       const std::string b = v;
       const auto c = b.rfind(':');
@@ -74,6 +82,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   try {
+    if (tls) {
+      opts.tls = dockscaler::lb::tls_store::load({*tls});
+      for (auto& l : opts.listen) l = "https://" + l;
+    }
     dockscaler::lb::proxy p(opts);
     p.add_service(svc);
     for (const auto& [host, port] : backends) p.add_backend("bench", host, port);
