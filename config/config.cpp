@@ -899,15 +899,19 @@ void read_docker(reader& r, const YAML::Node& root, config& cfg) {
 
 constexpr std::string_view https_prefix = "https://";
 
+// A key that takes one value or a list of them: the values.
+std::vector<YAML::Node> one_or_list(const YAML::Node& n) {
+  std::vector<YAML::Node> items;
+  if (!n.IsSequence()) return {n};
+  for (std::size_t i = 0; i < n.size(); ++i) items.push_back(n[i]);
+  return items;
+}
+
 // proxy.listen: one address or a list; "https://HOST:PORT" is a TLS listener.
 void read_listen(reader& r, const YAML::Node& n, std::vector<std::string>& out) {
   const std::string key = "proxy.listen";
   if (!n.IsDefined() || n.IsNull()) return;
-  std::vector<YAML::Node> items;
-  if (n.IsSequence())
-    for (std::size_t i = 0; i < n.size(); ++i) items.push_back(n[i]);
-  else
-    items.push_back(n);
+  const auto items = one_or_list(n);
   if (items.empty()) return r.fail(n, key, "expected HOST:PORT or a list of them");
   std::vector<std::string> got;
   for (const auto& item : items) {
@@ -928,11 +932,7 @@ void read_listen(reader& r, const YAML::Node& n, std::vector<std::string>& out) 
 // when the daemon loads them).
 void read_tls(reader& r, const YAML::Node& n, std::vector<tls_files>& out) {
   if (!n.IsDefined() || n.IsNull()) return;
-  std::vector<YAML::Node> items;
-  if (n.IsSequence())
-    for (std::size_t i = 0; i < n.size(); ++i) items.push_back(n[i]);
-  else
-    items.push_back(n);
+  const auto items = one_or_list(n);
   for (std::size_t i = 0; i < items.size(); ++i) {
     const std::string at = n.IsSequence() ? "proxy.tls[" + std::to_string(i) + "]" : "proxy.tls";
     if (!r.expect_map(items[i], at, {"cert", "key"})) continue;

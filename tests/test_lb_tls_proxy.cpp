@@ -92,15 +92,9 @@ struct tls_proxy {
   }
 };
 
-// What curl prints (the status line and headers, then the body) for `url`.
+// What curl prints (the status line and headers, then the body).
 std::string curl(const std::string& args) {
-  std::string out;
-  FILE* f = ::popen(("curl -sS --max-time 20 -D - " + args + " 2>&1").c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  ::pclose(f);
-  return out;
+  return tlstest::output_of("curl -sS --max-time 20 -D - " + args);
 }
 
 }  // namespace

@@ -215,16 +215,8 @@ namespace {
 std::string curl_tls(const std::string& ca, const std::string& name, std::uint16_t port,
                      const std::string& path) {
   const std::string p = std::to_string(port);
-  std::string out;
-  FILE* f = ::popen(("curl -sS -v --max-time 20 --cacert " + ca + " --resolve " + name + ":" + p +
-                     ":127.0.0.1 https://" + name + ":" + p + path + " 2>&1")
-                        .c_str(),
-                    "r");
-  if (!f) return out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  ::pclose(f);
-  return out;
+  return tlstest::output_of("curl -sS -v --max-time 20 --cacert " + ca + " --resolve " + name +
+                            ":" + p + ":127.0.0.1 https://" + name + ":" + p + path);
 }
 
 }  // namespace

@@ -18,13 +18,12 @@
 namespace {
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(
-      stderr,
-      "dockscaler-bench-proxy: %s\n"
-      "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
-      "                              [--queue-max N] [--tls CERT,KEY]\n"
-      "                              --backend HOST:PORT [--backend ...]\n",
-      msg);
+  std::fprintf(stderr,
+               "dockscaler-bench-proxy: %s\n"
+               "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
+               "                              [--queue-max N] [--tls CERT,KEY]\n"
+               "                              --backend HOST:PORT [--backend ...]\n",
+               msg);
   std::exit(2);
 }
 

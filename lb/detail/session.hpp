@@ -347,6 +347,10 @@ struct session : session_base {
     std::uint64_t body_bytes = 0;  // of the client's body, streamed
   };
   task<sent_request> stream_request(const request_state& rq, upstream_conn& conn);
+  // The request head and a body read into memory, in one write if it can.
+  task<error_code> send_buffered(upstream_conn& conn);
+  // The next response head that is not an interim 1xx (101 is final) into *res.
+  task<error_code> read_response_head(upstream_conn& conn);
   // A fresh parser in *res for the next response head.
   void start_response();
   enum class relay_outcome { done, read_failed, write_failed };

@@ -116,15 +116,7 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         opts().timeouts);
     sent_request sent;
     if (!rq.body_unread) {  // from memory in one write (or there is no body)
-      const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head),
-                                                  asio::buffer(body_buf)};
-      std::size_t n = 0;
-      auto ec = write_now(conn->sock, out, n);
-      if (!ec && n < upstream_head.size() + body_buf.size()) {
-        const auto rest = co_await write_rest(conn->sock, out, n, opts().timeouts.response);
-        ec = rest;
-      }
-      sent.upstream_failed = static_cast<bool>(ec);
+      sent.upstream_failed = static_cast<bool>(co_await send_buffered(*conn));
     } else {
       auto streamed = co_await stream_request(rq, *conn);
       sent = streamed;
@@ -138,18 +130,7 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
         sent.upstream_failed && (sent.body_started || (rq.has_body && !reused));
     error_code rec;
     if (!sent.upstream_failed || early_answer) {
-      for (;;) {  // the response head, skipping interim 1xx responses
-        start_response();
-        const deadline_scope dl(*this, opts().timeouts.response, conn->sock);
-        // As for the client's next request (session.cpp serve): let the other
-        // sessions run before trying to read an answer the backend is still making.
-        if (w.live > 1 && conn->buf.size() == 0)
-          co_await asio::post(sock.get_executor(), asio::use_awaitable_t<executor>{});
-        auto [ec, n] = co_await http::async_read_header(conn->sock, conn->buf, *res, nothrow);
-        rec = ec;
-        const unsigned code = ec ? 0 : res->get().result_int();
-        if (code < 100 || code >= 200 || code == 101) break;
-      }
+      rec = co_await read_response_head(*conn);
       if (!rec) {
         if (res->get().result_int() == 101) {  // switching protocols: only when asked to
           if (!rq.upgrade)
@@ -183,6 +164,29 @@ task<std::optional<ending>> session::forward(request_state& rq, const grant& g) 
       co_return ending{.answer = st, .reported = st, .why = gateway_refusal(st)};
     }
     fresh = true;
+  }
+}
+
+task<error_code> session::send_buffered(upstream_conn& conn) {
+  const std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head), asio::buffer(body_buf)};
+  std::size_t n = 0;
+  auto ec = write_now(conn.sock, out, n);
+  if (!ec && n < upstream_head.size() + body_buf.size())
+    ec = co_await write_rest(conn.sock, out, n, opts().timeouts.response);
+  co_return ec;
+}
+
+task<error_code> session::read_response_head(upstream_conn& conn) {
+  for (;;) {  // interim 1xx responses are skipped
+    start_response();
+    const deadline_scope dl(*this, opts().timeouts.response, conn.sock);
+    // As for the client's next request (session.cpp serve): let the other
+    // sessions run before trying to read an answer the backend is still making.
+    if (w.live > 1 && conn.buf.size() == 0)
+      co_await asio::post(sock.get_executor(), asio::use_awaitable_t<executor>{});
+    auto [ec, n] = co_await http::async_read_header(conn.sock, conn.buf, *res, nothrow);
+    const unsigned code = ec ? 0 : res->get().result_int();
+    if (code < 100 || code >= 200 || code == 101) co_return ec;
   }
 }
 
