@@ -1,18 +1,22 @@
 // Benchmark driver for the lb proxy: one service at path prefix "/" over the
 // given backends, run until SIGINT/SIGTERM. Used by bench/proxy/run.
 //   dockscaler-bench-proxy --listen 127.0.0.1:PORT --threads N --concurrency C
-//                          --queue-max N [--tls CERT,KEY] --backend HOST:PORT [--backend ...]
+//                          --queue-max N [--tls CERT,KEY] [--tokens FILE] [--rate RPS]
+//                          [--access-log FILE] --backend HOST:PORT [--backend ...]
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <pthread.h>
 
+#include "admin/access_log.hpp"
 #include "lb/proxy.hpp"
 
 namespace {
@@ -21,7 +25,8 @@ namespace {
   std::fprintf(stderr,
                "dockscaler-bench-proxy: %s\n"
                "usage: dockscaler-bench-proxy --listen HOST:PORT [--threads N] [--concurrency C]\n"
-               "                              [--queue-max N] [--tls CERT,KEY]\n"
+               "                              [--queue-max N] [--tls CERT,KEY] [--tokens FILE]\n"
+               "                              [--rate RPS] [--access-log FILE]\n"
                "                              --backend HOST:PORT [--backend ...]\n",
                msg);
   std::exit(2);
@@ -43,6 +48,7 @@ int main(int argc, char** argv) {
   svc.route.path_prefix = "/";
   std::vector<std::pair<std::string, std::uint16_t>> backends;
   std::optional<dockscaler::lb::tls_certificate> tls;
+  std::string access_log_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") usage("help");
@@ -56,6 +62,19 @@ int main(int argc, char** argv) {
       svc.concurrency = static_cast<std::uint32_t>(number("--concurrency", v));
     } else if (a == "--queue-max") {
       svc.queue.max_length = number("--queue-max", v);
+    } else if (a == "--tokens") {  // FILE: bearer tokens, one per line (auth on)
+      std::ifstream in(v);
+      if (!in) usage("--tokens: cannot read the file");
+      dockscaler::lb::auth_options auth;
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) auth.tokens.push_back(line);
+      svc.auth = auth;
+    } else if (a == "--rate") {  // RPS: a rate limit per client address (burst = RPS)
+      const auto rps = number("--rate", v);
+      svc.rate_limit = dockscaler::lb::rate_limit_options{static_cast<double>(rps),
+                                                          static_cast<std::uint32_t>(rps)};
+    } else if (a == "--access-log") {  // FILE: the JSON access log on
+      access_log_path = v;
     } else if (a == "--tls") {  // CERT.pem,KEY.pem: the listener speaks TLS
       const std::string t = v;
       const auto c = t.find(',');
@@ -81,6 +100,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   try {
+    std::unique_ptr<dockscaler::admin::access_log> access_log;
+    if (!access_log_path.empty()) {
+      dockscaler::admin::access_log_options lo;
+      lo.path = access_log_path;
+      access_log = std::make_unique<dockscaler::admin::access_log>(lo);
+      opts.detailed_outcomes = true;
+      opts.on_request = [log = access_log.get()](const dockscaler::lb::request_outcome& r) {
+        log->record(r);
+      };
+    }
     if (tls) {
       opts.tls = dockscaler::lb::tls_store::load({*tls});
       for (auto& l : opts.listen) l = "https://" + l;
