@@ -908,6 +908,23 @@ std::vector<YAML::Node> one_or_list(const YAML::Node& n) {
 }
 
 // proxy.listen: one address or a list; "https://HOST:PORT" is a TLS listener.
+// An entry {address: HOST:PORT, redirect: https} is a plain HTTP listener
+// that answers every request with a redirect to HTTPS ("redirect://" for the
+// proxy).
+std::optional<std::string> listen_entry(reader& r, const YAML::Node& item) {
+  if (item.IsScalar()) return item.Scalar();
+  const std::string key = "proxy.listen";
+  if (!r.expect_map(item, key, {"address", "redirect"})) return std::nullopt;
+  std::string address, to;
+  r.get(item, "address", key, address);
+  r.get(item, "redirect", key, to);
+  if (to != "https") {
+    r.fail(item, key + ".redirect", "expected https (the only scheme it redirects to)");
+    return std::nullopt;
+  }
+  return "redirect://" + address;
+}
+
 void read_listen(reader& r, const YAML::Node& n, std::vector<std::string>& out) {
   const std::string key = "proxy.listen";
   if (!n.IsDefined() || n.IsNull()) return;
@@ -915,7 +932,20 @@ void read_listen(reader& r, const YAML::Node& n, std::vector<std::string>& out) 
   if (items.empty()) return r.fail(n, key, "expected HOST:PORT or a list of them");
   std::vector<std::string> got;
   for (const auto& item : items) {
-    const std::string t = item.IsScalar() ? item.Scalar() : std::string();
+    const auto entry = listen_entry(r, item);
+    if (!entry) continue;  // reported
+    const std::string& t = *entry;
+    if (t.rfind("redirect://", 0) == 0) {
+      const std::string address = t.substr(11);
+      if (!reader::host_port(address))
+        r.fail(item, key,
+               "expected {address: HOST:PORT, redirect: https}, got address \"" + address + "\"");
+      else if (std::find(got.begin(), got.end(), t) != got.end())
+        r.fail(item, key, "\"" + address + "\" is listed twice");
+      else
+        got.push_back(t);
+      continue;
+    }
     const bool tls = t.rfind(https_prefix, 0) == 0;
     if (!reader::host_port(tls ? t.substr(https_prefix.size()) : t))
       r.fail(item, key, "expected HOST:PORT or https://HOST:PORT, got \"" + t + "\"");
@@ -970,6 +1000,12 @@ void read_proxy(reader& r, const YAML::Node& root, config& cfg) {
                     [](const std::string& l) { return l.rfind(https_prefix, 0) == 0; });
     if (https && cfg.proxy.tls.empty() && !p["tls"].IsDefined())
       r.fail(p["listen"], "proxy.listen", "an https:// address needs proxy.tls (cert and key)");
+    const bool redirect =
+        std::any_of(cfg.proxy.listen.begin(), cfg.proxy.listen.end(),
+                    [](const std::string& l) { return l.rfind("redirect://", 0) == 0; });
+    if (redirect && !https)
+      r.fail(p["listen"], "proxy.listen",
+             "a listener that redirects to HTTPS needs an https:// address beside it");
     r.get_int(p, "threads", "proxy", cfg.proxy.threads, 1, 256);
     r.get_size(p, "max_header_bytes", "proxy", cfg.proxy.max_header_bytes);
     r.get_size(p, "max_body_bytes", "proxy", cfg.proxy.max_body_bytes);

@@ -42,7 +42,7 @@ task<void> accept_loop(worker& w, listener& l) {
       sock.close(ig);
       continue;
     }
-    asio::co_spawn(w.ioc.get_executor(), run_session(w, std::move(sock), l.tls), asio::detached);
+    asio::co_spawn(w.ioc.get_executor(), run_session(w, std::move(sock), l.kind), asio::detached);
   }
 }
 
@@ -88,8 +88,15 @@ proxy::impl::impl(proxy_options o)
     throw std::invalid_argument("the tunnel_idle timeout must be positive");
   for (const auto& l : opts.listen) {
     detail::split_host_port(l);  // validates
-    if (detail::tls_listen(l) && !opts.tls)
+    const auto kind = detail::listen_kind(l);
+    if (kind == detail::listener_kind::tls && !opts.tls)
       throw std::invalid_argument("listen address '" + l + "' needs TLS certificates");
+    const bool any_tls = std::any_of(opts.listen.begin(), opts.listen.end(), [](const auto& a) {
+      return detail::listen_kind(a) == detail::listener_kind::tls;
+    });
+    if (kind == detail::listener_kind::redirect && !any_tls)
+      throw std::invalid_argument("listen address '" + l + "' redirects to HTTPS: it needs an " +
+                                  "https:// listener");
   }
   tls = opts.tls;
 }
@@ -190,7 +197,9 @@ void bind_listeners(proxy::impl& m) {
     auto [host, port] = detail::split_host_port(l);
     try {
       const auto ep =
-          detail::bind_shared(m.workers, detail::resolve(host, port), detail::tls_listen(l));
+          detail::bind_shared(m.workers, detail::resolve(host, port), detail::listen_kind(l));
+      if (detail::listen_kind(l) == detail::listener_kind::tls && m.https_port == 0)
+        m.https_port = ep.port();
       m.bound.push_back(detail::to_string(ep));
     } catch (const std::exception& e) {
       m.workers.clear();

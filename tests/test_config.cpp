@@ -857,6 +857,18 @@ TEST_CASE("proxy.listen takes one address or a list; https:// ones need proxy.tl
   CHECK(has_problem(ps, "proxy.tls.cert", 3, "cannot read " + dir + "/none.pem"));
   ps = problems_of("proxy:\n  tls: { cert: " + dir + "/a.pem }\n");
   CHECK(has_problem(ps, "proxy.tls.key", 2, "expected a PEM file name"));
+  const config r = load_string(
+      "proxy:\n  listen: [\"https://0.0.0.0:443\", { address: 0.0.0.0:80, "
+      "redirect: https }]\n  tls: { cert: " +
+          dir + "/a.pem, key: " + dir + "/a.key }\n",
+      "t.yaml");
+  CHECK(r.proxy.listen == std::vector<std::string>{"https://0.0.0.0:443", "redirect://0.0.0.0:80"});
+  ps = problems_of("proxy:\n  listen: [{ address: 0.0.0.0:80, redirect: https }]\n");
+  CHECK(has_problem(ps, "proxy.listen", 2, "needs an https:// address beside it"));
+  ps = problems_of("proxy:\n  listen: [{ address: 0.0.0.0:80, redirect: http }]\n");
+  CHECK(has_problem(ps, "proxy.listen.redirect", 2, "expected https"));
+  ps = problems_of("proxy:\n  listen: [{ address: nowhere, redirect: https }]\n");
+  CHECK(has_problem(ps, "proxy.listen", 2, "got address \"nowhere\""));
   ps = problems_of("proxy:\n  tls: { cert: a, key: b, chain: c }\n");
   CHECK(has_problem(ps, "proxy.tls.chain", 2, "unknown key"));
   std::filesystem::remove_all(dir);

@@ -332,3 +332,12 @@ TEST_CASE("field_allocator hands a freed block of the same size class out again"
   CHECK(field_block_cache::kept(64) < 8);
   CHECK(field_block_cache::kept(512) < 8);
 }
+
+TEST_CASE("the HTTPS location a redirect listener sends", "[lb][rules][tls]") {
+  CHECK(https_location("a.test:80", "/x?y=1", 8443) == "https://a.test:8443/x?y=1");
+  CHECK(https_location("a.test", "/", 443) == "https://a.test/");
+  CHECK(https_location("[::1]:8080", "/p", 443) == "https://[::1]/p");
+  CHECK(https_location("[::1", "/p", 443).empty());
+  CHECK(https_location("", "/p", 443).empty());
+  CHECK(https_location("a.test", "/p", 0).empty());  // no TLS listener bound
+}

@@ -154,3 +154,53 @@ TEST_CASE("plain HTTP sent to a TLS port gets a plain 400 saying so, and the pro
   tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
   CHECK(c.request(http::verb::get, "/x").result_int() == 200);
 }
+
+TEST_CASE("a redirect listener answers every request with 308 to the same URL over HTTPS",
+          "[lb][tls][net]") {
+  tlstest::test_ca ca;
+  const auto a = ca.issue("a", "a.test", "DNS:a.test");
+  proxy_options o;
+  o.listen = {"https://127.0.0.1:0", "redirect://127.0.0.1:0"};
+  o.tls = tls_store::load({{a.cert, a.key}});
+  backend be{"b1"};
+  proxy p(o);
+  service_options s;
+  s.name = "svc";
+  p.add_service(s);
+  p.add_backend("svc", "127.0.0.1", be.port());
+  p.start();
+  const auto port_of = [&](std::size_t i) {
+    const auto e = p.endpoints().at(i);
+    return static_cast<std::uint16_t>(std::stoi(e.substr(e.rfind(':') + 1)));
+  };
+  const std::string https = "https://a.test:" + std::to_string(port_of(0));
+  // Two requests on one keep-alive connection, the port of the Host dropped.
+  const auto raw =
+      raw_exchange(port_of(1),
+                   "GET /x?y=1 HTTP/1.1\r\nHost: a.test:80\r\n\r\n"
+                   "HEAD /other HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(raw) == 308);
+  CHECK_THAT(raw, Catch::Contains("\r\nLocation: " + https + "/x?y=1\r\n"));
+  CHECK_THAT(raw, Catch::Contains("\r\nLocation: " + https + "/other\r\n"));
+  // A request with a body: answered (the method is kept by a 308), then closed unread.
+  const auto post = raw_request(
+      port_of(1), "POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello");
+  CHECK(status_of(post.bytes) == 308);
+  CHECK_THAT(post.bytes, Catch::Contains("Connection: close"));
+  // HTTP/1.0 without a Host: nowhere to send it.
+  CHECK(status_of(raw_exchange(port_of(1), "GET / HTTP/1.0\r\n\r\n")) == 400);
+  // The redirect listener forwards nothing; curl following it gets the backend's answer.
+  CHECK(be.requests == 0);
+  const auto followed =
+      curl("-L --cacert " + ca.ca_file() + " --resolve a.test:" + std::to_string(port_of(0)) +
+           ":127.0.0.1 --resolve a.test:" + std::to_string(port_of(1)) +
+           ":127.0.0.1 http://a.test:" + std::to_string(port_of(1)) + "/x");
+  CHECK_THAT(followed, Catch::Contains("hello from b1"));
+  CHECK(be.requests == 1);
+}
+
+TEST_CASE("a redirect listener needs an https:// listener beside it", "[lb][tls]") {
+  proxy_options o;
+  o.listen = {"redirect://127.0.0.1:0"};
+  CHECK_THROWS_WITH(proxy(o), Catch::Contains("needs an https:// listener"));
+}

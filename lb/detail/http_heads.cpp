@@ -319,6 +319,34 @@ std::string simple_response(unsigned status, bool close, bool keep_alive_10, boo
   return s;
 }
 
+std::string https_location(std::string_view host, std::string_view target, std::uint16_t port) {
+  std::string_view name = host;
+  if (!name.empty() && name.front() == '[') {  // [v6]:port
+    const auto close = name.find(']');
+    if (close == std::string_view::npos) return {};
+    name = name.substr(0, close + 1);
+  } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name.empty() || port == 0) return {};
+  std::string out = "https://";
+  out.append(name.data(), name.size());
+  if (port != 443) out += ":" + std::to_string(port);
+  out.append(target.data(), target.size());
+  return out;
+}
+
+std::string redirect_response(std::string_view location, bool keep, unsigned client_version) {
+  std::string s;
+  put_status_line(s, 308);
+  put_field(s, "Location", location);
+  s += "Content-Length: 0\r\n";
+  s += date_field();
+  put_connection(s, keep, client_version);
+  s += "\r\n";
+  return s;
+}
+
 std::string plain_http_on_tls_port() {
   return simple_response(400, true, false, false, false,
                          "this port speaks HTTPS: send the request with https://");

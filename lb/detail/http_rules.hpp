@@ -200,5 +200,10 @@ std::string options_asterisk_response(bool keep, unsigned client_version);
 // What a TLS listener answers, in plain HTTP, to a client that did not start
 // with a TLS handshake: 400, closing.
 std::string plain_http_on_tls_port();
+// "https://" + the Host without its port (+ ":" + port unless 443) + target;
+// empty when there is no usable Host.
+std::string https_location(std::string_view host, std::string_view target, std::uint16_t port);
+// 308 Permanent Redirect (the method and body are kept on the way) to `location`.
+std::string redirect_response(std::string_view location, bool keep, unsigned client_version);
 
 }  // namespace dockscaler::lb::detail

@@ -14,13 +14,18 @@
 namespace dockscaler::lb::detail {
 
 constexpr std::string_view https_scheme = "https://";
+constexpr std::string_view redirect_scheme = "redirect://";
 
-// A listen entry for TLS connections ("https://host:port").
-bool tls_listen(std::string_view s) { return s.substr(0, https_scheme.size()) == https_scheme; }
+listener_kind listen_kind(std::string_view s) {
+  if (s.starts_with(https_scheme)) return listener_kind::tls;
+  if (s.starts_with(redirect_scheme)) return listener_kind::redirect;
+  return listener_kind::plain;
+}
 
-// "host:port" or "[v6]:port", with or without "https://" before.
+// "host:port" or "[v6]:port", with or without "https://" or "redirect://" before.
 std::pair<std::string, std::uint16_t> split_host_port(std::string s) {
-  if (tls_listen(s)) s.erase(0, https_scheme.size());
+  if (listen_kind(s) == listener_kind::tls) s.erase(0, https_scheme.size());
+  if (listen_kind(s) == listener_kind::redirect) s.erase(0, redirect_scheme.size());
   std::string host;
   std::string port;
   if (!s.empty() && s.front() == '[') {
@@ -69,7 +74,7 @@ std::string to_string(const tcp::endpoint& ep) {
 // same address and silently take half of the connections; without it, the
 // bind fails when anything else holds the address. Returns the bound endpoint.
 tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers, const tcp::endpoint& want,
-                          bool tls) {
+                          listener_kind kind) {
   auto check = [](const boost::system::error_code& ec) {
     if (ec) throw std::runtime_error(ec.message());
   };
@@ -91,9 +96,9 @@ tcp::endpoint bind_shared(std::vector<std::unique_ptr<worker>>& workers, const t
     acc.assign(ep.protocol(), fd, ec);
     if (ec) ::close(fd);
     check(ec);
-    workers[i]->acceptors.push_back({std::move(acc), tls});
+    workers[i]->acceptors.push_back({std::move(acc), kind});
   }
-  workers.front()->acceptors.push_back({std::move(first), tls});
+  workers.front()->acceptors.push_back({std::move(first), kind});
   return ep;
 }
 

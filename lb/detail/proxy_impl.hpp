@@ -128,10 +128,16 @@ struct session_base {
   backend_id tunnel_backend = 0;
 };
 
-// A listening socket of a worker, and whether it is a TLS one.
+enum class listener_kind {
+  plain,     // HTTP
+  tls,       // HTTPS
+  redirect,  // HTTP, every request answered 308 to the same URL over HTTPS
+};
+
+// A listening socket of a worker, and what it speaks.
 struct listener {
   acceptor_t acc;
-  bool tls = false;
+  listener_kind kind = listener_kind::plain;
 };
 
 // Ends a tunnel from outside its coroutines: both sockets shut down (so a
@@ -227,6 +233,8 @@ struct proxy::impl {
   mutable std::mutex tls_mu;
   std::shared_ptr<const tls_store> tls;  // for new TLS connections (set_tls)
   std::shared_ptr<const tls_store> current_tls() const;
+  // The first TLS listener's bound port: where redirect listeners send clients.
+  std::atomic<std::uint16_t> https_port{0};
   // The largest body any service allows: the parser's limit until the
   // request is routed (then the service's own applies). Set with the routes.
   std::atomic<std::uint64_t> max_body_any{0};
@@ -248,5 +256,5 @@ struct proxy::impl {
 
 namespace dockscaler::lb::detail {
 // The data path of one client connection (session.hpp).
-task<void> run_session(worker& w, socket_t sock, bool tls);
+task<void> run_session(worker& w, socket_t sock, listener_kind kind);
 }  // namespace dockscaler::lb::detail

@@ -35,10 +35,11 @@ bool peer_closed(socket_t& s) {
   return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-session::session(worker& wk, socket_t s, bool tls_listener)
+session::session(worker& wk, socket_t s, listener_kind kind)
     : w(wk),
       sock(std::move(s)),
-      on_tls(tls_listener),
+      on_tls(kind == listener_kind::tls),
+      on_redirect(kind == listener_kind::redirect),
       queue_timer(wk.ioc.get_executor()),
       opts_(&wk.owner.opts) {
   client = &sock;
@@ -113,6 +114,10 @@ task<void> session::serve() {
       continue;
     }
     if (req->get().target().front() != '/') to_origin_form(req->get());  // absolute-form (rare)
+    if (on_redirect) {
+      if (!co_await redirect_to_https(arrival)) co_return;
+      continue;
+    }
     if (!co_await handle(arrival)) co_return;
   }
 }
@@ -186,6 +191,28 @@ task<bool> session::write_raw(std::string_view data) {
   const auto ec =
       co_await client_write(asio::buffer(data.data(), data.size()), opts().timeouts.idle);
   co_return !ec;
+}
+
+task<bool> session::redirect_to_https(clock::time_point arrival) {
+  const request& r = req->get();
+  const std::string location = https_location(r[http::field::host], r.target(),
+                                              w.owner.https_port.load(std::memory_order_relaxed));
+  // A body is not read: the connection closes after the answer.
+  const bool keep = r.keep_alive() && !req->chunked() && req->content_length().value_or(0) == 0;
+  const unsigned status = location.empty() ? 400 : 308;
+  const std::string answer = location.empty()
+                                 ? simple_response(400, true, false, false, head,
+                                                   "a Host field is needed to redirect to HTTPS")
+                                 : redirect_response(location, keep, client_version);
+  const bool ok = co_await write_raw(answer);
+  report_early(status, status == 400 ? refusal::bad_request : refusal::none, clock::now() - arrival,
+               body_size(answer));
+  if (!ok) co_return false;
+  if (!keep || status != 308) {
+    co_await lingering_close();
+    co_return false;
+  }
+  co_return true;
 }
 
 task<bool> session::start_tls() {
@@ -301,8 +328,8 @@ task<unsigned> session::read_body(std::string& out, std::uint64_t limit) {
   co_return 0;
 }
 
-task<void> run_session(worker& w, socket_t sock, bool tls) {
-  session s(w, std::move(sock), tls);
+task<void> run_session(worker& w, socket_t sock, listener_kind kind) {
+  session s(w, std::move(sock), kind);
   try {
     co_await s.serve();
   } catch (const std::exception&) {

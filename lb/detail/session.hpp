@@ -154,12 +154,13 @@ constexpr refusal body_refusal(unsigned st) {
 bool peer_closed(socket_t& s);
 
 struct session : session_base {
-  session(worker& wk, socket_t s, bool tls_listener);
+  session(worker& wk, socket_t s, listener_kind kind);
   ~session();
 
   worker& w;
   socket_t sock;
   const bool on_tls;                       // accepted by a TLS listener
+  const bool on_redirect;                  // accepted by a redirect listener
   std::shared_ptr<const tls_store> certs;  // its certificates, kept for the connection
   std::optional<tls_stream> tls;           // set by the handshake: all client I/O goes through it
   beast::flat_buffer buf;
@@ -245,6 +246,9 @@ struct session : session_base {
   // A TLS listener's connection: its handshake (within timeouts.header);
   // plain HTTP gets a plain 400. False: the connection is over.
   task<bool> start_tls();
+  // A redirect listener's answer to the request in hand: 308 to the same
+  // URL over HTTPS. Returns whether the connection stays open.
+  task<bool> redirect_to_https(clock::time_point arrival);
   bool peer_trusted(const asio::ip::address& a) const;
   void skip_empty_lines();
   // Reads the next request head into *req: Beast parses, this loop watches
