@@ -348,3 +348,34 @@ TEST_CASE("auth: 401 without valid credentials, 200 with, Authorization kept fro
     CHECK(status("/tok/x", "Bearer t0ken-new") == 200);
   }
 }
+
+TEST_CASE("a service with its own rules still reports every request to on_request",
+          "[lb][admission]") {
+  // Found by bench/proxy's policies scenario: the access log (and the
+  // daemon's metrics) heard nothing of a service with a rule of its own.
+  backend b("b1");
+  std::mutex mu;
+  std::vector<std::pair<std::string, unsigned>> seen;
+  auto o = admission_options();
+  o.detailed_outcomes = true;
+  o.on_request = [&](const request_outcome& r) {
+    std::lock_guard lock(mu);
+    seen.emplace_back(std::string(r.service), r.status);
+  };
+  auto limited = routed("limited", "/l");
+  limited.rate_limit = rate_limit_options{1000, 1000};
+  limited.response_timeout = 5s;
+  rig r(b, {limited, routed("plain", "/p")}, o);
+  client c(r.p.port());
+  CHECK(c.get("/l/x").result_int() == 200);
+  CHECK(c.get("/p/x").result_int() == 200);
+  CHECK(c.get("/nowhere").result_int() == 404);
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mu);
+    return seen.size() == 3;
+  }));
+  std::lock_guard lock(mu);
+  CHECK(seen[0] == std::pair<std::string, unsigned>{"limited", 200});
+  CHECK(seen[1] == std::pair<std::string, unsigned>{"plain", 200});
+  CHECK(seen[2] == std::pair<std::string, unsigned>{"", 404});
+}

@@ -297,7 +297,7 @@ ending session::body_failed(service& svc, unsigned st) {
 }
 
 void session::report(const request_state& rq, const ending& e, std::uint64_t answered) const {
-  if (!opts().on_request) return;
+  if (!w.owner.opts.on_request) return;  // the proxy's: a service's rules carry none
   const auto end = e.end == clock::time_point{} ? clock::now() : e.end;
   request_outcome o{rq.svc ? std::string_view(rq.svc->name) : std::string_view{}, e.reported,
                     rq.wait, end - rq.arrival};
@@ -307,19 +307,19 @@ void session::report(const request_state& rq, const ending& e, std::uint64_t ans
   o.bytes_in = rq.bytes_in;
   o.bytes_out = e.bytes_out + answered;
   std::string backend;
-  if (opts().detailed_outcomes) describe(o, &rq, backend);
+  if (w.owner.opts.detailed_outcomes) describe(o, &rq, backend);
   w.owner.report(o);
 }
 
 void session::report_early(unsigned status, refusal why, clock::duration took,
                            std::uint64_t answered) const {
-  if (!opts().on_request) return;
+  if (!w.owner.opts.on_request) return;  // the proxy's: a service's rules carry none
   request_outcome o{{}, status, {}, took};
   o.refused = why;
   if (took.count() > 0) o.arrival = clock::now() - took;
   o.bytes_out = answered;
   std::string backend;
-  if (opts().detailed_outcomes) describe(o, nullptr, backend);
+  if (w.owner.opts.detailed_outcomes) describe(o, nullptr, backend);
   w.owner.report(o);
 }
 
