@@ -99,7 +99,7 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
 // pending handler keeps this alive, not the session.
 class fd_watch final : public std::enable_shared_from_this<fd_watch> {
  public:
-  explicit fd_watch(executor ex) : d_(std::move(ex)) {}
+  explicit fd_watch(const executor& ex) : d_(ex) {}
   ~fd_watch() { stop(); }
   fd_watch(const fd_watch&) = delete;
   fd_watch& operator=(const fd_watch&) = delete;
