@@ -5,6 +5,8 @@
 // timeout and at stop(); a service may turn upgrades off.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <future>
 
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -38,7 +40,14 @@ struct ws_backend {
       if (ec) break;
       if (websocket::is_upgrade(req) && req.target() != "/refuse") {
         ++upgrades;  // before the 101, so a client that has it sees the count
-        ws_echo::echo(s, req);
+        // On a descriptor of its own: Beast's teardown closes the socket it
+        // is given, while backend::stop() may be shutting this one down from
+        // another thread (a race on the socket object, TSan). Shutting the
+        // connection down still ends the echo on the duplicate.
+        tcp::socket own(s.get_executor());
+        own.assign(tcp::v4(), ::dup(s.native_handle()), ec);
+        if (ec) break;
+        ws_echo::echo(own, req);
         break;
       }
       http::response<http::string_body> res{
