@@ -188,6 +188,19 @@ void metrics::on_request(std::string_view service, unsigned status, std::chrono:
   }
 }
 
+request_counts metrics::counts(std::string_view service) const noexcept {
+  request_counts c;
+  const table* t = current_.load(std::memory_order_acquire);
+  auto it = t->find(service);
+  if (it == t->end()) return c;
+  for (unsigned code = 0; code < max_code; ++code) {
+    const std::uint64_t n = it->second->codes[code].load(std::memory_order_relaxed);
+    c.answered += n;
+    if (code == 0 || code >= 500) c.errors += n;
+  }
+  return c;
+}
+
 void metrics::on_scale(const scaler::scale_event& e) noexcept {
   try {
     const char* dir = e.to > e.from ? "up" : "down";

@@ -20,6 +20,7 @@
 #include "admin/access_log.hpp"
 #include "admin/api.hpp"
 #include "admin/counting_runtime.hpp"
+#include "admin/history.hpp"
 #include "admin/metrics.hpp"
 #include "admin/server.hpp"
 #include "app.hpp"
@@ -217,7 +218,10 @@ struct daemon_parts {
     // A pre-warmed container handed to a call is no replica of the scaler's
     // any more: the scaler's constructor registers itself with
     // pool.set_on_taken, before any backend exists.
-    scaler.on_scale([this](const scaler::scale_event& e) { metrics.on_scale(e); });
+    scaler.on_scale([this](const scaler::scale_event& e) {
+      metrics.on_scale(e);
+      history.record(e, admin::wall_clock::now());
+    });
     scaler.on_cold_start([this](const std::string& service, scaler::clock::duration took) {
       metrics.on_cold_start(service, took);
       spdlog::info("{}: cold start took {:.3f}s", service,
@@ -241,6 +245,7 @@ struct daemon_parts {
   }
 
   admin::metrics metrics;
+  admin::history history;                         // the dashboard's charts and `GET /v1/events`
   std::unique_ptr<admin::access_log> access_log;  // open_access_log()
   lb::proxy proxy;
   runtimes rts;
@@ -249,6 +254,9 @@ struct daemon_parts {
   scaler::proxy_pool http_pool;
   functions::function_pool pool;
   scaler::autoscaler scaler;
+  admin::history_sampler sampler{
+      history, [this] { return scaler.status(); },
+      [this](std::string_view service) { return metrics.counts(service); }};
 };
 
 // proxy.access_log, before the proxy starts; the exit code when the file
@@ -394,6 +402,7 @@ void log_started(const config::config& cfg, daemon_parts& d, admin_servers& s) {
 void stop(const config::config& cfg, const serve_options& opts, daemon_parts& d, admin_servers& s) {
   s.admin.stop();
   s.metrics.stop();
+  d.sampler.stop();
   d.proxy.stop(cfg.proxy.timeouts.response);
   d.runner.shutdown();  // function calls still running after the grace: killed, removed
   d.scaler.stop(opts.stop_containers);
@@ -462,6 +471,7 @@ int serve(const serve_options& opts) {
                          {version_string, docker->api_version(), cfg.docker.host}, reload);
   admin_servers servers(cfg, control);
   if (const auto code = start_serving(cfg, d, servers)) return *code;
+  d.sampler.start();
   log_started(cfg, d, servers);
   sd_notify(0, "READY=1");
   run_until_stopped(signals, reload, [&d] { reopen_access_log(d); });

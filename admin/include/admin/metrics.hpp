@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "admin/history.hpp"
 #include "scaler/autoscaler.hpp"
 
 namespace dockscaler::admin {
@@ -96,6 +97,9 @@ class metrics {
   void on_docker_error(std::string_view operation) noexcept;
   // Access log lines lost (admin::access_log_options::on_drop).
   void on_access_log_dropped(std::uint64_t lines) noexcept;
+
+  // A service's requests so far (history's rates); zeros for one never seen.
+  request_counts counts(std::string_view service) const noexcept;
 
   // The whole scrape; gauges come from `status` (autoscaler::status()).
   std::string render(const std::vector<scaler::service_status>& status) const;
