@@ -109,6 +109,29 @@ TEST_CASE("outcome: a relayed request's strings, bytes, backend and status", "[l
   CHECK(t->bytes_out == big.size());  // the body, not its chunk framing
 }
 
+TEST_CASE(
+    "outcome: the client is the one a rate limit counts: behind a trusted proxy, from "
+    "X-Forwarded-For",
+    "[lb][net]") {
+  backend a("a");
+  recorder rec;
+  auto opts = detailed(rec);
+  const bool trusted = GENERATE(false, true);
+  if (trusted) opts.trusted_proxies = {*parse_cidr("127.0.0.0/8")};
+  proxy p(opts);
+  p.add_service(svc("s", "/"));
+  p.add_backend("s", "127.0.0.1", a.port());
+  p.start();
+  client c(p.port());
+  // The last hop that is not a trusted proxy: 198.51.100.9 (127.0.0.2 is ours).
+  auto r = c.request(http::verb::get, "/xff", "",
+                     {{"X-Forwarded-For", "203.0.113.7, 198.51.100.9, 127.0.0.2"}});
+  REQUIRE(r.result_int() == 200);
+  auto s = rec.of("/xff");
+  REQUIRE(s);
+  CHECK(s->client == (trusted ? "198.51.100.9" : "127.0.0.1"));
+}
+
 TEST_CASE("outcome: why the proxy refused a request", "[lb][net]") {
   recorder rec;
   proxy p(detailed(rec));

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include <pthread.h>
 
 #include "admin/access_log.hpp"
+#include "config/credential_files.hpp"
 #include "lb/proxy.hpp"
 
 namespace {
@@ -65,9 +67,11 @@ int main(int argc, char** argv) {
     } else if (a == "--tokens") {  // FILE: bearer tokens, one per line (auth on)
       std::ifstream in(v);
       if (!in) usage("--tokens: cannot read the file");
+      const std::string text{std::istreambuf_iterator<char>(in), {}};
+      std::vector<dockscaler::config::file_problem> problems;
       dockscaler::lb::auth_options auth;
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty()) auth.tokens.push_back(line);
+      auth.tokens = dockscaler::config::parse_token_file(text, problems);  // as the daemon reads it
+      if (!problems.empty()) usage(("--tokens: " + problems.front().message).c_str());
       svc.auth = auth;
     } else if (a == "--rate") {  // RPS: a rate limit per client address (burst = RPS)
       const auto rps = number("--rate", v);

@@ -194,7 +194,7 @@ struct session : session_base {
   const proxy_options* opts_;
   std::shared_ptr<const service_policy> policy_;  // of the current (or last) request's service
   std::uint64_t parse_body_limit = 0;             // the parser's body limit before routing
-  std::string rate_key_;                          // the client address a rate limit counts
+  mutable std::string client_key_;                // client_address()'s, when from X-Forwarded-For
 
   // Writes what the socket takes at once without waiting (its user-level
   // non-blocking mode is on): most heads and small bodies fit the socket
@@ -302,9 +302,10 @@ struct session : session_base {
   std::optional<ending> check_body_limit(const request_state& rq);
   std::optional<ending> check_rate(const request_state& rq);
   task<std::optional<ending>> check_auth(const request_state& rq);
-  // The client address the rate limit counts: the peer, or for a trusted
-  // peer the last address in X-Forwarded-For that is not a trusted proxy.
-  std::string_view rate_key();
+  // The client's address, as the rate limit counts it and the access log
+  // prints it: the peer, or for a trusted peer the last address in
+  // X-Forwarded-For that is not a trusted proxy.
+  std::string_view client_address() const;
   // A free slot at once (an empty lease when the request must queue).
   slot_lease try_admit(request_state& rq);
   // A slot after a wait in the queue; the ending when refused.

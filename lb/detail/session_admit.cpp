@@ -324,7 +324,7 @@ void session::report_early(unsigned status, refusal why, clock::duration took,
 }
 
 void session::describe(request_outcome& o, const request_state* rq, std::string& backend) const {
-  o.client = client_ip;
+  o.client = client_address();
   if (req) {  // what the parser got of the head (nothing of one it could not parse)
     const request& r = req->get();
     o.method = r.method_string();

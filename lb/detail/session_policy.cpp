@@ -50,7 +50,7 @@ std::optional<ending> session::check_body_limit(const request_state& rq) {
 std::optional<ending> session::check_rate(const request_state& rq) {
   const service_policy& p = *policy_;
   const std::string_view key =
-      p.by == rate_limit_options::key::service ? std::string_view{} : rate_key();
+      p.by == rate_limit_options::key::service ? std::string_view{} : client_address();
   const auto v = p.limiter->take(key, clock::now());
   if (v.allowed) return std::nullopt;
   rq.svc->rejected_rate_limited.fetch_add(1, std::memory_order_relaxed);
@@ -96,8 +96,8 @@ task<std::optional<ending>> session::check_auth(const request_state& rq) {
   co_return std::nullopt;
 }
 
-std::string_view session::rate_key() {
-  if (!trusted) return client_ip;
+std::string_view session::client_address() const {
+  if (!trusted || !req) return client_ip;
   // Every X-Forwarded-For field in order, as one list: the client is the
   // last address that is not one of our trusted proxies.
   std::string all;
@@ -116,8 +116,8 @@ std::string_view session::rate_key() {
     error_code ec;
     const auto addr = asio::ip::make_address(hop, ec);
     if (!ec && peer_trusted(addr)) continue;
-    rate_key_.assign(hop);
-    return rate_key_;
+    client_key_.assign(hop);
+    return client_key_;
   }
   return client_ip;
 }
