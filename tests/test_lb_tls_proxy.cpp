@@ -7,6 +7,7 @@
 #include <boost/asio/ssl.hpp>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -34,10 +35,12 @@ class tls_client {
     set_socket_timeout(stream_.next_layer(), 15s);
     stream_.handshake(ssl::stream_base::client);
   }
-  http::response<http::string_body> request(http::verb method, const std::string& target,
-                                            const std::string& body = {}) {
+  http::response<http::string_body> request(
+      http::verb method, const std::string& target, const std::string& body = {},
+      const std::map<std::string, std::string>& headers = {}) {
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, name_);
+    for (const auto& [k, v] : headers) req.set(k, v);
     req.body() = body;
     req.prepare_payload();
     http::write(stream_, req);
@@ -127,6 +130,14 @@ TEST_CASE("a TLS client gets the certificate of the name it asks for, and bodies
   }
   const auto r = b.request(http::verb::get, "/big/1000000");
   CHECK(r.body().size() == 1000000);
+  // A chunked answer: size lines, data and the last chunk are gathered into
+  // one record per write; small and larger than a record, on the same connection.
+  for (const std::size_t size : {5UL, 40'000UL, 1UL}) {
+    const std::string body(size, 'c');
+    const auto ch = b.request(http::verb::post, "/echo", body, {{"X-Chunked-Response", "1"}});
+    CHECK(ch[http::field::transfer_encoding] == "chunked");
+    CHECK(ch.body() == body);
+  }
 }
 
 TEST_CASE("new certificates reach new TLS connections; one already up keeps working",

@@ -163,6 +163,9 @@ struct session : session_base {
   const bool on_redirect;                  // accepted by a redirect listener
   std::shared_ptr<const tls_store> certs;  // its certificates, kept for the connection
   std::optional<tls_stream> tls;           // set by the handshake: all client I/O goes through it
+  static constexpr std::size_t tls_gather_size =
+      16 * 1024 + 512;                 // a record, and a head beside a chunk
+  std::unique_ptr<char[]> tls_gather;  // write_rest over TLS, made at its first use
   beast::flat_buffer buf;
   timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
@@ -224,6 +227,27 @@ struct session : session_base {
     rest.consume(skip);
     const deadline_scope dl(*this, timeout, lowest(s));
     auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
+    co_return ec;
+  }
+  // Over TLS: Asio's SSL stream encrypts one buffer of a sequence per write,
+  // each its own record and send, so a head and its body would go out as two
+  // of each. A sequence up to a record's size is gathered into one buffer first.
+  template <class Buffers>
+  task<error_code> write_rest(tls_stream& s, const Buffers& b, std::size_t skip,
+                              std::chrono::milliseconds timeout) {
+    beast::buffers_suffix<Buffers> rest(b);
+    rest.consume(skip);
+    const deadline_scope dl(*this, timeout, lowest(s));
+    const std::size_t total = asio::buffer_size(rest);
+    if (total > tls_gather_size ||
+        std::next(asio::buffer_sequence_begin(rest)) == asio::buffer_sequence_end(rest)) {
+      auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
+      co_return ec;
+    }
+    if (!tls_gather) tls_gather = std::make_unique<char[]>(tls_gather_size);
+    const auto one = asio::buffer(tls_gather.get(), total);
+    asio::buffer_copy(one, rest);
+    auto [ec, n] = co_await asio::async_write(s, one, nothrow);
     co_return ec;
   }
   // What the client sent next (through TLS when it has it).
