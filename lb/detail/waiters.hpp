@@ -57,7 +57,7 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
   }
   void wake() noexcept {
     std::lock_guard lock(mu_);
-    if (detached_) return;
+    if (detached_.load(std::memory_order_relaxed)) return;
     if (ex_.running_in_this_thread()) {  // answered on the session's own thread: no hop
       if (timer) timer->cancel();
       return;
@@ -74,12 +74,14 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
   // call that ends later must not post to it.
   void detach() noexcept {
     std::lock_guard lock(mu_);
-    detached_ = true;
+    detached_.store(true, std::memory_order_release);
   }
   // The session is there to be used from this thread: waiting, on its thread.
-  bool on_session_thread() noexcept {
-    std::lock_guard lock(mu_);
-    return !detached_ && !done.load(std::memory_order_acquire) && ex_.running_in_this_thread();
+  // No lock (twice per hot call): on the session's thread, detach() comes
+  // before or after this whole call, never during it.
+  bool on_session_thread() const noexcept {
+    return ex_.running_in_this_thread() && !detached_.load(std::memory_order_acquire) &&
+           !done.load(std::memory_order_acquire);
   }
   timer_t* timer = nullptr;           // null once the session stopped waiting
   std::atomic<bool> done{false};      // the answer is in `result`
@@ -88,8 +90,8 @@ class call_waiter final : public std::enable_shared_from_this<call_waiter> {
 
  private:
   executor ex_;
-  std::mutex mu_;
-  bool detached_ = false;
+  std::mutex mu_;                      // wake() against detach(): no post once detached
+  std::atomic<bool> detached_{false};  // written under mu_
 };
 
 // A file descriptor a function backend has the session wait on
