@@ -207,6 +207,7 @@ actions plan(service_state& s, const std::optional<pool_figures>& figures,
 actions apply_decision(service_state& s, const decision& d, bool manual, clock::time_point now) {
   const unsigned from = s.desired;
   s.last = d;
+  if (manual) s.scale.last_manual = now;  // even when unchanged: the operator confirmed it
   if (d.desired == from) return {};
   s.desired = d.desired;
   if (d.desired > from)

@@ -201,6 +201,26 @@ TEST_CASE("hold expiry: a manual count holds against the policy until the hold e
   CHECK(count(acts, action::kind::start) == 1);
 }
 
+TEST_CASE("a manual scale without a hold stays scale_down.for, counted from the scale",
+          "[planner]") {
+  timeline t(0, 5, 1);
+  t.s.cfg.scale_down.hold = 60s;
+  t.s.cfg.scale_down.cooldown = 6500ms;
+  t.ready("c0", 1);
+  for (int i = 0; i < 30; ++i, t.now += 1s) t.step(pool_figures{});  // 30 s idle, under `for`
+  CHECK(t.s.desired == 1);
+  apply_decision(t.s, decision{3, direction::up, {}}, true, t.now);  // `scale svc=3`
+  const auto scaled_at = t.now;
+  while (t.now < scaled_at + 60s) {
+    t.step(pool_figures{});
+    REQUIRE(t.s.desired == 3);  // not after the 6.5 s cooldown, nor 30 s (60 s idle in all)
+    t.now += 500ms;
+  }
+  t.step(pool_figures{});
+  CHECK(t.s.desired == 0);
+  CHECK(t.s.last.why.kind == reason_kind::idle);
+}
+
 TEST_CASE("rolling replace: an outdated replica leaves only when a current one is ready",
           "[planner]") {
   timeline t(1, 5, 2);
