@@ -133,7 +133,8 @@ std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::s
 std::string autoscale_text(const value& s) {
   auto a = s.FindMember("autoscale");
   auto h = s.FindMember("hold_left_seconds");
-  if (h != s.MemberEnd() && h->value.IsNumber()) {
+  const bool on = a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool();
+  if (on && h != s.MemberEnd() && h->value.IsNumber()) {  // `off` outranks a hold
     // As --hold is written: 9m59s, 1h0m.
     const long long left = h->value.GetInt64();
     char buf[48];
@@ -145,7 +146,7 @@ std::string autoscale_text(const value& s) {
       std::snprintf(buf, sizeof buf, "held %lldh%lldm", left / 3600, left % 3600 / 60);
     return buf;
   }
-  return a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool() ? "on" : "off";
+  return on ? "on" : "off";
 }
 
 std::string decision_text(const value& s) {
