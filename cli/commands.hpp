@@ -25,6 +25,11 @@ struct unreachable_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Docker not answering at `where` (docker.host, DOCKER_HOST), as the one line
+// of exit 3: the client's message `what` and the hint to check dockerd, once
+// (the client's message for a Unix socket carries it already).
+unreachable_error docker_unreachable(const std::string& what, const std::string& where);
+
 struct globals {
   std::string admin = "unix:///run/dockscaler/admin.sock";
   std::string log_level = "info", log_format = "text";
@@ -43,7 +48,9 @@ int cmd_autoscale(const globals& g, const std::vector<std::string>& args);
 int cmd_logs(const globals& g, const std::vector<std::string>& args);
 
 // `scale --direct`: on Docker alone, with the service's config from `config_path`.
-int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas);
+// Refused (exit 1) while a daemon answers on the file's admin.socket or `admin_flag`.
+int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas,
+                 const std::string& admin_flag);
 
 // One line about the daemon for `version`, or why there is none.
 void print_daemon_version(const globals& g);

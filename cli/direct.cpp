@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "admin/client.hpp"
 #include "app.hpp"
 #include "commands.hpp"
 #include "config/config.hpp"
@@ -120,9 +121,35 @@ std::size_t change_replicas(scaler::container_runtime& runtime, const config::se
   return work.finish();
 }
 
+// A daemon running on this config would undo the change at its next
+// reconcile: true (with the message printed) when one answers on the socket
+// the file names (admin.socket) or on --admin.
+bool daemon_answers(const config::config& cfg, const std::string& admin_flag) {
+  for (const auto& address : {cfg.admin.socket, admin_flag}) {
+    try {
+      admin::request(address, "GET", "/healthz", {}, std::chrono::seconds(2));
+    } catch (const std::exception&) {
+      continue;  // nothing answers there: this is what --direct is for
+    }
+    std::fprintf(stderr,
+                 "dockscaler: a daemon answers on %s; scale through it (without --direct), or it "
+                 "would undo the change\n",
+                 admin::socket_path_of(address).c_str());
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas) {
+unreachable_error docker_unreachable(const std::string& what, const std::string& where) {
+  std::string line = "cannot reach Docker: " + what;
+  if (what.find("is dockerd running") == std::string::npos) line += "; is dockerd running?";
+  return unreachable_error(line + " (" + where + ")");
+}
+
+int scale_direct(const std::string& config_path, const std::string& service, unsigned replicas,
+                 const std::string& admin_flag) {
   config::config cfg;
   try {
     cfg = config::load_file(config_path);
@@ -131,7 +158,7 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     return exit_user_error;
   }
   const config::service_config* svc = check_request(cfg, config_path, service, replicas);
-  if (!svc) return exit_user_error;
+  if (!svc || daemon_answers(cfg, admin_flag)) return exit_user_error;
 
   auto copts = dockerapi::client_options::from_env();
   copts.host = cfg.docker.host;
@@ -150,8 +177,7 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
     return exit_ok;
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
-      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
-                              "; is dockerd running? (docker.host " + cfg.docker.host + ")");
+      throw docker_unreachable(e.what(), "docker.host " + cfg.docker.host);
     throw;
   }
 }

@@ -1,5 +1,6 @@
 // spdlog configuration (see logging.hpp). The JSON format escapes the message
-// with a custom flag, since spdlog's %v writes it raw.
+// with a custom flag, since spdlog's %v writes it raw; scale and container
+// events bring their fields as JSON members of their own.
 #include "logging.hpp"
 
 #include <spdlog/pattern_formatter.h>
@@ -7,16 +8,36 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <string_view>
+
+#include "scaler/event_log.hpp"
 
 namespace dockscaler::cli {
 
 namespace {
 
+// The line's members after time and level: "msg" with the message escaped,
+// or, for a structured event (scaler/event_log.hpp), its ready-made members.
 class json_message_flag : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    for (char c : msg.payload) {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (!payload.empty() && payload.front() == scaler::structured_marker) {
+      dest.append(payload.substr(1));
+      return;
+    }
+    dest.append(std::string_view("\"msg\":\""));
+    escape(payload, dest);
+    dest.push_back('"');
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<json_message_flag>();
+  }
+
+ private:
+  static void escape(std::string_view text, spdlog::memory_buf_t& dest) {
+    for (char c : text) {
       switch (c) {
         case '"':
           dest.append(std::string_view("\\\""));
@@ -44,9 +65,6 @@ class json_message_flag : public spdlog::custom_flag_formatter {
       }
     }
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<json_message_flag>();
-  }
 };
 
 }  // namespace
@@ -56,11 +74,12 @@ void setup_logging(const std::string& level, const std::string& format) {
   if (format == "json") {
     auto f = std::make_unique<spdlog::pattern_formatter>();
     f->add_flag<json_message_flag>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l",%*})");
     logger->set_formatter(std::move(f));
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
   }
+  scaler::set_structured_events(format == "json");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

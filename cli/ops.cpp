@@ -133,7 +133,8 @@ std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::s
 std::string autoscale_text(const value& s) {
   auto a = s.FindMember("autoscale");
   auto h = s.FindMember("hold_left_seconds");
-  if (h != s.MemberEnd() && h->value.IsNumber()) {
+  const bool on = a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool();
+  if (on && h != s.MemberEnd() && h->value.IsNumber()) {  // `off` outranks a hold
     // As --hold is written: 9m59s, 1h0m.
     const long long left = h->value.GetInt64();
     char buf[48];
@@ -145,7 +146,7 @@ std::string autoscale_text(const value& s) {
       std::snprintf(buf, sizeof buf, "held %lldh%lldm", left / 3600, left % 3600 / 60);
     return buf;
   }
-  return a != s.MemberEnd() && a->value.IsBool() && a->value.GetBool() ? "on" : "off";
+  return on ? "on" : "off";
 }
 
 std::string decision_text(const value& s) {
@@ -304,9 +305,15 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   if (eq == std::string::npos) throw usage_error("scale: expected SERVICE=N, got '" + target + "'");
   const std::string service = target.substr(0, eq), count = target.substr(eq + 1);
   check_service_name(service);
-  if (count.empty() || count.size() > 6 ||
-      count.find_first_not_of("0123456789") != std::string::npos)
+  if (count.empty() || count.find_first_not_of("0123456789") != std::string::npos)
     throw usage_error("scale: the replica count must be a whole number, got '" + count + "'");
+  // Well formed but more than any service may have: refused like a count above
+  // replicas.max (exit 1), with the limit named.
+  if (count.find_first_not_of('0') != std::string::npos &&
+      (count.size() - count.find_first_not_of('0') > 6 || std::stoul(count) > config::max_replicas))
+    throw std::invalid_argument("scale: the replica count " + count + " is too large (at most " +
+                                std::to_string(config::max_replicas) +
+                                ", the largest replicas.max)");
   const unsigned n = static_cast<unsigned>(std::stoul(count));
   std::string hold;
   if (vm.count("hold")) {
@@ -317,19 +324,7 @@ int cmd_scale(const globals& g, const std::vector<std::string>& args) {
   if (vm.count("direct")) {
     if (!hold.empty())
       throw usage_error("scale: --hold needs the daemon; it has no meaning with --direct");
-    // A running daemon would undo the change at its next reconcile: refuse.
-    try {
-      admin::request(admin_of(vm), "GET", "/healthz", {}, std::chrono::seconds(2));
-      std::fprintf(
-          stderr,
-          "dockscaler: a daemon answers on %s; scale through it (without --direct), or it would "
-          "undo the change\n",
-          admin_of(vm).c_str());
-      return exit_user_error;
-    } catch (const std::exception&) {
-      // Nothing answers: this is what --direct is for.
-    }
-    return scale_direct(vm["config"].as<std::string>(), service, n);
+    return scale_direct(vm["config"].as<std::string>(), service, n, admin_of(vm));
   }
   std::string body = "{\"replicas\":" + std::to_string(n);
   if (!hold.empty()) body += ",\"hold\":\"" + hold + "\"";
@@ -403,8 +398,7 @@ container_list first_listing(dockerapi::client& docker, const std::string& servi
     return containers_of(docker, service);
   } catch (const dockerapi::error& e) {
     if (e.code() == dockerapi::errc::unreachable || e.code() == dockerapi::errc::timeout)
-      throw unreachable_error(std::string("cannot reach Docker: ") + e.what() +
-                              "; is dockerd running? (DOCKER_HOST " + docker.options().host + ")");
+      throw docker_unreachable(e.what(), "DOCKER_HOST " + docker.options().host);
     throw;
   }
 }

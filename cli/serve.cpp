@@ -108,10 +108,16 @@ class daemon_control : public admin::control {
   std::vector<scaler::service_status> status() override { return scaler_.status(); }
   void set_replicas(const std::string& service, unsigned n,
                     std::chrono::milliseconds hold) override {
-    spdlog::info("{}: admin API: scale to {}{}", service, n,
-                 hold.count() > 0 ? ", autoscaling paused for " + config::format_duration(hold)
-                                  : std::string());
-    scaler_.set_replicas(service, n, hold);
+    const std::string held =
+        hold.count() > 0 ? ", autoscaling paused for " + config::format_duration(hold) : "";
+    try {
+      scaler_.set_replicas(service, n, hold);
+    } catch (const std::exception& e) {
+      // Refused (unknown service, above replicas.max): nothing was done.
+      spdlog::warn("{}: admin API: scale to {}{} refused: {}", service, n, held, e.what());
+      throw;
+    }
+    spdlog::info("{}: admin API: scale to {}{}", service, n, held);
   }
   void set_autoscale(const std::string& service, bool enabled) override {
     scaler_.set_autoscale(service, enabled);

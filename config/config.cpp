@@ -423,10 +423,10 @@ void read_replicas(reader& r, const YAML::Node& n, const std::string& path, serv
   const YAML::Node rep = n["replicas"];
   bool initial_given = false;
   if (r.expect_map(rep, path + ".replicas", {"min", "max", "initial"})) {
-    r.get_int(rep, "min", path + ".replicas", s.replicas.min, 0, 1000);
-    r.get_int(rep, "max", path + ".replicas", s.replicas.max, 1, 1000);
+    r.get_int(rep, "min", path + ".replicas", s.replicas.min, 0, max_replicas);
+    r.get_int(rep, "max", path + ".replicas", s.replicas.max, 1, max_replicas);
     initial_given = rep["initial"].IsDefined();
-    r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, 1000);
+    r.get_int(rep, "initial", path + ".replicas", s.replicas.initial, 0, max_replicas);
     if (s.replicas.min > s.replicas.max)
       r.fail(rep, path + ".replicas",
              "min (" + std::to_string(s.replicas.min) + ") is greater than max (" +

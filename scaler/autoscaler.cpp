@@ -175,7 +175,9 @@ void autoscaler::set_autoscale(const std::string& service, bool enabled) {
   if (it == m.services.end() || it->second->removed)
     throw std::out_of_range("no such service: " + service);
   it->second->autoscale = enabled;
-  if (enabled) it->second->hold_until.reset();
+  // Either way the hold is over: `on` ends it, and `off` outlasts it, so a
+  // hold left running would only show `held` where autoscaling is off.
+  it->second->hold_until.reset();
   spdlog::info("{}: autoscaling {}", service, enabled ? "on" : "off");
 }
 

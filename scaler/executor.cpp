@@ -8,6 +8,7 @@
 
 #include "detail/autoscaler_impl.hpp"
 #include "detail/probe.hpp"
+#include "scaler/event_log.hpp"
 
 namespace dockscaler::scaler {
 
@@ -140,7 +141,9 @@ void autoscaler::impl::launch(const std::shared_ptr<service_state>& st, const st
     auto l = lock();
     started(*st, name, id, hash, time.now());
   }
-  spdlog::debug("{}: started container {} ({})", cfg.name, name, id.substr(0, 12));
+  log_event(event_level::debug, "container started",
+            cfg.name + ": started container " + name + " (" + id.substr(0, 12) + ")",
+            {{"service", cfg.name}, {"container", name}, {"id", id.substr(0, 12)}});
   activate(st, id);
 }
 
@@ -223,7 +226,11 @@ void autoscaler::impl::join(const std::shared_ptr<service_state>& st, const std:
   if (cfg.readiness.when_running)
     spdlog::debug("{}: container {} ready (pre-warmed)", cfg.name, name);
   else
-    spdlog::info("{}: container {} ready at {}:{}", cfg.name, name, at.host, at.port);
+    log_event(event_level::info, "container ready",
+              fmt::format("{}: container {} ready at {}:{}", cfg.name, name, at.host, at.port),
+              {{"service", cfg.name},
+               {"container", name},
+               {"address", at.host + ":" + std::to_string(at.port)}});
   execute(st, cfg.name, acts);
   box.poke();
 }
@@ -260,6 +267,9 @@ void autoscaler::impl::drain(const std::shared_ptr<service_state>& st, const std
         }
       }
       stop_and_remove(id);
+      log_event(event_level::info, "container stopped",
+                service + ": container " + id.substr(0, 12) + " drained and stopped",
+                {{"service", service}, {"id", id.substr(0, 12)}});
       {
         auto l = lock();
         st->replicas.erase(id);

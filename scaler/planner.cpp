@@ -3,9 +3,12 @@
 // real clock. Logging is its only side effect.
 #include "scaler/planner.hpp"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+
+#include "scaler/event_log.hpp"
 
 namespace dockscaler::scaler {
 
@@ -95,10 +98,25 @@ void forgive(service_state& s, clock::time_point now) {
     }
 }
 
+// "svc: scale up 1 -> 3: <reason>" as text; in JSON, the figures as fields.
+void log_scale(const std::string& service, unsigned from, const decision& d, bool manual) {
+  const char* dir = d.desired > from ? "up" : "down";
+  const std::string why = manual ? std::string("set by an operator") : d.why.to_string();
+  log_event(event_level::info, d.desired > from ? "scale up" : "scale down",
+            fmt::format("{}: scale {} {} -> {}: {}", service, dir, from, d.desired, why),
+            {{"service", service},
+             {"from", from},
+             {"to", d.desired},
+             {"reason", why},
+             {"reason_kind", manual ? "manual" : to_string(d.why.kind)},
+             {"manual", manual}});
+}
+
 void begin_drain(service_state& s, replica_state& r, clock::time_point now, actions& out) {
   r.phase = replica_phase::draining;
   r.since = now;
-  spdlog::info("{}: draining container {}", s.cfg.name, r.name);
+  log_event(event_level::info, "container draining", s.cfg.name + ": draining container " + r.name,
+            {{"service", s.cfg.name}, {"container", r.name}, {"id", r.id.substr(0, 12)}});
   action a;
   a.what = action::kind::drain;
   a.replica = r.id;
@@ -207,6 +225,7 @@ actions plan(service_state& s, const std::optional<pool_figures>& figures,
 actions apply_decision(service_state& s, const decision& d, bool manual, clock::time_point now) {
   const unsigned from = s.desired;
   s.last = d;
+  if (manual) s.scale.last_manual = now;  // even when unchanged: the operator confirmed it
   if (d.desired == from) return {};
   s.desired = d.desired;
   if (d.desired > from)
@@ -217,8 +236,7 @@ actions apply_decision(service_state& s, const decision& d, bool manual, clock::
     s.cold_since = now;
   else if (d.desired == 0)
     s.cold_since.reset();
-  spdlog::info("{}: scale {} {} -> {}: {}", s.cfg.name, d.desired > from ? "up" : "down", from,
-               d.desired, manual ? std::string("set by an operator") : d.why.to_string());
+  log_scale(s.cfg.name, from, d, manual);
   action a;
   a.what = action::kind::scaled;
   a.event = scale_event{s.cfg.name, from, d.desired, d, manual};
@@ -235,8 +253,15 @@ void record_failure(service_state& s, const std::string& what, clock::time_point
   s.next_start = now + delay;
   s.last_error = what;
   s.wake = true;  // tell the proxy at once (mark_unavailable)
-  spdlog::warn("{}: {} (failure {} in a row; next start in {:.1f}s)", s.cfg.name, what, s.failures,
-               std::chrono::duration<double>(delay).count());
+  const double next = std::chrono::duration<double>(delay).count();
+  log_event(
+      event_level::warn, "container failure",
+      fmt::format("{}: {} (failure {} in a row; next start in {:.1f}s)", s.cfg.name, what,
+                  s.failures, next),
+      {{"service", s.cfg.name},
+       {"error", what},
+       {"failures", s.failures},
+       {"next_start_ms", std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()}});
 }
 
 // Starts that keep failing: the last create/start was refused, or two
@@ -320,7 +345,9 @@ actions gone(service_state& s, const std::string& id, clock::time_point now) {
   if (r.phase != replica_phase::ready || now - r.since < early_death)
     record_failure(s, "container " + r.name + " exited", now);
   else
-    spdlog::warn("{}: container {} exited; replacing it", s.cfg.name, r.name);
+    log_event(event_level::warn, "container exited",
+              s.cfg.name + ": container " + r.name + " exited; replacing it",
+              {{"service", s.cfg.name}, {"container", r.name}, {"id", r.id.substr(0, 12)}});
   s.wake = true;
   action stop;
   stop.what = action::kind::stop;

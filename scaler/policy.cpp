@@ -58,6 +58,14 @@ unsigned step_size(const step_config& step, unsigned current) {
   return 1;
 }
 
+// A span counted no further back than the last manual scale: what happened
+// before the operator set the count is no evidence against that count.
+std::optional<clock::duration> since_manual(std::optional<clock::duration> held,
+                                            const scaling_state& state, clock::time_point now) {
+  if (held && state.last_manual) held = std::min(*held, now - *state.last_manual);
+  return held;
+}
+
 bool cooling(const std::optional<clock::time_point>& since, clock::duration cooldown,
              clock::time_point now, clock::duration& left) {
   if (!since || now - *since >= cooldown) return false;
@@ -99,10 +107,14 @@ decision decide_down(const config::service_config& svc, std::span<const sample> 
   // function's idle_timeout.
   const auto idle_after = svc.idle_stop();
   if ((lo == 0 || idle_after) && cur > lo) {
-    auto idle = held_for(
-        history,
-        [](const sample& s) { return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0; },
-        now);
+    auto idle =
+        since_manual(held_for(
+                         history,
+                         [](const sample& s) {
+                           return s.arrivals == 0 && s.in_flight == 0 && s.queue_length == 0;
+                         },
+                         now),
+                     state, now);
     if (idle && *idle >= idle_after.value_or(svc.scale_down.hold)) {
       d.why.held = *idle;
       if (cooling(last_event, svc.scale_down.cooldown, now, d.why.cooldown_left))
@@ -114,8 +126,10 @@ decision decide_down(const config::service_config& svc, std::span<const sample> 
   const double down_threshold =
       std::chrono::duration<double>(svc.scale_down.wait_time_below).count();
   std::uint64_t peak = 0;
-  if (auto held = held_for(
-          history, [&](const sample& s) { return s.wait_time < down_threshold; }, now, &peak);
+  if (auto held = since_manual(
+          held_for(
+              history, [&](const sample& s) { return s.wait_time < down_threshold; }, now, &peak),
+          state, now);
       held && *held >= svc.scale_down.hold) {
     d.why.threshold = down_threshold;
     d.why.held = *held;

@@ -1,7 +1,8 @@
 dockscaler_add_test(NAME test_policy SOURCES test_policy.cpp LIBS dockscaler::scaler)
 dockscaler_add_test(NAME test_autoscaler SOURCES test_autoscaler.cpp LIBS dockscaler::scaler)
 # The planner over scripted timelines (no threads, no sleep).
-dockscaler_add_test(NAME test_planner SOURCES test_planner.cpp LIBS dockscaler::scaler)
+dockscaler_add_test(NAME test_planner SOURCES test_planner.cpp
+  LIBS dockscaler::scaler spdlog::spdlog dockscaler::rapidjson)
 # The scaler's glue to its neighbours: the readiness probe against local
 # sockets, proxy_pool against the real proxy (port 0).
 dockscaler_add_test(NAME test_probe SOURCES test_probe.cpp LIBS dockscaler::scaler LABELS net)

@@ -492,18 +492,29 @@ TEST_CASE("server: stop() with a call in flight waits for the call", "[admin][ne
   CHECK((outcome == "200" || outcome.find("without a reply") != std::string::npos));
 }
 
-TEST_CASE("server: Unix socket 0660 in a created directory; the client's round trip",
+TEST_CASE("server: Unix socket 0660 in created directories 0750; the client's round trip",
           "[admin][net]") {
   fake_control c;
   const std::string dir = temp_dir();
+  std::filesystem::create_directories(dir);
+  ::chmod(dir.c_str(), 0700);  // an existing directory is not the daemon's: left as it is
   admin::server_options o;
-  o.socket_path = dir + "/sub/admin.sock";
+  o.socket_path = dir + "/sub/run/admin.sock";
+  const mode_t was = ::umask(077);  // the modes are exact, whatever the umask
   admin::server s(o, c);
   s.start();
+  ::umask(was);
   struct stat st {};
   REQUIRE(::stat(o.socket_path.c_str(), &st) == 0);
   CHECK(S_ISSOCK(st.st_mode));
   CHECK((st.st_mode & 0777) == 0660);
+  for (const auto& d : {dir + "/sub", dir + "/sub/run"}) {
+    INFO(d);
+    REQUIRE(::stat(d.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+  }
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
 
   auto r = admin::request("unix://" + o.socket_path, "GET", "/v1/status");
   CHECK(r.status == 200);

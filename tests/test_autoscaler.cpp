@@ -1062,3 +1062,23 @@ TEST_CASE(
   CHECK(reentered >= 7);
   a.stop(false);
 }
+
+TEST_CASE("autoscale off during a hold ends the hold: status shows off, not held",
+          "[autoscaler][clock]") {
+  rig r;
+  auto& [j, rt, pool] = r;
+  fake_time t;
+  autoscaler a(rt, pool, make_config(1, 5, 1), clocked(t));
+  a.start();
+  REQUIRE(eventually([&] { return ready_count(a) == 1; }));
+  a.set_replicas("svc", 2, 10min);
+  CHECK(a.status()[0].hold_left == 600s);
+  a.set_autoscale("svc", false);
+  CHECK_FALSE(a.status()[0].autoscale);
+  CHECK_FALSE(a.status()[0].hold_left);
+  a.set_replicas("svc", 1, 0ms);  // a count set while off stays, held or not
+  a.set_autoscale("svc", true);
+  CHECK(a.status()[0].autoscale);
+  CHECK_FALSE(a.status()[0].hold_left);
+  a.stop(false);
+}

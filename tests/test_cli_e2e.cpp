@@ -195,9 +195,18 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   CHECK(d.log().find(f.name + ": scale down 3 -> 1") != std::string::npos);
 
   // autoscale off: a manual count stays; on: the policy takes over again.
+  // Off during a hold ends the hold: status says off, not held.
+  REQUIRE(cli(f.admin_socket, "scale " + f.name + "=1 --hold 10m").code == 0);
   r = cli(f.admin_socket, "autoscale " + f.name + " off");
   CHECK(r.code == 0);
   CHECK(r.out == f.name + ": autoscaling off\n");
+  {
+    const auto v = status_of(f);
+    CHECK((v.ok && !v.autoscale && !v.held));
+    r = cli(f.admin_socket, "status " + f.name);
+    CHECK(r.out.find(" off ") != std::string::npos);
+    CHECK(r.out.find(" held ") == std::string::npos);
+  }
   CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 0);
   REQUIRE(cli(f.admin_socket, "scale " + ctl.name + "=2").code == 0);
   REQUIRE(eventually(
@@ -220,6 +229,12 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
   r = cli(f.admin_socket, "scale " + f.name + "=99");
   CHECK(r.code == 1);
   CHECK(r.err.find("above replicas.max") != std::string::npos);
+  // The daemon logs the refusal as such, not as a scale it did not do.
+  CHECK(eventually([&] {
+    return d.log().find(f.name + ": admin API: scale to 99 refused: replicas 99 is above") !=
+           std::string::npos;
+  }));
+  CHECK(d.log().find(f.name + ": admin API: scale to 99\n") == std::string::npos);
   CHECK(cli(f.admin_socket, "scale " + f.name + "=-1").code == 2);
   CHECK(cli(f.admin_socket, "scale " + f.name + "=2 --hold soon").code == 2);
   CHECK(cli(f.admin_socket, "autoscale " + f.name + " maybe").code == 2);
@@ -352,6 +367,11 @@ TEST_CASE("scale --direct without a daemon; serve adopts the containers; logs sh
   r = cli(f.admin_socket, "scale " + f.name + "=3 --direct " + cfg);
   CHECK(r.code == 1);
   CHECK(r.err.find("a daemon answers") != std::string::npos);
+  // Also when --admin points elsewhere: the socket the file names is checked.
+  r = cli("/nonexistent/dockscaler-admin.sock", "scale " + f.name + "=3 --direct " + cfg);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("a daemon answers on " + f.admin_socket) != std::string::npos);
+  CHECK(f.containers() == made);  // nothing started under the daemon
 
   // logs: each container's stdout and stderr lines, prefixed by its name.
   r = cli(f.admin_socket, "logs " + f.name);

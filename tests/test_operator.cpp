@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -101,30 +102,67 @@ TEST_CASE("no daemon: exit 3 and one line naming the socket", "[cli][operator][e
   CHECK(cli(std::string("status --admin ") + no_socket).code == 3);
 }
 
+TEST_CASE("a replica count above any replicas.max is too large, the limit named (exit 1)",
+          "[cli][operator][errors]") {
+  for (const char* n : {"999999999999", "1001", "0000000000001001"}) {
+    INFO(n);
+    const auto r = cli(std::string("--admin ") + no_socket + " scale hello=" + n);
+    CHECK(r.code == 1);
+    CHECK(r.err == std::string("dockscaler: scale: the replica count ") + n +
+                       " is too large (at most 1000, the largest replicas.max)\n");
+  }
+  // Leading zeros are still a count the daemon is asked about (exit 3: none answers).
+  CHECK(cli(std::string("--admin ") + no_socket + " scale hello=0000000000002").code == 3);
+}
+
+TEST_CASE("DOCKER_HOST: not an address is exit 1; nothing there is exit 3 with the hint once",
+          "[cli][operator][errors]") {
+  const std::string cfg = tmp("docker-host.yaml");
+  std::ofstream(cfg) << "admin: { socket: /tmp/dockscaler-op-no-such-dir/admin.sock }\n"
+                        "services:\n  hello:\n    image: dockscaler/hello-http:latest\n";
+  const std::string commands[] = {"logs hello", "version", "scale hello=1 --direct -c " + cfg};
+  for (const auto& cmd : commands) {
+    const std::string args = "--admin " + std::string(no_socket) + " " + cmd;
+    INFO(args);
+    auto r = sh("DOCKER_HOST=bogus " + std::string(DOCKSCALER_BIN) + " " + args);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("invalid DOCKER_HOST \"bogus\": expected unix:///path or tcp://host:port") !=
+          std::string::npos);
+    r = sh("DOCKER_HOST=unix:///tmp/dockscaler-op-no-such-dir/docker.sock " +
+           std::string(DOCKSCALER_BIN) + " " + args);
+    CHECK(r.code == 3);
+    std::size_t hints = 0;
+    for (std::size_t at = 0; (at = r.err.find("is dockerd running", at)) != std::string::npos; ++at)
+      ++hints;
+    CHECK(hints == 1);
+  }
+  std::remove(cfg.c_str());
+}
+
 TEST_CASE("the systemd unit passes systemd-analyze verify", "[operator][systemd]") {
   if (!have("systemd-analyze")) {
     WARN("systemd-analyze not found (Debian package 'systemd'): unit not verified");
     return;
   }
-  // The unit names /usr/local/bin/dockscaler; verify checks that it exists,
-  // so a copy names the binary just built.
-  const std::string dir = tmp("unit");
-  std::filesystem::create_directories(dir);
-  std::string unit =
-      slurp(std::string(DOCKSCALER_SOURCE_DIR) + "/examples/systemd/dockscaler.service");
+  // The build makes the unit from its template twice: for the configured
+  // prefix (build/dockscaler.service) and naming the binary just built
+  // (build/tests/dockscaler.service), which verify can check before any install.
+  const std::string built = std::string(DOCKSCALER_BUILD_DIR) + "/tests/dockscaler.service";
+  const std::string unit = slurp(built);
   REQUIRE(unit.find("Type=notify") != std::string::npos);
   CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
   CHECK(unit.find("Restart=on-failure") != std::string::npos);
   CHECK(unit.find("WatchdogSec=") != std::string::npos);
   CHECK(unit.find("After=network-online.target docker.service") != std::string::npos);
-  for (std::size_t at; (at = unit.find("/usr/local/bin/dockscaler")) != std::string::npos;)
-    unit.replace(at, 25, DOCKSCALER_BIN);
-  std::ofstream(dir + "/dockscaler.service") << unit;
-  const auto r = sh("systemd-analyze verify " + dir + "/dockscaler.service");
+  CHECK(unit.find(std::string("ExecStart=") + DOCKSCALER_BIN + " --log-format json serve -c ") !=
+        std::string::npos);
+  CHECK(unit.find("@bindir@") == std::string::npos);  // every path filled in
+  CHECK(slurp(std::string(DOCKSCALER_BUILD_DIR) + "/dockscaler.service")
+            .find("/bin/dockscaler --log-format json serve") != std::string::npos);
+  const auto r = sh("systemd-analyze verify " + built);
   INFO(r.out << r.err);
   CHECK(r.code == 0);
   CHECK(r.err.find("dockscaler.service") == std::string::npos);  // no warning about our unit
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("cmake --install puts the binary, the unit and an example config in place",
@@ -156,6 +194,34 @@ TEST_CASE("cmake --install puts the binary, the unit and an example config in pl
           0);
   CHECK(slurp(prefix + "/etc/dockscaler/dockscaler.yaml").find("# edited") != std::string::npos);
   std::filesystem::remove_all(prefix);
+}
+
+TEST_CASE("cmake --install with DESTDIR puts every file under DESTDIR, once", "[operator]") {
+  const std::string stage = tmp("destdir");
+  for (const char* prefix : {"/usr/local", "/usr"}) {
+    INFO(prefix);
+    std::filesystem::remove_all(stage);
+    const auto r = sh("DESTDIR=" + stage + " cmake --install " + std::string(DOCKSCALER_BUILD_DIR) +
+                      " --prefix " + prefix);
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    std::set<std::string> files;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(stage))
+      if (!e.is_directory()) files.insert(e.path().string().substr(stage.size()));
+    const std::string etc = std::string(prefix) == "/usr" ? "/etc" : std::string(prefix) + "/etc";
+    const std::set<std::string> expected = {
+        std::string(prefix) + "/bin/dockscaler",
+        std::string(prefix) + "/lib/systemd/system/dockscaler.service",
+        std::string(prefix) + "/share/doc/dockscaler/operations.md",
+        etc + "/dockscaler/dockscaler.yaml"};
+    CHECK(files == expected);
+    // The unit names the paths as installed, without the staging directory.
+    const std::string unit = slurp(stage + prefix + "/lib/systemd/system/dockscaler.service");
+    CHECK(unit.find("ExecStart=" + std::string(prefix) + "/bin/dockscaler --log-format json " +
+                    "serve -c " + etc + "/dockscaler/dockscaler.yaml\n") != std::string::npos);
+    CHECK(unit.find(stage) == std::string::npos);
+  }
+  std::filesystem::remove_all(stage);
 }
 
 TEST_CASE("every example config passes validate", "[operator][examples]") {

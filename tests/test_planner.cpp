@@ -6,7 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <rapidjson/document.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <sstream>
+
+#include "scaler/event_log.hpp"
 
 using namespace dockscaler;
 using namespace dockscaler::scaler;
@@ -201,6 +208,26 @@ TEST_CASE("hold expiry: a manual count holds against the policy until the hold e
   CHECK(count(acts, action::kind::start) == 1);
 }
 
+TEST_CASE("a manual scale without a hold stays scale_down.for, counted from the scale",
+          "[planner]") {
+  timeline t(0, 5, 1);
+  t.s.cfg.scale_down.hold = 60s;
+  t.s.cfg.scale_down.cooldown = 6500ms;
+  t.ready("c0", 1);
+  for (int i = 0; i < 30; ++i, t.now += 1s) t.step(pool_figures{});  // 30 s idle, under `for`
+  CHECK(t.s.desired == 1);
+  apply_decision(t.s, decision{3, direction::up, {}}, true, t.now);  // `scale svc=3`
+  const auto scaled_at = t.now;
+  while (t.now < scaled_at + 60s) {
+    t.step(pool_figures{});
+    REQUIRE(t.s.desired == 3);  // not after the 6.5 s cooldown, nor 30 s (60 s idle in all)
+    t.now += 500ms;
+  }
+  t.step(pool_figures{});
+  CHECK(t.s.desired == 0);
+  CHECK(t.s.last.why.kind == reason_kind::idle);
+}
+
 TEST_CASE("rolling replace: an outdated replica leaves only when a current one is ready",
           "[planner]") {
   timeline t(1, 5, 2);
@@ -248,4 +275,75 @@ TEST_CASE("a taken pre-warmed replica is refilled at once; a draining one's deat
   REQUIRE(count(d.step(), action::kind::drain) == 1);
   CHECK(gone(d.s, "c0", d.now).empty());
   CHECK(d.s.failures == 0);
+}
+
+namespace {
+
+// Captures what the planner logs, one message per line, for the scope's life;
+// structured events as asked, off again after.
+struct captured_log {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  explicit captured_log(bool structured) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+    logger->set_pattern("%v");
+    spdlog::set_default_logger(logger);
+    set_structured_events(structured);
+  }
+  ~captured_log() {
+    set_structured_events(false);
+    spdlog::set_default_logger(previous);
+  }
+};
+
+// A structured line as the JSON formatter writes it: the members after the marker.
+rapidjson::Document members_of(const std::string& line) {
+  REQUIRE_FALSE(line.empty());
+  REQUIRE(line.front() == structured_marker);
+  const std::string object = "{" + line.substr(1) + "}";
+  rapidjson::Document d;
+  d.Parse(object.c_str(), object.size());
+  REQUIRE_FALSE(d.HasParseError());
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("scale and container events: the sentence in text, fields of their own in JSON",
+          "[planner][log]") {
+  timeline t(1, 5, 1);
+  t.ready("c0", 1);
+  decision up{3, direction::up, {}};
+  up.why.kind = reason_kind::wait_time_above;
+  up.why.wait_time = 0.12;
+  up.why.threshold = 0.1;
+  up.why.held = 5s;
+  {
+    captured_log text(false);
+    apply_decision(t.s, up, false, t.now);
+    CHECK(text.out.str() == "svc: scale up 1 -> 3: " + up.why.to_string() + "\n");
+  }
+  captured_log json(true);
+  apply_decision(t.s, decision{1, direction::down, {}}, true, t.now);
+  std::string line = json.out.str();
+  line.pop_back();  // the newline
+  auto d = members_of(line);
+  CHECK(std::string(d["msg"].GetString()) == "scale down");
+  CHECK(std::string(d["service"].GetString()) == "svc");
+  CHECK(d["from"].GetUint() == 3);
+  CHECK(d["to"].GetUint() == 1);
+  CHECK(std::string(d["reason"].GetString()) == "set by an operator");
+  CHECK(std::string(d["reason_kind"].GetString()) == "manual");
+  CHECK(d["manual"].GetBool());
+  // The surplus replica leaves: a container event with its name as a field.
+  json.out.str("");
+  t.ready("c1", 2);
+  t.step(pool_figures{});
+  line = json.out.str();
+  REQUIRE(line.find('\n') != std::string::npos);
+  d = members_of(line.substr(0, line.find('\n')));
+  CHECK(std::string(d["msg"].GetString()) == "container draining");
+  CHECK(std::string(d["service"].GetString()) == "svc");
+  CHECK(d["container"].IsString());
 }

@@ -385,3 +385,29 @@ TEST_CASE("a hot function with no call for idle_timeout goes down to min, at onc
   h[25].arrivals = 0;
   CHECK(decide_at(s, h, 5, 40s).desired == 5);
 }
+
+TEST_CASE("a count set by hand stays scale_down.for: idle and low wait count from the manual scale",
+          "[policy]") {
+  auto s = make_service();
+  s.replicas = {0, 5, 0};
+  s.scale_down.cooldown = 6500ms;  // shorter than `for`: the cooldown alone must not decide
+  std::vector<sample> h;
+  fill(h, 0, 200, 0.0, 0, 0, /*arrivals=*/0);  // idle all along
+  scaling_state st;
+  st.replicas = 3;
+  st.last_scale_up = st.last_manual = t0 + 100s;  // `scale svc=3` at 100 s, no --hold
+  auto d = decide(s, h, st, t0 + 159s);
+  CHECK(d.desired == 3);  // idle 159 s, but only 59 s of it since the operator's count
+  d = decide(s, h, st, t0 + 160s);
+  CHECK(d.desired == 0);
+  CHECK(d.why.kind == reason_kind::idle);
+  CHECK(d.why.held == 60s);
+  // The wait_time rule counts from the manual scale too (min 1: no idle rule).
+  s.replicas = {1, 5, 1};
+  fill(h, 201, 300, 0.001, 0, 0, /*arrivals=*/1);
+  st.last_scale_up = st.last_manual = t0 + 250s;
+  CHECK(decide(s, h, st, t0 + 309s).desired == 3);
+  d = decide(s, h, st, t0 + 310s);
+  CHECK(d.desired == 2);
+  CHECK(d.why.kind == reason_kind::wait_time_below);
+}

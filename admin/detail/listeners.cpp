@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <vector>
 
 #include "admin/server.hpp"
 
@@ -63,16 +64,27 @@ std::pair<std::string, std::string> split_host_port(const std::string& s) {
   return {host, port};
 }
 
+// Creates the socket's missing directories with mode 0750: a directory needs
+// x to be passed through, so the group (the operators) can reach the 0660
+// socket and others cannot even look in. Directories that exist already
+// (/run, /tmp) are not the daemon's and are left as they are.
+void make_socket_dirs(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> missing;
+  std::error_code ec;
+  for (auto d = dir; !d.empty() && !std::filesystem::exists(d, ec); d = d.parent_path())
+    missing.push_back(d);
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0750) != 0 && errno != EEXIST)
+      throw sys_error("cannot create " + it->string());
+    ::chmod(it->c_str(), 0750);  // exactly 0750, whatever the umask took away
+  }
+}
+
 }  // namespace
 
 int listen_unix(const std::string& path) {
   const std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec)
-      throw std::runtime_error("cannot create " + p.parent_path().string() + ": " + ec.message());
-  }
+  if (p.has_parent_path()) make_socket_dirs(p.parent_path());
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))

@@ -122,6 +122,10 @@ struct queue_config {
   duration timeout = std::chrono::seconds(30);
 };
 
+// The largest replicas.min/max/initial a file may give (and so the largest
+// count `scale` can ever set).
+inline constexpr unsigned max_replicas = 1000;
+
 struct replicas_config {
   unsigned min = 1;
   unsigned max = 10;

@@ -66,6 +66,10 @@ struct scaling_state {
   unsigned replicas = 0;
   std::optional<clock::time_point> last_scale_up;  // empty: never
   std::optional<clock::time_point> last_scale_down;
+  // When an operator last set the count (`scale` without or after a hold):
+  // the scale-down rules count their `for` from here, so a count set by hand
+  // stays at least scale_down.for even on a service idle before it.
+  std::optional<clock::time_point> last_manual;
   // The last container start failed, or a container died soon after it
   // started (missing image, crash loop): more replicas would fail the same.
   bool starts_failing = false;
