@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <string>
+#include <string_view>
 
 namespace dockscaler::cli {
 
@@ -49,18 +51,57 @@ class json_message_flag : public spdlog::custom_flag_formatter {
   }
 };
 
+// The level as --log-level spells it ("warn", where spdlog's %l says "warning").
+class level_name_flag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    // spdlog hands the padding of "%-5L" over; the text format aligns on it.
+    const std::string_view n = name(msg.level);
+    const std::string pad(padinfo_.width_ > n.size() ? padinfo_.width_ - n.size() : 0, ' ');
+    const bool pad_after = padinfo_.side_ == spdlog::details::padding_info::pad_side::right;
+    if (!pad_after) dest.append(std::string_view(pad));
+    dest.append(n);
+    if (pad_after) dest.append(std::string_view(pad));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<level_name_flag>();
+  }
+
+ private:
+  static std::string_view name(spdlog::level::level_enum l) {
+    switch (l) {
+      case spdlog::level::trace:
+        return "trace";
+      case spdlog::level::debug:
+        return "debug";
+      case spdlog::level::info:
+        return "info";
+      case spdlog::level::warn:
+        return "warn";
+      case spdlog::level::err:
+        return "error";
+      case spdlog::level::critical:
+        return "critical";
+      default:
+        return "off";
+    }
+  }
+};
+
 }  // namespace
 
 void setup_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("dockscaler");
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<level_name_flag>('L');  // replaces spdlog's short level letter, unused here
   if (format == "json") {
-    auto f = std::make_unique<spdlog::pattern_formatter>();
     f->add_flag<json_message_flag>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
-    logger->set_formatter(std::move(f));
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%L","msg":"%*"})");
   } else {
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+    f->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5L%$ %v");
   }
+  logger->set_formatter(std::move(f));
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
