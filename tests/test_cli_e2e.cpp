@@ -15,6 +15,7 @@
 
 #include "admin/client.hpp"
 #include "test_daemon_support.hpp"
+#include "test_tls_support.hpp"
 
 namespace {
 
@@ -605,6 +606,36 @@ TEST_CASE("the CLI a newcomer reaches for: invoke, reload, DOCKSCALER_ADMIN, -q,
   check_reload(d, f);
   CHECK(cli(f.admin_socket, "invoke " + f.name + " " + token).code == 0);
 
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+}
+
+TEST_CASE("invoke on an https:// listener only: the certificate is checked unless -k",
+          "[e2e][docker][cli][tls]") {
+  service_fixture f("invoke-tls");
+  tlstest::test_ca ca;  // not trusted by the system: verification must fail
+  const auto leaf = ca.issue("site", "tls.example", "DNS:tls.example");
+  std::string yaml = f.config("    replicas: { min: 1, max: 1, initial: 1 }\n");
+  const std::string plain = "proxy: { listen: 127.0.0.1:" + std::to_string(f.port) + " }";
+  REQUIRE(yaml.find(plain) != std::string::npos);
+  yaml.replace(yaml.find(plain), plain.size(),
+               "proxy: { listen: \"https://127.0.0.1:" + std::to_string(f.port) +
+                   "\", tls: { cert: " + leaf.cert + ", key: " + leaf.key + " } }");
+  const std::string route = "route: { path_prefix: /fn, strip_prefix: true }";
+  yaml.replace(yaml.find(route), route.size(),
+               "route: { host: tls.example, path_prefix: /fn, strip_prefix: true }");
+  daemon_process d("invoke-tls", yaml);
+  d.start();
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+  auto r = cli(f.admin_socket, "invoke " + f.name + " -v");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("> GET https://tls.example:" + std::to_string(f.port) + "/fn\n") !=
+        std::string::npos);
+  CHECK(r.err.find("(-k skips the check)") != std::string::npos);
+  r = cli(f.admin_socket, "invoke " + f.name + " -k");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("hello from ", 0) == 0);
   d.kill(SIGTERM);
   CHECK(d.wait() == 0);
 }
