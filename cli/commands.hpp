@@ -1,6 +1,6 @@
 // Shared pieces of the subcommands: option parsing with --help, the global
-// options, and the commands that talk to a running daemon (ops.cpp) or to
-// Docker directly (direct.cpp).
+// options, and the commands that talk to a running daemon (ops.cpp), through
+// its proxy (invoke.cpp) or to Docker directly (direct.cpp).
 #pragma once
 
 #include <boost/program_options.hpp>

@@ -1,6 +1,7 @@
 // The subcommands that steer a running daemon through its Admin API (status,
-// ps, scale, autoscale) and `logs`, which reads Docker directly. Output is an
-// aligned table for people or the API's JSON with -o json.
+// ps, scale, autoscale, reload) and `logs`, which reads Docker directly.
+// Output is an aligned table for people (table.hpp; -q and --format for
+// scripts) or the API's JSON with -o json.
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
