@@ -255,7 +255,9 @@ TEST_CASE("bash completion: registered for dockscaler; completes commands and op
   // bash's own compgen, driven through the completion function as readline would.
   const std::string script = std::string(DOCKSCALER_SOURCE_DIR) + "/cli/completion/dockscaler.bash";
   auto complete = [&](const std::string& words) {
-    const std::string cmd = "bash -c 'source " + script +
+    // The completion reads the commands and options from the program's --help.
+    const std::string bin_dir = std::filesystem::path(DOCKSCALER_BIN).parent_path().string();
+    const std::string cmd = "PATH=" + bin_dir + ":$PATH bash -c 'source " + script +
                             " && complete -p dockscaler && COMP_WORDS=(" + words +
                             ") && COMP_CWORD=$((${#COMP_WORDS[@]} - 1)) && _dockscaler && "
                             "printf \"%s\\n\" \"${COMPREPLY[@]}\"' 2>&1";
@@ -272,6 +274,13 @@ TEST_CASE("bash completion: registered for dockscaler; completes commands and op
   CHECK(complete("dockscaler status --q") == registered + "--quiet\n");
   CHECK(complete("dockscaler --log-level w") == registered + "warn\n");
   CHECK(complete("dockscaler invoke -X P") == registered + "POST\nPUT\nPATCH\n");
+  CHECK(complete("dockscaler --admin unix:///x invoke --ins") == registered + "--insecure\n");
+  CHECK(complete("dockscaler help rel") == registered + "reload\n");
+  // The zsh one at least parses, where zsh is installed.
+  if (std::system("command -v zsh >/dev/null 2>&1") == 0)
+    CHECK(
+        std::system(("zsh -n " + std::string(DOCKSCALER_SOURCE_DIR) + "/cli/completion/_dockscaler")
+                        .c_str()) == 0);
   // Every command the program lists is offered.
   const std::string all = complete("dockscaler \"\"");
   for (const auto& c : listed_commands()) CHECK(all.find("\n" + c + "\n") != std::string::npos);

@@ -1,6 +1,18 @@
 # bash completion for dockscaler: commands, their options, and service names
-# (from the running daemon, through `dockscaler status -q`).
+# (from the running daemon, through `dockscaler status -q`). The commands and
+# each command's options are read from the program's own --help, so they never
+# fall behind it; only option values are listed here.
 # Installed to share/bash-completion/completions/dockscaler by cmake --install.
+
+# The commands `dockscaler --help` lists.
+_dockscaler_commands() {
+  dockscaler --help 2>/dev/null | awk '/^Commands:/ { on = 1; next } /^$/ { on = 0 } on { print $1 }'
+}
+
+# The long options `dockscaler COMMAND --help` lists (words, not their values).
+_dockscaler_options() {
+  dockscaler "$1" --help 2>/dev/null | grep -oE -- '(^|[[ ])--[a-z][a-z-]*' | sed 's/^[[ ]*//' | sort -u
+}
 
 _dockscaler_services() {
   local admin=()
@@ -14,7 +26,6 @@ _dockscaler() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=""
   ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local commands="autoscale help invoke logs ps reload scale serve status validate version"
   local globals="--admin --log-level --log-format --help --version"
 
   # The command: the first word that is not an option or an option's value.
@@ -45,24 +56,16 @@ _dockscaler() {
     if [[ $cur == -* ]]; then
       COMPREPLY=($(compgen -W "$globals" -- "$cur"))
     else
-      COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+      COMPREPLY=($(compgen -W "$(_dockscaler_commands)" -- "$cur"))
     fi
     return
   fi
-
-  local opts="--help --admin"
-  case $cmd in
-    serve) opts+=" --config --stop-containers" ;;
-    validate) opts+=" --config" ;;
-    version) opts+=" --output" ;;
-    status | ps) opts+=" --output --quiet --format" ;;
-    scale) opts+=" --hold --direct --config" ;;
-    logs) opts+=" --follow --tail --timestamps" ;;
-    invoke) opts+=" --data --request --header --path --include --verbose --insecure --timeout" ;;
-    help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
-  esac
+  if [[ $cmd == help ]]; then
+    COMPREPLY=($(compgen -W "$(_dockscaler_commands)" -- "$cur"))
+    return
+  fi
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(_dockscaler_options "$cmd")" -- "$cur"))
     return
   fi
   case $cmd in
