@@ -7,8 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <string>
-#include <string_view>
 
 namespace dockscaler::cli {
 
@@ -51,12 +49,12 @@ class json_message_flag : public spdlog::custom_flag_formatter {
   }
 };
 
-// The level as --log-level spells it ("warn", where spdlog's %l says "warning").
+// The level as --log-level spells it ("warn", where spdlog's own %l says
+// "warning"); it takes %l's place in both formats, padding included.
 class level_name_flag : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    // spdlog hands the padding of "%-5L" over; the text format aligns on it.
     const std::string_view n = name(msg.level);
     const std::string pad(padinfo_.width_ > n.size() ? padinfo_.width_ - n.size() : 0, ' ');
     const bool pad_after = padinfo_.side_ == spdlog::details::padding_info::pad_side::right;
@@ -89,19 +87,26 @@ class level_name_flag : public spdlog::custom_flag_formatter {
   }
 };
 
+// A formatter for `pattern` whose %l is level_name_flag.
+std::unique_ptr<spdlog::pattern_formatter> level_named(const std::string& pattern) {
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<level_name_flag>('l').set_pattern(pattern);
+  return f;
+}
+
 }  // namespace
 
 void setup_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("dockscaler");
-  auto f = std::make_unique<spdlog::pattern_formatter>();
-  f->add_flag<level_name_flag>('L');  // replaces spdlog's short level letter, unused here
   if (format == "json") {
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<level_name_flag>('l');
     f->add_flag<json_message_flag>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%L","msg":"%*"})");
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
+    logger->set_formatter(std::move(f));
   } else {
-    f->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5L%$ %v");
+    logger->set_formatter(level_named("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v"));
   }
-  logger->set_formatter(std::move(f));
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
