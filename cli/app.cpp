@@ -283,13 +283,13 @@ void print_usage(std::ostream& out) {
 }
 
 int cmd_help(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_usage(std::cout);
     return exit_ok;
   }
   if (args.size() > 1) throw usage_error("help: one COMMAND at most");
   auto it = commands().find(args[0]);
-  if (it == commands().end() || args[0] == "help")
+  if (it == commands().end())
     throw usage_error("help: unknown command '" + args[0] + "' (see 'dockscaler --help')");
   return it->second.run({"--help"});
 }

@@ -163,6 +163,7 @@ TEST_CASE("--version, help and help COMMAND at the top level", "[cli]") {
   CHECK(r.code == 0);
   CHECK(r.out.rfind("Usage: dockscaler", 0) == 0);
   CHECK(run("help").out == r.out);
+  CHECK(run("help help").out == r.out);
   const auto commands = listed_commands();
   for (const char* c : {"invoke", "reload", "help", "status", "logs"})
     CHECK(std::find(commands.begin(), commands.end(), c) != commands.end());
