@@ -41,7 +41,17 @@ void write_replica(writer& w, const scaler::replica_status& r) {
   w.EndObject();
 }
 
-void write_service(writer& w, const scaler::service_status& s) {
+void write_route(writer& w, const service_route& r) {
+  w.Key("route");
+  w.StartObject();
+  str(w, "host", r.host);
+  str(w, "path_prefix", r.path_prefix);
+  w.Key("strip_prefix");
+  w.Bool(r.strip_prefix);
+  w.EndObject();
+}
+
+void write_service(writer& w, const scaler::service_status& s, const service_route* route) {
   w.StartObject();
   str(w, "name", s.name);
   w.Key("desired");
@@ -100,6 +110,7 @@ void write_service(writer& w, const scaler::service_status& s) {
   w.StartArray();
   for (const auto& r : s.replicas) write_replica(w, r);
   w.EndArray();
+  if (route) write_route(w, *route);
   w.EndObject();
 }
 
@@ -133,11 +144,17 @@ const scaler::service_status* find(const std::vector<scaler::service_status>& al
   return nullptr;
 }
 
+const service_route* route_of(const daemon_info& info, const std::string& name) {
+  auto r = info.routes.find(name);
+  return r == info.routes.end() ? nullptr : &r->second;
+}
+
 http_response service_reply(control& c, const std::string& name) {
   const auto all = c.status();
   const auto* s = find(all, name);
   if (!s) return error(404, "no such service: " + name);
-  return ok_json(service_json(*s));
+  const daemon_info info = c.info();
+  return ok_json(service_json(*s, route_of(info, name)));
 }
 
 // The first member of `doc` not named in `allowed`, as an error; empty when none.
@@ -254,10 +271,10 @@ http_response route(const http_request& req, control& c, bool metrics_only) {
 
 }  // namespace
 
-std::string service_json(const scaler::service_status& s) {
+std::string service_json(const scaler::service_status& s, const service_route* route) {
   rapidjson::StringBuffer b;
   writer w(b);
-  write_service(w, s);
+  write_service(w, s, route);
   return b.GetString();
 }
 
@@ -269,9 +286,21 @@ std::string status_json(const daemon_info& info, const std::vector<scaler::servi
   str(w, "api_version", api_version);
   str(w, "docker_api_version", info.docker_api_version);
   str(w, "docker_host", info.docker_host);
+  w.Key("proxy");
+  w.StartObject();
+  w.Key("listeners");
+  w.StartArray();
+  for (const auto& l : info.proxy_listeners) {
+    w.StartObject();
+    str(w, "scheme", l.scheme);
+    str(w, "address", l.address);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
   w.Key("services");
   w.StartArray();
-  for (const auto& s : all) write_service(w, s);
+  for (const auto& s : all) write_service(w, s, route_of(info, s.name));
   w.EndArray();
   w.EndObject();
   return b.GetString();

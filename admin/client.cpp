@@ -83,6 +83,10 @@ void prepare(CURL* h, const std::string& path, const std::string& method, const 
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
       throw std::runtime_error(path + ": not an HTTP reply");
+    case CURLE_PEER_FAILED_VERIFICATION:
+      throw std::runtime_error(path + ": " + curl_easy_strerror(rc) + " (-k skips the check)");
+    case CURLE_URL_MALFORMAT:
+      throw std::invalid_argument(path + ": " + curl_easy_strerror(rc));
     case CURLE_OPERATION_TIMEDOUT:
       throw unreachable(path + ": no reply: " + curl_easy_strerror(rc));
     default:
@@ -109,6 +113,57 @@ reply request(const std::string& address, const std::string& method, const std::
   curl_easy_getinfo(h.get(), CURLINFO_CONTENT_TYPE, &type);
   if (type) r.content_type = type;
   return r;
+}
+
+namespace {
+
+// The TCP request's options; `headers` must outlive the transfer.
+void prepare_tcp(CURL* h, const http_call& c, slist_ptr& headers, http_answer& a) {
+  curl_easy_setopt(h, CURLOPT_URL, c.url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout.count()));
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &a.body);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &append_body);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &a.head);
+  if (!c.verify_tls) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (c.method == "HEAD")
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  else if (c.method != "GET" || c.body)
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c.method.c_str());
+  add_header(headers, "Expect:");
+  for (const auto& line : c.headers) add_header(headers, line.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  if (c.body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, c.body->data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(c.body->size()));
+  }
+}
+
+}  // namespace
+
+http_answer send(const http_call& c) {
+  easy_ptr h = new_easy();
+  slist_ptr headers(nullptr, &curl_slist_free_all);
+  slist_ptr connect_to(nullptr, &curl_slist_free_all);
+  http_answer a;
+  prepare_tcp(h.get(), c, headers, a);
+  if (!c.connect_to.empty()) {
+    add_header(connect_to, c.connect_to.c_str());
+    curl_easy_setopt(h.get(), CURLOPT_CONNECT_TO, connect_to.get());
+  }
+  if (const CURLcode rc = curl_easy_perform(h.get()); rc != CURLE_OK) fail(h.get(), rc, c.url);
+  long status = 0;
+  curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &status);
+  a.status = static_cast<unsigned>(status);
+  curl_off_t took = 0;
+  curl_easy_getinfo(h.get(), CURLINFO_TOTAL_TIME_T, &took);
+  a.took = std::chrono::microseconds(took);
+  return a;
 }
 
 std::string error_message(const reply& r) {

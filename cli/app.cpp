@@ -7,13 +7,18 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "commands.hpp"
 #include "config/config.hpp"
@@ -141,10 +146,51 @@ int cmd_validate(const std::vector<std::string>& args) {
   }
 }
 
+// version -o json: dockscaler's, the daemon's (null when none answers) and
+// the engine's (null, with docker_error, when it does not answer).
+int print_version_json() {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  auto text = [&w](const char* key, const std::string& v) {
+    w.Key(key);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  w.StartObject();
+  text("version", version_string);
+  text("docker_api_min", std::string(dockerapi::min_api_version));
+  text("docker_api_max", std::string(dockerapi::max_api_version));
+  const std::string daemon = daemon_version_json(g);
+  w.Key("daemon");
+  w.RawValue(daemon.c_str(), daemon.size(), rapidjson::kObjectType);
+  int code = exit_ok;
+  w.Key("docker");
+  try {
+    dockerapi::client docker;
+    const auto v = docker.version();
+    w.StartObject();
+    text("version", v.version);
+    text("host", docker.options().host);
+    text("api_version", v.api_version);
+    text("using_api_version", docker.api_version());
+    w.EndObject();
+  } catch (const dockerapi::error& e) {
+    w.Null();
+    text("docker_error", e.what());
+    code = e.code() == dockerapi::errc::invalid_argument ? exit_user_error : exit_unreachable;
+  }
+  w.EndObject();
+  std::printf("%s\n", b.GetString());
+  return code;
+}
+
 int cmd_version(const std::vector<std::string>& args) {
   po::options_description opts("version options");
+  opts.add_options()("output,o", po::value<std::string>()->default_value("text"), "text|json");
   po::variables_map vm;
-  if (!parse_sub("version", "version", opts, args, vm)) return exit_ok;
+  if (!parse_sub("version", "version [-o text|json]", opts, args, vm)) return exit_ok;
+  const std::string o = vm["output"].as<std::string>();
+  if (o == "json") return print_version_json();
+  if (o != "text") throw usage_error("version: -o must be text or json");
   std::printf("dockscaler %s (Docker API %s..%s)\n", version_string,
               std::string(dockerapi::min_api_version).c_str(),
               std::string(dockerapi::max_api_version).c_str());
@@ -178,6 +224,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
 }
 
+int cmd_help(const std::vector<std::string>& args);
+
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
       {"serve", {"run the daemon: proxy, autoscaler and containers", cmd_serve}},
@@ -199,72 +247,129 @@ const std::map<std::string, command>& commands() {
       {"logs",
        {"show (or follow) the output of a service's containers",
         [](const std::vector<std::string>& a) { return cmd_logs(g, a); }}},
+      {"invoke",
+       {"send a request to a service through the proxy and print the answer",
+        [](const std::vector<std::string>& a) { return cmd_invoke(g, a); }}},
+      {"reload",
+       {"make the daemon re-read its configuration file",
+        [](const std::vector<std::string>& a) { return cmd_reload(g, a); }}},
+      {"help", {"show the help of the program or of a command", cmd_help}},
   };
   return table;
 }
 
-void print_usage(std::ostream& out, const po::options_description& global) {
+po::options_description global_options() {
+  po::options_description global("Global options");
+  global.add_options()("help,h", "show this help")("version", "print the version and exit")(
+      "admin", po::value<std::string>()->default_value(g.admin),
+      "the daemon's admin socket, before or after the command (default: $DOCKSCALER_ADMIN, else "
+      "unix:///run/dockscaler/admin.sock)")(
+      "log-level", po::value<std::string>()->default_value("info"), "trace|debug|info|warn|error")(
+      "log-format", po::value<std::string>()->default_value("text"), "text|json");
+  return global;
+}
+
+void print_usage(std::ostream& out) {
   out << "Usage: dockscaler [global options] COMMAND [options]\n\nCommands:\n";
   for (const auto& [name, c] : commands()) {
     std::string padded = name;
     padded.resize(12, ' ');
     out << "  " << padded << c.summary << "\n";
   }
-  out << "\n" << global << "\nRun 'dockscaler COMMAND --help' for a command's options.\n";
+  out << "\n"
+      << global_options()
+      << "\nRun 'dockscaler help COMMAND' or 'dockscaler COMMAND --help' for a command's "
+         "options.\n";
 }
 
-po::options_description global_options() {
-  po::options_description global("Global options");
-  global.add_options()("help,h", "show this help")(
-      "admin", po::value<std::string>()->default_value("unix:///run/dockscaler/admin.sock"),
-      "the daemon's admin socket")("log-level", po::value<std::string>()->default_value("info"),
-                                   "trace|debug|info|warn|error")(
-      "log-format", po::value<std::string>()->default_value("text"), "text|json");
-  return global;
+int cmd_help(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_usage(std::cout);
+    return exit_ok;
+  }
+  if (args.size() > 1) throw usage_error("help: one COMMAND at most");
+  auto it = commands().find(args[0]);
+  if (it == commands().end())
+    throw usage_error("help: unknown command '" + args[0] + "' (see 'dockscaler --help')");
+  return it->second.run({"--help"});
+}
+
+// Takes every --admin out of `args` (up to a "--"), wherever it stands, so
+// the option means the same before or after any command. Returns the last.
+std::optional<std::string> take_admin(std::vector<std::string>& args) {
+  std::optional<std::string> admin;
+  for (std::size_t i = 0; i < args.size() && args[i] != "--";) {
+    if (args[i] == "--admin") {
+      if (i + 1 >= args.size()) throw usage_error("--admin needs a value (unix:///path)");
+      admin = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i),
+                 args.begin() + static_cast<std::ptrdiff_t>(i + 2));
+    } else if (args[i].rfind("--admin=", 0) == 0) {
+      admin = args[i].substr(8);
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  return admin;
+}
+
+// The global options that stand before the command, checked into `g`.
+// Everything after the command is the command's, so its -c never gets
+// read as a global option.
+po::variables_map parse_globals(const std::vector<std::string>& before) {
+  po::variables_map vm;
+  po::store(
+      po::command_line_parser(before)
+          .options(global_options())
+          .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+          .run(),
+      vm);
+  po::notify(vm);
+  const std::string level = vm["log-level"].as<std::string>();
+  if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+      level != "error")
+    throw usage_error("--log-level must be trace, debug, info, warn or error");
+  const std::string format = vm["log-format"].as<std::string>();
+  if (format != "text" && format != "json") throw usage_error("--log-format must be text or json");
+  g.log_level = level;
+  g.log_format = format;
+  return vm;
+}
+
+int dispatch(std::vector<std::string> args) {
+  if (const char* env = std::getenv("DOCKSCALER_ADMIN"); env && *env) g.admin = env;
+  if (auto admin = take_admin(args)) g.admin = *admin;
+  std::size_t cmd_at = 0;
+  while (cmd_at < args.size() && !args[cmd_at].empty() && args[cmd_at][0] == '-') {
+    const std::string& a = args[cmd_at];
+    cmd_at += (a == "--log-level" || a == "--log-format") ? 2 : 1;
+  }
+  cmd_at = std::min(cmd_at, args.size());
+  const po::variables_map vm =
+      parse_globals({args.begin(), args.begin() + static_cast<std::ptrdiff_t>(cmd_at)});
+  if (vm.count("version")) {
+    std::printf("dockscaler %s\n", version_string);
+    return exit_ok;
+  }
+  if (cmd_at >= args.size()) {
+    print_usage(vm.count("help") ? std::cout : std::cerr);
+    return vm.count("help") ? exit_ok : exit_usage;
+  }
+  const std::string& name = args[cmd_at];
+  auto it = commands().find(name);
+  if (it == commands().end())
+    throw usage_error("unknown command '" + name + "' (see 'dockscaler --help')");
+  std::vector<std::string> sub(args.begin() + static_cast<std::ptrdiff_t>(cmd_at) + 1, args.end());
+  if (vm.count("help")) sub.push_back("--help");
+  return it->second.run(sub);
 }
 
 }  // namespace
 
 int run(int argc, char** argv) {
-  const po::options_description global = global_options();
-  // Global options stand before the command; everything after it is the
-  // command's, so a command's -c never gets read as a global option.
-  int cmd_at = 1;
-  while (cmd_at < argc && argv[cmd_at][0] == '-') {
-    const std::string a = argv[cmd_at];
-    const bool takes_value = (a == "--admin" || a == "--log-level" || a == "--log-format");
-    cmd_at += takes_value ? 2 : 1;
-  }
   try {
-    po::variables_map vm;
-    po::store(
-        po::command_line_parser(std::min(cmd_at, argc), argv)
-            .options(global)
-            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
-            .run(),
-        vm);
-    po::notify(vm);
-    if (cmd_at >= argc) {
-      print_usage(vm.count("help") ? std::cout : std::cerr, global);
-      return vm.count("help") ? exit_ok : exit_usage;
-    }
-    const std::string name = argv[cmd_at];
-    auto it = commands().find(name);
-    if (it == commands().end())
-      throw usage_error("unknown command '" + name + "' (see 'dockscaler --help')");
-    std::vector<std::string> sub(argv + cmd_at + 1, argv + argc);
-    if (vm.count("help")) sub.push_back("--help");
-    const std::string level = vm["log-level"].as<std::string>();
-    if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
-        level != "error")
-      throw usage_error("--log-level must be trace, debug, info, warn or error");
-    const std::string format = vm["log-format"].as<std::string>();
-    if (format != "text" && format != "json")
-      throw usage_error("--log-format must be text or json");
-    g.log_level = level;
-    g.log_format = format;
-    g.admin = vm["admin"].as<std::string>();
-    return it->second.run(sub);
+    return dispatch(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const usage_error& e) {
     std::fprintf(stderr, "dockscaler: %s\n", e.what());
     return exit_usage;

@@ -1,6 +1,6 @@
 // Shared pieces of the subcommands: option parsing with --help, the global
-// options, and the commands that talk to a running daemon (ops.cpp) or to
-// Docker directly (direct.cpp).
+// options, and the commands that talk to a running daemon (ops.cpp), through
+// its proxy (invoke.cpp) or to Docker directly (direct.cpp).
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "admin/client.hpp"
 
 namespace dockscaler::cli {
 
@@ -31,7 +33,7 @@ struct unreachable_error : std::runtime_error {
 unreachable_error docker_unreachable(const std::string& what, const std::string& where);
 
 struct globals {
-  std::string admin = "unix:///run/dockscaler/admin.sock";
+  std::string admin = "unix:///run/dockscaler/admin.sock";  // --admin, else $DOCKSCALER_ADMIN
   std::string log_level = "info", log_format = "text";
 };
 
@@ -46,6 +48,13 @@ int cmd_ps(const globals& g, const std::vector<std::string>& args);
 int cmd_scale(const globals& g, const std::vector<std::string>& args);
 int cmd_autoscale(const globals& g, const std::vector<std::string>& args);
 int cmd_logs(const globals& g, const std::vector<std::string>& args);
+int cmd_reload(const globals& g, const std::vector<std::string>& args);
+int cmd_invoke(const globals& g, const std::vector<std::string>& args);
+
+// One Admin API request, any status. Throws unreachable_error (exit 3) when
+// nothing answers, usage_error for an address that is not unix://.
+admin::reply admin_call(const std::string& address, const std::string& method,
+                        const std::string& target, const std::string& body = {});
 
 // `scale --direct`: on Docker alone, with the service's config from `config_path`.
 // Refused (exit 1) while a daemon answers on the file's admin.socket or `admin_flag`.
@@ -54,5 +63,9 @@ int scale_direct(const std::string& config_path, const std::string& service, uns
 
 // One line about the daemon for `version`, or why there is none.
 void print_daemon_version(const globals& g);
+// The daemon's versions as a JSON object member "daemon" of `version -o json`:
+// {"version":..,"api_version":..,"docker_api_version":..,"docker_host":..},
+// or null when it does not answer.
+std::string daemon_version_json(const globals& g);
 
 }  // namespace dockscaler::cli

@@ -67,17 +67,63 @@ class json_message_flag : public spdlog::custom_flag_formatter {
   }
 };
 
+// The level as --log-level spells it ("warn", where spdlog's own %l says
+// "warning"); it takes %l's place in both formats, padding included.
+class level_name_flag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view n = name(msg.level);
+    const std::string pad(padinfo_.width_ > n.size() ? padinfo_.width_ - n.size() : 0, ' ');
+    const bool pad_after = padinfo_.side_ == spdlog::details::padding_info::pad_side::right;
+    if (!pad_after) dest.append(std::string_view(pad));
+    dest.append(n);
+    if (pad_after) dest.append(std::string_view(pad));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<level_name_flag>();
+  }
+
+ private:
+  static std::string_view name(spdlog::level::level_enum l) {
+    switch (l) {
+      case spdlog::level::trace:
+        return "trace";
+      case spdlog::level::debug:
+        return "debug";
+      case spdlog::level::info:
+        return "info";
+      case spdlog::level::warn:
+        return "warn";
+      case spdlog::level::err:
+        return "error";
+      case spdlog::level::critical:
+        return "critical";
+      default:
+        return "off";
+    }
+  }
+};
+
+// A formatter for `pattern` whose %l is level_name_flag.
+std::unique_ptr<spdlog::pattern_formatter> level_named(const std::string& pattern) {
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<level_name_flag>('l').set_pattern(pattern);
+  return f;
+}
+
 }  // namespace
 
 void setup_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("dockscaler");
   if (format == "json") {
     auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<level_name_flag>('l');
     f->add_flag<json_message_flag>('*').set_pattern(
         R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l",%*})");
     logger->set_formatter(std::move(f));
   } else {
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+    logger->set_formatter(level_named("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v"));
   }
   scaler::set_structured_events(format == "json");
   logger->set_level(spdlog::level::from_str(level));

@@ -1,6 +1,7 @@
 // The subcommands that steer a running daemon through its Admin API (status,
-// ps, scale, autoscale) and `logs`, which reads Docker directly. Output is an
-// aligned table for people or the API's JSON with -o json.
+// ps, scale, autoscale, reload) and `logs`, which reads Docker directly.
+// Output is an aligned table for people (table.hpp; -q and --format for
+// scripts) or the API's JSON with -o json.
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "dockerapi/client.hpp"
 #include "json/parse.hpp"
 #include "scaler/runtime.hpp"
+#include "table.hpp"
 
 namespace po = boost::program_options;
 
@@ -40,19 +43,27 @@ std::string socket_hint(const std::string& admin) {
   return "is `dockscaler serve` running? (admin socket " + path + "; see --admin)";
 }
 
-// One Admin API call. Unreachable -> unreachable_error (exit 3); an error
-// status -> std::runtime_error with the daemon's message (exit 1).
-admin::reply call(const std::string& address, const std::string& method, const std::string& target,
-                  const std::string& body = {}) {
-  admin::reply r;
+}  // namespace
+
+admin::reply admin_call(const std::string& address, const std::string& method,
+                        const std::string& target, const std::string& body) {
   try {
-    r = admin::request(address, method, target, body);
+    return admin::request(address, method, target, body);
   } catch (const admin::unreachable& e) {
     throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() + "; " +
                             socket_hint(address));
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
+}
+
+namespace {
+
+// One Admin API call. Unreachable -> unreachable_error (exit 3); an error
+// status -> std::runtime_error with the daemon's message (exit 1).
+admin::reply call(const std::string& address, const std::string& method, const std::string& target,
+                  const std::string& body = {}) {
+  admin::reply r = admin_call(address, method, target, body);
   if (r.status != 200) throw std::runtime_error(admin::error_message(r));
   return r;
 }
@@ -77,46 +88,6 @@ std::string get_uint(const value& v, const char* key) {
   return std::to_string(static_cast<unsigned long long>(get_num(v, key)));
 }
 
-std::string seconds_text(double s) {
-  char buf[32];
-  if (s <= 0) return "0";
-  if (s < 1)
-    std::snprintf(buf, sizeof buf, "%.1fms", s * 1000);
-  else
-    std::snprintf(buf, sizeof buf, "%.2fs", s);
-  return buf;
-}
-
-std::string age_text(long long s) {
-  char buf[32];
-  if (s < 120)
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  else if (s < 7200)
-    std::snprintf(buf, sizeof buf, "%lldm", s / 60);
-  else if (s < 172800)
-    std::snprintf(buf, sizeof buf, "%lldh", s / 3600);
-  else
-    std::snprintf(buf, sizeof buf, "%lldd", s / 86400);
-  return buf;
-}
-
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line.append(width[i] - r[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 std::string output_format(const po::variables_map& vm) {
   std::string o = vm["output"].as<std::string>();
   if (o != "table" && o != "json") throw usage_error("-o must be table or json");
@@ -125,7 +96,33 @@ std::string output_format(const po::variables_map& vm) {
 
 void add_common(po::options_description& opts, const globals& g) {
   opts.add_options()("admin", po::value<std::string>()->default_value(g.admin),
-                     "the daemon's admin socket");
+                     "the daemon's admin socket (default: $DOCKSCALER_ADMIN, else "
+                     "unix:///run/dockscaler/admin.sock)");
+}
+
+// -o, -q and --format of the commands that print a table.
+void add_table_options(po::options_description& opts, const char* key) {
+  opts.add_options()("output,o", po::value<std::string>()->default_value("table"), "table|json")(
+      "quiet,q", (std::string("print only the ") + key + ", one per line").c_str())(
+      "format", po::value<std::string>(),
+      "print these fields of each row, tab-separated, no header: a comma-separated list of "
+      "column names, lower case, spaces as '-' (e.g. service,ready,wait-p95)");
+}
+
+// The table style the options ask for, checked against `header` before the daemon is asked.
+table_style style_of(const po::variables_map& vm, const std::vector<std::string>& header) {
+  table_style st;
+  st.quiet = vm.count("quiet") > 0;
+  if (vm.count("format")) st.format = vm["format"].as<std::string>();
+  if (st.quiet && !st.format.empty()) throw usage_error("-q and --format exclude each other");
+  if ((st.quiet || !st.format.empty()) && vm["output"].as<std::string>() == "json")
+    throw usage_error("-q and --format print text; they exclude -o json");
+  try {
+    if (!st.format.empty()) format_columns(header, st.format);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
+  }
+  return st;
 }
 
 std::string admin_of(const po::variables_map& vm) { return vm["admin"].as<std::string>(); }
@@ -166,49 +163,121 @@ void check_service_name(const std::string& s) {
 
 }  // namespace
 
-int cmd_status(const globals& g, const std::vector<std::string>& args) {
-  po::options_description opts("status options");
-  opts.add_options()("output,o", po::value<std::string>()->default_value("table"), "table|json")(
-      "service", po::value<std::string>(), "only this service");
+namespace {
+
+const std::vector<std::string> status_header = {
+    "SERVICE",   "READY", "STARTING", "DRAINING", "DESIRED",   "MIN",          "MAX",
+    "IN-FLIGHT", "QUEUE", "WAIT-P50", "WAIT-P95", "AUTOSCALE", "LAST DECISION"};
+// NODE (a Swarm replica's node) shows in the table only when one has a node.
+const std::vector<std::string> ps_header = {"SERVICE", "CONTAINER", "NAME", "STATE",
+                                            "ADDRESS", "NODE",      "AGE",  "IN-FLIGHT"};
+constexpr std::size_t ps_node_column = 5;
+
+// The services of a /v1/status answer, or the one of /v1/services/NAME.
+std::vector<value*> services_of(json& d, bool one) {
+  std::vector<value*> services;
+  if (one) {
+    services.push_back(&d);
+  } else if (auto s = d.FindMember("services"); s != d.MemberEnd() && s->value.IsArray()) {
+    for (auto& v : s->value.GetArray()) services.push_back(&v);
+  }
+  return services;
+}
+
+std::vector<std::string> status_row(const value& s) {
+  double p50 = 0, p95 = 0;
+  if (auto w = s.FindMember("wait_time"); w != s.MemberEnd() && w->value.IsObject()) {
+    p50 = get_num(w->value, "p50");
+    p95 = get_num(w->value, "p95");
+  }
+  return {get_str(s, "name"),      get_uint(s, "ready"),     get_uint(s, "starting"),
+          get_uint(s, "draining"), get_uint(s, "desired"),   get_uint(s, "min"),
+          get_uint(s, "max"),      get_uint(s, "in_flight"), get_uint(s, "queue_length"),
+          seconds_text(p50),       seconds_text(p95),        autoscale_text(s),
+          decision_text(s)};
+}
+
+std::vector<std::string> ps_row(const std::string& service, const value& c) {
+  std::string state = get_str(c, "state");
+  if (auto o = c.FindMember("outdated");
+      o != c.MemberEnd() && o->value.IsBool() && o->value.GetBool())
+    state += " (outdated)";
+  auto or_dash = [](const std::string& v) { return v.empty() ? std::string("-") : v; };
+  return {service,
+          get_str(c, "id").substr(0, 12),
+          get_str(c, "name"),
+          state,
+          or_dash(get_str(c, "address")),
+          or_dash(get_str(c, "node")),
+          age_text(static_cast<long long>(get_num(c, "age_seconds"))),
+          get_uint(c, "in_flight")};
+}
+
+// ps -o json: a flat list of containers, each with its service's name.
+void print_containers_json(const std::vector<value*>& services) {
+  rapidjson::Document out(rapidjson::kArrayType);
+  auto& alloc = out.GetAllocator();
+  for (value* s : services) {
+    const std::string name = get_str(*s, "name");
+    auto cs = s->FindMember("containers");
+    if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
+    for (const auto& c : cs->value.GetArray()) {
+      value copy(c, alloc);
+      copy.AddMember("service", value(name.c_str(), alloc), alloc);
+      out.PushBack(copy, alloc);
+    }
+  }
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  out.Accept(w);
+  std::printf("%s\n", b.GetString());
+}
+
+// What status and ps share: their options, the one service or all, the call.
+struct listing {
+  po::variables_map vm;
+  std::string format;
+  table_style style;
+  bool one = false;
+  admin::reply reply;
+};
+
+std::optional<listing> list(const char* name, const globals& g,
+                            const std::vector<std::string>& args, const char* key,
+                            const std::vector<std::string>& header) {
+  po::options_description opts(std::string(name) + " options");
+  opts.add_options()("service", po::value<std::string>(), "only this service");
+  add_table_options(opts, key);
   add_common(opts, g);
   po::positional_options_description pos;
   pos.add("service", 1);
-  po::variables_map vm;
-  if (!parse_sub("status", "status [SERVICE] [-o table|json]", opts, args, vm, &pos))
+  listing l;
+  const std::string usage = std::string(name) + " [SERVICE] [-o table|json | -q | --format FIELDS]";
+  if (!parse_sub(name, usage.c_str(), opts, args, l.vm, &pos)) return std::nullopt;
+  l.format = output_format(l.vm);
+  l.style = style_of(l.vm, header);
+  l.one = l.vm.count("service") > 0;
+  if (l.one) check_service_name(l.vm["service"].as<std::string>());
+  l.reply = call(admin_of(l.vm), "GET",
+                 l.one ? target_of(l.vm["service"].as<std::string>()) : "/v1/status");
+  return l;
+}
+
+}  // namespace
+
+int cmd_status(const globals& g, const std::vector<std::string>& args) {
+  auto l = list("status", g, args, "service names", status_header);
+  if (!l) return exit_ok;
+  if (l->format == "json") {
+    std::printf("%s\n", l->reply.body.c_str());
     return exit_ok;
-  const std::string format = output_format(vm);
-  const bool one = vm.count("service") > 0;
-  if (one) check_service_name(vm["service"].as<std::string>());
-  const auto r =
-      call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
-  if (format == "json") {
-    std::printf("%s\n", r.body.c_str());
-    return exit_ok;
   }
-  const json d = parse(r.body);
-  std::vector<const value*> services;
-  if (one) {
-    services.push_back(&d);
-  } else {
-    auto s = d.FindMember("services");
-    if (s != d.MemberEnd() && s->value.IsArray())
-      for (const auto& v : s->value.GetArray()) services.push_back(&v);
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"SERVICE", "READY", "STARTING", "DRAINING", "DESIRED", "MIN", "MAX", "IN-FLIGHT", "QUEUE",
-       "WAIT-P50", "WAIT-P95", "AUTOSCALE", "LAST DECISION"}};
-  for (const value* s : services) {
-    double p50 = 0, p95 = 0;
-    if (auto w = s->FindMember("wait_time"); w != s->MemberEnd() && w->value.IsObject()) {
-      p50 = get_num(w->value, "p50");
-      p95 = get_num(w->value, "p95");
-    }
-    rows.push_back({get_str(*s, "name"), get_uint(*s, "ready"), get_uint(*s, "starting"),
-                    get_uint(*s, "draining"), get_uint(*s, "desired"), get_uint(*s, "min"),
-                    get_uint(*s, "max"), get_uint(*s, "in_flight"), get_uint(*s, "queue_length"),
-                    seconds_text(p50), seconds_text(p95), autoscale_text(*s), decision_text(*s)});
-  }
-  print_table(rows);
+  json d = parse(l->reply.body);
+  const auto services = services_of(d, l->one);
+  table t{status_header, {}, 0};
+  for (const value* s : services) t.rows.push_back(status_row(*s));
+  print(t, l->style);
+  if (l->style.quiet || !l->style.format.empty()) return exit_ok;
   for (const value* s : services) {
     const std::string err = get_str(*s, "last_error");
     if (!err.empty())
@@ -219,68 +288,28 @@ int cmd_status(const globals& g, const std::vector<std::string>& args) {
 }
 
 int cmd_ps(const globals& g, const std::vector<std::string>& args) {
-  po::options_description opts("ps options");
-  opts.add_options()("output,o", po::value<std::string>()->default_value("table"), "table|json")(
-      "service", po::value<std::string>(), "only this service");
-  add_common(opts, g);
-  po::positional_options_description pos;
-  pos.add("service", 1);
-  po::variables_map vm;
-  if (!parse_sub("ps", "ps [SERVICE] [-o table|json]", opts, args, vm, &pos)) return exit_ok;
-  const std::string format = output_format(vm);
-  const bool one = vm.count("service") > 0;
-  if (one) check_service_name(vm["service"].as<std::string>());
-  const auto r =
-      call(admin_of(vm), "GET", one ? target_of(vm["service"].as<std::string>()) : "/v1/status");
-  json d = parse(r.body);
-  std::vector<value*> services;
-  if (one) {
-    services.push_back(&d);
-  } else if (auto s = d.FindMember("services"); s != d.MemberEnd() && s->value.IsArray()) {
-    for (auto& v : s->value.GetArray()) services.push_back(&v);
-  }
-  if (format == "json") {
-    // A flat list of containers, each with its service's name.
-    rapidjson::Document out(rapidjson::kArrayType);
-    auto& alloc = out.GetAllocator();
-    for (value* s : services) {
-      const std::string name = get_str(*s, "name");
-      auto cs = s->FindMember("containers");
-      if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
-      for (const auto& c : cs->value.GetArray()) {
-        value copy(c, alloc);
-        copy.AddMember("service", value(name.c_str(), alloc), alloc);
-        out.PushBack(copy, alloc);
-      }
-    }
-    rapidjson::StringBuffer b;
-    rapidjson::Writer<rapidjson::StringBuffer> w(b);
-    out.Accept(w);
-    std::printf("%s\n", b.GetString());
+  auto l = list("ps", g, args, "container ids", ps_header);
+  if (!l) return exit_ok;
+  json d = parse(l->reply.body);
+  const auto services = services_of(d, l->one);
+  if (l->format == "json") {
+    print_containers_json(services);
     return exit_ok;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"SERVICE", "CONTAINER", "NAME", "STATE", "ADDRESS", "AGE", "IN-FLIGHT"}};
-  std::vector<std::string> nodes = {"NODE"};  // Swarm: a column after ADDRESS
+  table t{ps_header, {}, 1};
   for (value* s : services) {
     const std::string name = get_str(*s, "name");
     auto cs = s->FindMember("containers");
     if (cs == s->MemberEnd() || !cs->value.IsArray()) continue;
-    for (const auto& c : cs->value.GetArray()) {
-      std::string state = get_str(c, "state");
-      if (auto o = c.FindMember("outdated");
-          o != c.MemberEnd() && o->value.IsBool() && o->value.GetBool())
-        state += " (outdated)";
-      rows.push_back({name, get_str(c, "id").substr(0, 12), get_str(c, "name"), state,
-                      get_str(c, "address").empty() ? "-" : get_str(c, "address"),
-                      age_text(static_cast<long long>(get_num(c, "age_seconds"))),
-                      get_uint(c, "in_flight")});
-      nodes.push_back(get_str(c, "node").empty() ? "-" : get_str(c, "node"));
-    }
+    for (const auto& c : cs->value.GetArray()) t.rows.push_back(ps_row(name, c));
   }
-  if (std::any_of(nodes.begin() + 1, nodes.end(), [](const std::string& n) { return n != "-"; }))
-    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].insert(rows[i].begin() + 5, nodes[i]);
-  print_table(rows);
+  const bool any_node = std::any_of(t.rows.begin(), t.rows.end(),
+                                    [](const auto& r) { return r[ps_node_column] != "-"; });
+  if (!any_node && l->style.format.empty()) {
+    t.header.erase(t.header.begin() + ps_node_column);
+    for (auto& r : t.rows) r.erase(r.begin() + ps_node_column);
+  }
+  print(t, l->style);
   return exit_ok;
 }
 
@@ -361,6 +390,34 @@ int cmd_autoscale(const globals& g, const std::vector<std::string>& args) {
   return exit_ok;
 }
 
+int cmd_reload(const globals& g, const std::vector<std::string>& args) {
+  po::options_description opts("reload options");
+  add_common(opts, g);
+  po::variables_map vm;
+  if (!parse_sub("reload", "reload", opts, args, vm)) return exit_ok;
+  const auto r = admin_call(admin_of(vm), "POST", "/v1/reload");
+  const std::string message = admin::error_message(r);
+  if (r.status == 200) {
+    std::printf("%s\n", message.c_str());
+    return exit_ok;
+  }
+  // A refused file: the first line says so, each further line is one
+  // problem (FILE:LINE:COL: ...), printed as `validate` prints them.
+  const auto nl = message.find('\n');
+  std::size_t problems = 0;
+  for (std::size_t at = nl; at != std::string::npos; ++problems) {
+    const auto next = message.find('\n', at + 1);
+    std::fprintf(stderr, "error: %s\n", message.substr(at + 1, next - at - 1).c_str());
+    at = next;
+  }
+  std::string head = message.substr(0, nl);
+  if (problems > 0 && !head.empty() && head.back() == ':') head.pop_back();
+  std::fprintf(stderr, "dockscaler: %s", head.c_str());
+  if (problems > 0) std::fprintf(stderr, " (%zu problem%s)", problems, problems == 1 ? "" : "s");
+  std::fprintf(stderr, "\n");
+  return exit_user_error;
+}
+
 void print_daemon_version(const globals& g) {
   try {
     const auto r = admin::request(g.admin, "GET", "/v1/status", {}, std::chrono::seconds(5));
@@ -371,6 +428,26 @@ void print_daemon_version(const globals& g) {
                 get_str(d, "docker_api_version").c_str(), get_str(d, "docker_host").c_str());
   } catch (const std::exception& e) {
     std::printf("daemon: not answering (%s)\n", e.what());
+  }
+}
+
+std::string daemon_version_json(const globals& g) {
+  try {
+    const auto r = admin::request(g.admin, "GET", "/v1/status", {}, std::chrono::seconds(5));
+    if (r.status != 200) return "null";
+    const json d = parse(r.body);
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    w.StartObject();
+    for (const char* key : {"version", "api_version", "docker_api_version", "docker_host"}) {
+      w.Key(key);
+      const std::string v = get_str(d, key);
+      w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    w.EndObject();
+    return b.GetString();
+  } catch (const std::exception&) {
+    return "null";
   }
 }
 
@@ -486,11 +563,11 @@ int cmd_logs(const globals& g, const std::vector<std::string>& args) {
       "follow,f", "keep streaming new output until interrupted")(
       "tail", po::value<std::string>()->default_value("all"),
       "lines from the end of each container's log")("timestamps,t", "show Docker's timestamps");
+  add_common(opts, g);  // accepted like everywhere; logs reads Docker, not the daemon
   po::positional_options_description pos;
   pos.add("service", 1);
   po::variables_map vm;
   if (!parse_sub("logs", "logs SERVICE [-f] [--tail N]", opts, args, vm, &pos)) return exit_ok;
-  (void)g;
   if (!vm.count("service")) throw usage_error("logs: SERVICE is required");
   const std::string service = vm["service"].as<std::string>();
   const std::string tail = vm["tail"].as<std::string>();

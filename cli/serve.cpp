@@ -97,14 +97,38 @@ void log_problems(const config::config_error& e) {
   for (const auto& p : e.problems()) spdlog::error("config: {}", p.to_string());
 }
 
+// `info` with where the proxy listens and routes, read from the proxy itself:
+// its bound addresses (in the order of proxy.listen, which says each one's
+// scheme; it is fixed until a restart) and the routes of the last reload.
+admin::daemon_info with_proxy(admin::daemon_info info, const lb::proxy& proxy,
+                              const std::vector<std::string>& listen) {
+  const auto bound = proxy.endpoints();
+  for (std::size_t i = 0; i < bound.size() && i < listen.size(); ++i) {
+    const std::string& l = listen[i];
+    const char* scheme = l.rfind("https://", 0) == 0      ? "https"
+                         : l.rfind("redirect://", 0) == 0 ? "redirect"
+                                                          : "http";
+    info.proxy_listeners.push_back({scheme, bound[i]});
+  }
+  for (const auto& [name, r] : proxy.routes())
+    info.routes[name] = {r.host, r.path_prefix, r.strip_prefix};
+  return info;
+}
+
 // What the Admin API drives.
 class daemon_control : public admin::control {
  public:
   daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, admin::daemon_info info,
-                 std::function<std::string()> reload)
-      : scaler_(scaler), metrics_(metrics), info_(std::move(info)), reload_(std::move(reload)) {}
+                 std::function<std::string()> reload, const lb::proxy& proxy,
+                 std::vector<std::string> listen)
+      : scaler_(scaler),
+        metrics_(metrics),
+        info_(std::move(info)),
+        reload_(std::move(reload)),
+        proxy_(proxy),
+        listen_(std::move(listen)) {}
 
-  admin::daemon_info info() override { return info_; }
+  admin::daemon_info info() override { return with_proxy(info_, proxy_, listen_); }
   std::vector<scaler::service_status> status() override { return scaler_.status(); }
   void set_replicas(const std::string& service, unsigned n,
                     std::chrono::milliseconds hold) override {
@@ -130,6 +154,8 @@ class daemon_control : public admin::control {
   admin::metrics& metrics_;
   admin::daemon_info info_;
   std::function<std::string()> reload_;
+  const lb::proxy& proxy_;
+  const std::vector<std::string> listen_;  // proxy.listen at start, in the order bound
 };
 
 // What a reload cannot change: a new instance is refused (the lock and the
@@ -474,7 +500,8 @@ int serve(const serve_options& opts) {
     return reload_config(opts.config_path, cfg, d, reload_mu);
   };
   daemon_control control(d.scaler, d.metrics,
-                         {version_string, docker->api_version(), cfg.docker.host}, reload);
+                         {version_string, docker->api_version(), cfg.docker.host, {}, {}}, reload,
+                         d.proxy, cfg.proxy.listen);
   admin_servers servers(cfg, control);
   if (const auto code = start_serving(cfg, d, servers)) return *code;
   d.sampler.start();

@@ -23,7 +23,7 @@ using namespace dockscaler;
 // refuses every other call, so both outcomes are reached.
 class fake_daemon final : public admin::control {
  public:
-  admin::daemon_info info() override { return {"0.0.0-fuzz", "1.43", "unix:///fuzz.sock"}; }
+  admin::daemon_info info() override { return {"0.0.0-fuzz", "1.43", "unix:///fuzz.sock", {}, {}}; }
   std::vector<scaler::service_status> status() override {
     scaler::service_status s;
     s.name = "hello";

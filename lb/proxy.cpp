@@ -338,6 +338,13 @@ std::vector<std::string> proxy::services() const {
   return out;
 }
 
+std::map<std::string, route_rule> proxy::routes() const {
+  std::lock_guard lock(impl_->mu);
+  std::map<std::string, route_rule> out;
+  for (const auto& [name, so] : impl_->service_opts) out.emplace(name, so.route);
+  return out;
+}
+
 backend_id proxy::add_backend(std::string_view service, const std::string& host, std::uint16_t port,
                               std::string_view label) {
   auto svc = impl_->find_service(service);

@@ -1,5 +1,6 @@
-dockscaler_add_test(NAME test_cli SOURCES test_cli.cpp LIBS)
-target_compile_definitions(test_cli PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>")
+dockscaler_add_test(NAME test_cli SOURCES test_cli.cpp ${PROJECT_SOURCE_DIR}/cli/table.cpp LIBS)
+target_compile_definitions(test_cli PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_BUILD_DIR="${PROJECT_BINARY_DIR}")
 add_dependencies(test_cli dockscaler)
 # The operator's surface without Docker: --help, usage errors, no daemon,
 # the systemd unit, cmake --install.

@@ -60,7 +60,9 @@ class fake_control : public admin::control {
     s.replicas = {r};
     services["hello"] = s;
   }
-  admin::daemon_info info() override { return {"0.1.0", "1.41", "unix:///var/run/docker.sock"}; }
+  admin::daemon_info info() override {
+    return {"0.1.0", "1.41", "unix:///var/run/docker.sock", {}, {}};
+  }
   std::vector<scaler::service_status> status() override {
     std::vector<scaler::service_status> out;
     for (auto& [n, s] : services) out.push_back(s);
@@ -210,6 +212,27 @@ TEST_CASE("routing: status, one service, its containers", "[admin]") {
   r = call(c, "GET", "/metrics");
   CHECK(r.status == 200);
   CHECK(r.content_type.rfind("text/plain; version=0.0.4", 0) == 0);
+}
+
+// `dockscaler invoke` finds the proxy and the service's route here.
+TEST_CASE("routing: status names the proxy's listeners and each service's route", "[admin]") {
+  struct routed_control : fake_control {
+    admin::daemon_info info() override {
+      auto i = fake_control::info();
+      i.proxy_listeners = {{"https", "0.0.0.0:8443"}, {"http", "127.0.0.1:8080"}};
+      i.routes["hello"] = {"hello.example", "/hi", true};
+      return i;
+    }
+  } c;
+  auto r = call(c, "GET", "/v1/status");
+  CHECK(r.body.find("\"proxy\":{\"listeners\":[{\"scheme\":\"https\",\"address\":\"0.0.0.0:"
+                    "8443\"},{\"scheme\":\"http\",\"address\":\"127.0.0.1:8080\"}]}") !=
+        std::string::npos);
+  const std::string route =
+      "\"route\":{\"host\":\"hello.example\",\"path_prefix\":\"/hi\",\"strip_prefix\":true}";
+  CHECK(r.body.find(route) != std::string::npos);
+  r = call(c, "GET", "/v1/services/hello");
+  CHECK(r.body.find(route) != std::string::npos);
 }
 
 TEST_CASE("routing: scale and autoscale reach the control with their arguments", "[admin]") {

@@ -9,10 +9,13 @@
 #include <sys/un.h>
 
 #include <filesystem>
+#include <regex>
 #include <set>
+#include <sstream>
 
 #include "admin/client.hpp"
 #include "test_daemon_support.hpp"
+#include "test_tls_support.hpp"
 
 namespace {
 
@@ -24,13 +27,15 @@ struct cli_result {
   std::string out, err;
 };
 
-// Runs the CLI with `--admin unix://<socket>` before `args`; stdout and
-// stderr apart. `prefix` wraps the command (e.g. "timeout 3").
+// Runs the CLI with `--admin unix://<socket>` before `args` (none for an
+// empty `socket`); stdout and stderr apart. `prefix` wraps the command (e.g.
+// "timeout 3").
 cli_result cli(const std::string& socket, const std::string& args, const std::string& prefix = {}) {
   static int n = 0;
   const std::string base = "/tmp/dockscaler-cli-" + run_id() + "-" + std::to_string(++n);
-  const std::string cmd = prefix + " " + DOCKSCALER_BIN + " --admin unix://" + socket + " " + args +
-                          " >" + base + ".out 2>" + base + ".err";
+  const std::string admin = socket.empty() ? std::string() : " --admin unix://" + socket;
+  const std::string cmd =
+      prefix + " " + DOCKSCALER_BIN + admin + " " + args + " >" + base + ".out 2>" + base + ".err";
   const int status = std::system(cmd.c_str());
   cli_result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -490,4 +495,167 @@ TEST_CASE("sd_notify: READY=1 once the admin socket answers; RELOADING, WATCHDOG
   CHECK(d.wait() == 0);
   ::close(fd);
   ::unlink(notify_path.c_str());
+}
+
+namespace {
+
+// The lines of `text` that start with `prefix`.
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) out.push_back(line);
+  return out;
+}
+
+// "a\tb\n" -> {"a", "b"}
+std::vector<std::string> fields(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line.substr(0, line.find('\n')));
+  for (std::string f; std::getline(in, f, '\t');) out.push_back(f);
+  return out;
+}
+
+// invoke: through the proxy, by the service's route (Host invoke.example,
+// prefix /fn, a token, at most 64 body bytes); the body on stdout, the exit
+// code from the status.
+void check_invoke(const service_fixture& f, const std::string& token, const std::string& dir) {
+  const std::string port = std::to_string(f.port);
+  auto r = cli(f.admin_socket, "invoke " + f.name);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("dockscaler: invoke: " + f.name + " answered 401") != std::string::npos);
+  r = cli(f.admin_socket, "invoke " + f.name + " " + token + " -v");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("hello from ", 0) == 0);
+  CHECK(r.err.find("> GET http://invoke.example:" + port + "/fn\n") != std::string::npos);
+  CHECK(std::regex_search(r.err, std::regex(R"(< HTTP/1.1 200 OK \([0-9.]+(µs|ms|s)\))")));
+  r = cli(f.admin_socket,
+          "invoke " + f.name + " " + token + " -d small -i --path '/x?delay=1' -X PUT");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(r.out.find("\r\n\r\nhello from ") != std::string::npos);
+  const std::string big = dir + "/newcomer.body";
+  std::ofstream(big) << std::string(100, 'x');
+  r = cli(f.admin_socket, "invoke " + f.name + " " + token + " -d @" + big);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("answered 413") != std::string::npos);
+  r = cli(f.admin_socket, "invoke nope-" + run_id());
+  CHECK(r.code == 1);
+  CHECK(r.err == "dockscaler: no such service: nope-" + run_id() + "\n");
+}
+
+// reload: a broken file is refused with the problems as validate prints
+// them; a good one is applied (a key that waits for a restart is a warn).
+void check_reload(daemon_process& d, const service_fixture& f) {
+  const std::string port = std::to_string(f.port);
+  const std::string good = read_file(d.config_path());
+  d.write_config(good + "    colour: blue\n");
+  auto r = cli(f.admin_socket, "reload");
+  CHECK(r.code == 1);
+  const auto problems = lines_starting(r.err, "error: ");
+  CHECK(problems.size() == 1);
+  CHECK(problems == lines_starting(cli("", "validate -c " + d.config_path()).err, "error: "));
+  CHECK(r.err.find(d.config_path() + ":") != std::string::npos);
+  CHECK(r.err.find("dockscaler: reload refused, still running the previous config (1 problem)\n") !=
+        std::string::npos);
+  const std::string listen = "proxy: { listen: 127.0.0.1:" + port + " }";
+  std::string changed = good;
+  REQUIRE(changed.find(listen) != std::string::npos);
+  changed.replace(changed.find(listen), listen.size(),
+                  "proxy: { listen: 127.0.0.1:" + port + ", threads: 3 }");
+  d.write_config(changed);
+  r = cli(f.admin_socket, "reload");
+  CHECK(r.code == 0);
+  CHECK(r.out == "reloaded " + d.config_path() + ": 1 service(s)\n");
+  CHECK(d.log().find(" warn  proxy.listen and proxy.threads take effect at the next start") !=
+        std::string::npos);
+  CHECK(d.log().find(" warning ") == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("the CLI a newcomer reaches for: invoke, reload, DOCKSCALER_ADMIN, -q, --format, units",
+          "[e2e][docker][cli]") {
+  service_fixture f("newcomer");
+  const std::string dir = "/tmp/dockscaler-e2e-" + run_id();
+  ::mkdir(dir.c_str(), 0755);
+  const std::string tokens = dir + "/newcomer.tokens";
+  std::ofstream(tokens) << "s3cret\n";
+  // Routed by Host (invoke must send it), behind a token, with a small body limit.
+  std::string yaml = f.config(
+      "    replicas: { min: 1, max: 2, initial: 1 }\n    max_body_bytes: 64\n"
+      "    auth: { bearer_tokens_file: " +
+      tokens + " }\n");
+  const std::string route = "route: { path_prefix: /fn, strip_prefix: true }";
+  REQUIRE(yaml.find(route) != std::string::npos);
+  yaml.replace(yaml.find(route), route.size(),
+               "route: { host: invoke.example, path_prefix: /fn, strip_prefix: true }");
+  daemon_process d("newcomer", yaml);
+  d.start();
+  REQUIRE(f.proxy_up());
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+  const std::string token = "-H 'Authorization: Bearer s3cret'";
+  check_invoke(f, token, dir);
+
+  // DOCKSCALER_ADMIN instead of --admin; --admin after the command, on logs too.
+  auto r = cli("", "status -q", "env DOCKSCALER_ADMIN=unix://" + f.admin_socket);
+  CHECK(r.code == 0);
+  CHECK(r.out == f.name + "\n");
+  r = cli("", "logs " + f.name + " --admin unix://" + f.admin_socket);
+  CHECK(r.code == 0);
+  CHECK(r.out.find(" | hello-http: hello from ") != std::string::npos);
+
+  // -q: ids only; --format: the named fields, tab-separated; units on every duration.
+  r = cli(f.admin_socket, "ps -q");
+  const auto ids = f.containers();
+  REQUIRE(ids.size() == 1);
+  CHECK(r.out == ids[0].substr(0, 12) + "\n");
+  r = cli(f.admin_socket, "status " + f.name + " --format service,ready,wait-p50,wait-p95");
+  CHECK(r.code == 0);
+  const auto got = fields(r.out);
+  REQUIRE(got.size() == 4);
+  CHECK(got[0] == f.name);
+  CHECK(got[1] == "1");
+  const std::regex duration(R"(0s|[0-9]+µs|[0-9]+\.[0-9]ms|[0-9]+\.[0-9]s)");
+  CHECK(std::regex_match(got[2], duration));
+  CHECK(std::regex_match(got[3], duration));
+  r = cli(f.admin_socket, "ps " + f.name + " --format state,age");
+  CHECK(std::regex_match(r.out, std::regex("ready\t([0-9]+s|[0-9]+m[0-9]+s)\n")));
+
+  check_reload(d, f);
+  CHECK(cli(f.admin_socket, "invoke " + f.name + " " + token).code == 0);
+
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
+}
+
+TEST_CASE("invoke on an https:// listener only: the certificate is checked unless -k",
+          "[e2e][docker][cli][tls]") {
+  service_fixture f("invoke-tls");
+  tlstest::test_ca ca;  // not trusted by the system: verification must fail
+  const auto leaf = ca.issue("site", "tls.example", "DNS:tls.example");
+  std::string yaml = f.config("    replicas: { min: 1, max: 1, initial: 1 }\n");
+  const std::string plain = "proxy: { listen: 127.0.0.1:" + std::to_string(f.port) + " }";
+  REQUIRE(yaml.find(plain) != std::string::npos);
+  yaml.replace(yaml.find(plain), plain.size(),
+               "proxy: { listen: \"https://127.0.0.1:" + std::to_string(f.port) +
+                   "\", tls: { cert: " + leaf.cert + ", key: " + leaf.key + " } }");
+  const std::string route = "route: { path_prefix: /fn, strip_prefix: true }";
+  yaml.replace(yaml.find(route), route.size(),
+               "route: { host: tls.example, path_prefix: /fn, strip_prefix: true }");
+  daemon_process d("invoke-tls", yaml);
+  d.start();
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+  auto r = cli(f.admin_socket, "invoke " + f.name + " -v");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("> GET https://tls.example:" + std::to_string(f.port) + "/fn\n") !=
+        std::string::npos);
+  CHECK(r.err.find("(-k skips the check)") != std::string::npos);
+  r = cli(f.admin_socket, "invoke " + f.name + " -k");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("hello from ", 0) == 0);
+  d.kill(SIGTERM);
+  CHECK(d.wait() == 0);
 }

@@ -302,8 +302,8 @@ struct log_entry {
 // whole numbers or flags.
 std::vector<log_entry> json_log(const std::string& text) {
   static const std::regex time_format(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d)");
-  static const std::set<std::string> levels = {"trace",   "debug", "info",
-                                               "warning", "error", "critical"};
+  static const std::set<std::string> levels = {"trace", "debug", "info",
+                                               "warn",  "error", "critical"};
   std::vector<log_entry> out;
   for (const auto& line : lines_of(text)) {
     INFO(line);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,10 +37,24 @@ struct reload_busy : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Where the proxy takes requests, so a client (`dockscaler invoke`) can send
+// one: a bound listener, and a service's route.
+struct proxy_listener {
+  std::string scheme;   // "http", "https", or "redirect" (plain HTTP answering 308 to https)
+  std::string address;  // bound "HOST:PORT" ("0.0.0.0:8080", "[::1]:8443")
+};
+struct service_route {
+  std::string host;  // empty: any Host
+  std::string path_prefix;
+  bool strip_prefix = false;
+};
+
 struct daemon_info {
   std::string version;             // dockscaler's
   std::string docker_api_version;  // the API version the daemon speaks with Docker
   std::string docker_host;
+  std::vector<proxy_listener> proxy_listeners;
+  std::map<std::string, service_route> routes;  // by service name
 };
 
 // What the API drives. The daemon implements it over the autoscaler (cli/serve.cpp).
@@ -65,7 +80,8 @@ class control {
 http_response handle(const http_request& req, control& c, bool metrics_only = false);
 
 // JSON of one service / of the whole daemon, as the API returns them.
-std::string service_json(const scaler::service_status& s);
+// `route`: the service's, when the proxy has one for it.
+std::string service_json(const scaler::service_status& s, const service_route* route = nullptr);
 std::string status_json(const daemon_info& info, const std::vector<scaler::service_status>& all);
 
 }  // namespace dockscaler::admin

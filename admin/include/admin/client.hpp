@@ -1,10 +1,13 @@
 // A small client for the Admin API, used by the CLI and the tests: one
 // HTTP/1.1 request per connection over the admin Unix socket, by libcurl.
+// Also one request to the proxy over TCP, for `dockscaler invoke`.
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace dockscaler::admin {
 
@@ -29,6 +32,31 @@ std::string socket_path_of(const std::string& address);
 reply request(const std::string& address, const std::string& method, const std::string& target,
               const std::string& body = {},
               std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// One request to the proxy over TCP (http:// or https://).
+struct http_call {
+  std::string url;  // "http://127.0.0.1:8080/hello/x"
+  std::string
+      connect_to;  // empty, or "HOST:PORT:ADDR:PORT": URL's HOST:PORT is reached at ADDR:PORT
+  std::string method = "GET";
+  std::vector<std::string> headers;  // "Name: value"
+  std::optional<std::string> body;
+  bool verify_tls = true;  // https: check the certificate and its name
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+};
+
+struct http_answer {
+  unsigned status = 0;
+  std::string head;  // status line and header fields, as received (CRLF endings)
+  std::string body;
+  std::chrono::microseconds took{};  // from the start of the connect to the last byte
+};
+
+// Sends `c` and reads the whole answer. Throws unreachable when nothing
+// answers (refused, reset, timed out), std::runtime_error for a TLS peer that
+// fails verification or a reply that is not HTTP, std::invalid_argument for a
+// bad URL.
+http_answer send(const http_call& c);
 
 // The "message" of a {"message": "..."} error body; the body itself otherwise.
 std::string error_message(const reply& r);

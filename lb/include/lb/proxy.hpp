@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -275,6 +276,8 @@ class proxy {
   void update_service(service_options options);
   void remove_service(std::string_view name);
   std::vector<std::string> services() const;
+  // Each service's route, by name: where a client (`dockscaler invoke`) sends its requests.
+  std::map<std::string, route_rule> routes() const;
 
   // Backends. add resolves host (numeric addresses never block) and joins the
   // rotation at once; queued requests are dispatched to it immediately.
