@@ -100,9 +100,13 @@ void log_problems(const config::config_error& e) {
 // What the Admin API drives.
 class daemon_control : public admin::control {
  public:
-  daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, admin::daemon_info info,
-                 std::function<std::string()> reload)
-      : scaler_(scaler), metrics_(metrics), info_(std::move(info)), reload_(std::move(reload)) {}
+  daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, const admin::history& history,
+                 admin::daemon_info info, std::function<std::string()> reload)
+      : scaler_(scaler),
+        metrics_(metrics),
+        history_(history),
+        info_(std::move(info)),
+        reload_(std::move(reload)) {}
 
   admin::daemon_info info() override { return info_; }
   std::vector<scaler::service_status> status() override { return scaler_.status(); }
@@ -118,10 +122,12 @@ class daemon_control : public admin::control {
   }
   std::string reload() override { return reload_(); }
   std::string metrics_text() override { return metrics_.render(scaler_.status()); }
+  const admin::history& scale_history() override { return history_; }
 
  private:
   scaler::autoscaler& scaler_;
   admin::metrics& metrics_;
+  const admin::history& history_;
   admin::daemon_info info_;
   std::function<std::string()> reload_;
 };
@@ -467,7 +473,7 @@ int serve(const serve_options& opts) {
   const std::function<std::string()> reload = [&] {
     return reload_config(opts.config_path, cfg, d, reload_mu);
   };
-  daemon_control control(d.scaler, d.metrics,
+  daemon_control control(d.scaler, d.metrics, d.history,
                          {version_string, docker->api_version(), cfg.docker.host}, reload);
   admin_servers servers(cfg, control);
   if (const auto code = start_serving(cfg, d, servers)) return *code;
