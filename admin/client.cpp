@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 
 #include "json/parse.hpp"
@@ -136,11 +137,13 @@ std::string error_message(const reply& r) {
 namespace {
 
 // Splits a 200 reply into lines for stream_lines; keeps any other reply whole.
+// What `on_line` throws is kept for the caller: it must not unwind through libcurl.
 struct line_sink {
   CURL* h;
   const std::function<void(std::string_view)>& on_line;
   std::string& body;
   std::string partial;
+  std::exception_ptr failed;
 
   static std::size_t take(char* data, std::size_t size, std::size_t n, void* self) {
     auto& s = *static_cast<line_sink*>(self);
@@ -152,9 +155,14 @@ struct line_sink {
     }
     s.partial.append(data, size * n);
     std::size_t start = 0, nl;
-    while ((nl = s.partial.find('\n', start)) != std::string::npos) {
-      s.on_line(std::string_view(s.partial).substr(start, nl - start));
-      start = nl + 1;
+    try {
+      while ((nl = s.partial.find('\n', start)) != std::string::npos) {
+        s.on_line(std::string_view(s.partial).substr(start, nl - start));
+        start = nl + 1;
+      }
+    } catch (...) {
+      s.failed = std::current_exception();
+      return 0;  // ends the transfer
     }
     s.partial.erase(0, start);
     return size * n;
@@ -172,14 +180,19 @@ reply stream_lines(const std::string& address, const std::string& target,
   reply r;
   // No overall timeout: a follow lasts until the daemon or the caller ends it.
   prepare(h.get(), path, "GET", target, {}, std::chrono::milliseconds(0), headers, r.body);
-  line_sink sink{h.get(), on_line, r.body, {}};
+  line_sink sink{h.get(), on_line, r.body, {}, nullptr};
   curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, &line_sink::take);
   curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h.get(), CURLOPT_LOW_SPEED_TIME,
                    static_cast<long>(std::max<std::int64_t>(
                        1, std::chrono::duration_cast<std::chrono::seconds>(idle).count())));
-  perform(h.get(), path, r);
+  try {
+    perform(h.get(), path, r);
+  } catch (...) {
+    if (sink.failed) std::rethrow_exception(sink.failed);
+    throw;
+  }
   if (r.status == 200 && !sink.partial.empty()) on_line(sink.partial);
   return r;
 }

@@ -40,6 +40,7 @@ int cmd_status(const globals& g, const std::vector<std::string>& args);
 int cmd_ps(const globals& g, const std::vector<std::string>& args);
 int cmd_scale(const globals& g, const std::vector<std::string>& args);
 int cmd_autoscale(const globals& g, const std::vector<std::string>& args);
+int cmd_events(const globals& g, const std::vector<std::string>& args);  // events.cpp
 int cmd_logs(const globals& g, const std::vector<std::string>& args);
 
 // `scale --direct`: on Docker alone, with the service's config from `config_path`.

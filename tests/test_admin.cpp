@@ -737,6 +737,16 @@ TEST_CASE("server: the follow stream is chunked NDJSON, ended by the last chunk"
   INFO(f.failure());
   CHECK(f.end().status == 200);  // a clean end: libcurl saw the last chunk
   CHECK(f.lines() == std::vector<std::string>{admin::event_json(c.events.events()[0])});
+  // What the caller's line handler throws reaches the caller (not through libcurl);
+  // an error is a whole reply.
+  CHECK_THROWS_WITH(
+      admin::stream_lines(s.path(), "/v1/events?follow=1",
+                          [](std::string_view) { throw std::runtime_error("enough"); }),
+      "enough");
+  const auto nope = admin::stream_lines(s.path(), "/v1/events?service=nope&follow=1",
+                                        [](std::string_view) { FAIL("a line of an error"); });
+  CHECK(nope.status == 404);
+  CHECK(admin::error_message(nope) == "no such service: nope");
 
   // The bytes themselves: the head, the event as a chunk, the last chunk, the close.
   bool closed = false;
