@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
 #include <initializer_list>
 #include <limits>
+#include <map>
+#include <optional>
 #include <string_view>
 
 #include "config/config.hpp"
@@ -114,6 +118,28 @@ void write_service(writer& w, const scaler::service_status& s, const service_rou
   w.EndObject();
 }
 
+void count(writer& w, const char* key, std::uint64_t v) {
+  w.Key(key);
+  w.Uint64(v);
+}
+
+void write_event(writer& w, const history_event& e) {
+  w.StartObject();
+  count(w, "seq", e.seq);
+  str(w, "time", rfc3339_ms(e.time_ms));
+  str(w, "service", e.service);
+  count(w, "from", e.from);
+  count(w, "to", e.to);
+  str(w, "direction", e.direction);
+  str(w, "reason", e.reason);
+  str(w, "detail", e.detail);
+  w.Key("wait_time_seconds");
+  w.Double(e.wait_time);
+  count(w, "queue_length", e.queue_length);
+  count(w, "in_flight", e.in_flight);
+  w.EndObject();
+}
+
 std::string json_message(const std::string& message) {
   rapidjson::StringBuffer b;
   writer w(b);
@@ -209,6 +235,80 @@ http_response reload(control& c, const std::string& body) {
   return ok_json(json_message(c.reload()));
 }
 
+// %XX and '+' of a query component decoded; nullopt when a % is not followed
+// by two hex digits.
+std::optional<std::string> url_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%') {
+      unsigned v = 0;
+      if (i + 2 >= in.size()) return std::nullopt;
+      auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+      if (ec != std::errc() || end != in.data() + i + 3) return std::nullopt;
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// The query of `target` as name -> value; an error message when it cannot be
+// read or names a parameter not in `allowed` (refused, not ignored, as body fields are).
+std::string parse_query(const std::string& target, std::initializer_list<std::string_view> allowed,
+                        std::map<std::string, std::string>& out) {
+  const auto q = target.find('?');
+  if (q == std::string::npos) return {};
+  std::string_view rest = std::string_view(target).substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    auto name = url_decode(pair.substr(0, eq));
+    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (!name || !value) return "the query is not URL-encoded";
+    if (std::find(allowed.begin(), allowed.end(), *name) == allowed.end())
+      return "unknown query parameter \"" + *name + "\"";
+    out[*name] = *value;
+  }
+  return {};
+}
+
+// GET /v1/events[?service=S&after=SEQ&follow=1].
+http_response events(control& c, const http_request& req) {
+  std::map<std::string, std::string> q;
+  if (auto e = parse_query(req.target, {"service", "after", "follow"}, q); !e.empty())
+    return error(400, e);
+  event_follow f;
+  if (auto a = q.find("after"); a != q.end()) {
+    const std::string& v = a->second;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), f.after_seq);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+      return error(400, "\"after\" must be an event's seq, a whole number from 0");
+  }
+  bool follow = false;
+  if (auto fl = q.find("follow"); fl != q.end()) {
+    if (fl->second == "1" || fl->second == "true")
+      follow = true;
+    else if (fl->second != "0" && fl->second != "false")
+      return error(400, "\"follow\" must be 1 or 0");
+  }
+  const history& h = c.scale_history();
+  if (auto s = q.find("service"); s != q.end()) {
+    f.service = s->second;
+    // A service the config no longer has still shows its past events.
+    if (!find(c.status(), f.service) && h.events(f.service).empty())
+      return error(404, "no such service: " + f.service);
+  }
+  if (follow && req.method == "GET") return {200, "application/x-ndjson", {}, std::move(f)};
+  return ok_json(events_json(h.events(f.service, f.after_seq)));
+}
+
 http_response route(const http_request& req, control& c, bool metrics_only) {
   std::string path = req.target.substr(0, req.target.find('?'));
   const bool get = req.method == "GET" || req.method == "HEAD";
@@ -231,6 +331,10 @@ http_response route(const http_request& req, control& c, bool metrics_only) {
   if (path == "/v1/reload") {
     if (!post) return method_error();
     return reload(c, req.body);
+  }
+  if (path == "/v1/events") {
+    if (!get) return method_error();
+    return events(c, req);
   }
   const std::string prefix = "/v1/services/";
   if (path.rfind(prefix, 0) == 0) {
@@ -304,6 +408,41 @@ std::string status_json(const daemon_info& info, const std::vector<scaler::servi
   w.EndArray();
   w.EndObject();
   return b.GetString();
+}
+
+std::string event_json(const history_event& e) {
+  rapidjson::StringBuffer b;
+  writer w(b);
+  write_event(w, e);
+  return b.GetString();
+}
+
+std::string events_json(const std::vector<history_event>& events) {
+  rapidjson::StringBuffer b;
+  writer w(b);
+  w.StartObject();
+  w.Key("events");
+  w.StartArray();
+  for (const auto& e : events) write_event(w, e);
+  w.EndArray();
+  w.EndObject();
+  return b.GetString();
+}
+
+std::string rfc3339_ms(std::int64_t unix_ms) {
+  // Floor division: a time before 1970 still gets 0..999 ms.
+  std::int64_t secs = unix_ms / 1000, ms = unix_ms % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    --secs;
+  }
+  const std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];  // room for any int the format may meet, so no truncation to warn of
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
 }
 
 http_response handle(const http_request& req, control& c, bool metrics_only) {

@@ -6,7 +6,10 @@
 #include <rapidjson/document.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 
 #include "json/parse.hpp"
@@ -94,21 +97,32 @@ void prepare(CURL* h, const std::string& path, const std::string& method, const 
   }
 }
 
+// The socket path of `address`, checked to fit a sockaddr_un.
+std::string checked_path(const std::string& address) {
+  std::string path = socket_path_of(address);
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    throw std::invalid_argument("admin socket path too long: " + path);
+  return path;
+}
+
+// Runs the prepared transfer; the reply's status into `r`.
+void perform(CURL* h, const std::string& path, reply& r) {
+  if (const CURLcode rc = curl_easy_perform(h); rc != CURLE_OK) fail(h, rc, path);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  r.status = static_cast<unsigned>(status);
+}
+
 }  // namespace
 
 reply request(const std::string& address, const std::string& method, const std::string& target,
               const std::string& body, std::chrono::milliseconds timeout) {
-  const std::string path = socket_path_of(address);
-  if (path.size() >= sizeof(sockaddr_un::sun_path))
-    throw std::invalid_argument("admin socket path too long: " + path);
+  const std::string path = checked_path(address);
   easy_ptr h = new_easy();
   slist_ptr headers(nullptr, &curl_slist_free_all);
   reply r;
   prepare(h.get(), path, method, target, body, timeout, headers, r.body);
-  if (const CURLcode rc = curl_easy_perform(h.get()); rc != CURLE_OK) fail(h.get(), rc, path);
-  long status = 0;
-  curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &status);
-  r.status = static_cast<unsigned>(status);
+  perform(h.get(), path, r);
   const char* type = nullptr;
   curl_easy_getinfo(h.get(), CURLINFO_CONTENT_TYPE, &type);
   if (type) r.content_type = type;
@@ -173,6 +187,69 @@ std::string error_message(const reply& r) {
     if (m != d.MemberEnd() && m->value.IsString()) return m->value.GetString();
   }
   return r.body;
+}
+
+namespace {
+
+// Splits a 200 reply into lines for stream_lines; keeps any other reply whole.
+// What `on_line` throws is kept for the caller: it must not unwind through libcurl.
+struct line_sink {
+  CURL* h;
+  const std::function<void(std::string_view)>& on_line;
+  std::string& body;
+  std::string partial;
+  std::exception_ptr failed;
+
+  static std::size_t take(char* data, std::size_t size, std::size_t n, void* self) {
+    auto& s = *static_cast<line_sink*>(self);
+    long status = 0;
+    curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+      s.body.append(data, size * n);
+      return size * n;
+    }
+    s.partial.append(data, size * n);
+    std::size_t start = 0, nl;
+    try {
+      while ((nl = s.partial.find('\n', start)) != std::string::npos) {
+        s.on_line(std::string_view(s.partial).substr(start, nl - start));
+        start = nl + 1;
+      }
+    } catch (...) {
+      s.failed = std::current_exception();
+      return 0;  // ends the transfer
+    }
+    s.partial.erase(0, start);
+    return size * n;
+  }
+};
+
+}  // namespace
+
+reply stream_lines(const std::string& address, const std::string& target,
+                   const std::function<void(std::string_view line)>& on_line,
+                   std::chrono::milliseconds idle) {
+  const std::string path = checked_path(address);
+  easy_ptr h = new_easy();
+  slist_ptr headers(nullptr, &curl_slist_free_all);
+  reply r;
+  // No overall timeout: a follow lasts until the daemon or the caller ends it.
+  prepare(h.get(), path, "GET", target, {}, std::chrono::milliseconds(0), headers, r.body);
+  line_sink sink{h.get(), on_line, r.body, {}, nullptr};
+  curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, &line_sink::take);
+  curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h.get(), CURLOPT_LOW_SPEED_TIME,
+                   static_cast<long>(std::max<std::int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::seconds>(idle).count())));
+  try {
+    perform(h.get(), path, r);
+  } catch (...) {
+    if (sink.failed) std::rethrow_exception(sink.failed);
+    throw;
+  }
+  if (r.status == 200 && !sink.partial.empty()) on_line(sink.partial);
+  return r;
 }
 
 }  // namespace dockscaler::admin

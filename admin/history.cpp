@@ -134,6 +134,11 @@ void history::close() {
   cv_.notify_all();
 }
 
+bool history::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
 history_sampler::history_sampler(history& h, status_fn status, history::counts_of counts,
                                  std::chrono::milliseconds every)
     : history_(h), status_(std::move(status)), counts_(std::move(counts)), every_(every) {}

@@ -5,6 +5,9 @@
 // holds up neither /healthz nor another connection. Each connection has one
 // deadline timer over whatever it waits for. stop() closes the listeners and
 // every connection, then joins the thread and the pool: nothing outlives it.
+// Followers of GET /v1/events?follow=1 are coroutines on the same thread,
+// each asleep on a timer of its own; one watcher thread, blocked on the
+// history for all of them, wakes them when an event is recorded.
 #include "admin/server.hpp"
 
 #include <sys/socket.h>
@@ -13,6 +16,7 @@
 #include <cctype>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -28,10 +32,13 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -94,6 +101,13 @@ struct connection : std::enable_shared_from_this<connection> {
     sock.shutdown(socket_t::shutdown_both, ignored);
     sock.close(ignored);
   }
+};
+
+// A follower of GET /v1/events?follow=1, asleep on `wake` between events.
+struct follower {
+  asio::steady_timer wake;
+  bool gone = false;  // its client closed the connection (or reset it)
+  explicit follower(const asio::any_io_executor& ex) : wake(ex) {}
 };
 
 std::string_view as_view(const beast::flat_buffer& buf) {
@@ -194,7 +208,10 @@ struct server::impl {
   bool running = false;
   // The io thread's alone:
   std::set<std::shared_ptr<connection>> open;
+  std::set<std::shared_ptr<follower>> followers;
   bool stopping = false;
+  // Started by the first follower (io thread), joined by stop() after the io thread.
+  std::jthread watcher;
 
   impl(server_options o, control& c) : opts(std::move(o)), ctl(c) {}
 
@@ -261,8 +278,16 @@ struct server::impl {
     http_request call{std::string(req.method_string()), std::string(req.target()),
                       std::move(req.body())};
     auto on_pool = call_control(std::move(call), ctl, c.metrics_only);
-    const http_response r =
+    http_response r =
         co_await asio::co_spawn(calls->get_executor(), std::move(on_pool), asio::use_awaitable);
+    if (r.follow && followers.size() < opts.max_followers) {
+      // Named, not temporaries in the co_await (GCC 12, see refuse()).
+      auto self = c.shared_from_this();
+      const event_follow which = *r.follow;
+      co_await follow(self, which);
+      co_return false;  // the stream ended: so does its connection
+    }
+    if (r.follow) r = too_many_followers();
     auto res = make_response(r, keep_alive, head_only);
     const bool written = co_await write(c, std::move(res));
     const bool again = written && keep_alive;
@@ -306,6 +331,125 @@ struct server::impl {
     if (admin_acc) admin_acc->close(ignored);
     if (metrics_acc) metrics_acc->close(ignored);
     for (const auto& c : open) c->close();
+    wake_followers();
+  }
+
+  // ---- GET /v1/events?follow=1 ----
+
+  http_response too_many_followers() const {
+    return {503, "application/json",
+            "{\"message\":\"too many event followers (at most " +
+                std::to_string(opts.max_followers) + "); try again later\"}"};
+  }
+
+  void wake_followers() {
+    for (const auto& f : followers) f->wake.cancel();
+  }
+
+  // One thread blocked on the history for every follower, so an idle
+  // follower costs a timer rather than a thread. Its wait is cut into short
+  // steps only so that stop() ends it promptly.
+  void start_watcher() {
+    if (watcher.joinable()) return;
+    const history& h = ctl.scale_history();
+    watcher = std::jthread([this, &h](const std::stop_token& st) {
+      std::uint64_t seen = 0;
+      while (!st.stop_requested()) {
+        const bool fresh =
+            h.wait_events(seen, std::chrono::steady_clock::now() + std::chrono::milliseconds(250));
+        const bool closed = h.closed();
+        if (!fresh && !closed) continue;
+        if (const auto news = h.events({}, seen); !news.empty()) seen = news.back().seq;
+        asio::post(ioc, [this] { wake_followers(); });
+        if (closed) return;
+      }
+    });
+  }
+
+  // The head, then the events of `f` as NDJSON, one chunk per batch, until
+  // the history closes (then the last chunk), the client goes, a write does
+  // not finish within io_timeout, or stop().
+  task<void> follow(std::shared_ptr<connection> c, event_follow f) {
+    auto me = std::make_shared<follower>(ioc.get_executor());
+    followers.insert(me);
+    start_watcher();
+    if (co_await write_stream_head(*c)) {
+      asio::co_spawn(ioc, watch_peer(c, me), asio::detached);
+      if (co_await stream_events(*c, *me, f)) co_await write_chunk(*c, {});
+    }
+    followers.erase(me);
+  }
+
+  // The client sends nothing after its request: any end of its side (close,
+  // reset) ends the stream at once instead of at the next heartbeat.
+  task<void> watch_peer(std::shared_ptr<connection> c, std::shared_ptr<follower> me) {
+    char ignored[512];
+    for (;;) {
+      auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(ignored), nothrow);
+      if (ec) break;
+    }
+    me->gone = true;
+    me->wake.cancel();
+  }
+
+  // True when the history closed after its every event was sent.
+  task<bool> stream_events(connection& c, follower& me, const event_follow& f) {
+    const history& h = ctl.scale_history();
+    std::uint64_t after = f.after_seq;
+    // Something at once, a heartbeat if nothing else: the client knows it is
+    // following.
+    auto beat = std::chrono::steady_clock::now();
+    while (!stopping && !me.gone) {
+      const bool closed = h.closed();  // before the read: no event recorded before close is missed
+      std::string lines;
+      for (const auto& e : h.events(f.service, after)) {
+        lines += event_json(e);
+        lines += '\n';
+        after = e.seq;
+      }
+      if (lines.empty() && std::chrono::steady_clock::now() >= beat) lines = "\n";
+      if (!lines.empty()) {
+        if (!co_await write_chunk(c, lines)) co_return false;
+        beat = std::chrono::steady_clock::now() + opts.heartbeat;
+        continue;
+      }
+      if (closed) co_return true;
+      // Read and sleep in one turn of the io thread: the watcher's wake-up
+      // for an event recorded after the read runs after this wait began.
+      me.wake.expires_at(beat);
+      co_await me.wake.async_wait(nothrow);
+    }
+    co_return false;
+  }
+
+  task<bool> write_stream_head(connection& c) {
+    http::response<http::empty_body> res{http::status::ok, 11};
+    res.set(http::field::server, "dockscaler");
+    res.set(http::field::content_type, "application/x-ndjson");
+    res.set(http::field::cache_control, "no-cache");
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    c.arm(opts.io_timeout);
+    auto [ec, n] = co_await http::async_write_header(c.sock, sr, nothrow);
+    c.disarm();
+    co_return !ec;
+  }
+
+  // `data` as one chunk; empty: the last chunk.
+  task<bool> write_chunk(connection& c, std::string_view data) {
+    c.arm(opts.io_timeout);
+    error_code ec;
+    // Named, not temporaries in the co_await (GCC 12, see refuse()).
+    if (data.empty()) {
+      const auto last = http::make_chunk_last();
+      std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, last, nothrow);
+    } else {
+      const auto chunk = http::make_chunk(asio::buffer(data));
+      std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, chunk, nothrow);
+    }
+    c.disarm();
+    co_return !ec;
   }
 };
 
@@ -373,6 +517,12 @@ void server::stop() {
   // The thread ends once every connection has: one waiting on a call resumes
   // when the call returns, finds its socket closed and ends too.
   m.io_thread.join();
+  // After the io thread: no follower can start it any more. Its last
+  // wake-up, if any, waits in the stopped io_context harmlessly.
+  if (m.watcher.joinable()) {
+    m.watcher.request_stop();
+    m.watcher.join();
+  }
   m.calls->join();
   m.calls.reset();
   m.admin_acc.reset();

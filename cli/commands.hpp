@@ -47,9 +47,13 @@ int cmd_status(const globals& g, const std::vector<std::string>& args);
 int cmd_ps(const globals& g, const std::vector<std::string>& args);
 int cmd_scale(const globals& g, const std::vector<std::string>& args);
 int cmd_autoscale(const globals& g, const std::vector<std::string>& args);
+int cmd_events(const globals& g, const std::vector<std::string>& args);  // events.cpp
 int cmd_logs(const globals& g, const std::vector<std::string>& args);
 int cmd_reload(const globals& g, const std::vector<std::string>& args);
 int cmd_invoke(const globals& g, const std::vector<std::string>& args);
+
+// --admin, as every command that talks to the daemon takes it.
+void add_common(boost::program_options::options_description& opts, const globals& g);
 
 // One Admin API request, any status. Throws unreachable_error (exit 3) when
 // nothing answers, usage_error for an address that is not unix://.

@@ -94,11 +94,15 @@ std::string output_format(const po::variables_map& vm) {
   return o;
 }
 
+}  // namespace
+
 void add_common(po::options_description& opts, const globals& g) {
   opts.add_options()("admin", po::value<std::string>()->default_value(g.admin),
                      "the daemon's admin socket (default: $DOCKSCALER_ADMIN, else "
                      "unix:///run/dockscaler/admin.sock)");
 }
+
+namespace {
 
 // -o, -q and --format of the commands that print a table.
 void add_table_options(po::options_description& opts, const char* key) {

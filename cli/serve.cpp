@@ -118,11 +118,12 @@ admin::daemon_info with_proxy(admin::daemon_info info, const lb::proxy& proxy,
 // What the Admin API drives.
 class daemon_control : public admin::control {
  public:
-  daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, admin::daemon_info info,
-                 std::function<std::string()> reload, const lb::proxy& proxy,
-                 std::vector<std::string> listen)
+  daemon_control(scaler::autoscaler& scaler, admin::metrics& metrics, const admin::history& history,
+                 admin::daemon_info info, std::function<std::string()> reload,
+                 const lb::proxy& proxy, std::vector<std::string> listen)
       : scaler_(scaler),
         metrics_(metrics),
+        history_(history),
         info_(std::move(info)),
         reload_(std::move(reload)),
         proxy_(proxy),
@@ -148,10 +149,12 @@ class daemon_control : public admin::control {
   }
   std::string reload() override { return reload_(); }
   std::string metrics_text() override { return metrics_.render(scaler_.status()); }
+  const admin::history& scale_history() override { return history_; }
 
  private:
   scaler::autoscaler& scaler_;
   admin::metrics& metrics_;
+  const admin::history& history_;
   admin::daemon_info info_;
   std::function<std::string()> reload_;
   const lb::proxy& proxy_;
@@ -499,7 +502,7 @@ int serve(const serve_options& opts) {
   const std::function<std::string()> reload = [&] {
     return reload_config(opts.config_path, cfg, d, reload_mu);
   };
-  daemon_control control(d.scaler, d.metrics,
+  daemon_control control(d.scaler, d.metrics, d.history,
                          {version_string, docker->api_version(), cfg.docker.host, {}, {}}, reload,
                          d.proxy, cfg.proxy.listen);
   admin_servers servers(cfg, control);

@@ -44,12 +44,14 @@ class fake_daemon final : public admin::control {
     return "reloaded";
   }
   std::string metrics_text() override { return "# fuzz\n"; }
+  const admin::history& scale_history() override { return history_; }
 
  private:
   static void known(const std::string& service) {
     if (service != "hello") throw std::out_of_range("no service " + service);
   }
   unsigned reloads_ = 0;
+  admin::history history_;  // empty: GET /v1/events answers [] (and a follow, no body)
 };
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "admin/api.hpp"
 #include "admin/client.hpp"
 #include "admin/detail/request_parse.hpp"
+#include "admin/history.hpp"
 #include "admin/server.hpp"
 
 using namespace std::chrono_literals;
@@ -96,6 +97,8 @@ class fake_control : public admin::control {
     return "reloaded: 1 service(s)";
   }
   std::string metrics_text() override { return "# HELP x y\n# TYPE x gauge\nx 1\n"; }
+  admin::history events;  // GET /v1/events reads it; tests record() into it
+  const admin::history& scale_history() override { return events; }
 };
 
 admin::http_response call(admin::control& c, const std::string& method, const std::string& target,
@@ -322,6 +325,131 @@ TEST_CASE("routing: the metrics listener serves /metrics and nothing else", "[ad
   CHECK(c.reloads == 0);
 }
 
+namespace {
+
+// 2023-11-14T22:13:20.123Z
+const admin::wall_clock::time_point event_t0 =
+    admin::wall_clock::time_point{} + std::chrono::milliseconds(1'700'000'000'123);
+
+// A scale event of `service` recorded at event_t0 + `after`: by hand, or the
+// policy's scale-up on wait_time (0.25 s against 0.1 s, queue 9, 4 in flight).
+void record(admin::history& h, const std::string& service, unsigned from, unsigned to, bool manual,
+            std::chrono::milliseconds after = 0ms) {
+  scaler::scale_event e;
+  e.service = service;
+  e.from = from;
+  e.to = to;
+  e.manual = manual;
+  if (!manual) {
+    e.what.dir = scaler::direction::up;
+    e.what.why.kind = scaler::reason_kind::wait_time_above;
+    e.what.why.wait_time = 0.25;
+    e.what.why.threshold = 0.1;
+    e.what.why.queue_length = 9;
+    e.what.why.in_flight = 4;
+  }
+  h.record(e, event_t0 + after);
+}
+
+}  // namespace
+
+TEST_CASE("routing: events, their JSON, filtered by service and after a seq", "[admin][events]") {
+  fake_control c;
+  auto r = call(c, "GET", "/v1/events");
+  CHECK(r.status == 200);
+  CHECK(r.body == "{\"events\":[]}");
+
+  record(c.events, "hello", 1, 3, false);
+  record(c.events, "hello", 3, 2, true, 1500ms);
+  record(c.events, "gone", 2, 0, true, 2s);  // a service the config no longer has
+  r = call(c, "GET", "/v1/events");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  const std::string first =
+      "{\"seq\":1,\"time\":\"2023-11-14T22:13:20.123Z\",\"service\":\"hello\",\"from\":1,\"to\":3,"
+      "\"direction\":\"up\",\"reason\":\"wait_time_above\",\"detail\":\"" +
+      c.events.events()[0].detail +
+      "\",\"wait_time_seconds\":0.25,\"queue_length\":9,\"in_flight\":4}";
+  CHECK(r.body.rfind("{\"events\":[" + first + ",{\"seq\":2,", 0) == 0);
+  CHECK(r.body.find("\"time\":\"2023-11-14T22:13:21.623Z\"") != std::string::npos);
+  CHECK(r.body.find("\"reason\":\"manual\",\"detail\":\"set by hand to 2\"") != std::string::npos);
+  CHECK(r.body == admin::events_json(c.events.events()));
+  CHECK(admin::event_json(c.events.events()[0]) == first);
+
+  auto seqs = [&](const std::string& target) {
+    const auto res = call(c, "GET", target);
+    std::string out;
+    for (std::size_t at = 0; (at = res.body.find("{\"seq\":", at)) != std::string::npos; ++at)
+      out += res.body.substr(at + 7, res.body.find(',', at) - at - 7) + " ";
+    return out;
+  };
+  CHECK(seqs("/v1/events?service=hello") == "1 2 ");
+  CHECK(seqs("/v1/events?service=gone") == "3 ");  // past events of a removed service stay
+  CHECK(seqs("/v1/events?after=1") == "2 3 ");
+  CHECK(seqs("/v1/events?service=hello&after=1") == "2 ");
+  CHECK(seqs("/v1/events?after=3") == "");
+  CHECK(seqs("/v1/events?service=hel%6Co&follow=0") == "1 2 ");  // URL-encoded, like any query
+  CHECK(seqs("/v1/events?service=hello&") == "1 2 ");
+}
+
+TEST_CASE("routing: events refuses unknown services, bad parameters and methods",
+          "[admin][events][errors]") {
+  fake_control c;
+  record(c.events, "hello", 1, 2, true);
+  struct bad {
+    const char *method, *target;
+    unsigned status;
+    const char* says;
+  };
+  const bad cases[] = {
+      {"GET", "/v1/events?service=nope", 404, "no such service: nope"},
+      {"GET", "/v1/events?service=nope&follow=1", 404, "no such service: nope"},
+      {"GET", "/v1/events?after=x", 400, "\"after\" must be"},
+      {"GET", "/v1/events?after=-1", 400, "\"after\" must be"},
+      {"GET", "/v1/events?after=", 400, "\"after\" must be"},
+      {"GET", "/v1/events?after=99999999999999999999999", 400, "\"after\" must be"},
+      {"GET", "/v1/events?follow=yes", 400, "\"follow\" must be 1 or 0"},
+      {"GET", "/v1/events?colour=red", 400, "unknown query parameter \"colour\""},
+      {"GET", "/v1/events?service=%zz", 400, "not URL-encoded"},
+      {"GET", "/v1/events?service=%4", 400, "not URL-encoded"},
+      {"POST", "/v1/events", 405, "method not allowed"},
+  };
+  for (const auto& b : cases) {
+    INFO(b.method << " " << b.target);
+    const auto r = call(c, b.method, b.target);
+    CHECK(r.status == b.status);
+    CHECK_FALSE(r.follow);
+    CHECK(message_of(r).find(b.says) != std::string::npos);
+  }
+  CHECK(call(c, "GET", "/v1/events", "", true).status == 404);  // not on the metrics listener
+}
+
+TEST_CASE("routing: ?follow=1 hands the stream to the server", "[admin][events]") {
+  fake_control c;
+  auto r = call(c, "GET", "/v1/events?service=hello&after=7&follow=1");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/x-ndjson");
+  CHECK(r.body.empty());
+  REQUIRE(r.follow);
+  CHECK(r.follow->service == "hello");
+  CHECK(r.follow->after_seq == 7);
+  r = call(c, "GET", "/v1/events?follow=true");
+  REQUIRE(r.follow);
+  CHECK(r.follow->service.empty());
+  CHECK(r.follow->after_seq == 0);
+  // HEAD gets a document's head; only GET streams.
+  r = call(c, "HEAD", "/v1/events?follow=1");
+  CHECK(r.status == 200);
+  CHECK_FALSE(r.follow);
+  CHECK_FALSE(call(c, "GET", "/v1/events?follow=0").follow);
+}
+
+TEST_CASE("rfc3339_ms: UTC with milliseconds", "[admin][events]") {
+  CHECK(admin::rfc3339_ms(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(admin::rfc3339_ms(1'700'000'000'123) == "2023-11-14T22:13:20.123Z");
+  CHECK(admin::rfc3339_ms(-1) == "1969-12-31T23:59:59.999Z");
+}
+
 // Heads the server refuses, with the status it answers (bodies limited to 100
 // bytes).
 const std::pair<std::string, unsigned> refused_heads[] = {
@@ -513,6 +641,198 @@ TEST_CASE("server: stop() with a call in flight waits for the call", "[admin][ne
   CHECK(call_done_at_return);
   INFO(outcome);
   CHECK((outcome == "200" || outcome.find("without a reply") != std::string::npos));
+}
+
+namespace {
+
+// A follower of GET /v1/events on a thread of its own, as `dockscaler events
+// -f` follows: the lines it got so far, and how its stream ended.
+class follower_thread {
+ public:
+  follower_thread(const std::string& socket, const std::string& target)
+      : thread_([this, socket, target] {
+          admin::reply end;
+          std::string failure;
+          try {
+            end = admin::stream_lines(socket, target, [this](std::string_view line) {
+              std::lock_guard lock(mu_);
+              lines_.emplace_back(line);
+            });
+          } catch (const std::exception& e) {
+            failure = e.what();
+          }
+          std::lock_guard lock(mu_);
+          end_ = end;
+          failure_ = failure;
+          done_ = true;
+        }) {}
+  ~follower_thread() { thread_.join(); }
+
+  bool got(const std::string& needle) {
+    std::lock_guard lock(mu_);
+    return std::any_of(lines_.begin(), lines_.end(),
+                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+  std::vector<std::string> lines() {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+  bool done() {
+    std::lock_guard lock(mu_);
+    return done_;
+  }
+  admin::reply end() {
+    std::lock_guard lock(mu_);
+    return end_;
+  }
+  std::string failure() {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+  admin::reply end_;
+  std::string failure_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// Sends GET `target` on a new connection and reads until its head is in;
+// returns the fd (still open) and the bytes read in `in`.
+int open_follow(const std::string& socket, const std::string& target, std::string& in) {
+  const int fd = connect_unix(socket);
+  const std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  char buf[4096];
+  ssize_t n;
+  while (in.find("\r\n\r\n") == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    in.append(buf, static_cast<std::size_t>(n));
+  return fd;
+}
+
+}  // namespace
+
+// A follower is a coroutine on the server's one thread, asleep between
+// events: it must neither miss an event recorded after it connected nor hold
+// up another request.
+TEST_CASE(
+    "server: a follower gets each event as it is recorded, status answers meanwhile, "
+    "and the history's close ends the stream",
+    "[admin][events][net]") {
+  fake_control c;
+  running_server s(c);
+  record(c.events, "hello", 1, 2, true);           // seq 1: not after `after`
+  record(c.events, "hello", 2, 3, false, 1s);      // seq 2: there before, sent first
+  record(c.events, "other", 0, 1, false, 1200ms);  // seq 3: another service
+  std::optional<follower_thread> f;
+  f.emplace(s.path(), "/v1/events?service=hello&after=1&follow=1");
+  REQUIRE(within_10s([&] { return f->got("\"seq\":2,"); }));
+  CHECK_FALSE(f->got("\"seq\":1,"));
+
+  const auto st = admin::request(s.path(), "GET", "/v1/status", {}, 10s);
+  CHECK(st.status == 200);
+  CHECK(st.body.find("\"name\":\"hello\"") != std::string::npos);
+
+  record(c.events, "other", 1, 2, false, 2s);  // seq 4
+  record(c.events, "hello", 3, 4, false, 3s);  // seq 5: after the follower connected
+  CHECK(within_10s([&] { return f->got("\"seq\":5,"); }));
+  CHECK_FALSE(f->done());
+  c.events.close();
+  CHECK(within_10s([&] { return f->done(); }));
+  if (!f->done()) s.server->stop();  // else the join below would wait for ever
+  f.reset();
+  running_server again(c);  // a closed history still answers what it has
+  CHECK(admin::request(again.path(), "GET", "/v1/events?after=4").body.find("\"seq\":5,") !=
+        std::string::npos);
+}
+
+TEST_CASE("server: the follow stream is chunked NDJSON, ended by the last chunk",
+          "[admin][events][net]") {
+  fake_control c;
+  running_server s(c);
+  record(c.events, "hello", 1, 2, true);
+  follower_thread f(s.path(), "/v1/events?follow=1");
+  REQUIRE(within_10s([&] { return f.got("\"seq\":1,"); }));
+  c.events.close();
+  REQUIRE(within_10s([&] { return f.done(); }));
+  INFO(f.failure());
+  CHECK(f.end().status == 200);  // a clean end: libcurl saw the last chunk
+  CHECK(f.lines() == std::vector<std::string>{admin::event_json(c.events.events()[0])});
+  // What the caller's line handler throws reaches the caller (not through libcurl);
+  // an error is a whole reply.
+  CHECK_THROWS_WITH(
+      admin::stream_lines(s.path(), "/v1/events?follow=1",
+                          [](std::string_view) { throw std::runtime_error("enough"); }),
+      "enough");
+  const auto nope = admin::stream_lines(s.path(), "/v1/events?service=nope&follow=1",
+                                        [](std::string_view) { FAIL("a line of an error"); });
+  CHECK(nope.status == 404);
+  CHECK(admin::error_message(nope) == "no such service: nope");
+
+  // The bytes themselves: the head, the event as a chunk, the last chunk, the close.
+  bool closed = false;
+  const std::string r =
+      raw_unix(s.path(), "GET /v1/events?follow=1 HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+  CHECK(closed);
+  CHECK(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(r.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(r.find("Content-Type: application/x-ndjson\r\n") != std::string::npos);
+  const std::string line = admin::event_json(c.events.events()[0]) + "\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", line.size());
+  CHECK(r.substr(r.find("\r\n\r\n") + 4) == std::string(size) + "\r\n" + line + "\r\n0\r\n\r\n");
+}
+
+TEST_CASE(
+    "server: heartbeats while nothing happens; a follower that goes frees its place; "
+    "one too many gets 503; stop() ends the rest",
+    "[admin][events][net]") {
+  fake_control c;
+  running_server beats(c, [](admin::server_options& o) { o.heartbeat = 50ms; });
+  std::string in;
+  int fd = open_follow(beats.path(), "/v1/events?follow=1", in);
+  CHECK(in.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  const std::string beat = "1\r\n\n\r\n";  // a chunk of one empty line
+  auto count = [&] {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = in.find(beat, at)) != std::string::npos; at += beat.size()) ++n;
+    return n;
+  };
+  char buf[4096];
+  ssize_t n;
+  while (count() < 3 && (n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    in.append(buf, static_cast<std::size_t>(n));
+  CHECK(count() >= 3);
+  ::close(fd);
+
+  // No heartbeat now: only the client's own close can free the one place.
+  running_server one(c, [](admin::server_options& o) {
+    o.max_followers = 1;
+    o.heartbeat = 1h;
+  });
+  in.clear();
+  fd = open_follow(one.path(), "/v1/events?follow=1", in);
+  CHECK(in.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  auto r = admin::request(one.path(), "GET", "/v1/events?follow=1", {}, 10s);
+  CHECK(r.status == 503);
+  CHECK(admin::error_message(r) == "too many event followers (at most 1); try again later");
+  CHECK(admin::request(one.path(), "GET", "/v1/events", {}, 10s).status == 200);  // not a follow
+  ::close(fd);
+  int next = -1;
+  CHECK(within_10s([&] {
+    if (next >= 0) ::close(next);
+    in.clear();
+    next = open_follow(one.path(), "/v1/events?follow=1", in);
+    return in.rfind("HTTP/1.1 200 OK\r\n", 0) == 0;
+  }));
+  // stop() closes a follower's connection rather than waiting for it.
+  one.server->stop();
+  while ((n = ::recv(next, buf, sizeof buf, 0)) > 0) {
+  }
+  CHECK(n == 0);  // closed by the server, not the 10 s receive timeout
+  ::close(next);
 }
 
 TEST_CASE("server: Unix socket 0660 in created directories 0750; the client's round trip",

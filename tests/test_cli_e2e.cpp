@@ -8,6 +8,10 @@
 #include <rapidjson/document.h>
 #include <sys/un.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -322,6 +326,112 @@ TEST_CASE("CLI against a daemon: scale, status, ps, hold, autoscale, metrics, er
         std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(cli(f.admin_socket, "scale " + f.name + "=2").code == 3);
+}
+
+namespace {
+
+// `dockscaler --admin unix://<socket> ARGS...` in the background, stdout and
+// stderr into one file; killed (if still running) and reaped at the end.
+class background_cli {
+ public:
+  background_cli(const std::string& socket, const std::vector<std::string>& args)
+      : out_("/tmp/dockscaler-cli-bg-" + run_id() + "-" + std::to_string(++count_)) {
+    std::vector<std::string> all = {DOCKSCALER_BIN, "--admin", "unix://" + socket};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    REQUIRE(::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~background_cli() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::remove(out_.c_str());
+  }
+  std::string out() const { return read_file(out_); }
+  // The exit code once it exits within `limit`, else -1.
+  int exit_code(std::chrono::seconds limit) {
+    int status = 0;
+    if (!eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit)) return -1;
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  static inline int count_ = 0;
+  std::string out_;
+  pid_t pid_ = 0;
+};
+
+// The lines of `text` that contain every one of `parts`.
+std::size_t lines_with(const std::string& text, const std::vector<std::string>& parts) {
+  std::istringstream in(text);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);)
+    n += std::all_of(parts.begin(), parts.end(),
+                     [&](const std::string& p) { return line.find(p) != std::string::npos; });
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("events: a scale by hand is listed with its reason; -f prints the next one as it comes",
+          "[e2e][docker][cli][events]") {
+  service_fixture f("events");
+  // Held scales only: the policy records nothing of its own meanwhile.
+  daemon_process d("events", f.config("    replicas: { min: 1, max: 4, initial: 1 }\n"));
+  d.start();
+  REQUIRE(f.proxy_up());
+  INFO(d.log());
+  REQUIRE(eventually([&] { return settled_at(f, 1); }, 60s));
+  REQUIRE(cli(f.admin_socket, "scale " + f.name + "=2 --hold 10m").code == 0);
+
+  auto r = cli(f.admin_socket, "events " + f.name);
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("TIME", 0) == 0);
+  CHECK(r.out.find("REASON") != std::string::npos);
+  CHECK(lines_with(r.out, {f.name, "1 -> 2", "manual", "set by hand to 2", "Z "}) == 1);
+  r = cli(f.admin_socket, "events " + f.name + " -o json");
+  CHECK(r.code == 0);
+  bool found = false;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto e = json(line);
+    found |= e["reason"].GetString() == std::string("manual") && e["to"].GetUint() == 2 &&
+             e["service"].GetString() == f.name;
+  }
+  CHECK(found);
+  r = cli(f.admin_socket, "events no-such-service");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("no such service: no-such-service") != std::string::npos);
+
+  // Following: the event there already, then the one recorded after it began.
+  background_cli follow(f.admin_socket, {"events", f.name, "-f"});
+  REQUIRE(eventually([&] { return lines_with(follow.out(), {"1 -> 2", "manual"}) == 1; }, 30s));
+  REQUIRE(cli(f.admin_socket, "scale " + f.name + "=3 --hold 10m").code == 0);
+  CHECK(eventually(
+      [&] {
+        return lines_with(follow.out(), {f.name, "2 -> 3", "manual", "set by hand to 3"}) == 1;
+      },
+      30s));
+  CHECK(follow.out().rfind("TIME", 0) == 0);
+  // The daemon going away ends the follow with exit 3.
+  d.kill(SIGTERM);
+  CHECK(follow.exit_code(90s) == 3);
+  CHECK(follow.out().find("the daemon ended the event stream") != std::string::npos);
+  CHECK(d.wait() == 0);
+  r = cli(f.admin_socket, "events -f");
+  CHECK(r.code == 3);  // no daemon to begin with: the usual line and hint
+  CHECK(r.err.find("is `dockscaler serve` running? (admin socket " + f.admin_socket) !=
+        std::string::npos);
+  CHECK(cli(f.admin_socket, "events -o yaml").code == 2);
 }
 
 namespace {

@@ -146,9 +146,11 @@ TEST_CASE("a follower waits for the next event, and close() releases it") {
   CHECK(h.wait_events(0, std::chrono::steady_clock::now()));  // already there: no wait
 
   std::thread closed([&] { woke = h.wait_events(1, std::chrono::steady_clock::now() + 60s); });
+  CHECK_FALSE(h.closed());
   h.close();
   closed.join();
   CHECK_FALSE(woke);
+  CHECK(h.closed());  // what a follower checks once it has sent every event
 }
 
 TEST_CASE("metrics::counts gives a service's answered requests and errors") {

@@ -52,7 +52,7 @@ bool have(const char* tool) { return sh(std::string("command -v ") + tool).code 
 
 TEST_CASE("every subcommand has --help (exit 0, its usage line)", "[cli][operator]") {
   for (const char* cmd :
-       {"serve", "validate", "status", "ps", "scale", "autoscale", "logs", "version"}) {
+       {"serve", "validate", "status", "ps", "scale", "autoscale", "logs", "version", "events"}) {
     INFO(cmd);
     const auto r = cli(std::string(cmd) + " --help");
     CHECK(r.code == 0);
@@ -60,7 +60,7 @@ TEST_CASE("every subcommand has --help (exit 0, its usage line)", "[cli][operato
   }
   const auto r = cli("--help");
   CHECK(r.code == 0);
-  for (const char* cmd : {"status", "ps", "scale", "autoscale", "logs"})
+  for (const char* cmd : {"status", "ps", "scale", "autoscale", "logs", "events"})
     CHECK(r.out.find(cmd) != std::string::npos);
 }
 
@@ -78,7 +78,9 @@ TEST_CASE("usage errors exit 2 before anything is sent", "[cli][operator][errors
                        "ps -o xml",
                        "logs",
                        "logs x --tail many",
-                       "status --colour"};
+                       "status --colour",
+                       "events -o yaml",
+                       "events a b"};
   for (const char* args : bad) {
     INFO(args);
     const auto r = cli(std::string("--admin ") + no_socket + " " + args);
@@ -88,8 +90,8 @@ TEST_CASE("usage errors exit 2 before anything is sent", "[cli][operator][errors
 }
 
 TEST_CASE("no daemon: exit 3 and one line naming the socket", "[cli][operator][errors]") {
-  for (const char* args :
-       {"status", "ps", "status hello -o json", "scale hello=2", "autoscale hello off"}) {
+  for (const char* args : {"status", "ps", "status hello -o json", "scale hello=2",
+                           "autoscale hello off", "events", "events hello -f"}) {
     INFO(args);
     const auto r = cli(std::string("--admin ") + no_socket + " " + args);
     CHECK(r.code == 3);
@@ -213,6 +215,9 @@ TEST_CASE("cmake --install with DESTDIR puts every file under DESTDIR, once", "[
         std::string(prefix) + "/bin/dockscaler",
         std::string(prefix) + "/lib/systemd/system/dockscaler.service",
         std::string(prefix) + "/share/doc/dockscaler/operations.md",
+        std::string(prefix) + "/share/bash-completion/completions/dockscaler",
+        std::string(prefix) + "/share/zsh/site-functions/_dockscaler",
+        std::string(prefix) + "/share/man/man1/dockscaler.1",
         etc + "/dockscaler/dockscaler.yaml"};
     CHECK(files == expected);
     // The unit names the paths as installed, without the staging directory.

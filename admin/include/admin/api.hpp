@@ -5,11 +5,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "admin/history.hpp"
 #include "scaler/autoscaler.hpp"
 
 namespace dockscaler::admin {
@@ -22,10 +25,19 @@ struct http_request {
   std::string body;
 };
 
+// GET /v1/events?follow=1: which events the server streams (server.hpp).
+struct event_follow {
+  std::string service;  // empty: every service
+  std::uint64_t after_seq = 0;
+};
+
 struct http_response {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Set: no body; the server streams the events of control::scale_history()
+  // as NDJSON instead, for as long as the client and the history last.
+  std::optional<event_follow> follow{};
 };
 
 // A request the daemon refuses as it stands (e.g. a reload of a bad config):
@@ -72,6 +84,8 @@ class control {
   // Throws rejected (400) when the file is refused, reload_busy (409).
   virtual std::string reload() = 0;
   virtual std::string metrics_text() = 0;
+  // The scale events GET /v1/events reads and follows; it outlives the servers.
+  virtual const history& scale_history() = 0;
 };
 
 // Routes one request. `metrics_only` (the TCP metrics listener) serves
@@ -83,5 +97,14 @@ http_response handle(const http_request& req, control& c, bool metrics_only = fa
 // `route`: the service's, when the proxy has one for it.
 std::string service_json(const scaler::service_status& s, const service_route* route = nullptr);
 std::string status_json(const daemon_info& info, const std::vector<scaler::service_status>& all);
+
+// JSON of one scale event, one line (a line of `?follow=1`'s NDJSON):
+// {"seq":..,"time":"2026-12-02T06:23:40.123Z","service":..,"from":..,"to":..,
+// "direction":..,"reason":..,"detail":..,"wait_time_seconds":..,"queue_length":..,"in_flight":..}
+std::string event_json(const history_event& e);
+// {"events":[...]}, as GET /v1/events returns them.
+std::string events_json(const std::vector<history_event>& events);
+// Unix time in milliseconds as RFC 3339 in UTC with milliseconds.
+std::string rfc3339_ms(std::int64_t unix_ms);
 
 }  // namespace dockscaler::admin

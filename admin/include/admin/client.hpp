@@ -4,9 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dockscaler::admin {
@@ -60,5 +62,14 @@ http_answer send(const http_call& c);
 
 // The "message" of a {"message": "..."} error body; the body itself otherwise.
 std::string error_message(const reply& r);
+
+// GET `target` of a route that streams lines (GET /v1/events?follow=1): each
+// line of a 200 reply goes to `on_line` as it arrives, without its '\n'.
+// Returns when the reply ends, with the status and, when not 200, the body.
+// Throws as request() does, and unreachable when nothing at all (not even
+// the daemon's heartbeat) arrives for `idle`.
+reply stream_lines(const std::string& address, const std::string& target,
+                   const std::function<void(std::string_view line)>& on_line,
+                   std::chrono::milliseconds idle = std::chrono::seconds(45));
 
 }  // namespace dockscaler::admin

@@ -88,6 +88,8 @@ class history {
   bool wait_events(std::uint64_t after_seq, std::chrono::steady_clock::time_point deadline) const;
   // Wakes every waiter for good (the daemon is stopping).
   void close();
+  // Whether close() was called: a follower has seen the last event.
+  bool closed() const;
 
   const history_options& options() const noexcept { return opts_; }
 

@@ -2,7 +2,8 @@
 // created), and optionally a read-only TCP listener that serves GET /metrics
 // only, for Prometheus. On Boost.Beast, on an io_context and a thread of its
 // own (admin traffic is a few requests a minute); every request under a
-// deadline, heads and bodies size-limited.
+// deadline, heads and bodies size-limited. GET /v1/events?follow=1 is the one
+// answer that goes on: chunked NDJSON, an event per line as it is recorded.
 #pragma once
 
 #include <chrono>
@@ -27,6 +28,12 @@ struct server_options {
   // make the daemon hold (413 above it). Heads are capped at 16 KiB (431).
   std::size_t max_body_bytes = 64 * 1024;
   unsigned max_connections = 64;  // further connections are closed at once
+  // GET /v1/events?follow=1 keeps its connection: at most this many at once
+  // (503 beyond), so followers never take every connection from the rest.
+  unsigned max_followers = 16;
+  // A follower that got nothing for this long gets an empty line, so a
+  // client that went away without closing is noticed (the write fails).
+  std::chrono::milliseconds heartbeat{15'000};
 };
 
 class server {
