@@ -7,6 +7,8 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "scaler/autoscaler.hpp"
@@ -19,12 +21,23 @@ struct http_request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // "/v1/status?x=y"
   std::string body;
+  // Header fields as received, names in lower case (the dashboard's
+  // Authorization, Cookie, Origin, Host, Content-Type).
+  std::vector<std::pair<std::string, std::string>> headers = {};
+
+  // The first field named `lower_name`, or "" when absent.
+  std::string_view header(std::string_view lower_name) const {
+    for (const auto& [k, v] : headers)
+      if (k == lower_name) return v;
+    return {};
+  }
 };
 
 struct http_response {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // further fields to send
 };
 
 // A request the daemon refuses as it stands (e.g. a reload of a bad config):
