@@ -23,9 +23,10 @@ bool page_shows(browser& b, const std::string& expression, const std::string& wa
 
 TEST_CASE("the dashboard under load: token, services, charts with points, an invoke answered",
           "[e2e][docker][dashboard]") {
-  const std::string chromium = chromium_binary();
-  INFO("Chromium is needed (scripts/setup installs Debian's chromium)");
-  REQUIRE_FALSE(chromium.empty());
+  {
+    INFO("Chromium is needed (scripts/setup installs Debian's chromium)");
+    REQUIRE_FALSE(chromium_binary().empty());
+  }
 
   service_fixture f("dash");
   const std::uint16_t dash_port = free_port();
@@ -41,7 +42,6 @@ TEST_CASE("the dashboard under load: token, services, charts with points, an inv
   REQUIRE(eventually([&] { return http_get(f.port, "/fn/").status == 200; }));
   load l(f.port, "/fn/work?delay=20", 2);
 
-  INFO(d.log());
   // Without the token: 401, page and API; with it: 200.
   CHECK(http_get(dash_port, "/").status == 401);
   CHECK(http_get(dash_port, "/api/status").status == 401);
@@ -84,4 +84,7 @@ TEST_CASE("the dashboard under load: token, services, charts with points, an inv
   CHECK(b.eval(answer + ".textContent.includes(' ms')") == "true");
   CHECK(b.eval(answer + ".textContent.includes('from')") == "true");  // hello-http's greeting
   l.stop();
+  INFO("daemon log:\n" << d.log());
+  CHECK(d.log().find("dashboard on http://127.0.0.1:" + std::to_string(dash_port)) !=
+        std::string::npos);
 }
