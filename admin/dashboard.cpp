@@ -102,7 +102,7 @@ invoke_answer invoke_through(const std::string& base_url, const dashboard_servic
   slist_ptr headers(nullptr, &curl_slist_free_all);
   auto add = [&](const std::string& line) {
     if (curl_slist* more = curl_slist_append(headers.get(), line.c_str())) {
-      headers.release();
+      (void)headers.release();  // `more` is the same list, grown (or a new one)
       headers.reset(more);
     }
   };

@@ -153,6 +153,10 @@ void check_reload(const config::config& running, const config::config& next) {
     spdlog::warn("proxy.access_log takes effect at the next start (the file is reopened now)");
   if (next.admin.socket != running.admin.socket || next.metrics.listen != running.metrics.listen)
     spdlog::warn("admin.socket and metrics.listen take effect at the next start");
+  const auto& nd = next.dashboard;
+  const auto& rd = running.dashboard;
+  if (nd.has_value() != rd.has_value() || (nd && nd->listen != rd->listen))
+    spdlog::warn("dashboard (its section, dashboard.listen) takes effect at the next start");
 }
 
 // The config file, or the exit code when it cannot be read.
@@ -346,7 +350,9 @@ std::string reload_config(const std::string& path, config::config& cfg, daemon_p
   d.scaler.reload(next);
   d.runner.set_network(next.docker.network);
   reopen_access_log(d);
-  if (d.dashboard) d.dashboard->configure(admin::dashboard_settings_of(next));
+  // Tokens, invoke and the services' thresholds change now; a section taken
+  // out leaves the running dashboard as it was (token included) until the restart.
+  if (d.dashboard && next.dashboard) d.dashboard->configure(admin::dashboard_settings_of(next));
   cfg = std::move(next);
   spdlog::info("reloaded: {} service(s)", cfg.services.size());
   return "reloaded " + path + ": " + std::to_string(cfg.services.size()) + " service(s)";

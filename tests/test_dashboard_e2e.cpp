@@ -43,14 +43,17 @@ TEST_CASE("the dashboard under load: token, services, charts with points, an inv
   load l(f.port, "/fn/work?delay=20", 2);
 
   // Without the token: 401, page and API; with it: 200.
+  auto status_with = [&](const std::string& t, response* out = nullptr) {
+    auto r =
+        http_request(dash_port, "GET", "/api/status", {}, "Authorization: Bearer " + t + "\r\n");
+    if (out) *out = r;
+    return r.status;
+  };
   CHECK(http_get(dash_port, "/").status == 401);
   CHECK(http_get(dash_port, "/api/status").status == 401);
-  CHECK(
-      http_request(dash_port, "GET", "/api/status", {}, "Authorization: Bearer wrong\r\n").status ==
-      401);
-  const auto ok =
-      http_request(dash_port, "GET", "/api/status", {}, "Authorization: Bearer " + token + "\r\n");
-  CHECK(ok.status == 200);
+  CHECK(status_with("wrong") == 401);
+  response ok;
+  CHECK(status_with(token, &ok) == 200);
   CHECK(ok.body.find("\"" + f.name + "\"") != std::string::npos);
 
   browser b(d.dir());
@@ -84,6 +87,13 @@ TEST_CASE("the dashboard under load: token, services, charts with points, an inv
   CHECK(b.eval(answer + ".textContent.includes(' ms')") == "true");
   CHECK(b.eval(answer + ".textContent.includes('from')") == "true");  // hello-http's greeting
   l.stop();
+
+  // A reload (SIGHUP) reads the token file again: the new token opens it, the old one no more.
+  const std::string renewed = "renewed-" + run_id();
+  std::ofstream(token_file) << renewed << "\n";
+  d.kill(SIGHUP);
+  CHECK(eventually([&] { return status_with(renewed) == 200; }));
+  CHECK(status_with(token) == 401);
   INFO("daemon log:\n" << d.log());
   CHECK(d.log().find("dashboard on http://127.0.0.1:" + std::to_string(dash_port)) !=
         std::string::npos);
