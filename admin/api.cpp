@@ -299,13 +299,18 @@ http_response events(control& c, const http_request& req) {
       return error(400, "\"follow\" must be 1 or 0");
   }
   const history& h = c.scale_history();
+  f.source = &h;
   if (auto s = q.find("service"); s != q.end()) {
     f.service = s->second;
     // A service the config no longer has still shows its past events.
     if (!find(c.status(), f.service) && h.events(f.service).empty())
       return error(404, "no such service: " + f.service);
   }
-  if (follow && req.method == "GET") return {200, "application/x-ndjson", {}, std::move(f)};
+  if (follow && req.method == "GET") {
+    http_response r{200, "application/x-ndjson", {}};
+    r.follow = std::move(f);
+    return r;
+  }
   return ok_json(events_json(h.events(f.service, f.after_seq)));
 }
 

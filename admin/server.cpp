@@ -71,12 +71,12 @@ using detail::no_request;
 struct connection : std::enable_shared_from_this<connection> {
   socket_t sock;
   asio::steady_timer timer;
-  const bool metrics_only;
-  unsigned generation = 0;  // a handler of an earlier arm() does nothing
+  const request_handler& handler;  // the server's, for its listener
+  unsigned generation = 0;         // a handler of an earlier arm() does nothing
   bool expired = false;
 
-  connection(socket_t s, bool m)
-      : sock(std::move(s)), timer(sock.get_executor()), metrics_only(m) {}
+  connection(socket_t s, const request_handler& h)
+      : sock(std::move(s)), timer(sock.get_executor()), handler(h) {}
 
   // `d` from now to finish what comes next; then the socket's operations are
   // cancelled and `expired` says why.
@@ -176,6 +176,7 @@ http::response<http::string_body> make_response(const http_response& r, bool kee
   if (r.status == 413) res.reason("Content Too Large");  // RFC 9110's name
   res.set(http::field::server, "dockscaler");
   if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.insert(name, value);
   res.body() = r.body;
   res.prepare_payload();
   res.keep_alive(keep_alive);
@@ -184,8 +185,18 @@ http::response<http::string_body> make_response(const http_response& r, bool kee
 }
 
 // Runs on the call pool.
-task<http_response> call_control(http_request req, control& ctl, bool metrics_only) {
-  co_return handle(req, ctl, metrics_only);
+task<http_response> call_handler(http_request req, const request_handler& h) { co_return h(req); }
+
+// The request as handlers see it: header names in lower case.
+http_request to_call(http::request<http::string_body>& req) {
+  http_request call{
+      std::string(req.method_string()), std::string(req.target()), std::move(req.body()), {}};
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    call.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  return call;
 }
 
 protocol protocol_of(int fd) {
@@ -199,7 +210,7 @@ protocol protocol_of(int fd) {
 
 struct server::impl {
   server_options opts;
-  control& ctl;
+  request_handler on_socket, on_tcp;  // the admin socket's requests, the TCP listener's
   asio::io_context ioc{1};
   std::optional<asio::thread_pool> calls;
   std::optional<acceptor_t> admin_acc, metrics_acc;
@@ -213,7 +224,13 @@ struct server::impl {
   // Started by the first follower (io thread), joined by stop() after the io thread.
   std::jthread watcher;
 
-  impl(server_options o, control& c) : opts(std::move(o)), ctl(c) {}
+  impl(server_options o, control& c)
+      : opts(std::move(o)),
+        on_socket([&c](const http_request& r) { return handle(r, c, false); }),
+        on_tcp([&c](const http_request& r) { return handle(r, c, true); }) {}
+  impl(server_options o, request_handler h) : opts(std::move(o)), on_tcp(std::move(h)) {
+    opts.socket_path.clear();
+  }
 
   void adopt(std::optional<acceptor_t>& acc, int fd) {
     acc.emplace(ioc);
@@ -225,7 +242,7 @@ struct server::impl {
     }
   }
 
-  task<void> accept_loop(acceptor_t& acc, bool metrics_only) {
+  task<void> accept_loop(acceptor_t& acc, const request_handler& handler) {
     asio::steady_timer backoff(ioc);
     for (;;) {
       auto [ec, sock] = co_await acc.async_accept(nothrow);
@@ -241,7 +258,7 @@ struct server::impl {
         sock.close(ignored);
         continue;
       }
-      auto c = std::make_shared<connection>(std::move(sock), metrics_only);
+      auto c = std::make_shared<connection>(std::move(sock), handler);
       open.insert(c);
       asio::co_spawn(ioc, serve(c), asio::detached);
     }
@@ -275,12 +292,10 @@ struct server::impl {
     auto& req = p.get();
     const bool keep_alive = req.keep_alive();
     const bool head_only = req.method() == http::verb::head;
-    http_request call{std::string(req.method_string()), std::string(req.target()),
-                      std::move(req.body())};
-    auto on_pool = call_control(std::move(call), ctl, c.metrics_only);
+    auto on_pool = call_handler(to_call(req), c.handler);
     http_response r =
         co_await asio::co_spawn(calls->get_executor(), std::move(on_pool), asio::use_awaitable);
-    if (r.follow && followers.size() < opts.max_followers) {
+    if (r.follow && r.follow->source && followers.size() < opts.max_followers) {
       // Named, not temporaries in the co_await (GCC 12, see refuse()).
       auto self = c.shared_from_this();
       const event_follow which = *r.follow;
@@ -349,9 +364,8 @@ struct server::impl {
   // One thread blocked on the history for every follower, so an idle
   // follower costs a timer rather than a thread. Its wait is cut into short
   // steps only so that stop() ends it promptly.
-  void start_watcher() {
+  void start_watcher(const history& h) {
     if (watcher.joinable()) return;
-    const history& h = ctl.scale_history();
     watcher = std::jthread([this, &h](const std::stop_token& st) {
       std::uint64_t seen = 0;
       while (!st.stop_requested()) {
@@ -372,7 +386,7 @@ struct server::impl {
   task<void> follow(std::shared_ptr<connection> c, event_follow f) {
     auto me = std::make_shared<follower>(ioc.get_executor());
     followers.insert(me);
-    start_watcher();
+    start_watcher(*f.source);
     if (co_await write_stream_head(*c)) {
       asio::co_spawn(ioc, watch_peer(c, me), asio::detached);
       if (co_await stream_events(*c, *me, f)) co_await write_chunk(*c, {});
@@ -394,7 +408,7 @@ struct server::impl {
 
   // True when the history closed after its every event was sent.
   task<bool> stream_events(connection& c, follower& me, const event_follow& f) {
-    const history& h = ctl.scale_history();
+    const history& h = *f.source;
     std::uint64_t after = f.after_seq;
     // Something at once, a heartbeat if nothing else: the client knows it is
     // following.
@@ -475,7 +489,7 @@ unsigned parse_request(std::string_view raw, std::size_t max_body, http_request&
   }
   auto& req = p.get();
   keep_alive = req.keep_alive();
-  out = {std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+  out = to_call(req);
   return 0;
 }
 
@@ -483,6 +497,9 @@ unsigned parse_request(std::string_view raw, std::size_t max_body, http_request&
 
 server::server(server_options opts, control& c)
     : impl_(std::make_unique<impl>(std::move(opts), c)) {}
+
+server::server(server_options opts, request_handler h)
+    : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}
 
 server::~server() { stop(); }
 
@@ -502,8 +519,8 @@ void server::start() {
   m.ioc.restart();
   m.stopping = false;
   m.calls.emplace(call_threads);
-  if (m.admin_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.admin_acc, false), asio::detached);
-  if (m.metrics_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.metrics_acc, true), asio::detached);
+  if (m.admin_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.admin_acc, m.on_socket), asio::detached);
+  if (m.metrics_acc) asio::co_spawn(m.ioc, m.accept_loop(*m.metrics_acc, m.on_tcp), asio::detached);
   m.running = true;
   m.io_thread = std::thread([&m] { m.ioc.run(); });
 }

@@ -20,6 +20,7 @@
 #include "admin/access_log.hpp"
 #include "admin/api.hpp"
 #include "admin/counting_runtime.hpp"
+#include "admin/dashboard.hpp"
 #include "admin/history.hpp"
 #include "admin/metrics.hpp"
 #include "admin/server.hpp"
@@ -187,6 +188,10 @@ void check_reload(const config::config& running, const config::config& next) {
     spdlog::warn("proxy.access_log takes effect at the next start (the file is reopened now)");
   if (next.admin.socket != running.admin.socket || next.metrics.listen != running.metrics.listen)
     spdlog::warn("admin.socket and metrics.listen take effect at the next start");
+  const auto& nd = next.dashboard;
+  const auto& rd = running.dashboard;
+  if (nd.has_value() != rd.has_value() || (nd && nd->listen != rd->listen))
+    spdlog::warn("dashboard (its section, dashboard.listen) takes effect at the next start");
 }
 
 // The config file, or the exit code when it cannot be read.
@@ -292,7 +297,26 @@ struct daemon_parts {
   admin::history_sampler sampler{
       history, [this] { return scaler.status(); },
       [this](std::string_view service) { return metrics.counts(service); }};
+  std::unique_ptr<admin::dashboard> dashboard;  // start_dashboard(), when configured
 };
+
+// The dashboard, bound once the proxy is (its invoke form sends to the
+// proxy's first plain-HTTP listener); an address it cannot bind stops the start.
+void start_dashboard(const config::config& cfg, daemon_parts& d, admin::control& control) {
+  if (!cfg.dashboard) return;
+  admin::dashboard_sources src;
+  src.info = [info = control.info()] { return info; };  // fixed for the daemon's life
+  src.status = [&d] { return d.scaler.status(); };
+  src.hist = &d.history;
+  src.invoke = [base = admin::invoke_base_url(cfg.proxy.listen, d.proxy.endpoints()),
+                timeout = cfg.proxy.timeouts.response](const admin::dashboard_service& svc,
+                                                       const admin::invoke_call& call) {
+    return admin::invoke_through(base, svc, call, timeout);
+  };
+  d.dashboard = std::make_unique<admin::dashboard>(cfg.dashboard->listen, std::move(src),
+                                                   admin::dashboard_settings_of(cfg));
+  d.dashboard->start();
+}
 
 // proxy.access_log, before the proxy starts; the exit code when the file
 // cannot be opened.
@@ -361,6 +385,9 @@ std::string reload_config(const std::string& path, config::config& cfg, daemon_p
   d.scaler.reload(next);
   d.runner.set_network(next.docker.network);
   reopen_access_log(d);
+  // Tokens, invoke and the services' thresholds change now; a section taken
+  // out leaves the running dashboard as it was (token included) until the restart.
+  if (d.dashboard && next.dashboard) d.dashboard->configure(admin::dashboard_settings_of(next));
   cfg = std::move(next);
   spdlog::info("reloaded: {} service(s)", cfg.services.size());
   return "reloaded " + path + ": " + std::to_string(cfg.services.size()) + " service(s)";
@@ -392,7 +419,8 @@ struct admin_servers {
 // stopping the proxy; one another daemon answers on, and a metrics.listen or
 // proxy.listen that cannot bind, stop the start. All are bound before the
 // scaler touches a container. Returns the exit code when the start failed.
-std::optional<int> start_serving(const config::config& cfg, daemon_parts& d, admin_servers& s) {
+std::optional<int> start_serving(const config::config& cfg, daemon_parts& d, admin_servers& s,
+                                 admin::control& control) {
   if (!cfg.admin.socket.empty()) {
     try {
       s.admin.start();
@@ -410,6 +438,7 @@ std::optional<int> start_serving(const config::config& cfg, daemon_parts& d, adm
     // adopted what runs (its start-up pass removes per-call containers left by
     // a crash, which must not be a call already taken by this daemon).
     d.proxy.listen();
+    start_dashboard(cfg, d, control);
     d.scaler.start();
     d.proxy.start();
   } catch (const dockerapi::error& e) {
@@ -427,6 +456,7 @@ void log_started(const config::config& cfg, daemon_parts& d, admin_servers& s) {
   if (s.admin_up) spdlog::info("admin API on unix://{}", cfg.admin.socket);
   if (!cfg.metrics.listen.empty())
     spdlog::info("metrics on http://{}/metrics", s.metrics.metrics_endpoint());
+  if (d.dashboard) spdlog::info("dashboard on http://{}/", d.dashboard->endpoint());
   for (const auto& svc : cfg.services)
     spdlog::info("service {}: {}{} -> {} (replicas {}..{})", svc.name, svc.route.host,
                  svc.route.path_prefix, svc.image, svc.replicas.min, svc.replicas.max);
@@ -435,6 +465,7 @@ void log_started(const config::config& cfg, daemon_parts& d, admin_servers& s) {
 // Requests in flight finish (up to the response timeout), function calls
 // still running after that are killed, then the scaler stops.
 void stop(const config::config& cfg, const serve_options& opts, daemon_parts& d, admin_servers& s) {
+  if (d.dashboard) d.dashboard->stop();
   s.admin.stop();
   s.metrics.stop();
   d.sampler.stop();
@@ -506,7 +537,7 @@ int serve(const serve_options& opts) {
                          {version_string, docker->api_version(), cfg.docker.host, {}, {}}, reload,
                          d.proxy, cfg.proxy.listen);
   admin_servers servers(cfg, control);
-  if (const auto code = start_serving(cfg, d, servers)) return *code;
+  if (const auto code = start_serving(cfg, d, servers, control)) return *code;
   d.sampler.start();
   log_started(cfg, d, servers);
   sd_notify(0, "READY=1");

@@ -1053,6 +1053,36 @@ void read_admin(reader& r, const YAML::Node& root, config& cfg) {
     r.get_listen(m, "listen", "metrics", cfg.metrics.listen);
 }
 
+// dashboard: listen, invoke, token_file (relative to the config file; read
+// now and at each reload, as auth's token files are).
+void read_dashboard(reader& r, const YAML::Node& root, config& cfg) {
+  const YAML::Node d = root["dashboard"];
+  if (!r.expect_map(d, "dashboard", {"listen", "invoke", "token_file"})) return;
+  dashboard_config c;
+  r.get_listen(d, "listen", "dashboard", c.listen);
+  r.get(d, "invoke", "dashboard", c.invoke);
+  if (d["token_file"].IsDefined()) {
+    r.get(d, "token_file", "dashboard", c.token_file);
+    if (c.token_file.empty()) {
+      r.fail(d["token_file"], "dashboard.token_file", "expected a file name");
+    } else {
+      if (c.token_file.front() != '/' && r.file().find('/') != std::string::npos)
+        c.token_file = r.file().substr(0, r.file().rfind('/') + 1) + c.token_file;
+      if (const auto text =
+              read_auth_file(r, d["token_file"], "dashboard.token_file", c.token_file)) {
+        std::vector<file_problem> problems;
+        c.tokens = parse_token_file(*text, problems);
+        for (const auto& p : problems)
+          r.fail(d["token_file"], "dashboard.token_file",
+                 c.token_file + ":" + std::to_string(p.line) + ": " + p.message);
+        if (problems.empty() && c.tokens.empty())
+          r.fail(d["token_file"], "dashboard.token_file", c.token_file + " has no token");
+      }
+    }
+  }
+  cfg.dashboard = std::move(c);
+}
+
 config read_document(reader& r, const YAML::Node& root) {
   config cfg;
   cfg.docker.host = default_docker_host();
@@ -1060,7 +1090,8 @@ config read_document(reader& r, const YAML::Node& root) {
     r.fail(root, "", "the file is empty");
     return cfg;
   }
-  if (!r.expect_map(root, "", {"instance", "docker", "proxy", "admin", "metrics", "services"}))
+  if (!r.expect_map(root, "",
+                    {"instance", "docker", "proxy", "admin", "metrics", "dashboard", "services"}))
     return cfg;
   check_duplicate_keys(r, root);
   if (auto in = r.scalar(root, "instance", "")) {
@@ -1075,6 +1106,7 @@ config read_document(reader& r, const YAML::Node& root) {
   read_docker(r, root, cfg);
   read_proxy(r, root, cfg);
   read_admin(r, root, cfg);
+  read_dashboard(r, root, cfg);
   const YAML::Node services = root["services"];
   if (services.IsDefined() && !services.IsNull()) {
     if (!services.IsMap()) {

@@ -12,3 +12,15 @@ dockscaler_add_test(NAME test_access_log_e2e SOURCES test_access_log_e2e.cpp
 add_dependencies(test_access_log_e2e dockscaler hello-http dockscaler_echo)
 target_compile_definitions(test_access_log_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
+# The dashboard's API: routing, JSON, the token and Host rules (without
+# sockets), and once on a TCP listener on port 0 (label "net").
+dockscaler_add_test(NAME test_dashboard SOURCES test_dashboard.cpp
+  LIBS dockscaler::admin dockscaler::rapidjson LABELS net)
+# The dashboard end to end: a daemon under load, headless Chromium reading the
+# rendered page (Debian's chromium, installed by scripts/setup).
+dockscaler_add_test(NAME test_dashboard_e2e SOURCES test_dashboard_e2e.cpp
+  LIBS dockscaler::admin dockscaler::dockerapi dockscaler::rapidjson Threads::Threads
+  LABELS docker TIMEOUT 300)
+add_dependencies(test_dashboard_e2e dockscaler hello-http dockscaler_echo)
+target_compile_definitions(test_dashboard_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
+  DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")

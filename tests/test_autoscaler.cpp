@@ -712,7 +712,9 @@ TEST_CASE("reload: a changed spec is replaced rolling, a removed service is drai
         ++added_before;
     CHECK(added_before >= 1);
   }
-  a.reload(config::config{cfg.source, cfg.docker, cfg.proxy, cfg.admin, cfg.metrics, {}});
+  config::config none = cfg;
+  none.services.clear();
+  a.reload(none);
   REQUIRE(eventually([&] { return rt.running("svc").empty(); }));
   REQUIRE(eventually([&] { return j.index_of("unservice svc") >= 0; }));
   CHECK(a.status().empty());

@@ -873,3 +873,40 @@ TEST_CASE("proxy.listen takes one address or a list; https:// ones need proxy.tl
   CHECK(has_problem(ps, "proxy.tls.chain", 2, "unknown key"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("dashboard: listen, invoke and a token file relative to the config file",
+          "[config][dashboard]") {
+  CHECK_FALSE(load_string("services: {}\n", "test.yaml").dashboard);
+  const auto plain = load_string("dashboard: {}\n", "test.yaml");
+  REQUIRE(plain.dashboard);
+  CHECK(plain.dashboard->listen == "127.0.0.1:9465");
+  CHECK_FALSE(plain.dashboard->invoke);
+  CHECK(plain.dashboard->tokens.empty());
+  const temp_file token("# the dashboard's\nsecret-1\n", "dashboard.token");
+  const std::string dir = token.path.substr(0, token.path.rfind('/') + 1);
+  const std::string name = token.path.substr(dir.size());
+  const auto cfg = load_string(
+      "dashboard:\n  listen: 0.0.0.0:9999\n  invoke: true\n  token_file: " + name + "\n",
+      dir + "dockscaler.yaml");
+  REQUIRE(cfg.dashboard);
+  CHECK(cfg.dashboard->listen == "0.0.0.0:9999");
+  CHECK(cfg.dashboard->invoke);
+  CHECK(cfg.dashboard->token_file == token.path);
+  CHECK(cfg.dashboard->tokens == std::vector<std::string>{"secret-1"});
+}
+
+TEST_CASE("dashboard mistakes name file, line and key", "[config][dashboard][errors]") {
+  const temp_file empty("# none yet\n", "dashboard.empty");
+  const auto ps = problems_of(
+      "dashboard:\n  listen: here\n  invoke: maybe\n  colour: red\n"
+      "  token_file: " +
+      empty.path + "\n");
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "dashboard.listen", 2, "expected HOST:PORT"));
+  CHECK(has_problem(ps, "dashboard.invoke", 3, ""));
+  CHECK(has_problem(ps, "dashboard.colour", 4, "unknown key"));
+  CHECK(has_problem(ps, "dashboard.token_file", 5, empty.path + " has no token"));
+  const auto missing = problems_of("dashboard: { token_file: /nonexistent/dashboard.token }\n");
+  CHECK(
+      has_problem(missing, "dashboard.token_file", 1, "cannot read /nonexistent/dashboard.token"));
+}

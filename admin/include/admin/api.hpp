@@ -10,6 +10,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "admin/history.hpp"
@@ -23,11 +25,22 @@ struct http_request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // "/v1/status?x=y"
   std::string body;
+  // Header fields as received, names in lower case (the dashboard's
+  // Authorization, Cookie, Origin, Host, Content-Type).
+  std::vector<std::pair<std::string, std::string>> headers = {};
+
+  // The first field named `lower_name`, or "" when absent.
+  std::string_view header(std::string_view lower_name) const {
+    for (const auto& [k, v] : headers)
+      if (k == lower_name) return v;
+    return {};
+  }
 };
 
 // GET /v1/events?follow=1: which events the server streams (server.hpp).
 struct event_follow {
-  std::string service;  // empty: every service
+  const history* source = nullptr;  // control::scale_history(): outlives the server
+  std::string service;              // empty: every service
   std::uint64_t after_seq = 0;
 };
 
@@ -35,6 +48,7 @@ struct http_response {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // further fields to send
   // Set: no body; the server streams the events of control::scale_history()
   // as NDJSON instead, for as long as the client and the history last.
   std::optional<event_follow> follow{};

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -36,10 +37,17 @@ struct server_options {
   std::chrono::milliseconds heartbeat{15'000};
 };
 
+// Answers one request; runs on the server's call pool, may block (never throws
+// out: a failure is an answer).
+using request_handler = std::function<http_response(const http_request&)>;
+
 class server {
  public:
   // `c` must outlive the server.
   server(server_options opts, control& c);
+  // A TCP listener (opts.metrics_listen; no socket) whose every request goes
+  // to `h`: the dashboard's.
+  server(server_options opts, request_handler h);
   ~server();  // stop()
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -53,7 +61,7 @@ class server {
   // `control` still running and removes the socket file. Idempotent.
   void stop();
 
-  // The metrics listener's actual address ("127.0.0.1:9464"); empty when none.
+  // The TCP listener's actual address ("127.0.0.1:9464"); empty when none.
   std::string metrics_endpoint() const;
 
   struct impl;

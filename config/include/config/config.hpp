@@ -91,6 +91,14 @@ struct metrics_config {
   std::string listen;  // empty: no TCP metrics listener
 };
 
+// dashboard: the web page (docs/operations.md, "Dashboard"); absent: none.
+struct dashboard_config {
+  std::string listen = "127.0.0.1:9465";
+  bool invoke = false;              // POST /api/invoke: try a service from the page
+  std::string token_file;           // as resolved; empty: no token asked
+  std::vector<std::string> tokens;  // read from token_file at load; any of them is accepted
+};
+
 enum class service_mode { http, stdio };
 
 // How a stdio function's calls reach it (docs/functions.md): `default`, one
@@ -271,6 +279,7 @@ struct config {
   proxy_config proxy;
   admin_config admin;
   metrics_config metrics;
+  std::optional<dashboard_config> dashboard;
   std::vector<service_config> services;  // in file order
   // This daemon's identity: its containers carry dockscaler.instance=<instance>,
   // it adopts and removes only those, and one daemon per instance runs on a host.
