@@ -15,3 +15,8 @@ add_dependencies(test_cli_e2e dockscaler hello-http)
 target_compile_definitions(test_cli_e2e PRIVATE DOCKSCALER_BIN="$<TARGET_FILE:dockscaler>"
   DOCKSCALER_HELLO_BIN="$<TARGET_FILE:hello-http>" DOCKSCALER_ECHO_BIN="$<TARGET_FILE:dockscaler_echo>")
 target_link_libraries(test_cli_e2e PRIVATE dockscaler::rapidjson)
+# A newcomer's first hour against the build (scripts/newcomer-walk): the demo's
+# config on ports of its own, invoke, status, a scale and its event, the
+# dashboard, a broken then a good reload.
+add_test(NAME test_newcomer_walk COMMAND ${PROJECT_SOURCE_DIR}/scripts/newcomer-walk ${PROJECT_BINARY_DIR})
+set_tests_properties(test_newcomer_walk PROPERTIES LABELS docker TIMEOUT 600)
