@@ -24,7 +24,7 @@ bool page_shows(browser& b, const std::string& expression, const std::string& wa
 TEST_CASE("the dashboard under load: token, services, charts with points, an invoke answered",
           "[e2e][docker][dashboard]") {
   {
-    INFO("Chromium is needed (scripts/setup installs Debian's chromium)");
+    INFO("Chromium is needed (scripts/test installs Debian's chromium: scripts/setup chromium)");
     REQUIRE_FALSE(chromium_binary().empty());
   }
 
