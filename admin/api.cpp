@@ -468,4 +468,16 @@ http_response handle(const http_request& req, control& c, bool metrics_only) {
   }
 }
 
+std::optional<proxy_listener> request_listener(const std::vector<proxy_listener>& listeners) {
+  const proxy_listener* pick = nullptr;
+  for (const char* scheme : {"http", "https"})
+    for (const auto& l : listeners)
+      if (!pick && l.scheme == scheme) pick = &l;
+  if (!pick) return std::nullopt;
+  proxy_listener out = *pick;
+  if (out.address.starts_with("0.0.0.0:")) out.address = "127.0.0.1" + out.address.substr(7);
+  if (out.address.starts_with("[::]:")) out.address = "[::1]" + out.address.substr(4);
+  return out;
+}
+
 }  // namespace dockscaler::admin

@@ -70,19 +70,9 @@ std::string url_of(const std::string& base, const dashboard_service& s, const st
 
 }  // namespace
 
-std::string invoke_base_url(const std::vector<std::string>& listen,
-                            const std::vector<std::string>& bound) {
-  std::size_t pick = listen.size();
-  for (std::size_t i = 0; i < listen.size() && pick == listen.size(); ++i)
-    if (listen[i].find("://") == std::string::npos) pick = i;
-  for (std::size_t i = 0; i < listen.size() && pick == listen.size(); ++i)
-    if (listen[i].starts_with("https://")) pick = i;
-  if (pick >= listen.size() || pick >= bound.size()) return {};
-  std::string addr = bound[pick];
-  // A wildcard listener answers on loopback too.
-  if (addr.starts_with("0.0.0.0:")) addr = "127.0.0.1" + addr.substr(7);
-  if (addr.starts_with("[::]:")) addr = "[::1]" + addr.substr(4);
-  return (listen[pick].starts_with("https://") ? "https://" : "http://") + addr;
+std::string invoke_base_url(const std::vector<proxy_listener>& listeners) {
+  const auto l = request_listener(listeners);
+  return l ? l->scheme + "://" + l->address : std::string();
 }
 
 invoke_answer invoke_through(const std::string& base_url, const dashboard_service& service,

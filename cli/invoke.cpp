@@ -12,6 +12,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "admin/api.hpp"
 #include "admin/client.hpp"
 #include "app.hpp"
 #include "commands.hpp"
@@ -30,34 +31,17 @@ std::string member(const rapidjson::Value& v, const char* key) {
   return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
 }
 
-// Where to send the request: a plain listener, else a TLS one; a wildcard
-// address is reached on loopback.
-struct proxy_target {
-  std::string scheme, address;  // "http", "127.0.0.1:8080"
-};
-
-std::string reachable(std::string address) {
-  if (address.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1" + address.substr(7);
-  if (address.rfind("[::]:", 0) == 0) return "[::1]" + address.substr(4);
-  return address;
-}
-
-proxy_target pick_listener(const rapidjson::Value& status) {
-  proxy_target plain, tls;
+// Where to send the request: the listener the daemon's status names that
+// admin::request_listener picks (plain, else TLS; a wildcard on loopback).
+admin::proxy_listener pick_listener(const rapidjson::Value& status) {
+  std::vector<admin::proxy_listener> all;
   auto p = status.FindMember("proxy");
   if (p != status.MemberEnd() && p->value.IsObject())
     if (auto ls = p->value.FindMember("listeners");
         ls != p->value.MemberEnd() && ls->value.IsArray())
-      for (const auto& l : ls->value.GetArray()) {
-        if (!l.IsObject()) continue;
-        const std::string scheme = member(l, "scheme");
-        if (scheme == "http" && plain.address.empty())
-          plain = {scheme, reachable(member(l, "address"))};
-        if (scheme == "https" && tls.address.empty())
-          tls = {scheme, reachable(member(l, "address"))};
-      }
-  if (!plain.address.empty()) return plain;
-  if (!tls.address.empty()) return tls;
+      for (const auto& l : ls->value.GetArray())
+        if (l.IsObject()) all.push_back({member(l, "scheme"), member(l, "address")});
+  if (auto l = admin::request_listener(all)) return *l;
   throw std::runtime_error(
       "the daemon names no proxy listener to send the request to (an older daemon?)");
 }
@@ -102,7 +86,7 @@ bool has_header(const std::vector<std::string>& headers, const std::string& name
 // The call, from the options and the daemon's status.
 admin::http_call build_call(const po::variables_map& vm, const rapidjson::Value& status,
                             const std::string& service) {
-  const proxy_target to = pick_listener(status);
+  const admin::proxy_listener to = pick_listener(status);
   const rapidjson::Value& svc = find_service(status, service);
   std::string host, prefix = "/";
   if (auto r = svc.FindMember("route"); r != svc.MemberEnd() && r->value.IsObject()) {

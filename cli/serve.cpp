@@ -308,7 +308,7 @@ void start_dashboard(const config::config& cfg, daemon_parts& d, admin::control&
   src.info = [info = control.info()] { return info; };  // fixed for the daemon's life
   src.status = [&d] { return d.scaler.status(); };
   src.hist = &d.history;
-  src.invoke = [base = admin::invoke_base_url(cfg.proxy.listen, d.proxy.endpoints()),
+  src.invoke = [base = admin::invoke_base_url(control.info().proxy_listeners),
                 timeout = cfg.proxy.timeouts.response](const admin::dashboard_service& svc,
                                                        const admin::invoke_call& call) {
     return admin::invoke_through(base, svc, call, timeout);

@@ -277,13 +277,13 @@ TEST_CASE("without a token only loopback-safe Host names are served (no DNS rebi
 }
 
 TEST_CASE("invoke goes to the first plain-HTTP listener, at its bound address", "[dashboard]") {
-  using v = std::vector<std::string>;
-  CHECK(admin::invoke_base_url(v{"127.0.0.1:0"}, v{"127.0.0.1:41234"}) == "http://127.0.0.1:41234");
-  CHECK(admin::invoke_base_url(v{"https://0.0.0.0:443", "0.0.0.0:80"},
-                               v{"0.0.0.0:443", "0.0.0.0:80"}) == "http://127.0.0.1:80");
-  CHECK(admin::invoke_base_url(v{"redirect://[::]:80", "https://[::]:443"},
-                               v{"[::]:80", "[::]:443"}) == "https://[::1]:443");
-  CHECK(admin::invoke_base_url(v{}, v{}).empty());
+  using v = std::vector<admin::proxy_listener>;
+  CHECK(admin::invoke_base_url(v{{"http", "127.0.0.1:41234"}}) == "http://127.0.0.1:41234");
+  CHECK(admin::invoke_base_url(v{{"https", "0.0.0.0:443"}, {"http", "0.0.0.0:80"}}) ==
+        "http://127.0.0.1:80");
+  CHECK(admin::invoke_base_url(v{{"redirect", "[::]:80"}, {"https", "[::]:443"}}) ==
+        "https://[::1]:443");
+  CHECK(admin::invoke_base_url(v{}).empty());
 }
 
 namespace {

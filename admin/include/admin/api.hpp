@@ -69,6 +69,12 @@ struct proxy_listener {
   std::string scheme;   // "http", "https", or "redirect" (plain HTTP answering 308 to https)
   std::string address;  // bound "HOST:PORT" ("0.0.0.0:8080", "[::1]:8443")
 };
+// The listener a client sends a service's request to: the first plain-HTTP
+// one, else the first https:// one (a redirect listener only answers 308),
+// its wildcard address (0.0.0.0, [::]) reached on loopback. None: nullopt.
+// `dockscaler invoke` and the dashboard's invoke form both choose by it.
+std::optional<proxy_listener> request_listener(const std::vector<proxy_listener>& listeners);
+
 struct service_route {
   std::string host;  // empty: any Host
   std::string path_prefix;

@@ -88,12 +88,10 @@ class dashboard_api {
   dashboard_settings settings_;  // guarded by mu_
 };
 
-// The base URL the invoke form's requests go to: the first plain-HTTP
-// listener of proxy.listen (`listen`, as configured), at the address it is
-// bound to (`bound`, the same order), a wildcard one reached on loopback;
-// else the first https:// one. Empty when there is none.
-std::string invoke_base_url(const std::vector<std::string>& listen,
-                            const std::vector<std::string>& bound);
+// The base URL the invoke form's requests go to: the listener
+// request_listener() picks among the proxy's bound ones (daemon_info's).
+// Empty when there is none.
+std::string invoke_base_url(const std::vector<proxy_listener>& listeners);
 
 // Sends `call` to `base_url` + the service's route prefix + call.path (Host:
 // the route's host when it has one), with libcurl, under `timeout`. Never
