@@ -16,7 +16,7 @@ dockscaler_add_test(NAME test_lb_outcome SOURCES test_lb_outcome.cpp LIBS docksc
 dockscaler_add_test(NAME test_lb_rate_limiter SOURCES test_lb_rate_limiter.cpp LIBS dockscaler::lb)
 dockscaler_add_test(NAME test_lb_admission SOURCES test_lb_admission.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
 dockscaler_add_test(NAME test_lb_auth SOURCES test_lb_auth.cpp LIBS dockscaler::lb ${LIBCRYPT_LIBRARY})
-dockscaler_add_test(NAME test_lb_tunnel SOURCES test_lb_tunnel.cpp LIBS dockscaler::lb LABELS net TIMEOUT 300)
+dockscaler_add_test(NAME test_lb_tunnel SOURCES test_lb_tunnel.cpp LIBS dockscaler::lb OpenSSL::SSL LABELS net TIMEOUT 300)
 # WebSocket through the daemon to the ws-echo image on the real engine.
 dockscaler_add_test(NAME test_tunnel_e2e SOURCES test_tunnel_e2e.cpp
   LIBS dockscaler::admin dockscaler::dockerapi Threads::Threads LABELS docker TIMEOUT 600)

@@ -1,8 +1,14 @@
 // The proxy's TLS listeners against real clients: curl with the test's own
 // CA, a keep-alive HTTPS connection that outlives a certificate swap while
 // new connections get the new certificate, SNI, a body both ways, and plain
-// HTTP sent to the TLS port. Certificates are made by the openssl CLI.
+// HTTP sent to the TLS port; a reader too slow for the answer, requests
+// pipelined as several records in one segment, a client that resets its
+// connection mid-answer. Certificates are made by the openssl CLI.
 #include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <boost/asio/ssl.hpp>
 
@@ -10,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lb/proxy.hpp"
 #include "tests/test_lb_support.hpp"
@@ -25,12 +32,16 @@ namespace {
 // certificate for `name` against the test's CA.
 class tls_client {
  public:
-  tls_client(std::uint16_t port, const std::string& name, const std::string& ca)
+  // `rcvbuf`: a receive buffer this small (0: the system's), so the
+  // proxy's writes to a client that reads meet a full socket again and again.
+  tls_client(std::uint16_t port, const std::string& name, const std::string& ca, int rcvbuf = 0)
       : name_(name), stream_(ioc_, ctx_) {
     ctx_.load_verify_file(ca);
     stream_.set_verify_mode(ssl::verify_peer);
     stream_.set_verify_callback(ssl::host_name_verification(name));
     SSL_set_tlsext_host_name(stream_.native_handle(), name.c_str());
+    stream_.next_layer().open(tcp::v4());
+    if (rcvbuf > 0) stream_.next_layer().set_option(tcp::socket::receive_buffer_size(rcvbuf));
     stream_.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     set_socket_timeout(stream_.next_layer(), 15s);
     stream_.handshake(ssl::stream_base::client);
@@ -48,6 +59,39 @@ class tls_client {
     p.body_limit(boost::none);
     http::read(stream_, buf_, p);
     return p.release();
+  }
+  // GET requests for `targets`, each its own TLS record, all in one TCP
+  // segment (corked), then their answers in order.
+  std::vector<http::response<http::string_body>> pipelined(
+      const std::vector<std::string>& targets) {
+    const int fd = stream_.next_layer().native_handle();
+    int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    for (const auto& t : targets)
+      asio::write(stream_, asio::buffer("GET " + t + " HTTP/1.1\r\nHost: " + name_ + "\r\n\r\n"));
+    int off = 0;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    std::vector<http::response<http::string_body>> out;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      http::response<http::string_body> r;
+      http::read(stream_, buf_, r);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+  // Sends a request and reads `n` bytes of its answer, no more.
+  void start(const std::string& target, std::size_t n) {
+    asio::write(stream_,
+                asio::buffer("GET " + target + " HTTP/1.1\r\nHost: " + name_ + "\r\n\r\n"));
+    std::string got(n, '\0');
+    asio::read(stream_, asio::buffer(got));
+  }
+  // Closes the socket without a close_notify: with a reset, or with a FIN
+  // (unread data then makes the kernel answer the proxy's next write with a
+  // reset, and a write after that fails with EPIPE).
+  void vanish(bool reset) {
+    if (reset) stream_.next_layer().set_option(asio::socket_base::linger(true, 0));
+    stream_.next_layer().close();
   }
   // The subject CN of the certificate the proxy showed.
   std::string peer_cn() {
@@ -214,4 +258,45 @@ TEST_CASE("a redirect listener needs an https:// listener beside it", "[lb][tls]
   proxy_options o;
   o.listen = {"redirect://127.0.0.1:0"};
   CHECK_THROWS_WITH(proxy(o), Catch::Contains("needs an https:// listener"));
+}
+
+TEST_CASE(
+    "a TLS client reading slowly gets a large answer whole; pipelined records are each answered",
+    "[lb][tls][net]") {
+  tls_proxy t;
+  // A 4 KiB receive window: the proxy's writes find the socket full many
+  // times over, and each must go on with exactly the bytes it had offered.
+  tls_client slow(t.tls_port(), "a.test", t.ca.ca_file(), 4096);
+  for (const std::size_t size : {3'000'000UL, 70'001UL}) {
+    const auto r = slow.request(http::verb::get, "/big/" + std::to_string(size));
+    REQUIRE(r.body().size() == size);
+    bool pattern = true;
+    for (std::size_t i = 0; i < size && pattern; ++i)
+      pattern = r.body()[i] == static_cast<char>('a' + i % 26);
+    CHECK(pattern);
+  }
+  // Three requests as three records in one segment: the proxy reads them
+  // all at once, and must answer the second and third from what it holds
+  // rather than wait for the socket to say more arrived.
+  tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
+  const auto answers = c.pipelined({"/p1", "/p2", "/p3"});
+  REQUIRE(answers.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(answers[i].result_int() == 200);
+    CHECK(answers[i]["X-Seen-Target"] == "/p" + std::to_string(i + 1));
+  }
+}
+
+TEST_CASE("a TLS client that goes away mid-answer: the proxy serves on", "[lb][tls][net]") {
+  tls_proxy t;
+  for (int i = 0; i < 6; ++i) {
+    tls_client gone(t.tls_port(), "a.test", t.ca.ca_file(), 4096);
+    gone.start("/big/20000000", 100'000);  // the proxy is still writing the rest
+    gone.vanish(i % 2 == 0);
+  }
+  // The writes into the reset connections failed (with SIGPIPE, had it not
+  // been ignored: this process would be gone); the slots came back.
+  CHECK(eventually([&] { return t.p->snapshot("svc").in_flight == 0; }));
+  tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(c.request(http::verb::get, "/x").result_int() == 200);
 }

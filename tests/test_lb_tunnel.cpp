@@ -2,19 +2,23 @@
 // with real sockets: a WebSocket echo backend on port 0 and Beast WebSocket
 // clients. The tunnel relays both ways in order, holds its slot unless told
 // not to, ends when either side closes or goes, at tunnel_idle, at a drain's
-// timeout and at stop(); a service may turn upgrades off.
+// timeout and at stop(); a service may turn upgrades off; over TLS (wss)
+// as over plain HTTP.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <future>
 
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "examples/ws-echo/ws_echo.hpp"
 #include "lb/proxy.hpp"
 #include "tests/test_lb_support.hpp"
+#include "tests/test_tls_support.hpp"
 
 using namespace dockscaler::lb;
 using namespace lbtest;
@@ -133,6 +137,46 @@ TEST_CASE("a WebSocket tunnel echoes 1,000 messages each way in order and holds 
   // The connection of a tunnel is never pooled: the next request opens another.
   CHECK(get_status(r.p.port(), "/plain") == 200);
   CHECK(r.be.server.connections == 2);
+}
+
+TEST_CASE("a WebSocket tunnel over TLS (wss) echoes 1,000 messages each way and a large one",
+          "[lb][net][tunnel][tls]") {
+  tlstest::test_ca ca;
+  const auto leaf = ca.issue("ws", "ws.test", "DNS:ws.test");
+  proxy_options po = tunnel_options();
+  po.listen = {"https://127.0.0.1:0"};
+  po.tls = tls_store::load({{leaf.cert, leaf.key}});
+  tunnel_rig r(ws_service(), po);
+  namespace ssl = asio::ssl;
+  asio::io_context ioc;
+  ssl::context ctx{ssl::context::tls_client};
+  ctx.load_verify_file(ca.ca_file());
+  websocket::stream<ssl::stream<tcp::socket>> ws{ioc, ctx};
+  ws.next_layer().set_verify_mode(ssl::verify_peer);
+  ws.next_layer().set_verify_callback(ssl::host_name_verification("ws.test"));
+  SSL_set_tlsext_host_name(ws.next_layer().native_handle(), "ws.test");
+  auto& sock = beast::get_lowest_layer(ws);
+  sock.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), r.p.port()));
+  set_socket_timeout(sock, 30s);
+  ws.next_layer().handshake(ssl::stream_base::client);
+  ws.handshake("ws.test", "/chat");
+  REQUIRE(eventually([&] { return r.snap().tunnels == 1; }));
+  for (int i = 0; i < 1000; ++i) ws.write(asio::buffer("message " + std::to_string(i)));
+  for (int i = 0; i < 1000; ++i) {
+    beast::flat_buffer b;
+    ws.read(b);
+    REQUIRE(beast::buffers_to_string(b.data()) == "message " + std::to_string(i));
+  }
+  // Larger than a TLS record many times over, both ways.
+  std::string big(1'000'003, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  ws.binary(true);
+  ws.write(asio::buffer(big));
+  beast::flat_buffer b;
+  ws.read(b);
+  CHECK(beast::buffers_to_string(b.data()) == big);
+  ws.close(websocket::close_code::normal);
+  CHECK(eventually([&] { return r.snap().tunnels == 0 && r.snap().in_flight == 0; }));
 }
 
 TEST_CASE("hold_slot false hands the slot back once the 101 is relayed", "[lb][net][tunnel]") {

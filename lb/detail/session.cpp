@@ -235,22 +235,20 @@ task<bool> session::start_tls() {
   if (!ssl) co_return false;
   tls.emplace(sock, ssl);
   const deadline_scope dl(*this, opts().timeouts.header, sock);
-  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
-  co_return !ec;
+  co_return !co_await tls->handshake();
 }
 
 task<void> session::lingering_close() {
   error_code ig;
+  const deadline_scope dl(*this, std::chrono::milliseconds(2000), sock);
+  if (tls) co_await tls->close_notify();  // TLS's own end of what we sent, before the FIN
   sock.shutdown(socket_t::shutdown_send, ig);
-  {
-    const deadline_scope dl(*this, std::chrono::milliseconds(2000), sock);
-    std::size_t total = 0;
-    char sink[2048];
-    while (total < 1024 * 1024) {
-      auto [ec, n] = co_await sock.async_read_some(asio::buffer(sink), nothrow);
-      if (ec) break;
-      total += n;
-    }
+  std::size_t total = 0;
+  char sink[2048];
+  while (total < 1024 * 1024) {
+    auto [ec, n] = co_await sock.async_read_some(asio::buffer(sink), nothrow);
+    if (ec) break;
+    total += n;
   }
   sock.close(ig);
 }

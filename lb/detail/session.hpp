@@ -18,7 +18,6 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -27,6 +26,7 @@
 
 #include "http_rules.hpp"
 #include "proxy_impl.hpp"
+#include "tls_channel.hpp"
 #include "waiters.hpp"
 
 namespace dockscaler::lb::detail {
@@ -39,8 +39,6 @@ using res_parser = http::response_parser<http::buffer_body, field_allocator<char
 using request = http::request<http::buffer_body, fields>;
 
 inline constexpr std::size_t max_tries = 4;  // backends tried for one request on connect failure
-// A TLS client connection: the session's socket under OpenSSL (Asio's SSL stream).
-using tls_stream = asio::ssl::stream<socket_t&>;
 inline constexpr unsigned char tls_handshake_record = 0x16;  // what a TLS client sends first
 
 // The deadline of the socket operations awaited within this scope: `d` from
@@ -162,10 +160,7 @@ struct session : session_base {
   const bool on_tls;                       // accepted by a TLS listener
   const bool on_redirect;                  // accepted by a redirect listener
   std::shared_ptr<const tls_store> certs;  // its certificates, kept for the connection
-  std::optional<tls_stream> tls;           // set by the handshake: all client I/O goes through it
-  static constexpr std::size_t tls_gather_size =
-      16 * 1024 + 512;                 // a record, and a head beside a chunk
-  std::unique_ptr<char[]> tls_gather;  // write_rest over TLS, made at its first use
+  std::optional<tls_channel> tls;          // set by start_tls: all client I/O goes through it
   beast::flat_buffer buf;
   timer_t queue_timer;
   std::shared_ptr<queue_waiter> waiter_;
@@ -211,14 +206,15 @@ struct session : session_base {
     if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
     return ec;
   }
-  // Over TLS the bytes are encrypted first, by the asynchronous write.
+  // Over TLS: what the socket takes at once, encrypted (whole records).
   template <class Buffers>
-  static error_code write_now(tls_stream&, const Buffers&, std::size_t& n) {
-    n = 0;
-    return {};
+  static error_code write_now(tls_channel& s, const Buffers& b, std::size_t& n) {
+    error_code ec;
+    s.write_now(b, n, ec);
+    return ec;
   }
   static socket_t& lowest(socket_t& s) { return s; }
-  static socket_t& lowest(tls_stream& s) { return s.next_layer(); }
+  static socket_t& lowest(tls_channel& s) { return s.next_layer(); }
   // The rest of `b` after its first `skip` bytes, within `timeout`.
   template <class Stream, class Buffers>
   task<error_code> write_rest(Stream& s, const Buffers& b, std::size_t skip,
@@ -229,27 +225,6 @@ struct session : session_base {
     auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
     co_return ec;
   }
-  // Over TLS: Asio's SSL stream encrypts one buffer of a sequence per write,
-  // each its own record and send, so a head and its body would go out as two
-  // of each. A sequence up to a record's size is gathered into one buffer first.
-  template <class Buffers>
-  task<error_code> write_rest(tls_stream& s, const Buffers& b, std::size_t skip,
-                              std::chrono::milliseconds timeout) {
-    beast::buffers_suffix<Buffers> rest(b);
-    rest.consume(skip);
-    const deadline_scope dl(*this, timeout, lowest(s));
-    const std::size_t total = asio::buffer_size(rest);
-    if (total > tls_gather_size ||
-        std::next(asio::buffer_sequence_begin(rest)) == asio::buffer_sequence_end(rest)) {
-      auto [ec, n] = co_await asio::async_write(s, rest, nothrow);
-      co_return ec;
-    }
-    if (!tls_gather) tls_gather = std::make_unique<char[]>(tls_gather_size);
-    const auto one = asio::buffer(tls_gather.get(), total);
-    asio::buffer_copy(one, rest);
-    auto [ec, n] = co_await asio::async_write(s, one, nothrow);
-    co_return ec;
-  }
   // What the client sent next (through TLS when it has it).
   template <class Buffers>
   auto client_read(const Buffers& b) {
@@ -258,10 +233,11 @@ struct session : session_base {
   // All of `b` to the client, within `timeout`.
   template <class Buffers>
   task<error_code> client_write(const Buffers& b, std::chrono::milliseconds timeout) {
-    if (tls) co_return co_await write_rest(*tls, b, 0, timeout);
     std::size_t n = 0;
-    const auto ec = write_now(sock, b, n);
+    const auto ec = tls ? write_now(*tls, b, n) : write_now(sock, b, n);
     if (ec || n == asio::buffer_size(b)) co_return ec;
+    // (if, not ?: : GCC 12 miscompiles co_await in a conditional expression)
+    if (tls) co_return co_await write_rest(*tls, b, n, timeout);
     co_return co_await write_rest(sock, b, n, timeout);
   }
 
@@ -428,7 +404,7 @@ struct session : session_base {
   // failed, tunnel_idle passed without a byte, or a drain cut it.
   task<void> tunnel(const request_state& rq);
   // One direction: `pre` (bytes its parser read past the head) first.
-  template <class From, class To>  // socket_t or tls_stream
+  template <class From, class To>  // socket_t or tls_channel
   task<void> pump(From& from, beast::flat_buffer& pre, To& to);
 
   // ---- an in-process handler (session_call.cpp) ----

@@ -4,6 +4,8 @@
 // backend connection, both ways, until both sides closed, either failed, no
 // byte passed for timeouts.tunnel_idle, or a drain's timeout cut it. Bytes
 // are relayed as they come: the proxy does not parse what is tunnelled.
+#include <type_traits>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
@@ -53,7 +55,7 @@ task<void> session::tunnel(const request_state& rq) {
   timed_out = false;
   deadline = clock::now() + opts().timeouts.tunnel_idle;
   using namespace asio::experimental::awaitable_operators;
-  if (tls) {  // one read and one write at a time each way: what Asio's SSL stream allows
+  if (tls) {  // one read and one write at a time each way, as on a socket
     co_await (pump(*tls, buf, up->sock) && pump(up->sock, up->buf, *tls));
   } else {
     co_await (pump(sock, buf, up->sock) && pump(up->sock, up->buf, sock));
@@ -81,8 +83,10 @@ task<void> session::pump(From& from, beast::flat_buffer& pre, To& to) {
     auto [ec, n] =
         co_await from.async_read_some(asio::buffer(chunk.buf.get(), relay_chunk_size), nothrow);
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      // Over TLS the client is told first (close_notify), then the FIN.
+      if constexpr (std::is_same_v<To, tls_channel>) co_await to.close_notify();
       error_code ig;
-      lowest(to).shutdown(socket_t::shutdown_send, ig);  // over TLS: no close_notify, a FIN
+      lowest(to).shutdown(socket_t::shutdown_send, ig);
       co_return;
     }
     if (ec) {

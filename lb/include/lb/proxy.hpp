@@ -122,7 +122,9 @@ struct proxy_options {
   // "host:port", "[v6]:port" (port 0 = any); "https://host:port" is a TLS
   // listener (needs `tls`).
   std::vector<std::string> listen{"127.0.0.1:8080"};
-  // The certificates of the TLS listeners; set_tls() replaces them.
+  // The certificates of the TLS listeners; set_tls() replaces them. Once
+  // a TLS connection is accepted, SIGPIPE is ignored in the process unless
+  // the program handles it (OpenSSL writes sockets with write(2)).
   std::shared_ptr<const tls_store> tls;
   unsigned threads = 1;                             // I/O threads, each with its own io_context
   std::size_t max_header_bytes = 16 * 1024;         // request line + headers (431 above)
