@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -87,10 +89,14 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 int on_server_name(SSL* ssl, int*, void* arg);
 
-// OpenSSL's own words for a missing file are "system library"; ours name it.
+// OpenSSL's own words for a missing file are "system library"; ours name it
+// and say why. (The config checks this too, with the file's line; this is
+// for the moment of loading: a reload may find a file gone since.)
 void must_read(const std::string& path, const char* what) {
   std::FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) throw std::runtime_error(std::string("cannot read the TLS ") + what + " " + path);
+  if (!f)
+    throw std::runtime_error(std::string("cannot read the TLS ") + what + " " + path + ": " +
+                             std::strerror(errno));
   std::fclose(f);
 }
 

@@ -139,9 +139,11 @@ TEST_CASE("TLS certificates that cannot be used are errors naming the file", "[l
   const auto b = ca.issue("b", "b.test");
   CHECK(load_error({}) == "no TLS certificate given");
   CHECK(load_error({{(ca.dir / "none.pem").string(), a.key}}) ==
-        "cannot read the TLS certificate " + (ca.dir / "none.pem").string());
+        "cannot read the TLS certificate " + (ca.dir / "none.pem").string() +
+            ": No such file or directory");
   CHECK(load_error({{a.cert, (ca.dir / "none.key").string()}}) ==
-        "cannot read the TLS key " + (ca.dir / "none.key").string());
+        "cannot read the TLS key " + (ca.dir / "none.key").string() +
+            ": No such file or directory");
   const std::string mismatch = load_error({{a.cert, b.key}});
   CHECK_THAT(mismatch, Catch::StartsWith("the TLS key " + b.key +
                                          " does not belong to the certificate " + a.cert));

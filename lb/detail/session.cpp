@@ -89,6 +89,7 @@ task<void> session::serve() {
     }
     if (policy_) set_policy(nullptr);  // the proxy's rules until the request is routed
     req.emplace();
+    client_key_.reset();
     req->header_limit(
         static_cast<std::uint32_t>(std::min<std::size_t>(opts().max_header_bytes, UINT32_MAX)));
     parse_body_limit = w.owner.max_body_any.load(std::memory_order_relaxed);

@@ -192,7 +192,9 @@ struct session : session_base {
   const proxy_options* opts_;
   std::shared_ptr<const service_policy> policy_;  // of the current (or last) request's service
   std::uint64_t parse_body_limit = 0;             // the parser's body limit before routing
-  mutable std::string client_key_;                // client_address()'s, when from X-Forwarded-For
+  // client_address() of the current request, once asked (the rate limit and
+  // the access log both ask); cleared when the next head is read.
+  mutable std::optional<std::string> client_key_;
 
   // Writes what the socket takes at once without waiting (its user-level
   // non-blocking mode is on): most heads and small bodies fit the socket
@@ -306,6 +308,8 @@ struct session : session_base {
   // prints it: the peer, or for a trusted peer the last address in
   // X-Forwarded-For that is not a trusted proxy.
   std::string_view client_address() const;
+  // The last X-Forwarded-For address that is not a trusted proxy; empty: none.
+  std::string forwarded_client() const;
   // A free slot at once (an empty lease when the request must queue).
   slot_lease try_admit(request_state& rq);
   // A slot after a wait in the queue; the ending when refused.

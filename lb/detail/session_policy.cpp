@@ -98,6 +98,11 @@ task<std::optional<ending>> session::check_auth(const request_state& rq) {
 
 std::string_view session::client_address() const {
   if (!trusted || !req) return client_ip;
+  if (!client_key_) client_key_ = forwarded_client();
+  return client_key_->empty() ? std::string_view(client_ip) : std::string_view(*client_key_);
+}
+
+std::string session::forwarded_client() const {
   // Every X-Forwarded-For field in order, as one list: the client is the
   // last address that is not one of our trusted proxies.
   std::string all;
@@ -116,10 +121,9 @@ std::string_view session::client_address() const {
     error_code ec;
     const auto addr = asio::ip::make_address(hop, ec);
     if (!ec && peer_trusted(addr)) continue;
-    client_key_.assign(hop);
-    return client_key_;
+    return std::string(hop);
   }
-  return client_ip;
+  return {};
 }
 
 }  // namespace dockscaler::lb::detail
