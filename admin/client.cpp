@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -131,14 +132,41 @@ reply request(const std::string& address, const std::string& method, const std::
 
 namespace {
 
+// An answer's body as it arrives: kept up to `cap` (0: all), then counted
+// and dropped up to max_read.
+struct capped_body {
+  static constexpr std::size_t max_read = 16 * 1024 * 1024;
+  http_answer& a;
+  std::size_t cap;
+  std::size_t total = 0;
+
+  bool overran() const { return total > max_read; }
+  static std::size_t take(char* data, std::size_t size, std::size_t n, void* self) {
+    auto& s = *static_cast<capped_body*>(self);
+    const std::size_t len = size * n;
+    s.total += len;
+    if (s.cap == 0) {
+      s.a.body.append(data, len);
+      return len;
+    }
+    if (s.overran()) return 0;  // ends the transfer
+    const std::size_t room = s.cap - std::min(s.cap, s.a.body.size());
+    s.a.body.append(data, std::min(room, len));
+    if (len > room) s.a.truncated = true;
+    return len;
+  }
+};
+
 // The TCP request's options; `headers` must outlive the transfer.
-void prepare_tcp(CURL* h, const http_call& c, slist_ptr& headers, http_answer& a) {
+void prepare_tcp(CURL* h, const http_call& c, slist_ptr& headers, capped_body& body,
+                 http_answer& a) {
   curl_easy_setopt(h, CURLOPT_URL, c.url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never an http_proxy from the environment
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout.count()));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &a.body);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &capped_body::take);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &append_body);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &a.head);
   if (!c.verify_tls) {
@@ -165,12 +193,14 @@ http_answer send(const http_call& c) {
   slist_ptr headers(nullptr, &curl_slist_free_all);
   slist_ptr connect_to(nullptr, &curl_slist_free_all);
   http_answer a;
-  prepare_tcp(h.get(), c, headers, a);
+  capped_body body{a, c.max_body};
+  prepare_tcp(h.get(), c, headers, body, a);
   if (!c.connect_to.empty()) {
     add_header(connect_to, c.connect_to.c_str());
     curl_easy_setopt(h.get(), CURLOPT_CONNECT_TO, connect_to.get());
   }
-  if (const CURLcode rc = curl_easy_perform(h.get()); rc != CURLE_OK) fail(h.get(), rc, c.url);
+  const CURLcode rc = curl_easy_perform(h.get());
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && body.overran())) fail(h.get(), rc, c.url);
   long status = 0;
   curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &status);
   a.status = static_cast<unsigned>(status);
@@ -178,6 +208,27 @@ http_answer send(const http_call& c) {
   curl_easy_getinfo(h.get(), CURLINFO_TOTAL_TIME_T, &took);
   a.took = std::chrono::microseconds(took);
   return a;
+}
+
+std::vector<std::pair<std::string, std::string>> header_fields(std::string_view head) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!head.empty()) {
+    const auto eol = head.find('\n');
+    std::string_view line = head.substr(0, eol);
+    head = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 1);
+    if (line.starts_with("HTTP/")) out.clear();  // an interim answer's, then the final one's
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    std::string name(line.substr(0, colon));
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    out.emplace_back(std::move(name), std::string(value));
+  }
+  return out;
 }
 
 std::string error_message(const reply& r) {

@@ -10,6 +10,9 @@
 #include <rapidjson/document.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <thread>
+
 #include "admin/dashboard.hpp"
 
 using namespace std::chrono_literals;
@@ -344,4 +347,70 @@ TEST_CASE("the dashboard served on TCP: header fields reach the API and its answ
   CHECK_THROWS_WITH(second.start(),
                     Catch::Contains("dashboard: cannot listen on") && Catch::Contains("in use"));
   dash.stop();
+}
+
+namespace {
+
+// A one-shot HTTP server on 127.0.0.1:0: answers the first request with
+// `answer` and keeps what it received.
+struct one_shot_server {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::uint16_t port = 0;
+  std::string received;
+  std::thread t;
+
+  explicit one_shot_server(std::string answer) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd, 1);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    t = std::thread([this, answer = std::move(answer)] {
+      const int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      ssize_t n;
+      while (received.find("\r\n\r\n") == std::string::npos &&
+             (n = ::recv(c, buf, sizeof buf, 0)) > 0)
+        received.append(buf, static_cast<size_t>(n));
+      ::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ::close(c);
+    });
+  }
+  ~one_shot_server() {
+    ::shutdown(fd, SHUT_RDWR);
+    t.join();
+    ::close(fd);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("invoke_through: the answer's status, fields and body, cut at max_invoke_body",
+          "[dashboard][net]") {
+  const std::string body(admin::max_invoke_body + 1000, 'z');
+  one_shot_server srv("HTTP/1.1 200 OK\r\nX-Fn:  hello \r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  admin::dashboard_service svc;
+  svc.host = "fn.example";
+  svc.path_prefix = "/fn/";
+  admin::invoke_call call;
+  call.path = "/x";
+  const auto a =
+      admin::invoke_through("http://127.0.0.1:" + std::to_string(srv.port), svc, call, 10s);
+  CHECK(a.error.empty());
+  CHECK(a.status == 200);
+  CHECK(a.body.size() == admin::max_invoke_body);
+  CHECK(a.truncated);
+  CHECK(std::find(a.headers.begin(), a.headers.end(),
+                  std::pair<std::string, std::string>("x-fn", "hello")) != a.headers.end());
+  CHECK(srv.received.starts_with("GET /fn/x HTTP/1.1\r\n"));
+  CHECK(srv.received.find("\r\nHost: fn.example\r\n") != std::string::npos);
+  // Nothing listening: no status, and the error says where it tried.
+  const auto gone = admin::invoke_through("http://127.0.0.1:1", svc, call, 5s);
+  CHECK(gone.status == 0);
+  CHECK_THAT(gone.error, Catch::Contains("127.0.0.1:1"));
 }

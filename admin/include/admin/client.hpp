@@ -4,11 +4,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dockscaler::admin {
@@ -45,14 +47,23 @@ struct http_call {
   std::optional<std::string> body;
   bool verify_tls = true;  // https: check the certificate and its name
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  // Keep at most this many bytes of the answer's body (0: all of it). The
+  // rest is still read, so the server sees a whole exchange, up to 16 MiB;
+  // beyond that the transfer ends there, and the answer is kept all the same.
+  std::size_t max_body = 0;
 };
 
 struct http_answer {
   unsigned status = 0;
   std::string head;  // status line and header fields, as received (CRLF endings)
   std::string body;
+  bool truncated = false;            // the body was cut at http_call::max_body
   std::chrono::microseconds took{};  // from the start of the connect to the last byte
 };
+
+// The header fields of the final response in `head` (an interim 100's are
+// dropped), names lower-cased, values trimmed, in order.
+std::vector<std::pair<std::string, std::string>> header_fields(std::string_view head);
 
 // Sends `c` and reads the whole answer. Throws unreachable when nothing
 // answers (refused, reset, timed out), std::runtime_error for a TLS peer that
