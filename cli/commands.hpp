@@ -5,6 +5,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ int cmd_invoke(const globals& g, const std::vector<std::string>& args);
 
 // --admin, as every command that talks to the daemon takes it.
 void add_common(boost::program_options::options_description& opts, const globals& g);
+
+// Runs `call`, a request to the daemon at `address`, with the errors every
+// command reports: unreachable_error (exit 3) with a hint when nothing
+// answers, usage_error for an address that is not unix://.
+admin::reply reach_daemon(const std::string& address, const std::function<admin::reply()>& call);
 
 // One Admin API request, any status. Throws unreachable_error (exit 3) when
 // nothing answers, usage_error for an address that is not unix://.

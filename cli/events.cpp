@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,19 +104,9 @@ std::string query_escape(const std::string& s) {
   return out;
 }
 
-// Runs an Admin API call, with the errors as the other commands report them.
-template <class F>
-admin::reply reach(const std::string& address, F&& call) {
-  admin::reply r;
-  try {
-    r = call();
-  } catch (const admin::unreachable& e) {
-    throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() +
-                            "; is `dockscaler serve` running? (admin socket " +
-                            admin::socket_path_of(address) + "; see --admin)");
-  } catch (const std::invalid_argument& e) {
-    throw usage_error(e.what());
-  }
+// The daemon's answer to `call`; an error status is the daemon's message (exit 1).
+admin::reply reach(const std::string& address, const std::function<admin::reply()>& call) {
+  admin::reply r = reach_daemon(address, call);
   if (r.status != 200) throw std::runtime_error(admin::error_message(r));
   return r;
 }

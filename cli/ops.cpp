@@ -45,16 +45,20 @@ std::string socket_hint(const std::string& admin) {
 
 }  // namespace
 
-admin::reply admin_call(const std::string& address, const std::string& method,
-                        const std::string& target, const std::string& body) {
+admin::reply reach_daemon(const std::string& address, const std::function<admin::reply()>& call) {
   try {
-    return admin::request(address, method, target, body);
+    return call();
   } catch (const admin::unreachable& e) {
     throw unreachable_error(std::string("cannot reach the daemon: ") + e.what() + "; " +
                             socket_hint(address));
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
+}
+
+admin::reply admin_call(const std::string& address, const std::string& method,
+                        const std::string& target, const std::string& body) {
+  return reach_daemon(address, [&] { return admin::request(address, method, target, body); });
 }
 
 namespace {
