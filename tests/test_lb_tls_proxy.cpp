@@ -117,10 +117,12 @@ struct tls_proxy {
   backend be{"b1"};
   std::unique_ptr<proxy> p;
 
-  tls_proxy() {
+  // `header`: timeouts.header, the handshake's deadline too (0: the default).
+  explicit tls_proxy(std::chrono::milliseconds header = {}) {
     proxy_options o;
     o.listen = {"https://127.0.0.1:0", "127.0.0.1:0"};
     o.threads = 2;
+    if (header.count() > 0) o.timeouts.header = header;
     o.tls = tls_store::load({{a.cert, a.key}, {b.cert, b.key}});
     p = std::make_unique<proxy>(o);
     service_options s;
@@ -299,4 +301,19 @@ TEST_CASE("a TLS client that goes away mid-answer: the proxy serves on", "[lb][t
   CHECK(eventually([&] { return t.p->snapshot("svc").in_flight == 0; }));
   tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
   CHECK(c.request(http::verb::get, "/x").result_int() == 200);
+}
+
+TEST_CASE("a TLS handshake that stalls is closed at timeouts.header; others are served meanwhile",
+          "[lb][tls][net]") {
+  tls_proxy t(1500ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  asio::io_context ioc;
+  tcp::socket stalled(ioc);
+  stalled.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), t.tls_port()));
+  asio::write(stalled, asio::buffer("\x16\x03\x01\x02\x00", 5));  // a ClientHello's record header
+  tls_client c(t.tls_port(), "a.test", t.ca.ca_file());
+  CHECK(c.request(http::verb::get, "/x").result_int() == 200);
+  const auto r = read_until_eof(stalled, 10s);
+  CHECK((r.eof || r.reset));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 1s);  // not before its deadline
 }
