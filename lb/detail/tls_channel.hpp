@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <memory>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -114,8 +115,11 @@ class tls_channel {
       self.complete(ec, n);
       return;
     }
+    // Back through the operation itself (its operator() with n completes
+    // it), so the post uses the awaiting coroutine's recycled memory rather
+    // than a heap allocation per read that found its bytes at once.
     auto ex = self.get_executor();
-    asio::post(ex, [s = std::move(self), ec, n]() mutable { s.complete(ec, n); });
+    asio::post(ex, asio::append(std::move(self), ec, n));
   }
   // Resumes `self` (moved from) once the socket is ready for `w`.
   template <class Self>
@@ -129,6 +133,10 @@ class tls_channel {
     tls_channel& c;
     MutableBuffers b;
     bool waited = false;
+    template <class Self>
+    void operator()(Self& self, error_code ec, std::size_t n) {
+      self.complete(ec, n);  // finish()'s post
+    }
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
       std::size_t n = 0;
@@ -153,6 +161,10 @@ class tls_channel {
     tls_channel& c;
     ConstBuffers b;
     bool waited = false;
+    template <class Self>
+    void operator()(Self& self, error_code ec, std::size_t n) {
+      self.complete(ec, n);  // finish()'s post
+    }
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
       std::size_t n = 0;
