@@ -65,6 +65,14 @@ class tls_channel {
   // the connection failed (eof: the client's close_notify;
   // ssl::error::stream_truncated: its TCP close without one).
   want read_now(asio::mutable_buffer b, std::size_t& n, error_code& ec);
+  // read_now into the first non-empty buffer of a sequence (none: 0 bytes).
+  template <class MutableBuffers>
+  want read_now(const MutableBuffers& b, std::size_t& n, error_code& ec) {
+    n = 0;
+    for (auto it = asio::buffer_sequence_begin(b); it != asio::buffer_sequence_end(b); ++it)
+      if (asio::mutable_buffer one(*it); one.size() > 0) return read_now(one, n, ec);
+    return want::nothing;
+  }
   // As much of `b` as the socket takes now (whole records): `n` bytes, and
   // when not all, what the rest waits for. After a wait the same bytes must
   // be offered again (OpenSSL's rule for a write it could not finish).
@@ -97,12 +105,12 @@ class tls_channel {
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& b, Token&& token) {
     return asio::async_compose<Token, void(error_code, std::size_t)>(
-        read_op<MutableBuffers>{*this, b}, token, sock_);
+        io_op<MutableBuffers, &tls_channel::read_now<MutableBuffers>>{*this, b}, token, sock_);
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& b, Token&& token) {
     return asio::async_compose<Token, void(error_code, std::size_t)>(
-        write_op<ConstBuffers>{*this, b}, token, sock_);
+        io_op<ConstBuffers, &tls_channel::write_now<ConstBuffers>>{*this, b}, token, sock_);
   }
 
  private:
@@ -128,10 +136,13 @@ class tls_channel {
                      std::move(self));
   }
 
-  template <class MutableBuffers>
-  struct read_op {
+  // A read or write of `b` (Attempt: read_now or write_now): tried at once,
+  // then again each time the socket is ready for what OpenSSL waits on,
+  // until some bytes moved or it failed.
+  template <class Buffers, auto Attempt>
+  struct io_op {
     tls_channel& c;
-    MutableBuffers b;
+    Buffers b;
     bool waited = false;
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t n) {
@@ -141,35 +152,7 @@ class tls_channel {
     void operator()(Self& self, error_code ec = {}) {
       std::size_t n = 0;
       if (!ec) {
-        auto it = asio::buffer_sequence_begin(b);
-        const auto end = asio::buffer_sequence_end(b);
-        while (it != end && asio::mutable_buffer(*it).size() == 0) ++it;
-        if (it != end) {
-          const want w = c.read_now(*it, n, ec);
-          if (!ec && w != want::nothing) {
-            waited = true;
-            c.wait_for(w, self);
-            return;
-          }
-        }
-      }
-      finish(self, waited, ec, n);
-    }
-  };
-  template <class ConstBuffers>
-  struct write_op {
-    tls_channel& c;
-    ConstBuffers b;
-    bool waited = false;
-    template <class Self>
-    void operator()(Self& self, error_code ec, std::size_t n) {
-      self.complete(ec, n);  // finish()'s post
-    }
-    template <class Self>
-    void operator()(Self& self, error_code ec = {}) {
-      std::size_t n = 0;
-      if (!ec) {
-        const want w = c.write_now(b, n, ec);
+        const want w = (c.*Attempt)(b, n, ec);
         if (!ec && n == 0 && w != want::nothing) {
           waited = true;
           c.wait_for(w, self);
