@@ -210,6 +210,15 @@ http_answer send(const http_call& c) {
   return a;
 }
 
+bool has_field(const std::vector<std::string>& lines, std::string_view lower_name) {
+  for (const auto& h : lines)
+    if (h.size() > lower_name.size() && h[lower_name.size()] == ':' &&
+        std::equal(lower_name.begin(), lower_name.end(), h.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+      return true;
+  return false;
+}
+
 std::vector<std::pair<std::string, std::string>> header_fields(std::string_view head) {
   std::vector<std::pair<std::string, std::string>> out;
   while (!head.empty()) {

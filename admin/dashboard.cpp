@@ -3,7 +3,6 @@
 // own proxy by admin::send, as `dockscaler invoke` sends them.
 #include "admin/dashboard.hpp"
 
-#include <cctype>
 #include <exception>
 #include <string>
 #include <utility>
@@ -37,14 +36,9 @@ invoke_answer invoke_through(const std::string& base_url, const dashboard_servic
   http_call c;
   c.url = url_of(base_url, service, call.path);
   c.method = call.method;
-  bool has_host = false;
-  for (const auto& [k, v] : call.headers) {
-    c.headers.push_back(k + ": " + v);
-    std::string name = k;
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    has_host |= name == "host";
-  }
-  if (!service.host.empty() && !has_host) c.headers.push_back("Host: " + service.host);
+  for (const auto& [k, v] : call.headers) c.headers.push_back(k + ": " + v);
+  if (!service.host.empty() && !has_field(c.headers, "host"))
+    c.headers.push_back("Host: " + service.host);
   if (!call.body.empty() || (call.method != "GET" && call.method != "HEAD")) c.body = call.body;
   c.verify_tls = false;  // our own listener, reached by address: its certificate names the services
   c.timeout = timeout;

@@ -4,8 +4,6 @@
 // body goes to stdout, curl-like, and its status decides the exit code.
 #include <rapidjson/document.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -74,15 +72,6 @@ std::string read_data(const std::string& data) {
   return s.str();
 }
 
-bool has_header(const std::vector<std::string>& headers, const std::string& name) {
-  for (const auto& h : headers)
-    if (h.size() > name.size() && h[name.size()] == ':' &&
-        std::equal(name.begin(), name.end(), h.begin(),
-                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
-      return true;
-  return false;
-}
-
 // The call, from the options and the daemon's status.
 admin::http_call build_call(const po::variables_map& vm, const rapidjson::Value& status,
                             const std::string& service) {
@@ -110,7 +99,7 @@ admin::http_call build_call(const po::variables_map& vm, const rapidjson::Value&
   if (vm.count("data")) {
     c.body = read_data(vm["data"].as<std::string>());
     c.method = "POST";
-    if (!has_header(c.headers, "content-type"))
+    if (!admin::has_field(c.headers, "content-type"))
       c.headers.push_back("Content-Type: application/octet-stream");
   }
   if (vm.count("request")) c.method = vm["request"].as<std::string>();

@@ -61,6 +61,10 @@ struct http_answer {
   std::chrono::microseconds took{};  // from the start of the connect to the last byte
 };
 
+// Whether `lines` ("Name: value", as http_call::headers) has a field named
+// `lower_name` (lower case; compared case-insensitively).
+bool has_field(const std::vector<std::string>& lines, std::string_view lower_name);
+
 // The header fields of the final response in `head` (an interim 100's are
 // dropped), names lower-cased, values trimmed, in order.
 std::vector<std::pair<std::string, std::string>> header_fields(std::string_view head);
